@@ -1,0 +1,186 @@
+import numpy as np
+import keras
+import pytest
+import tensorflow as tf
+
+from tests.helpers import assert_compiles, assert_config_round_trip, assert_saving_round_trip, run_under_policy
+from tfllm.layers import CausalSelfAttention
+
+B, T, D, H = 2, 5, 8, 2
+
+
+def inputs(length=T, seed=0):
+    return np.random.default_rng(seed).normal(size=(B, length, D)).astype("float32")  # (B, T, D)
+
+
+def attention_with_fixed_weights(**kwargs):
+    layer = CausalSelfAttention(num_heads=H, **kwargs)
+    layer.build((None, None, D))
+    rng = np.random.default_rng(42)
+    layer.set_weights([rng.normal(scale=0.5, size=w.shape).astype("float32") for w in layer.weights])
+    return layer
+
+
+def numpy_causal_attention(x, weights, num_heads, padding_mask=None):
+    """softmax(Q K^T / sqrt(Dh)) V per head over keys s <= t, written with explicit loops over heads."""
+    wq, bq, wk, bk, wv, bv, wo, bo = weights
+    length, head_dim = x.shape[1], wq.shape[-1]
+    allowed = np.tril(np.ones((length, length), bool))[None]  # (1, T, S)
+    if padding_mask is not None:
+        allowed = allowed & padding_mask.astype(bool)[:, None, :]  # (B, T, S)
+    output = np.zeros_like(x) + bo
+    for h in range(num_heads):
+        q, k, v = (x @ w[:, h] + b[h] for w, b in ((wq, bq), (wk, bk), (wv, bv)))  # (B, T, Dh)
+        scores = np.where(allowed, q @ k.transpose(0, 2, 1) / np.sqrt(head_dim), -np.inf)  # (B, T, S)
+        probabilities = np.exp(scores - scores.max(-1, keepdims=True))
+        probabilities /= probabilities.sum(-1, keepdims=True)
+        output += (probabilities @ v) @ wo[h]
+    return output
+
+
+def test_matches_numpy_reference():
+    layer = attention_with_fixed_weights()
+    x = inputs()
+    want = numpy_causal_attention(x, layer.get_weights(), H)
+    np.testing.assert_allclose(np.asarray(layer(x)), want, atol=1e-5)
+
+
+def test_matches_numpy_reference_with_padding_mask():
+    layer = attention_with_fixed_weights()
+    x = inputs()
+    # Padding in the middle, so every query still has a real key to attend to.
+    padding_mask = np.array([[1, 1, 1, 1, 1], [1, 0, 1, 0, 1]])
+    want = numpy_causal_attention(x, layer.get_weights(), H, padding_mask)
+    np.testing.assert_allclose(np.asarray(layer(x, padding_mask=padding_mask)), want, atol=1e-5)
+
+
+def test_weights_interchange_with_keras_multi_head_attention():
+    x = inputs()
+    keras_attention = keras.layers.MultiHeadAttention(num_heads=H, key_dim=D // H)
+    keras_attention(x, x)
+    ours = CausalSelfAttention(num_heads=H)
+    ours.build(x.shape)
+    assert [w.shape for w in ours.weights] == [w.shape for w in keras_attention.weights]
+    ours.set_weights(keras_attention.get_weights())
+    want = keras_attention(x, x, use_causal_mask=True)
+    np.testing.assert_allclose(np.asarray(ours(x)), np.asarray(want), atol=1e-5)
+    padding_mask = np.array([[1, 1, 1, 1, 1], [1, 0, 1, 1, 0]])
+    want = keras_attention(x, x, attention_mask=padding_mask[:, None, :].astype(bool), use_causal_mask=True)
+    np.testing.assert_allclose(np.asarray(ours(x, padding_mask=padding_mask)), np.asarray(want), atol=1e-5)
+
+
+@pytest.mark.parametrize("rotary", [False, True])
+def test_is_causal(rotary):
+    layer = CausalSelfAttention(num_heads=H, rotary=rotary)
+    x = inputs()
+    changed = x.copy()
+    changed[:, 3:] += 1.0  # change positions 3 and 4 only
+    before, after = np.asarray(layer(x)), np.asarray(layer(changed))
+    np.testing.assert_allclose(after[:, :3], before[:, :3], atol=1e-6)
+    assert np.abs(after[:, 3:] - before[:, 3:]).min() > 1e-4
+
+
+def test_padded_keys_are_ignored():
+    layer = CausalSelfAttention(num_heads=H)
+    x = inputs()
+    padding_mask = np.array([[0, 0, 1, 1, 1]] * B)  # left padding
+    changed = x.copy()
+    changed[:, :2] = 7.0
+    before = np.asarray(layer(x, padding_mask=padding_mask))
+    after = np.asarray(layer(changed, padding_mask=padding_mask))
+    np.testing.assert_allclose(after[:, 2:], before[:, 2:], atol=1e-6)
+    # Without the mask the padded positions do reach the real ones, so the check above is not vacuous.
+    assert not np.allclose(np.asarray(layer(changed))[:, 2:], np.asarray(layer(x))[:, 2:], atol=1e-4)
+    assert np.isfinite(after).all()
+
+
+@pytest.mark.parametrize("rotary", [False, True])
+def test_cached_decoding_equals_full_pass(rotary):
+    layer = CausalSelfAttention(num_heads=H, rotary=rotary)
+    x = inputs(length=6)
+    full = np.asarray(layer(x))
+    cache = layer.initial_cache(batch_size=B, max_length=8)  # two slots stay empty
+    assert cache.shape == (B, 2, 8, H, D // H)
+    prompt, cache = layer(x[:, :3], cache=cache, cache_index=0)
+    steps = [prompt]
+    for t in range(3, 6):
+        step, cache = layer(x[:, t : t + 1], cache=cache, cache_index=tf.constant(t))
+        steps.append(step)
+    np.testing.assert_allclose(np.concatenate(steps, axis=1), full, atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(cache)[:, :, 6:], 0.0)
+    if not rotary:
+        np.testing.assert_allclose(np.asarray(cache)[:, 0, :6], np.asarray(layer.key_dense(x)), atol=1e-6)
+        np.testing.assert_allclose(np.asarray(cache)[:, 1, :6], np.asarray(layer.value_dense(x)), atol=1e-6)
+
+
+def test_cached_prefill_respects_padding_mask():
+    layer = CausalSelfAttention(num_heads=H)
+    x = inputs()
+    padding_mask = np.array([[0, 1, 1, 1, 1], [0, 0, 1, 1, 1]])
+    want = np.asarray(layer(x, padding_mask=padding_mask))
+    cache_mask = np.concatenate([padding_mask, np.ones((B, 3), "int32")], axis=1)  # (B, S_max)
+    got, _ = layer(x, cache=layer.initial_cache(B, 8), cache_index=0, padding_mask=cache_mask)
+    # Outputs at padded query positions are unspecified; compare the real ones.
+    np.testing.assert_allclose(np.asarray(got)[:, 2:], want[:, 2:], atol=1e-5)
+    np.testing.assert_allclose(np.asarray(got)[0, 1], want[0, 1], atol=1e-5)
+
+
+@pytest.mark.parametrize("rotary", [False, True])
+def test_compiles_with_and_without_cache(rotary):
+    layer = CausalSelfAttention(num_heads=H, rotary=rotary)
+    x = inputs()
+    assert_compiles(lambda x: layer(x), x)
+    cache = np.asarray(layer(x[:, :4], cache=layer.initial_cache(B, 6), cache_index=0)[1])
+    step = lambda x_t, cache, index: layer(x_t, cache=cache, cache_index=index)  # noqa: E731
+    assert_compiles(step, x[:, 4:5], cache, tf.constant(4))
+
+
+def test_dropout_only_in_training():
+    layer = CausalSelfAttention(num_heads=H, dropout=0.5)
+    x = inputs()
+    np.testing.assert_array_equal(np.asarray(layer(x)), np.asarray(layer(x, training=False)))
+    assert not np.allclose(np.asarray(layer(x, training=True)), np.asarray(layer(x)))
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision(policy):
+    x = inputs()
+    layer, got = run_under_policy(policy, lambda: CausalSelfAttention(num_heads=H), x)
+    assert keras.backend.standardize_dtype(got.dtype) == layer.compute_dtype
+    assert layer.query_dense.kernel.dtype == "float32"
+    want = numpy_causal_attention(x, layer.get_weights(), H)
+    np.testing.assert_allclose(np.asarray(tf.cast(got, "float32")), want, atol=0.1)
+    cache = layer.initial_cache(B, 6)
+    assert keras.backend.standardize_dtype(cache.dtype) == layer.compute_dtype
+    step, cache = layer(x[:, :1], cache=cache, cache_index=0)
+    assert np.isfinite(np.asarray(tf.cast(step, "float32"))).all()
+
+
+def test_explicit_key_dim_need_not_divide_hidden_size():
+    layer = CausalSelfAttention(num_heads=4, key_dim=3)
+    x = np.ones((1, 2, 10), "float32")
+    assert layer(x).shape == (1, 2, 10)
+    assert layer.query_dense.kernel.shape == (10, 4, 3)
+
+
+def test_config_and_saving_round_trip(tmp_path):
+    assert_config_round_trip(CausalSelfAttention(num_heads=H, key_dim=3, dropout=0.1, use_bias=False, rotary=True))
+    x = keras.Input((T, D))
+    model = keras.Model(x, CausalSelfAttention(num_heads=H, rotary=True)(x))
+    assert_saving_round_trip(model, inputs(), str(tmp_path / "attention.keras"))
+
+
+def test_bad_arguments_name_the_value():
+    with pytest.raises(ValueError, match="num_heads=0"):
+        CausalSelfAttention(num_heads=0)
+    with pytest.raises(ValueError, match="dropout=1.5"):
+        CausalSelfAttention(num_heads=2, dropout=1.5)
+    with pytest.raises(ValueError, match="key_dim=0"):
+        CausalSelfAttention(num_heads=2, key_dim=0)
+    with pytest.raises(ValueError, match="hidden_dim=10 is not divisible by num_heads=4"):
+        CausalSelfAttention(num_heads=4)(np.ones((1, 2, 10), "float32"))
+    layer = CausalSelfAttention(num_heads=2)
+    with pytest.raises(ValueError, match="initial_cache"):
+        layer.initial_cache(1, 4)
+    with pytest.raises(ValueError, match="cache_index is required"):
+        layer(inputs(), cache=np.zeros((B, 2, 8, 2, 4), "float32"))

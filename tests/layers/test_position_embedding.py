@@ -1,0 +1,59 @@
+import numpy as np
+import keras
+import pytest
+import tensorflow as tf
+
+from tests.helpers import assert_compiles, assert_config_round_trip, assert_saving_round_trip, run_under_policy
+from tfllm.layers import PositionEmbedding
+
+
+def token_vectors(batch=2, length=5, dim=4):
+    return np.random.default_rng(0).normal(size=(batch, length, dim)).astype("float32")  # (B, T, D)
+
+
+def test_returns_the_rows_of_the_requested_positions():
+    layer = PositionEmbedding(max_sequence_length=8)
+    x = token_vectors()
+    full = np.asarray(layer(x))
+    table = layer.embeddings.numpy()  # (8, D)
+    assert full.shape == (2, 5, 4)
+    np.testing.assert_array_equal(full, np.broadcast_to(table[:5], (2, 5, 4)))
+    shifted = np.asarray(layer(x[:, :2], start_index=6))  # positions 6, 7: the last two rows
+    np.testing.assert_array_equal(shifted, np.broadcast_to(table[6:8], (2, 2, 4)))
+
+
+def test_constant_initializer():
+    layer = PositionEmbedding(max_sequence_length=3, initializer="ones")
+    np.testing.assert_array_equal(np.asarray(layer(token_vectors(length=3))), np.ones((2, 3, 4)))
+
+
+def test_compiles_with_tensor_start_index():
+    layer = PositionEmbedding(max_sequence_length=8)
+    assert_compiles(lambda x, start: layer(x, start_index=start), token_vectors(length=1), tf.constant(4))
+    got = tf.function(lambda x, start: layer(x, start_index=start), jit_compile=True)(token_vectors(length=1), 4)
+    np.testing.assert_array_equal(np.asarray(got)[0, 0], layer.embeddings.numpy()[4])
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_outputs_compute_dtype(policy):
+    layer, got = run_under_policy(policy, lambda: PositionEmbedding(8), token_vectors())
+    assert keras.backend.standardize_dtype(got.dtype) == layer.compute_dtype
+    assert layer.embeddings.dtype == "float32"
+    assert np.isfinite(np.asarray(tf.cast(got, "float32"))).all()
+
+
+def test_config_and_saving_round_trip(tmp_path):
+    assert_config_round_trip(PositionEmbedding(max_sequence_length=8, initializer="ones"))
+    inputs = keras.Input((5, 4))
+    model = keras.Model(inputs, inputs + PositionEmbedding(max_sequence_length=8)(inputs))
+    assert_saving_round_trip(model, token_vectors(), str(tmp_path / "positions.keras"))
+
+
+def test_bad_arguments_name_the_value():
+    with pytest.raises(ValueError, match="max_sequence_length=0"):
+        PositionEmbedding(max_sequence_length=0)
+    with pytest.raises(ValueError, match="sequence_length=5 is longer than max_sequence_length=4"):
+        PositionEmbedding(max_sequence_length=4)(token_vectors(length=5))
+    layer = PositionEmbedding(max_sequence_length=4)
+    with pytest.raises(ValueError, match="start_index=3 .* runs past max_sequence_length=4"):
+        layer(token_vectors(length=2), start_index=3)

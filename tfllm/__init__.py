@@ -1,0 +1,7 @@
+"""tfllm: language models in TensorFlow 2 and Keras 3.
+
+The simple recurrent cell ``h_t = tanh(W x_t + U h_{t-1} + b)``, the LSTM and the Transformer, carried through the
+whole life of a language model: text, tokens, pretraining, fine-tuning, evaluation, generation and export.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,177 @@
+"""Causal multi-head self-attention with an optional key/value cache for incremental decoding."""
+
+import math
+
+import keras
+from keras import ops
+
+from tfllm.layers.checks import require_divisible, require_positive_int, require_rate
+from tfllm.layers.initializers import clone_initializer
+from tfllm.layers.rotary_embedding import RotaryEmbedding
+
+# Added to the scores of hidden keys. Finite, so a query whose keys are all hidden gets a uniform softmax, not NaN.
+_HIDDEN_SCORE = -1e9
+
+
+@keras.saving.register_keras_serializable(package="tfllm")
+class CausalSelfAttention(keras.layers.Layer):
+    """Multi-head self-attention in which each position sees only itself and earlier positions.
+
+    `softmax(Q K^T / sqrt(Dh) + mask) V` per head, with Q = x Wq, K = x Wk, V = x Wv and the heads joined by Wo.
+    The projection weights have the layout of `keras.layers.MultiHeadAttention`: kernels `query`, `key`, `value`
+    (D, H, Dh) with biases (H, Dh), and `attention_output` kernel (H, Dh, D) with bias (D,), in that order, so
+    `set_weights(keras_mha.get_weights())` gives the same outputs as `keras_mha(x, x, use_causal_mask=True)`.
+    The softmax runs in float32 under mixed precision, where float16 scores overflow and bfloat16 rounds small
+    probabilities away.
+
+    For generation, a key/value cache (B, 2, S_max, H, Dh) holds the keys (`cache[:, 0]`) and values (`cache[:, 1]`)
+    of every position written so far. A call with `cache` and `cache_index` writes the keys and values of its T new
+    positions at `cache_index .. cache_index + T - 1` and attends over all S_max slots, hiding slots after each
+    query's own position, so unfilled slots are never seen. All shapes stay static, which is what
+    `tf.function(jit_compile=True)` needs. `initial_cache` builds an empty cache.
+
+    Args:
+        num_heads: positive int, H.
+        key_dim: positive int, the size Dh of each head; default `hidden_dim // num_heads`, which then requires
+            the hidden size D to be divisible by `num_heads`.
+        dropout: rate in [0, 1) of dropout on the attention probabilities during training.
+        use_bias: bool, whether the four projections have biases.
+        rotary: bool, whether to apply `RotaryEmbedding` to queries and keys (positions are then relative, and the
+            model needs no learned position embedding).
+        kernel_initializer: initializer of the four projection kernels; biases start at zero.
+        **kwargs: standard `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        inputs: float tensor (B, T, D).
+        cache: optional float tensor (B, 2, S_max, H, Dh), the keys and values of earlier positions.
+        cache_index: int or scalar int tensor, the absolute position of the first of the T inputs; required with
+            `cache`.
+        padding_mask: optional (B, S) tensor, 1/True for real tokens and 0/False for padding, with S = T without a
+            cache and S = S_max with one. Padded positions are never attended to; the outputs at padded query
+            positions are unspecified.
+        training: bool, whether dropout is active.
+
+    Returns:
+        Without `cache`: the output (B, T, D). With `cache`: a tuple `(output, new_cache)`, where `new_cache` has the
+        shape of `cache` and holds the new keys and values too.
+
+    Example:
+
+    ```python
+    import numpy as np
+    attention = CausalSelfAttention(num_heads=2)
+    x = np.random.rand(1, 4, 8).astype("float32")  # (B, T, D)
+    y = attention(x)  # (1, 4, 8)
+    # The same numbers, one position at a time through a cache of 6 slots.
+    cache = attention.initial_cache(batch_size=1, max_length=6)  # (1, 2, 6, 2, 4)
+    for t in range(4):
+        y_t, cache = attention(x[:, t : t + 1], cache=cache, cache_index=t)  # (1, 1, 8)
+    ```
+    """
+
+    def __init__(
+        self,
+        num_heads,
+        key_dim=None,
+        dropout=0.0,
+        use_bias=True,
+        rotary=False,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.num_heads = require_positive_int("num_heads", num_heads)
+        self.key_dim = None if key_dim is None else require_positive_int("key_dim", key_dim)
+        self.dropout = require_rate("dropout", dropout)
+        self.use_bias = bool(use_bias)
+        self.rotary = bool(rotary)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self._head_dim = self.key_dim
+
+    def build(self, input_shape):
+        hidden_dim = input_shape[-1]
+        if self.key_dim is None:
+            require_divisible("hidden_dim", hidden_dim, "num_heads", self.num_heads)
+            self._head_dim = hidden_dim // self.num_heads
+        heads_shape = (*input_shape[:-1], self.num_heads, self._head_dim)
+        # Wq, Wk, Wv: (D, H, Dh), named like keras.layers.MultiHeadAttention's sublayers.
+        per_head = (None, self.num_heads, self._head_dim)
+        self.query_dense = self._projection("btd,dhk->bthk", per_head, "hk", "query")
+        self.key_dense = self._projection("btd,dhk->bthk", per_head, "hk", "key")
+        self.value_dense = self._projection("btd,dhk->bthk", per_head, "hk", "value")
+        # Wo: (H, Dh, D), joins the heads back into the hidden size.
+        self.output_dense = self._projection("bthk,hkd->btd", (None, hidden_dim), "d", "attention_output")
+        for dense in (self.query_dense, self.key_dense, self.value_dense):
+            dense.build(input_shape)
+        self.output_dense.build(heads_shape)
+        if self.rotary:
+            self.rotary_embedding = RotaryEmbedding(dtype=self.dtype_policy, name="rotary_embedding")
+            self.rotary_embedding.build(heads_shape)
+        self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy, name="attention_dropout")
+        super().build(input_shape)
+
+    def _projection(self, equation, output_shape, bias_axes, name):
+        return keras.layers.EinsumDense(
+            equation,
+            output_shape=output_shape,
+            bias_axes=bias_axes if self.use_bias else None,
+            kernel_initializer=clone_initializer(self.kernel_initializer),
+            dtype=self.dtype_policy,
+            name=name,
+        )
+
+    def initial_cache(self, batch_size, max_length, dtype=None):
+        """Returns an empty key/value cache, zeros of shape (batch_size, 2, max_length, H, Dh)."""
+        if self._head_dim is None:
+            raise ValueError(
+                f"{self.name} does not know its head size yet: call it on an input or build it before initial_cache."
+            )
+        shape = (batch_size, 2, max_length, self.num_heads, self._head_dim)
+        return ops.zeros(shape, dtype=dtype or self.compute_dtype)
+
+    def call(self, inputs, cache=None, cache_index=None, padding_mask=None, training=None):
+        if cache is not None and cache_index is None:
+            raise ValueError("cache_index is required when a cache is given: the position of the first new token.")
+        start_index = 0 if cache is None else ops.cast(cache_index, "int32")
+        query = self.query_dense(inputs)  # (B, T, H, Dh)
+        key = self.key_dense(inputs)  # (B, T, H, Dh)
+        value = self.value_dense(inputs)  # (B, T, H, Dh)
+        if self.rotary:
+            query = self.rotary_embedding(query, start_index=start_index)
+            key = self.rotary_embedding(key, start_index=start_index)
+        if cache is not None:
+            new_keys_and_values = ops.stack([key, value], axis=1)  # (B, 2, T, H, Dh)
+            cache = ops.slice_update(cache, [0, 0, start_index, 0, 0], new_keys_and_values)  # (B, 2, S_max, H, Dh)
+            key, value = cache[:, 0], cache[:, 1]  # (B, S_max, H, Dh)
+
+        # Scaling the queries before the product keeps float16 scores in range.
+        query = query * ops.cast(1.0 / math.sqrt(self._head_dim), query.dtype)
+        scores = ops.einsum("bthk,bshk->bhts", query, key)  # (B, H, T, S)
+        mask = self._attention_mask(ops.shape(query)[1], ops.shape(key)[1], start_index, padding_mask)
+        scores = ops.where(mask, ops.cast(scores, "float32"), _HIDDEN_SCORE)
+        probabilities = ops.cast(ops.softmax(scores, axis=-1), self.compute_dtype)  # (B, H, T, S)
+        probabilities = self.dropout_layer(probabilities, training=training)
+        context = ops.einsum("bhts,bshk->bthk", probabilities, value)  # (B, T, H, Dh)
+        output = self.output_dense(context)  # (B, T, D)
+        return output if cache is None else (output, cache)
+
+    def _attention_mask(self, query_length, key_length, start_index, padding_mask):
+        """True where query t may see key s: s <= start_index + t, and key s is not padding. (B or 1, 1, T, S)."""
+        query_positions = ops.arange(query_length) + start_index  # (T,)
+        key_positions = ops.arange(key_length)  # (S,)
+        mask = ops.less_equal(key_positions[None, :], query_positions[:, None])[None, None]  # (1, 1, T, S)
+        if padding_mask is not None:
+            real_keys = ops.cast(padding_mask, "bool")[:, None, None, :]  # (B, 1, 1, S)
+            mask = ops.logical_and(mask, real_keys)  # (B, 1, T, S)
+        return mask
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_heads": self.num_heads,
+            "key_dim": self.key_dim,
+            "dropout": self.dropout,
+            "use_bias": self.use_bias,
+            "rotary": self.rotary,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+        }

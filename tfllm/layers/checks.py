@@ -1,0 +1,31 @@
+"""Argument checks shared by the layers: each error names the argument, the value and what was expected."""
+
+import numbers
+
+
+def require_positive_int(name, value):
+    """Returns `value` if it is an integer > 0, else raises a `ValueError` naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError(f"{name}={value!r} is invalid: expected a positive integer.")
+    return int(value)
+
+
+def require_rate(name, value):
+    """Returns `value` as a float if it is a rate in [0, 1), else raises a `ValueError` naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:
+        raise ValueError(f"{name}={value!r} is invalid: expected a rate in [0, 1).")
+    return float(value)
+
+
+def require_divisible(name, value, divisor_name, divisor):
+    """Raises a `ValueError` unless `value` is a multiple of `divisor`."""
+    if value % divisor:
+        raise ValueError(f"{name}={value} is not divisible by {divisor_name}={divisor}.")
+    return value
+
+
+def require_choice(name, value, choices):
+    """Returns `value` if it is one of `choices`, else raises a `ValueError` listing them."""
+    if value not in choices:
+        raise ValueError(f"{name}={value!r} is invalid: expected one of {', '.join(map(repr, choices))}.")
+    return value

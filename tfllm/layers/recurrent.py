@@ -1,0 +1,335 @@
+"""The sequence wrapper shared by `SimpleRNN` and `LSTM`: a Keras `RNN` whose input projection leaves the time loop.
+
+Every recurrent cell here computes `x_t W + b` and then mixes in the previous state through `h_{t-1} U`. The first
+part does not depend on the previous step, so `Recurrent` computes it for all timesteps in one large matrix product
+before the loop; each step then does only the recurrent product. That is the same arithmetic Keras does, in a better
+order: one (B*T, D) x (D, G*units) product instead of T small ones.
+
+A cell that wants this treatment provides three methods besides the usual `call(inputs, states)`:
+
+- `project_inputs(inputs)`: `x W + b` for inputs of any leading shape;
+- `recur(projected, states, recurrent_mask)`: one step from the projected input and the previous states;
+- `dropout_masks(step_inputs, state, training)`: the input and recurrent dropout masks for one sequence.
+
+The time loop is TensorFlow's `while_loop` over `TensorArray`s with a fixed iteration count, which is what both the
+plain graph and XLA compile well (and what XLA needs to differentiate a loop); it is the one piece of the layers that
+is written against TensorFlow rather than `keras.ops`.
+"""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from tfllm.layers.checks import require_positive_int, require_rate
+
+
+class Recurrent(keras.layers.RNN):
+    """Base class of `SimpleRNN` and `LSTM`: Keras's `RNN` with the input projection hoisted out of the time loop.
+
+    Everything but the loop (initial and stateful states, `return_sequences`, `return_state`, masking, shapes,
+    config) is inherited from `keras.layers.RNN`, so the subclasses behave exactly like Keras's own layers.
+    Like Keras's `SimpleRNN` and `LSTM`, a subclass takes its cell's arguments itself and builds the cell, so its
+    config is one flat dict.
+    """
+
+    cell_class = None  # set by each subclass
+
+    def __init__(
+        self,
+        units,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        zero_output_for_mask=False,
+        **kwargs,
+    ):
+        cell_kwargs = {name: kwargs.pop(name) for name in self.cell_class.arguments if name in kwargs}
+        cell = self.cell_class(
+            units,
+            dtype=kwargs.get("dtype"),
+            trainable=kwargs.get("trainable", True),
+            name=f"{self.cell_class.__name__.lower().replace('cell', '')}_cell",
+            **cell_kwargs,
+        )
+        super().__init__(
+            cell,
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            stateful=stateful,
+            unroll=unroll,
+            zero_output_for_mask=zero_output_for_mask,
+            **kwargs,
+        )
+
+    @property
+    def units(self):
+        return self.cell.units
+
+    def get_config(self):
+        config = super().get_config()
+        del config["cell"]
+        cell_config = self.cell.get_config()
+        return {**config, **{name: cell_config[name] for name in self.cell_class.arguments}}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        cell = self.cell
+        input_mask, recurrent_mask = cell.dropout_masks(sequences[:, 0, :], initial_state[0], training)
+        if input_mask is not None:
+            # One mask per sequence, the same at every timestep (variational dropout, as Keras does it).
+            sequences = sequences * ops.expand_dims(input_mask, 1)
+        # Transposing the inputs rather than the projection moves D instead of G*units numbers per token.
+        time_major = ops.transpose(sequences, (1, 0, 2))  # (T, B, D)
+        projected = cell.project_inputs(time_major)  # (T, B, G*units): x_t W + b for every t at once
+
+        def step(projected_t, states):
+            return cell.recur(projected_t, states, recurrent_mask)
+
+        return run_over_time(
+            step,
+            projected,
+            list(initial_state),
+            mask=mask,
+            go_backwards=self.go_backwards,
+            zero_output_for_mask=self.zero_output_for_mask,
+            return_sequences=self.return_sequences,
+            unroll=self.unroll,
+        )
+
+
+def run_over_time(
+    step,
+    inputs,
+    initial_states,
+    mask=None,
+    go_backwards=False,
+    zero_output_for_mask=False,
+    return_sequences=True,
+    unroll=False,
+):
+    """Runs `step(inputs_t, states) -> (output_t, new_states)` over the time-major `inputs` (T, B, ...).
+
+    Masked timesteps (`mask[:, t]` false) keep the previous states and emit the previous output, or zeros when
+    `zero_output_for_mask` is set. With `go_backwards` the sequence is read from the end and the outputs are
+    returned in the order they were computed, as `keras.layers.RNN` does.
+
+    Returns:
+        `(last_output, outputs, final_states)`: outputs are (B, T, units) when `return_sequences`, else the last
+        output stands in for them.
+    """
+    time_major = inputs
+    time_mask = None if mask is None else tf.transpose(tf.cast(mask, tf.bool), [1, 0])  # (T, B)
+    if go_backwards:
+        time_major = tf.reverse(time_major, [0])
+        time_mask = None if time_mask is None else tf.reverse(time_mask, [0])
+
+    def masked_step(inputs_t, mask_t, previous_output, states):
+        output, new_states = step(inputs_t, states)
+        if mask_t is None:
+            return output, new_states
+        keep = mask_t[:, None]  # (B, 1)
+        new_states = [tf.where(keep, new, old) for new, old in zip(new_states, states)]
+        fallback = tf.zeros_like(output) if zero_output_for_mask else previous_output
+        return tf.where(keep, output, fallback), new_states
+
+    # The cells here emit their first state (h_t) as output, so it also gives the output's shape and dtype.
+    previous_output = tf.zeros_like(initial_states[0])
+    num_steps = inputs.shape[0]
+
+    if unroll:
+        outputs = []
+        states = initial_states
+        for t in range(num_steps):
+            mask_t = None if time_mask is None else time_mask[t]
+            previous_output, states = masked_step(time_major[t], mask_t, previous_output, states)
+            outputs.append(previous_output)
+        stacked = tf.stack(outputs, axis=1)  # (B, T, units)
+        return previous_output, (stacked if return_sequences else previous_output), states
+
+    if num_steps is None:
+        num_steps = tf.shape(time_major)[0]
+    inputs_ta = tf.TensorArray(time_major.dtype, size=num_steps).unstack(time_major)
+    mask_ta = None if time_mask is None else tf.TensorArray(tf.bool, size=num_steps).unstack(time_mask)
+    # Without return_sequences nothing but the last output is kept, so no TensorArray of outputs is carried.
+    outputs_ta = [tf.TensorArray(previous_output.dtype, size=num_steps)] if return_sequences else []
+
+    def body(t, previous_output, states, outputs_ta):
+        mask_t = None if mask_ta is None else mask_ta.read(t)
+        output, new_states = masked_step(inputs_ta.read(t), mask_t, previous_output, states)
+        return t + 1, output, new_states, [ta.write(t, output) for ta in outputs_ta]
+
+    _, last_output, final_states, outputs_ta = tf.while_loop(
+        lambda t, *_: t < num_steps,
+        body,
+        (tf.constant(0), previous_output, initial_states, outputs_ta),
+        maximum_iterations=num_steps,
+        parallel_iterations=32,
+        swap_memory=True,  # on a GPU, long sequences keep their activations in host memory for the backward pass
+    )
+    if not return_sequences:
+        return last_output, last_output, final_states
+    outputs = tf.transpose(outputs_ta[0].stack(), [1, 0, 2])  # (B, T, units)
+    return last_output, outputs, final_states
+
+
+class RecurrentCell(keras.layers.Layer):
+    """Base class of `SimpleRNNCell` and `LSTMCell`: the weights `W`, `U`, `b` of `gates` stacked gates and dropout.
+
+    Weights (named as in Keras, so `get_weights` / `set_weights` interchange with Keras's cells):
+    `kernel` W (input_dim, gates * units), `recurrent_kernel` U (units, gates * units), `bias` b (gates * units,).
+    Subclasses set `gates` and write `recur`, the step from a projected input.
+
+    Called on its own (for example inside `keras.layers.RNN`), a cell draws its dropout masks anew at every step;
+    `SimpleRNN` and `LSTM` draw them once per sequence, as Keras's layers do.
+    """
+
+    gates = 1
+    # The constructor arguments a sequence layer (`SimpleRNN`, `LSTM`) passes on to its cell.
+    arguments = (
+        "units",
+        "activation",
+        "use_bias",
+        "kernel_initializer",
+        "recurrent_initializer",
+        "bias_initializer",
+        "kernel_regularizer",
+        "recurrent_regularizer",
+        "bias_regularizer",
+        "kernel_constraint",
+        "recurrent_constraint",
+        "bias_constraint",
+        "dropout",
+        "recurrent_dropout",
+        "seed",
+    )
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.units = require_positive_int("units", units)
+        self.activation = keras.activations.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = keras.regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.kernel_constraint = keras.constraints.get(kernel_constraint)
+        self.recurrent_constraint = keras.constraints.get(recurrent_constraint)
+        self.bias_constraint = keras.constraints.get(bias_constraint)
+        self.dropout = require_rate("dropout", dropout)
+        self.recurrent_dropout = require_rate("recurrent_dropout", recurrent_dropout)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    @property
+    def state_size(self):
+        return self.units
+
+    @property
+    def output_size(self):
+        return self.units
+
+    def build(self, input_shape):
+        width = self.gates * self.units
+        self.kernel = self.add_weight(
+            shape=(input_shape[-1], width),
+            name="kernel",
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+        )
+        self.recurrent_kernel = self.add_weight(
+            shape=(self.units, width),
+            name="recurrent_kernel",
+            initializer=self.recurrent_initializer,
+            regularizer=self.recurrent_regularizer,
+            constraint=self.recurrent_constraint,
+        )
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(
+                shape=(width,),
+                name="bias",
+                initializer=self.initial_bias,
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+            )
+
+    def initial_bias(self, shape, dtype=None):
+        return self.bias_initializer(shape, dtype=dtype)
+
+    def project_inputs(self, inputs):
+        """`x W + b` for inputs (..., input_dim) -> (..., gates * units)."""
+        projected = ops.matmul(inputs, self.kernel)
+        return projected if self.bias is None else projected + self.bias
+
+    def recur(self, projected, states, recurrent_mask=None):
+        """One step from `projected` = x_t W + b (B, gates * units) and the previous `states`."""
+        raise NotImplementedError
+
+    def dropout_masks(self, step_inputs, state, training):
+        """The input and recurrent dropout masks (or None) for a batch: 1/(1-rate) where kept, 0 where dropped."""
+        if not training:
+            return None, None
+        input_mask = recurrent_mask = None
+        if self.dropout > 0:
+            input_mask = keras.random.dropout(ops.ones_like(step_inputs), self.dropout, seed=self.seed_generator)
+        if self.recurrent_dropout > 0:
+            recurrent_mask = keras.random.dropout(ops.ones_like(state), self.recurrent_dropout, seed=self.seed_generator)
+        return input_mask, recurrent_mask
+
+    def call(self, inputs, states, training=False):
+        states = list(states) if isinstance(states, (list, tuple)) else [states]
+        input_mask, recurrent_mask = self.dropout_masks(inputs, states[0], training)
+        if input_mask is not None:
+            inputs = inputs * input_mask
+        return self.recur(self.project_inputs(inputs), states, recurrent_mask)
+
+    def get_initial_state(self, batch_size=None):
+        sizes = self.state_size if isinstance(self.state_size, (list, tuple)) else [self.state_size]
+        return [ops.zeros((batch_size, size), dtype=self.compute_dtype) for size in sizes]
+
+    def get_config(self):
+        config = {
+            "units": self.units,
+            "activation": keras.activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "recurrent_initializer": keras.initializers.serialize(self.recurrent_initializer),
+            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+            "recurrent_regularizer": keras.regularizers.serialize(self.recurrent_regularizer),
+            "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
+            "kernel_constraint": keras.constraints.serialize(self.kernel_constraint),
+            "recurrent_constraint": keras.constraints.serialize(self.recurrent_constraint),
+            "bias_constraint": keras.constraints.serialize(self.bias_constraint),
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "seed": self.seed,
+        }
+        return {**super().get_config(), **config}

@@ -1,0 +1,87 @@
+"""Token embedding that also produces the output logits (tied or separate output weights)."""
+
+import keras
+from keras import ops
+
+from tfllm.layers.checks import require_positive_int
+from tfllm.layers.initializers import clone_initializer
+
+
+@keras.saving.register_keras_serializable(package="tfllm")
+class TokenEmbedding(keras.layers.Layer):
+    """Maps token ids to vectors and, called with `reverse=True`, hidden vectors back to vocabulary logits.
+
+    With `tie_weights=True` (the default, as in GPT-2) the logits use the transposed embedding matrix, so the model
+    stores one (V, D) matrix for both ends. With `tie_weights=False` the layer owns a separate `output_kernel` (D, V),
+    laid out like the kernel of `keras.layers.Dense(V, use_bias=False)`. The `embeddings` weight has the name and
+    layout of `keras.layers.Embedding(V, D)`, so `set_weights(keras_embedding.get_weights())` works both ways
+    (tied case).
+
+    The logits are always float32: the matmul runs in the compute dtype and the result is cast, so a softmax or
+    cross-entropy on them stays accurate under `mixed_float16` and `mixed_bfloat16`.
+
+    Args:
+        vocab_size: positive int, V.
+        embedding_dim: positive int, D.
+        tie_weights: bool; if True the logits are `hidden @ embeddings.T`, else `hidden @ output_kernel`.
+        embeddings_initializer: initializer of `embeddings` (and of `output_kernel` when untied).
+        **kwargs: standard `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        inputs: int token ids (B, T) when `reverse=False`; hidden vectors (B, T, D) when `reverse=True`.
+        reverse: bool, False to embed ids, True to produce logits.
+
+    Returns:
+        `reverse=False`: embeddings (B, T, D) in the compute dtype. `reverse=True`: logits (B, T, V) in float32.
+
+    Example:
+
+    ```python
+    import numpy as np
+    embedding = TokenEmbedding(vocab_size=100, embedding_dim=8)
+    ids = np.array([[1, 2, 3]])  # (B, T)
+    hidden = embedding(ids)  # (1, 3, 8)
+    logits = embedding(hidden, reverse=True)  # (1, 3, 100), float32
+    ```
+    """
+
+    def __init__(self, vocab_size, embedding_dim, tie_weights=True, embeddings_initializer="uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size = require_positive_int("vocab_size", vocab_size)
+        self.embedding_dim = require_positive_int("embedding_dim", embedding_dim)
+        self.tie_weights = bool(tie_weights)
+        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+
+    def build(self, input_shape=None):
+        # Not autocast: gathering rows first and casting only those is cheaper than casting the whole table.
+        self.embeddings = self.add_weight(
+            name="embeddings",
+            shape=(self.vocab_size, self.embedding_dim),
+            initializer=clone_initializer(self.embeddings_initializer),
+            autocast=False,
+        )
+        if not self.tie_weights:
+            self.output_kernel = self.add_weight(
+                name="output_kernel",
+                shape=(self.embedding_dim, self.vocab_size),
+                initializer=clone_initializer(self.embeddings_initializer),
+                autocast=False,
+            )
+        super().build(input_shape)
+
+    def call(self, inputs, reverse=False):
+        if reverse:
+            kernel = ops.transpose(self.embeddings) if self.tie_weights else self.output_kernel  # (D, V)
+            logits = ops.matmul(inputs, ops.cast(kernel, self.compute_dtype))  # (B, T, V)
+            return ops.cast(logits, "float32")
+        vectors = ops.take(self.embeddings, ops.cast(inputs, "int32"), axis=0)  # (B, T, D)
+        return ops.cast(vectors, self.compute_dtype)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "vocab_size": self.vocab_size,
+            "embedding_dim": self.embedding_dim,
+            "tie_weights": self.tie_weights,
+            "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
+        }
