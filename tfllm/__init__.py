@@ -5,3 +5,14 @@ whole life of a language model: text, tokens, pretraining, fine-tuning, evaluati
 """
 
 __version__ = "0.1.0"
+
+import importlib
+
+_SUBPACKAGES = ("data", "layers", "tokenizers")
+
+
+def __getattr__(name):
+    # `import tfllm` stays light (the CLI answers --help without loading TensorFlow); `tfllm.layers` loads on use.
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"tfllm.{name}")
+    raise AttributeError(f"module 'tfllm' has no attribute {name!r}")

@@ -5,7 +5,7 @@ import math
 import keras
 from keras import ops
 
-from tfllm.layers.checks import require_divisible, require_positive_int, require_rate
+from tfllm.checks import require_divisible, require_positive_int, require_rate
 from tfllm.layers.initializers import clone_initializer
 from tfllm.layers.rotary_embedding import RotaryEmbedding
 

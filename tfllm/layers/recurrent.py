@@ -20,7 +20,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from tfllm.layers.checks import require_positive_int, require_rate
+from tfllm.checks import require_positive_int, require_rate
 
 
 class Recurrent(keras.layers.RNN):

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from tfllm.layers.checks import require_positive_int
+from tfllm.checks import require_positive_int
 
 
 @keras.saving.register_keras_serializable(package="tfllm")

@@ -5,7 +5,7 @@ import numbers
 import keras
 
 from tfllm.layers.causal_self_attention import CausalSelfAttention
-from tfllm.layers.checks import require_positive_int, require_rate
+from tfllm.checks import require_positive_int, require_rate
 from tfllm.layers.initializers import clone_initializer
 
 

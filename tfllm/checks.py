@@ -1,4 +1,4 @@
-"""Argument checks shared by the layers: each error names the argument, the value and what was expected."""
+"""Argument checks shared across tfllm: each error names the argument, the value and what was expected."""
 
 import numbers
 
@@ -7,6 +7,13 @@ def require_positive_int(name, value):
     """Returns `value` if it is an integer > 0, else raises a `ValueError` naming `name`."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
         raise ValueError(f"{name}={value!r} is invalid: expected a positive integer.")
+    return int(value)
+
+
+def require_int_at_least(name, value, minimum=1, why=""):
+    """Returns `value` if it is an integer >= `minimum`, else raises a `ValueError` naming `name` (and `why`)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name}={value!r} is invalid: expected an integer >= {minimum}{why}")
     return int(value)
 
 

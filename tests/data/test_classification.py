@@ -1,0 +1,55 @@
+"""classification_dataset: padded ids, stable label numbering, CSV and JSONL input, label errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tfllm.data.classification import classification_dataset
+from tfllm.tokenizers import ByteTokenizer
+
+TOKENIZER = ByteTokenizer()
+EXAMPLES = [("a fine day", "good"), ("awful", "bad"), ("so-so", "meh"), ("lovely", "good")]
+
+
+def _all(dataset):
+    xs, labels = zip(*[(np.asarray(x), np.asarray(label)) for x, label in dataset])
+    return np.concatenate(xs), np.concatenate(labels)
+
+
+def test_texts_are_truncated_or_padded_and_labels_numbered_in_sorted_order():
+    dataset, names = classification_dataset(EXAMPLES, TOKENIZER, sequence_length=6, batch_size=3, shuffle=False)
+    assert names == ["bad", "good", "meh"]
+    x, labels = _all(dataset)
+    assert x.shape == (4, 6) and x.dtype == np.int32
+    assert labels.tolist() == [1, 0, 2, 1]
+    assert TOKENIZER.detokenize(x).numpy().tolist() == [b"a fine", b"awful", b"so-so", b"lovely"]
+    assert x[1].tolist()[-1] == TOKENIZER.pad_id
+
+
+def test_given_label_names_fix_the_numbering_and_reject_strangers():
+    dataset, names = classification_dataset(EXAMPLES, TOKENIZER, 4, 4, label_names=["meh", "good", "bad"], shuffle=False)
+    assert _all(dataset)[1].tolist() == [1, 2, 0, 1]
+    with pytest.raises(ValueError, match=r"labels \['meh'\] are not in label_names=\['bad', 'good'\]"):
+        classification_dataset(EXAMPLES, TOKENIZER, 4, 4, label_names=["bad", "good"])
+    with pytest.raises(ValueError, match="fewer than two classes"):
+        classification_dataset([("x", "only")], TOKENIZER, 4, 4)
+
+
+def test_csv_and_jsonl_give_the_same_data(tmp_path):
+    csv_path = tmp_path / "labelled.csv"
+    csv_path.write_text("text,label\n" + "".join(f'"{text}",{label}\n' for text, label in EXAMPLES))
+    jsonl_path = tmp_path / "labelled.jsonl"
+    jsonl_path.write_text("".join(json.dumps({"text": t, "label": label}) + "\n" for t, label in EXAMPLES))
+    results = [classification_dataset(str(p), TOKENIZER, 8, 2, shuffle=False) for p in (csv_path, jsonl_path)]
+    (csv_data, csv_names), (jsonl_data, jsonl_names) = results
+    assert csv_names == jsonl_names == ["bad", "good", "meh"]
+    for got, want in zip(_all(csv_data), _all(jsonl_data)):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_a_csv_row_without_a_label_is_named(tmp_path):
+    path = tmp_path / "broken.csv"
+    path.write_text("text,label\nfine,good\nno label here\n")
+    with pytest.raises(ValueError, match=r"broken.csv, line 3: the field 'label' is missing"):
+        classification_dataset(str(path), TOKENIZER, 8, 2)

@@ -1,0 +1,76 @@
+"""sft_dataset: the loss falls on the completion only; truncation and padding; JSONL input and its errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tfllm.data.supervised import sft_dataset
+from tfllm.tokenizers import ByteTokenizer
+
+TOKENIZER = ByteTokenizer()
+
+
+def _ids(text):
+    return [byte + 3 for byte in text.encode()]
+
+
+def _only_batch(dataset):
+    x, y, weight = next(iter(dataset))
+    return np.asarray(x), np.asarray(y), np.asarray(weight)
+
+
+def test_weights_cover_the_completion_and_eos_only():
+    pairs = [("Q: hi\nA: ", "hello"), ("Q: 1+1?\nA: ", "2")]
+    x, y, weight = _only_batch(sft_dataset(pairs, TOKENIZER, sequence_length=20, batch_size=2, shuffle=False))
+    for row, (prompt, completion) in enumerate(pairs):
+        sequence = [1] + _ids(prompt) + _ids(completion) + [2]
+        length = len(sequence) - 1
+        assert x[row, :length].tolist() == sequence[:-1]
+        assert y[row, :length].tolist() == sequence[1:]
+        assert (x[row, length:] == 0).all() and (y[row, length:] == 0).all()  # padding
+        expected_weight = [0.0] * (len(_ids(prompt))) + [1.0] * (len(_ids(completion)) + 1)
+        assert weight[row, :length].tolist() == expected_weight
+        assert (weight[row, length:] == 0).all()
+        # The weighted targets are exactly the completion and eos.
+        assert y[row][weight[row] == 1].tolist() == _ids(completion) + [2]
+
+
+def test_long_pairs_lose_the_beginning_of_the_prompt():
+    prompt, completion = "a long question about many things: ", "yes"
+    x, y, weight = _only_batch(sft_dataset([(prompt, completion)], TOKENIZER, sequence_length=8, batch_size=1))
+    full = [1] + _ids(prompt) + _ids(completion) + [2]
+    assert x[0].tolist() == full[-9:-1]
+    assert y[0].tolist() == full[-8:]
+    assert weight[0].tolist() == [0.0] * 4 + [1.0] * 4
+
+
+def test_dicts_and_jsonl_give_the_same_batches_as_tuples(tmp_path):
+    pairs = [("x = ", "1"), ("y = ", "22")]
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("\n".join(json.dumps({"prompt": p, "completion": c}) for p, c in pairs) + "\n")
+    sources = [pairs, [{"prompt": p, "completion": c} for p, c in pairs], str(path)]
+    batches = [_only_batch(sft_dataset(source, TOKENIZER, 6, 2, shuffle=False)) for source in sources]
+    for batch in batches[1:]:
+        for got, want in zip(batch, batches[0]):
+            np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"prompt": "a", "completion": "b"}\n{"prompt": "c"}\n', r"pairs.jsonl, line 2: the field 'completion' is missing"),
+        ('{"prompt": "a", "completion": "b"}\nnot json\n', r"pairs.jsonl, line 2: not valid JSON"),
+        ("", r"pairs.jsonl holds no prompt/completion pairs"),
+    ],
+)
+def test_bad_jsonl_names_the_file_and_line(tmp_path, content, message):
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=message):
+        sft_dataset(str(path), TOKENIZER, 8, 2)
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere.jsonl does not exist"):
+        sft_dataset(str(tmp_path / "nowhere.jsonl"), TOKENIZER, 8, 2)

@@ -1,0 +1,140 @@
+"""Interface checks every tokenizer passes: graph == eager, tf.data, config, `.keras` and SavedModel round trips."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tests.helpers import assert_config_round_trip
+
+
+@keras.saving.register_keras_serializable(package="tfllm_tests")
+class TokenizerHolder(keras.Model):
+    """The smallest model that carries a tokenizer in its `.keras` file, as the language models do."""
+
+    def __init__(self, tokenizer, **kwargs):
+        super().__init__(**kwargs)
+        self.tokenizer = tokenizer
+        self.embedding = keras.layers.Embedding(tokenizer.vocab_size, 2)
+
+    def call(self, token_ids):
+        return self.embedding(token_ids)  # (B, T) -> (B, T, 2)
+
+    def get_config(self):
+        return {**super().get_config(), "tokenizer": keras.saving.serialize_keras_object(self.tokenizer)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config, tokenizer=keras.saving.deserialize_keras_object(config["tokenizer"]))
+        return cls(**config)
+
+
+class TokenizerModule(tf.Module):
+    """A SavedModel with the tokenizer's resources and a string-in signature: ids and the round-tripped text."""
+
+    def __init__(self, tokenizer):
+        super().__init__()
+        self.tokenizer = tokenizer
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def round_trip(self, texts):
+        ids = self.tokenizer.tokenize(texts)  # (B, None)
+        return {"ids": ids.to_tensor(), "lengths": ids.row_lengths(), "text": self.tokenizer.detokenize(ids)}
+
+
+def eager_results(tokenizer, texts):
+    ids = tokenizer.tokenize(texts)
+    return ids.to_list(), tokenizer.detokenize(ids).numpy().tolist()
+
+
+def assert_specials(tokenizer, texts, tmp_path):
+    assert (tokenizer.pad_id, tokenizer.bos_id, tokenizer.eos_id) == (0, 1, 2)
+    assert len(tokenizer.get_vocabulary()) == tokenizer.vocab_size
+    ids = tf.constant([[tokenizer.bos_id, tokenizer.eos_id, tokenizer.pad_id]])
+    assert tokenizer.detokenize(ids).numpy().tolist() == [b""]
+
+
+def assert_graph_matches_eager(tokenizer, texts, tmp_path):
+    """tf.function (jit_compile=False; XLA has no string ops), scalar inputs and `__call__` agree with eager."""
+    want_ids, want_texts = eager_results(tokenizer, texts)
+    assert tokenizer(texts).to_list() == want_ids
+
+    @tf.function(jit_compile=False, input_signature=[tf.TensorSpec([None], tf.string)])
+    def round_trip(batch):
+        ids = tokenizer.tokenize(batch)  # (B, None)
+        return ids, tokenizer.detokenize(ids), tokenizer.detokenize(ids.to_tensor())  # dense ids: pads dropped
+
+    ids, ragged_texts, dense_texts = round_trip(tf.constant(texts))
+    assert ids.dtype == tf.int32
+    assert ids.to_list() == want_ids
+    assert ragged_texts.numpy().tolist() == want_texts
+    assert dense_texts.numpy().tolist() == want_texts
+    for text, want, back in zip(texts, want_ids, want_texts):
+        ids = tf.function(tokenizer.tokenize)(tf.constant(text))  # (T,) for a scalar string
+        assert ids.shape.rank == 1 and ids.numpy().tolist() == want
+        assert tokenizer.detokenize(ids).numpy() == back
+
+
+def assert_dataset_map_matches(tokenizer, texts, tmp_path):
+    """A batched `Dataset.map` tokenizes and detokenizes as eager calls do."""
+    want_ids, want_texts = eager_results(tokenizer, texts)
+    dataset = tf.data.Dataset.from_tensor_slices(texts).batch(2).map(lambda batch: tokenizer.tokenize(batch))
+    got_ids = [row for batch in dataset for row in batch.to_list()]
+    assert got_ids == want_ids
+    dataset = dataset.map(tokenizer.detokenize)
+    assert [text for batch in dataset for text in batch.numpy().tolist()] == want_texts
+
+
+def assert_rebuilt_from_config(tokenizer, texts, tmp_path):
+    assert_config_round_trip(tokenizer)
+    rebuilt = tokenizer.__class__.from_config(tokenizer.get_config())
+    assert rebuilt.get_vocabulary() == tokenizer.get_vocabulary()
+    assert eager_results(rebuilt, texts) == eager_results(tokenizer, texts)
+
+
+def assert_keras_file_round_trip(tokenizer, texts, tmp_path):
+    """The tokenizer saved inside a model's `.keras` file loads (safe mode) and tokenizes identically."""
+    model = TokenizerHolder(tokenizer)
+    model(tokenizer.tokenize(texts).to_tensor())  # builds the embedding
+    path = tmp_path / "holder.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert type(loaded.tokenizer) is type(tokenizer)
+    assert loaded.tokenizer is not tokenizer
+    assert eager_results(loaded.tokenizer, texts) == eager_results(tokenizer, texts)
+    np.testing.assert_array_equal(loaded.embedding.get_weights()[0], model.embedding.get_weights()[0])
+
+
+def assert_saved_model_round_trip(tokenizer, texts, tmp_path):
+    """`tf.saved_model.save` carries the tokenizer's resources; the loaded signature gives the same ids and text."""
+    want_ids, want_texts = eager_results(tokenizer, texts)
+    module = TokenizerModule(tokenizer)
+    path = str(tmp_path / "saved_model")
+    tf.saved_model.save(module, path, signatures={"serving_default": module.round_trip})
+    loaded = tf.saved_model.load(path)
+    for outputs in (loaded.round_trip(tf.constant(texts)), loaded.signatures["serving_default"](tf.constant(texts))):
+        ids = tf.RaggedTensor.from_tensor(outputs["ids"], lengths=outputs["lengths"])
+        assert ids.to_list() == want_ids
+        assert outputs["text"].numpy().tolist() == want_texts
+
+
+def assert_survives_seeding_and_clear_session(tokenizer, texts, tmp_path):
+    """`keras.utils.set_random_seed` and `clear_session` empty TF's kernel cache; the tokenizer keeps working."""
+    want = eager_results(tokenizer, texts)
+    traced = tf.function(lambda batch: tokenizer.detokenize(tokenizer.tokenize(batch)))
+    assert traced(tf.constant(texts)).numpy().tolist() == want[1]
+    keras.utils.set_random_seed(7)
+    keras.backend.clear_session()
+    assert eager_results(tokenizer, texts) == want
+    assert traced(tf.constant(texts)).numpy().tolist() == want[1]
+
+
+# Each takes (tokenizer, texts, tmp_path); `texts` is a list of at least two str/bytes.
+INTERFACE_CHECKS = [
+    assert_specials,
+    assert_graph_matches_eager,
+    assert_dataset_map_matches,
+    assert_rebuilt_from_config,
+    assert_keras_file_round_trip,
+    assert_saved_model_round_trip,
+    assert_survives_seeding_and_clear_session,
+]

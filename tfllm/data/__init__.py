@@ -1,0 +1,16 @@
+"""Corpora and tf.data pipelines: the embedded KJV, files, folders and globs; text cleaning; training pipelines."""
+
+# Corpora: where the text comes from.
+from tfllm.data.cleaning import clean_text
+from tfllm.data.corpus import CORPUS_NAMES, CorpusStats, corpus_stats, load_corpus, load_texts
+from tfllm.data.kjv import KJVChapter, kjv_chapters
+from tfllm.data.shakespeare import fetch_shakespeare
+from tfllm.data.splits import SPLITS, split_of
+
+# Pipelines: texts -> batches for training.
+from tfllm.data.classification import classification_dataset
+from tfllm.data.language_modeling import lm_dataset, token_windows
+from tfllm.data.supervised import sft_dataset
+
+# A small question/answer set for the fine-tuning demos.
+from tfllm.data.question_answering import question_answer_pairs

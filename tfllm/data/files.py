@@ -1,0 +1,145 @@
+"""Documents from local files: a `.txt`, `.md` or `.jsonl` file, a folder of them, or a glob.
+
+Rules, decided once for every corpus read from disk:
+
+- A `.txt` or `.md` file (or a file with any other name, when it is named directly) is one document, its bytes as
+  they are. A file larger than `LARGE_FILE_BYTES` (1 MiB) is cut into documents at blank lines (a line break
+  followed by lines holding only spaces or tabs), so that a single big file still has train, validation and test
+  documents; the blank lines themselves are dropped, everything else is kept byte for byte.
+- A `.jsonl` file holds one JSON object per line with a string field `"text"`: one document per line (the UTF-8
+  bytes of the string). Lines that are empty or only whitespace are skipped.
+- A folder is searched recursively for `.txt`, `.md` and `.jsonl` files (case-insensitive suffix), skipping hidden
+  files and folders (names starting with "."); files are read in sorted order of their path relative to the
+  folder, compared folder by folder (`a/z.txt` comes before `a.txt`, which comes before `b.txt`).
+- A glob (a path with `*`, `?` or `[`; `**` recurses) keeps the `.txt`, `.md` and `.jsonl` files it matches, and
+  the files of the folders it matches, in sorted order.
+- Bytes are never decoded or changed: a byte tokenizer must see them as they are. A file that is not valid UTF-8
+  gives one `UnicodeWarning` naming the file (and where the first bad byte is) and is loaded anyway.
+- Empty documents (no bytes, or only whitespace) are dropped; a corpus left with no document is an error.
+"""
+
+import glob
+import json
+import os
+import pathlib
+import re
+import warnings
+
+SUFFIXES = (".txt", ".md", ".jsonl")
+LARGE_FILE_BYTES = 1 << 20
+
+_BLANK_LINES = re.compile(rb"\r?\n(?:[ \t\f\v\r]*\n)+")
+_GLOB_CHARACTERS = ("*", "?", "[")
+
+
+def read_documents(path):
+    """All documents under `path` (a file, a folder or a glob), as a list of `bytes`, in a deterministic order.
+
+    Args:
+        path: `str` or `os.PathLike`. `~` is expanded.
+
+    Returns:
+        A non-empty list of `bytes`.
+
+    Raises:
+        FileNotFoundError: `path` does not exist (or the glob matches nothing).
+        ValueError: a folder or glob without `.txt`/`.md`/`.jsonl` files, a corpus with no text, or a JSONL line
+            that is not a JSON object with a string `"text"` field (the message names the file and the line).
+
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "b.txt").write_bytes(b"second")
+    >>> _ = (folder / "a.jsonl").write_text('{"text": "first"}\\n{"text": "also first"}\\n')
+    >>> read_documents(folder)
+    [b'first', b'also first', b'second']
+    """
+    files = _files(path)
+    documents = []
+    for file in files:
+        documents.extend(document for document in _read_file(file) if document.strip())
+    if not documents:
+        if len(files) == 1:
+            raise ValueError(f"the corpus file {os.fspath(files[0])!r} is empty: it holds no text")
+        raise ValueError(f"the corpus {os.fspath(path)!r} is empty: its {len(files)} files hold no text")
+    return documents
+
+
+def _files(path):
+    text = os.path.expanduser(os.fspath(path))
+    if any(character in text for character in _GLOB_CHARACTERS) and not os.path.exists(text):
+        matches = sorted(glob.glob(text, recursive=True))
+        if not matches:
+            raise FileNotFoundError(f"the glob {text!r} matches no file")
+        files = []
+        for match in map(pathlib.Path, matches):
+            if match.is_dir():
+                files.extend(_folder_files(match))
+            elif match.suffix.lower() in SUFFIXES:
+                files.append(match)
+        if not files:
+            raise ValueError(f"the glob {text!r} matches no {'/'.join(SUFFIXES)} file")
+        return files
+    path = pathlib.Path(text)
+    if path.is_dir():
+        files = _folder_files(path)
+        if not files:
+            raise ValueError(f"the folder {text!r} holds no {'/'.join(SUFFIXES)} file (searched recursively)")
+        return files
+    if not path.exists():
+        raise FileNotFoundError(f"the corpus path {text!r} does not exist")
+    return [path]
+
+
+def _folder_files(folder):
+    found = []
+    for file in folder.rglob("*"):
+        relative = file.relative_to(folder).parts
+        if file.suffix.lower() in SUFFIXES and file.is_file() and not any(part.startswith(".") for part in relative):
+            found.append((relative, file))
+    return [file for _, file in sorted(found)]
+
+
+def _read_file(file):
+    data = file.read_bytes()
+    if file.suffix.lower() == ".jsonl":
+        return _jsonl_documents(file, data)
+    _warn_if_not_utf8(file, data)
+    if len(data) > LARGE_FILE_BYTES:
+        return _BLANK_LINES.split(data)
+    return [data]
+
+
+def _jsonl_documents(file, data):
+    _warn_if_not_utf8(file, data)
+    if data.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark is not JSON
+        data = data[3:]
+    documents = []
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        # surrogateescape carries bytes that are not UTF-8 through json and back unchanged.
+        try:
+            record = json.loads(line.decode("utf-8", errors="surrogateescape"))
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{file}, line {number}: not valid JSON ({error.msg} at column {error.colno})") from None
+        if not isinstance(record, dict) or "text" not in record:
+            raise ValueError(f'{file}, line {number}: no "text" field; expected an object like {{"text": "..."}}')
+        text = record["text"]
+        if not isinstance(text, str):
+            raise ValueError(f'{file}, line {number}: "text" is {type(text).__name__}, expected a string')
+        try:
+            documents.append(text.encode("utf-8", errors="surrogateescape"))
+        except UnicodeEncodeError:  # a lone surrogate written as a JSON escape such as "\ud800"
+            documents.append(text.encode("utf-8", errors="surrogatepass"))
+    return documents
+
+
+def _warn_if_not_utf8(file, data):
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        warnings.warn(
+            f"{file} is not valid UTF-8 (first bad byte at offset {error.start}); its bytes are loaded as they are",
+            UnicodeWarning,
+            stacklevel=2,
+        )

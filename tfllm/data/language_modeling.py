@@ -1,0 +1,106 @@
+"""Pretraining input: documents -> token stream -> windows -> `(x, y)` batches shifted by one token."""
+
+import tensorflow as tf
+
+from tfllm.checks import require_positive_int
+from tfllm.data.texts import as_text_dataset
+
+
+def lm_dataset(
+    texts,
+    tokenizer,
+    sequence_length,
+    batch_size,
+    shuffle=True,
+    seed=None,
+    shuffle_buffer_size=10_000,
+    documents_per_map=64,
+    drop_remainder=True,
+):
+    """Batches of `(x, y)` int32 (B, T) for next-token prediction, made in the graph.
+
+    Documents are tokenized in batches (`documents_per_map` at a time), each ends with the tokenizer's eos so the
+    model learns where a text stops, and the token stream is cut into windows of `sequence_length + 1` tokens that
+    run on across document boundaries; `x` is a window without its last token and `y` without its first. The tail
+    shorter than a window is dropped. With `shuffle`, documents and then windows are shuffled (seeded, anew each
+    epoch); without it the batches follow the corpus order, for evaluation.
+
+    File-less pipelines like this one are sharded by data under `tf.distribute` (auto-shard policy DATA), so
+    `strategy.experimental_distribute_dataset` splits every global batch among the replicas.
+
+    Args:
+        texts: A `tf.data.Dataset` of scalar strings (as `load_corpus` gives), a list of strings, or one string.
+        tokenizer: A tfllm tokenizer.
+        sequence_length: T, tokens per example.
+        batch_size: B, examples per batch (the global batch under a distribution strategy).
+        shuffle: Shuffle documents and windows.
+        seed: Seed of the shuffles; the same seed gives the same batches.
+        shuffle_buffer_size: Windows held in the shuffle buffer.
+        documents_per_map: Documents tokenized per call of the tokenizer.
+        drop_remainder: Drop a last batch smaller than `batch_size` (static shapes, as XLA and TPUs want).
+
+    Returns:
+        A `tf.data.Dataset` of `(x, y)`, each int32 (B, T).
+
+    Raises:
+        ValueError: a non-positive size, or a corpus too short for one window (checked before returning, so before
+            any training starts).
+
+    Example:
+
+    >>> from tfllm.tokenizers import ByteTokenizer
+    >>> batches = lm_dataset(["abcdefgh", "ijkl"], ByteTokenizer(), sequence_length=4, batch_size=2, shuffle=False)
+    >>> x, y = next(iter(batches))  # (B, T) each
+    >>> x.numpy()[1].tolist()  # f g h <eos>: the first document ends inside the second window
+    [105, 106, 107, 2]
+    >>> ByteTokenizer().detokenize(x).numpy().tolist(), ByteTokenizer().detokenize(y).numpy().tolist()
+    ([b'abcd', b'fgh'], [b'bcde', b'ghi'])
+    """
+    sequence_length = require_positive_int("sequence_length", sequence_length)
+    batch_size = require_positive_int("batch_size", batch_size)
+    documents = as_text_dataset(texts)
+    if shuffle:
+        documents = documents.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
+    windows = token_windows(documents, tokenizer, sequence_length + 1, documents_per_map)
+    _require_one_window(windows, sequence_length)
+    if shuffle:
+        windows = windows.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
+    batches = windows.batch(batch_size, drop_remainder=drop_remainder)
+    batches = batches.map(lambda w: (w[:, :-1], w[:, 1:]), num_parallel_calls=tf.data.AUTOTUNE)  # (B, T) each
+    return batches.with_options(_sharded_by_data()).prefetch(tf.data.AUTOTUNE)
+
+
+def token_windows(documents, tokenizer, window_length, documents_per_map=64):
+    """A Dataset of int32 windows (window_length,) cut from the eos-separated token stream of `documents`."""
+
+    @tf.autograph.experimental.do_not_convert  # plain graph code; see Tokenizer.tokenize
+    def tokens_with_eos(texts):
+        ids = tokenizer.tokenize(texts)  # (n, None)
+        eos = tf.fill([ids.nrows(), 1], tf.constant(tokenizer.eos_id, tf.int32))
+        return tf.concat([ids, eos], axis=1).merge_dims(0, 1)  # (tokens,)
+
+    @tf.autograph.experimental.do_not_convert  # plain graph code; see Tokenizer.tokenize
+    def cut(leftover, tokens):
+        # The tokens that do not fill a window wait for the next batch of documents.
+        tokens = tf.concat([leftover, tokens], axis=0)
+        count = tf.shape(tokens)[0] // window_length
+        used = count * window_length
+        return tokens[used:], tf.reshape(tokens[:used], [count, window_length])  # (count, window_length)
+
+    streams = documents.batch(documents_per_map).map(tokens_with_eos, num_parallel_calls=tf.data.AUTOTUNE)
+    return streams.scan(tf.zeros([0], tf.int32), cut).unbatch()
+
+
+def _require_one_window(windows, sequence_length):
+    for _ in windows.take(1):
+        return
+    raise ValueError(
+        f"the corpus is shorter than one window: it has fewer than sequence_length + 1 = {sequence_length + 1} "
+        "tokens. Use more text or a smaller sequence_length."
+    )
+
+
+def _sharded_by_data():
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return options

@@ -1,0 +1,63 @@
+"""Reading labelled records (JSONL, CSV, Python lists) with errors that name the file, the line and the field."""
+
+import csv
+import json
+import os
+
+
+def read_records(source, fields, name):
+    """Rows of `fields` from a JSONL or CSV path, or from a list of dicts or tuples; returns one list per field.
+
+    Args:
+        source: A path (`.jsonl` / `.json` lines or `.csv` with a header row), or a list of dicts with `fields` as
+            keys, or a list of tuples in the order of `fields`.
+        fields: The names of the fields, e.g. `("prompt", "completion")`.
+        name: What the records are, for error messages (e.g. "prompt/completion pairs").
+
+    Raises:
+        FileNotFoundError: a path that does not exist.
+        ValueError: an empty source, a line that is not JSON, a record without a field, a field that is not text.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        rows = list(_rows_from_file(os.fspath(source), fields))
+        where = os.fspath(source)
+    else:
+        rows = [(f"record {index}", _fields_of(record, fields)) for index, record in enumerate(source)]
+        where = "the list"
+    if not rows:
+        raise ValueError(f"{where} holds no {name}: expected at least one record with fields {', '.join(fields)}.")
+    columns = [[] for _ in fields]
+    for place, values in rows:
+        for field, value, column in zip(fields, values, columns):
+            if value is None:
+                raise ValueError(f"{where}, {place}: the field {field!r} is missing.")
+            column.append(value)
+    return columns
+
+
+def _fields_of(record, fields):
+    if isinstance(record, dict):
+        return [record.get(field) for field in fields]
+    values = list(record)
+    return values + [None] * (len(fields) - len(values))
+
+
+def _rows_from_file(path, fields):
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} does not exist (or is not a file).")
+    if path.endswith(".csv"):
+        with open(path, newline="", encoding="utf-8") as file:
+            for line, row in enumerate(csv.DictReader(file), start=2):
+                yield f"line {line}", [row.get(field) for field in fields]
+        return
+    with open(path, encoding="utf-8") as file:
+        for line, text in enumerate(file, start=1):
+            if not text.strip():
+                continue
+            try:
+                record = json.loads(text)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}, line {line}: not valid JSON ({error.msg}).") from None
+            if not isinstance(record, dict):
+                raise ValueError(f"{path}, line {line}: expected a JSON object with fields {', '.join(fields)}.")
+            yield f"line {line}", [record.get(field) for field in fields]
