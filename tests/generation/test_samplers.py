@@ -1,0 +1,71 @@
+"""Samplers on fixed logits: what they may draw, how often, and that a seed reproduces the draw."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfllm.generation import GreedySampler, RandomSampler, TopKSampler, TopPSampler, get_sampler
+
+# Probabilities 0.5, 0.25, 0.125, 0.0625, 0.0625 over five tokens, in a shuffled order.
+PROBABILITIES = np.array([0.125, 0.5, 0.0625, 0.25, 0.0625])
+LOGITS = np.log(PROBABILITIES)[None].repeat(2000, axis=0).astype("float32")  # (B, V)
+
+
+def _draw(sampler, seed=(7, 0)):
+    return np.asarray(sampler(tf.constant(LOGITS), tf.constant(seed, tf.int32)))
+
+
+def test_greedy_takes_the_most_likely_token():
+    assert set(_draw(GreedySampler())) == {1}
+
+
+def test_random_draws_follow_the_distribution():
+    counts = np.bincount(_draw(RandomSampler()), minlength=5) / len(LOGITS)
+    np.testing.assert_allclose(counts, PROBABILITIES, atol=0.04)
+
+
+def test_top_k_never_draws_outside_the_k_most_likely():
+    draws = _draw(TopKSampler(2))
+    assert set(draws) == {1, 3}
+    np.testing.assert_allclose(np.mean(draws == 1), 2 / 3, atol=0.04)  # renormalized 0.5 : 0.25
+
+
+@pytest.mark.parametrize("p, nucleus", [(0.5, {1}), (0.7, {1, 3}), (0.8, {1, 3, 0}), (1.0, {0, 1, 2, 3, 4})])
+def test_top_p_draws_from_the_smallest_set_reaching_p(p, nucleus):
+    assert set(_draw(TopPSampler(p))) == nucleus
+
+
+def test_low_temperature_sharpens_and_zero_temperature_is_greedy():
+    cold = _draw(RandomSampler(temperature=0.1))
+    assert np.mean(cold == 1) > 0.99
+    assert isinstance(get_sampler("random", temperature=0), GreedySampler)
+
+
+def test_the_same_seed_gives_the_same_draws():
+    sampler = TopPSampler(0.9)
+    np.testing.assert_array_equal(_draw(sampler, (3, 1)), _draw(sampler, (3, 1)))
+    assert not np.array_equal(_draw(sampler, (3, 1)), _draw(sampler, (4, 1)))
+
+
+def test_samplers_resolve_by_name_and_settings():
+    assert isinstance(get_sampler(), GreedySampler)
+    assert isinstance(get_sampler(top_k=5), TopKSampler) and get_sampler(top_k=5).k == 5
+    assert isinstance(get_sampler(top_p=0.9), TopPSampler)
+    assert isinstance(get_sampler("random", temperature=0.7), RandomSampler)
+    sampler = TopKSampler(3)
+    assert get_sampler(sampler) is sampler
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ({"temperature": -1.0}, r"temperature=-1.0 is invalid"),
+        ({"top_p": 1.5}, r"top_p=1.5 is invalid"),
+        ({"top_p": 0.0}, r"top_p=0.0 is invalid"),
+        ({"top_k": -2}, r"top_k=-2 is invalid"),
+        ({"sampler": "beam_me_up"}, r"sampler='beam_me_up' is invalid"),
+    ],
+)
+def test_bad_settings_name_the_argument(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        get_sampler(**arguments)

@@ -1,0 +1,212 @@
+"""The three architectures behind one API: logits, the decode contract, generation, saving, compile defaults."""
+
+import numpy as np
+import keras
+import pytest
+import tensorflow as tf
+
+from tests.helpers import assert_config_round_trip
+from tfllm.models import LSTMLM, Perplexity, SimpleRNNLM, TransformerLM, WarmupCosineDecay
+from tfllm.tokenizers import ByteTokenizer
+
+VOCAB = 259  # the byte tokenizer's
+
+
+def _model(name, **kwargs):
+    tokenizer = ByteTokenizer()
+    if name == "rnn":
+        return SimpleRNNLM(VOCAB, hidden_dim=24, num_layers=2, tokenizer=tokenizer, **kwargs)
+    if name == "lstm":
+        return LSTMLM(VOCAB, hidden_dim=24, num_layers=2, tokenizer=tokenizer, **kwargs)
+    position = "rotary" if name == "transformer_rotary" else "learned"
+    return TransformerLM(
+        VOCAB, num_layers=2, num_heads=2, hidden_dim=16, intermediate_dim=32, max_sequence_length=32,
+        position_embedding=position, tokenizer=tokenizer, **kwargs,
+    )
+
+
+ARCHITECTURES = ["rnn", "lstm", "transformer", "transformer_rotary"]
+
+
+def _tokens(batch=2, length=12, seed=0):
+    return np.random.RandomState(seed).randint(3, VOCAB, size=(batch, length)).astype("int32")
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_logits_have_the_vocabulary_size_and_are_float32(name):
+    logits = _model(name)(_tokens())
+    assert tuple(logits.shape) == (2, 12, VOCAB) and logits.dtype == "float32"
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_cached_decoding_gives_the_logits_of_a_full_pass(name):
+    model = _model(name)
+    tokens = _tokens()
+    full = np.asarray(model(tokens))
+    state = model.initial_state(2, 12)
+    prefill, state = model.decode(tokens[:, :5], state, 0)
+    steps = [np.asarray(prefill)]
+    for index in range(5, 12):
+        logits, state = model.decode(tokens[:, index : index + 1], state, index)
+        steps.append(np.asarray(logits))
+    np.testing.assert_allclose(np.concatenate(steps, axis=1), full, atol=1e-5)
+
+
+def _naive_greedy(model, prompt, new_tokens):
+    """The reference: a full forward pass per new token, taking the argmax."""
+    ids = list(prompt)
+    for _ in range(new_tokens):
+        ids.append(int(np.argmax(np.asarray(model(np.array([ids], "int32")))[0, -1])))
+    return ids
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_greedy_generation_equals_a_naive_loop_for_prompts_of_different_lengths(name):
+    model = _model(name)
+    prompts = [[1, 40, 41, 42, 43], [1, 50], [1, 60, 61]]
+    generated = model.generate(prompts, max_new_tokens=6, stop_token_ids=[])
+    for prompt, ids in zip(prompts, generated):
+        assert ids == _naive_greedy(model, prompt, 6)
+
+
+@pytest.mark.parametrize("name", ["lstm", "transformer"])
+def test_text_in_text_out_with_prompt_stripping_and_seeds(name):
+    model = _model(name)
+    full = model.generate(["In the beginning", "And"], max_new_tokens=4)
+    new = model.generate(["In the beginning", "And"], max_new_tokens=4, strip_prompt=True)
+    assert all(isinstance(text, str) for text in full)
+    assert full[0].startswith("In the beginning") and full[1].startswith("And")
+    assert [f"In the beginning{new[0]}", f"And{new[1]}"] == full
+    assert model.generate("And", max_new_tokens=4) == full[1]
+    sampled = [model.generate(["And"], max_new_tokens=8, sampler="top_p", top_p=0.9, seed=s) for s in (1, 1, 2)]
+    assert sampled[0] == sampled[1] != sampled[2]
+
+
+def test_a_row_ends_at_its_stop_token_and_the_stop_token_is_left_out():
+    model = _model("transformer")
+    prompt = [1, 70, 71]
+    free = model.generate([prompt], max_new_tokens=8, stop_token_ids=[])[0]
+    stop = free[5]  # the third new token
+    stopped = model.generate([prompt], max_new_tokens=8, stop_token_ids=[stop])[0]
+    assert stopped == free[: free.index(stop, 3)]
+
+
+def test_prompts_longer_than_the_context_lose_their_beginning_with_a_warning():
+    model = _model("transformer")
+    prompt = list(_tokens(1, 40)[0])
+    with pytest.warns(UserWarning, match="lose their beginning"):
+        out = model.generate([prompt], max_new_tokens=4, stop_token_ids=[])[0]
+    assert out[:28] == prompt[-28:] and len(out) == 32
+    with pytest.raises(ValueError, match="max_new_tokens=32 leaves no room"):
+        model.generate([prompt], max_new_tokens=32)
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_saved_and_loaded_with_its_tokenizer_in_safe_mode(name, tmp_path):
+    model = _model(name)
+    tokens = _tokens()
+    expected = np.asarray(model(tokens))
+    text = model.generate(["Let there be"], max_new_tokens=5)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert type(loaded) is type(model) and isinstance(loaded.tokenizer, ByteTokenizer)
+    np.testing.assert_allclose(np.asarray(loaded(tokens)), expected, atol=1e-6)
+    assert loaded.generate(["Let there be"], max_new_tokens=5) == text
+    assert_config_round_trip_model(model)
+
+
+def assert_config_round_trip_model(model):
+    config = model.get_config()
+    rebuilt = type(model).from_config(config)
+    assert rebuilt.get_config() == config
+
+
+def test_score_is_the_sum_of_next_token_log_probabilities():
+    model = _model("lstm")
+    ids = [1] + [byte + 3 for byte in b"Amen."]
+    log_probs = tf.nn.log_softmax(model(np.array([ids[:-1]], "int32")))[0].numpy()
+    expected = sum(log_probs[i, ids[i + 1]] for i in range(len(ids) - 1))
+    log_likelihood, count = model.score(["Amen."])
+    assert count.tolist() == [5]
+    np.testing.assert_allclose(log_likelihood[0], expected, rtol=1e-5)
+
+
+def test_score_slides_a_window_over_text_longer_than_the_context():
+    model = _model("transformer")
+    long_text = "The words of the Preacher, the son of David, king in Jerusalem." * 2  # 126 bytes > 32
+    log_likelihood, count = model.score([long_text])
+    assert count.tolist() == [126] and np.isfinite(log_likelihood[0])
+    # The first context's worth of tokens scores as in one pass.
+    short = long_text[:20]
+    np.testing.assert_allclose(model.score([short])[0], _model_score_direct(model, short), rtol=1e-5)
+
+
+def _model_score_direct(model, text):
+    ids = [1] + [byte + 3 for byte in text.encode()]
+    log_probs = tf.nn.log_softmax(model(np.array([ids[:-1]], "int32")))[0].numpy()
+    return sum(log_probs[i, ids[i + 1]] for i in range(len(ids) - 1))
+
+
+def test_compile_defaults_train_a_language_model():
+    model = _model("transformer")
+    model.compile()
+    optimizer = model.optimizer
+    assert isinstance(optimizer, keras.optimizers.AdamW) and optimizer.global_clipnorm == 1.0
+    assert isinstance(optimizer.learning_rate if not callable(optimizer._learning_rate) else optimizer._learning_rate, WarmupCosineDecay)
+    assert any(isinstance(metric, Perplexity) for metric in model.metrics[-1].metrics) or any(
+        isinstance(metric, Perplexity) for metric in model._compile_metrics._user_metrics
+    )
+    # Padding targets are ignored by the default loss.
+    logits = np.random.RandomState(0).randn(1, 2, VOCAB).astype("float32")
+    loss = model.loss(np.array([[5, 0]]), logits)
+    alone = keras.losses.sparse_categorical_crossentropy(np.array([[5]]), logits[:, :1], from_logits=True)
+    np.testing.assert_allclose(float(loss), float(np.mean(alone)), rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["rnn", "lstm", "transformer"])
+def test_fit_with_the_defaults_learns_a_repeating_text(name):
+    model = _model(name)
+    model.compile(learning_rate=1e-2, warmup_steps=10, decay_steps=200)
+    text = np.array([byte + 3 for byte in b"abcdefgh" * 40], "int32")
+    windows = np.stack([text[i : i + 17] for i in range(0, 300, 3)])
+    history = model.fit(windows[:, :-1], windows[:, 1:], batch_size=10, epochs=20, verbose=0).history
+    assert history["loss"][-1] < history["loss"][0] / 4
+    assert history["perplexity"][-1] < 3.0  # chance is 259
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: SimpleRNNLM(0, 8), r"vocab_size=0 is invalid"),
+        (lambda: LSTMLM(10, -8), r"hidden_dim=-8 is invalid"),
+        (lambda: LSTMLM(10, 8, dropout=1.5), r"dropout=1.5 is invalid"),
+        (lambda: TransformerLM(10, 2, 3, 16, 32, 8), r"hidden_dim=16 is not divisible by num_heads=3"),
+        (lambda: TransformerLM(10, 2, 2, 16, 32, 8, position_embedding="alibi"), r"position_embedding='alibi'"),
+        (lambda: SimpleRNNLM(100, 8, tokenizer=ByteTokenizer()), r"vocab_size=100 is smaller than the tokenizer"),
+    ],
+)
+def test_bad_configurations_name_the_argument(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_a_sequence_longer_than_the_context_is_refused():
+    with pytest.raises(ValueError, match="sequence length 40 is longer than max_sequence_length=32"):
+        _model("transformer")(_tokens(1, 40))
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ({"prompts": []}, r"prompts is empty"),
+        ({"max_new_tokens": 0}, r"max_new_tokens=0 is invalid"),
+        ({"temperature": -0.5}, r"temperature=-0.5 is invalid"),
+        ({"top_p": 2.0}, r"top_p=2.0 is invalid"),
+    ],
+)
+def test_bad_generation_arguments_name_the_argument(arguments, message):
+    call = {"prompts": ["And"], "max_new_tokens": 3}
+    call.update(arguments)
+    with pytest.raises(ValueError, match=message):
+        _model("rnn").generate(**call)

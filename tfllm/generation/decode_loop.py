@@ -1,0 +1,60 @@
+"""The decode loop shared by every model: one token per step, on whatever state the model keeps between steps."""
+
+from keras import ops
+
+
+def decode_loop(
+    step, token_ids, prompt_lengths, state, start, sampler, seed, max_new_tokens, stop_token_ids=(), pad_id=0
+):
+    """Fills `token_ids` (B, S) after each row's prompt, one position per step, from `start` on.
+
+    `token_ids` holds the prompts, right-padded, and room for the new tokens. Positions below a row's prompt length
+    keep the prompt's token (so prompts of different lengths share one loop); the others get the sampler's choice.
+    A row ends after `max_new_tokens` new tokens or after a stop token (later positions get `pad_id`), and the loop
+    ends when every row has.
+
+    Args:
+        step: `step(token_ids (B, 1), state, index) -> (logits (B, 1, V), state)`, the model's decode contract:
+            the logits for position index + 1 after reading the token at `index`.
+        token_ids: int32 (B, S), the prompts and room for the new tokens.
+        prompt_lengths: int32 (B,), each row's prompt length (at least `start`).
+        state: the model's state after reading positions 0 .. start - 2.
+        start: the first position to fill (the shortest prompt's length).
+        sampler: a `tfllm.generation.Sampler`.
+        seed: int32 scalar tensor; each step draws with the seed (seed, position).
+        max_new_tokens: int32 scalar, the most tokens a row gets after its prompt.
+        stop_token_ids: ids that end a row.
+        pad_id: what fills a row after it has stopped.
+
+    Returns:
+        `(token_ids, end)`: the filled (B, S) ids, and each row's end (B,): the position after its last token (a
+        stop token, if it stopped on one).
+    """
+    batch_size, length = ops.shape(token_ids)
+    stops = ops.convert_to_tensor(list(stop_token_ids) or [-1], dtype="int32")  # (K,)
+    limit = ops.minimum(prompt_lengths + ops.cast(max_new_tokens, "int32"), length)  # (B,): where rows end at most
+
+    def is_stop(ids):
+        return ops.any(ops.equal(ids[:, None], stops[None, :]), axis=-1)  # (B,)
+
+    def body(index, token_ids, state, end):
+        previous = ops.slice(token_ids, [0, index - 1], [batch_size, 1])  # (B, 1)
+        logits, state = step(previous, state, index - 1)
+        draw_seed = ops.stack([ops.cast(seed, "int32"), ops.cast(index, "int32")])
+        chosen = sampler(logits[:, -1, :], draw_seed)  # (B,)
+        in_prompt = index < prompt_lengths  # (B,)
+        chosen = ops.where(in_prompt, ops.slice(token_ids, [0, index], [batch_size, 1])[:, 0], chosen)
+        stopped = index >= end  # (B,): rows that have ended
+        chosen = ops.where(stopped, pad_id, chosen)
+        token_ids = ops.slice_update(token_ids, [0, index], ops.cast(chosen[:, None], token_ids.dtype))
+        ends_here = ops.logical_not(stopped) & ops.logical_not(in_prompt) & is_stop(chosen)
+        end = ops.where(ends_here, index + 1, end)
+        return index + 1, token_ids, state, end
+
+    def not_done(index, token_ids, state, end):
+        return ops.logical_and(index < length, ops.any(index < end))
+
+    _, token_ids, _, end = ops.while_loop(
+        not_done, body, (ops.convert_to_tensor(start, "int32"), token_ids, state, limit)
+    )
+    return token_ids, end
