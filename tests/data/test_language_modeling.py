@@ -11,8 +11,8 @@ TOKENIZER = ByteTokenizer()
 
 
 def _stream(texts):
-    """The token stream lm_dataset cuts windows from: each document's bytes + 3, then eos (2)."""
-    return [token for text in texts for token in [byte + 3 for byte in text.encode()] + [2]]
+    """The token stream lm_dataset cuts windows from: bos (1), each document's bytes + 3, then eos (2)."""
+    return [token for text in texts for token in [1] + [byte + 3 for byte in text.encode()] + [2]]
 
 
 def _batches(dataset):
@@ -61,7 +61,7 @@ def test_shuffling_is_seeded_and_changes_every_epoch():
 def test_accepts_a_dataset_of_strings_and_rejects_other_elements():
     dataset = tf.data.Dataset.from_tensor_slices(["abcdefghij", "klmnopqrst"])
     x, y = next(iter(lm_dataset(dataset, TOKENIZER, sequence_length=4, batch_size=1, shuffle=False)))
-    assert TOKENIZER.detokenize(x).numpy().tolist() == [b"abcd"]
+    assert TOKENIZER.detokenize(x).numpy().tolist() == [b"abc"]  # <bos> a b c
     with pytest.raises(ValueError, match="scalar tf.string"):
         lm_dataset(tf.data.Dataset.range(3), TOKENIZER, 4, 1)
 

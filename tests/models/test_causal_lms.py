@@ -5,8 +5,7 @@ import keras
 import pytest
 import tensorflow as tf
 
-from tests.helpers import assert_config_round_trip
-from tfllm.models import LSTMLM, Perplexity, SimpleRNNLM, TransformerLM, WarmupCosineDecay
+from tfllm.models import LSTMLM, SimpleRNNLM, TransformerLM, WarmupCosineDecay
 from tfllm.tokenizers import ByteTokenizer
 
 VOCAB = 259  # the byte tokenizer's
@@ -153,15 +152,18 @@ def test_compile_defaults_train_a_language_model():
     model.compile()
     optimizer = model.optimizer
     assert isinstance(optimizer, keras.optimizers.AdamW) and optimizer.global_clipnorm == 1.0
-    assert isinstance(optimizer.learning_rate if not callable(optimizer._learning_rate) else optimizer._learning_rate, WarmupCosineDecay)
-    assert any(isinstance(metric, Perplexity) for metric in model.metrics[-1].metrics) or any(
-        isinstance(metric, Perplexity) for metric in model._compile_metrics._user_metrics
-    )
-    # Padding targets are ignored by the default loss.
-    logits = np.random.RandomState(0).randn(1, 2, VOCAB).astype("float32")
-    loss = model.loss(np.array([[5, 0]]), logits)
-    alone = keras.losses.sparse_categorical_crossentropy(np.array([[5]]), logits[:, :1], from_logits=True)
-    np.testing.assert_allclose(float(loss), float(np.mean(alone)), rtol=1e-5)
+    assert isinstance(optimizer._learning_rate, WarmupCosineDecay)
+    # The loss and the perplexity are means over the tokens that count: padding targets and zero-weight tokens
+    # (an SFT prompt) are out of both.
+    x, y = _tokens(2, 6), _tokens(2, 6, seed=1)
+    y[0, 5] = 0  # a padding target
+    weight = np.array([[1, 1, 1, 0, 0, 1], [1, 1, 1, 1, 1, 1]], "float32")
+    result = model.evaluate(x, y, sample_weight=weight, return_dict=True, verbose=0)
+    log_probs = tf.nn.log_softmax(model(x)).numpy()
+    counted = (weight > 0) & (y != 0)
+    expected = -np.mean(np.take_along_axis(log_probs, y[..., None], -1)[..., 0][counted])
+    np.testing.assert_allclose(result["loss"], expected, rtol=1e-4)
+    np.testing.assert_allclose(result["perplexity"], np.exp(expected), rtol=1e-4)
 
 
 @pytest.mark.parametrize("name", ["rnn", "lstm", "transformer"])
@@ -210,3 +212,17 @@ def test_bad_generation_arguments_name_the_argument(arguments, message):
     call.update(arguments)
     with pytest.raises(ValueError, match=message):
         _model("rnn").generate(**call)
+
+
+def test_a_model_compiled_with_the_defaults_loads_compiled_with_its_precision(tmp_path):
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    model = _model("lstm")
+    model.compile(learning_rate=5e-3, warmup_steps=3, decay_steps=50)
+    model.fit(_tokens(4, 8), _tokens(4, 8, seed=1), verbose=0)
+    model.save(tmp_path / "model.keras")
+    keras.config.set_dtype_policy("float32")
+    loaded = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
+    assert loaded.dtype_policy.name == "mixed_bfloat16"
+    assert loaded.optimizer is not None and int(loaded.optimizer.iterations) == 1
+    schedule = loaded.optimizer._learning_rate
+    assert isinstance(schedule, WarmupCosineDecay) and schedule.peak_learning_rate == 5e-3

@@ -19,8 +19,8 @@ def lm_dataset(
 ):
     """Batches of `(x, y)` int32 (B, T) for next-token prediction, made in the graph.
 
-    Documents are tokenized in batches (`documents_per_map` at a time), each ends with the tokenizer's eos so the
-    model learns where a text stops, and the token stream is cut into windows of `sequence_length + 1` tokens that
+    Documents are tokenized in batches (`documents_per_map` at a time); each starts with the tokenizer's bos, as
+    prompts and scored texts do, and ends with its eos, so the model learns how texts begin and where they stop; and the token stream is cut into windows of `sequence_length + 1` tokens that
     run on across document boundaries; `x` is a window without its last token and `y` without its first. The tail
     shorter than a window is dropped. With `shuffle`, documents and then windows are shuffled (seeded, anew each
     epoch); without it the batches follow the corpus order, for evaluation.
@@ -51,10 +51,10 @@ def lm_dataset(
     >>> from tfllm.tokenizers import ByteTokenizer
     >>> batches = lm_dataset(["abcdefgh", "ijkl"], ByteTokenizer(), sequence_length=4, batch_size=2, shuffle=False)
     >>> x, y = next(iter(batches))  # (B, T) each
-    >>> x.numpy()[1].tolist()  # f g h <eos>: the first document ends inside the second window
-    [105, 106, 107, 2]
+    >>> x.numpy()[1].tolist()  # e f g h: the second window; the first was <bos> a b c (d)
+    [104, 105, 106, 107]
     >>> ByteTokenizer().detokenize(x).numpy().tolist(), ByteTokenizer().detokenize(y).numpy().tolist()
-    ([b'abcd', b'fgh'], [b'bcde', b'ghi'])
+    ([b'abc', b'efgh'], [b'abcd', b'fgh'])
     """
     sequence_length = require_positive_int("sequence_length", sequence_length)
     batch_size = require_positive_int("batch_size", batch_size)
@@ -71,13 +71,14 @@ def lm_dataset(
 
 
 def token_windows(documents, tokenizer, window_length, documents_per_map=64):
-    """A Dataset of int32 windows (window_length,) cut from the eos-separated token stream of `documents`."""
+    """A Dataset of int32 windows (window_length,) cut from the token stream `<bos> doc <eos> <bos> doc <eos> ...`."""
 
     @tf.autograph.experimental.do_not_convert  # plain graph code; see Tokenizer.tokenize
-    def tokens_with_eos(texts):
+    def tokens_with_boundaries(texts):
         ids = tokenizer.tokenize(texts)  # (n, None)
+        bos = tf.fill([ids.nrows(), 1], tf.constant(tokenizer.bos_id, tf.int32))
         eos = tf.fill([ids.nrows(), 1], tf.constant(tokenizer.eos_id, tf.int32))
-        return tf.concat([ids, eos], axis=1).merge_dims(0, 1)  # (tokens,)
+        return tf.concat([bos, ids, eos], axis=1).merge_dims(0, 1)  # (tokens,)
 
     @tf.autograph.experimental.do_not_convert  # plain graph code; see Tokenizer.tokenize
     def cut(leftover, tokens):
@@ -87,7 +88,7 @@ def token_windows(documents, tokenizer, window_length, documents_per_map=64):
         used = count * window_length
         return tokens[used:], tf.reshape(tokens[:used], [count, window_length])  # (count, window_length)
 
-    streams = documents.batch(documents_per_map).map(tokens_with_eos, num_parallel_calls=tf.data.AUTOTUNE)
+    streams = documents.batch(documents_per_map).map(tokens_with_boundaries, num_parallel_calls=tf.data.AUTOTUNE)
     return streams.scan(tf.zeros([0], tf.int32), cut).unbatch()
 
 

@@ -1,6 +1,5 @@
 """Samplers: how the next token is chosen from the model's logits. They never see the model, only logits."""
 
-import keras
 import tensorflow as tf
 from keras import ops
 
@@ -17,7 +16,7 @@ class Sampler:
 class GreedySampler(Sampler):
     """The most likely token: deterministic, the same text every time.
 
-    >>> int(GreedySampler()(keras.ops.convert_to_tensor([[0.1, 2.0, 0.3]]), seed=None)[0])
+    >>> int(GreedySampler()(ops.convert_to_tensor([[0.1, 2.0, 0.3]]), seed=None)[0])
     1
     """
 

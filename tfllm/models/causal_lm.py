@@ -43,6 +43,7 @@ class CausalLM(keras.Model):
             )
         self.tokenizer = tokenizer
         self._generate_functions = {}
+        self._default_compile_arguments = None  # what compile() was given, when it made the defaults itself
 
     # The architecture: subclasses implement these four.
 
@@ -96,9 +97,27 @@ class CausalLM(keras.Model):
         norms) following `WarmupCosineDecay(learning_rate, warmup_steps, decay_steps)`, gradients clipped to a
         global norm of `global_clipnorm`; sparse cross-entropy from logits that ignores `pad_id` targets; the
         `Perplexity` metric; `jit_compile="auto"` (XLA on accelerators, the plain graph on CPUs, which measures
-        faster there). Under `mixed_float16`, Keras adds loss scaling.
+        faster there). Under `mixed_float16`, Keras adds loss scaling. With `gradient_accumulation_steps`, the
+        schedule counts batches, not updates (Keras passes it the batch count).
+
+        A model compiled with the defaults saves how it was compiled in its `.keras` file and is compiled the same
+        way when loaded.
         """
         pad_id = self.pad_id
+        defaults_only = optimizer == "auto" and loss == "auto" and metrics == "auto" and not kwargs
+        self._default_compile_arguments = None
+        if defaults_only:
+            self._default_compile_arguments = {
+                "learning_rate": learning_rate,
+                "warmup_steps": warmup_steps,
+                "decay_steps": decay_steps,
+                "weight_decay": weight_decay,
+                "global_clipnorm": global_clipnorm,
+                "gradient_accumulation_steps": gradient_accumulation_steps,
+                "jit_compile": jit_compile,
+            }
+        if gradient_accumulation_steps == 1:
+            gradient_accumulation_steps = None  # Keras accepts only 2 or more
         if optimizer == "auto":
             schedule = WarmupCosineDecay(learning_rate, warmup_steps, max(decay_steps, warmup_steps + 1))
             optimizer = keras.optimizers.AdamW(
@@ -110,10 +129,24 @@ class CausalLM(keras.Model):
             )
             optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
         if loss == "auto":
-            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=pad_id)
+            # The mean over the tokens that count: padding and zero-weight tokens (an SFT prompt) are left out of
+            # the denominator too, so the loss is the mean per predicted token.
+            loss = keras.losses.SparseCategoricalCrossentropy(
+                from_logits=True, ignore_class=pad_id, reduction="mean_with_sample_weight"
+            )
+        weighted_metrics = kwargs.pop("weighted_metrics", None)
         if metrics == "auto":
-            metrics = [Perplexity(pad_id=pad_id)]
-        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile, **kwargs)
+            metrics = None
+            # Weighted, so that sample weights (SFT's completion mask) apply to it as they do to the loss.
+            weighted_metrics = [Perplexity(pad_id=pad_id)]
+        super().compile(
+            optimizer=optimizer,
+            loss=loss,
+            metrics=metrics,
+            weighted_metrics=weighted_metrics,
+            jit_compile=jit_compile,
+            **kwargs,
+        )
 
     @property
     def pad_id(self):
@@ -274,10 +307,23 @@ class CausalLM(keras.Model):
         return self._generate_functions[key]
 
     def get_config(self):
-        config = {"vocab_size": self.vocab_size}
+        config = {**super().get_config(), "vocab_size": self.vocab_size}
         if self.tokenizer is not None:
             config["tokenizer"] = keras.saving.serialize_keras_object(self.tokenizer)
         return config
+
+    def get_compile_config(self):
+        if self._default_compile_arguments is not None:
+            return {"tfllm_defaults": self._default_compile_arguments}
+        return super().get_compile_config()
+
+    def compile_from_config(self, config):
+        """Recompiles a loaded model as it was compiled when saved, so its optimizer state can be restored."""
+        if "tfllm_defaults" not in config:
+            return super().compile_from_config(config)
+        self.compile(**config["tfllm_defaults"])
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
 
 
 def _as_token_lists(prompts):

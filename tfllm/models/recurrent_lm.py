@@ -23,15 +23,18 @@ class RecurrentLM(CausalLM):
         self.num_layers = require_positive_int("num_layers", num_layers)
         self.dropout = require_rate("dropout", dropout)
         self.tie_weights = bool(tie_weights)
-        # Unit-variance embeddings are the inputs Glorot-initialized kernels expect; Keras's default uniform(-0.05,
-        # 0.05) leaves small recurrent models stuck at unigram statistics for hundreds of steps (measured).
+        # The tied matrix E starts at std 1/sqrt(D) and the inputs are E * sqrt(D) (Vaswani et al., 2017, 3.4):
+        # unit-variance inputs, which Glorot-initialized kernels expect, and logits h E^T of at most unit scale.
+        # Keras's default uniform(-0.05, 0.05) left small recurrent models at unigram statistics for hundreds of
+        # steps (measured).
         self.embedding = TokenEmbedding(
             vocab_size,
             hidden_dim,
             tie_weights=tie_weights,
-            embeddings_initializer=keras.initializers.RandomNormal(stddev=1.0),
+            embeddings_initializer=keras.initializers.RandomNormal(stddev=hidden_dim**-0.5),
             name="token_embedding",
         )
+        self.input_scale = hidden_dim**0.5
         self.recurrent_layers = [
             self.recurrent_class(hidden_dim, return_sequences=True, return_state=True, name=f"recurrent_{index}")
             for index in range(num_layers)
@@ -39,7 +42,7 @@ class RecurrentLM(CausalLM):
         self.dropout_layer = keras.layers.Dropout(dropout, name="dropout")
 
     def hidden_states(self, token_ids, training=None):
-        x = self.embedding(token_ids)  # (B, T, D)
+        x = self.embedding(token_ids) * self.input_scale  # (B, T, D)
         for layer in self.recurrent_layers:
             x = self.dropout_layer(x, training=training)
             x = layer(x, training=training)[0]  # (B, T, D)
@@ -52,7 +55,7 @@ class RecurrentLM(CausalLM):
         return [layer.cell.get_initial_state(batch_size) for layer in self.recurrent_layers]
 
     def decode(self, token_ids, state, index):
-        x = self.embedding(token_ids)  # (B, T_new, D)
+        x = self.embedding(token_ids) * self.input_scale  # (B, T_new, D)
         new_state = []
         for layer, layer_state in zip(self.recurrent_layers, state):
             if token_ids.shape[1] == 1:

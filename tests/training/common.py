@@ -1,0 +1,63 @@
+"""Tiny corpora and configs shared by the training tests: runs of a few steps that finish in seconds on a CPU."""
+
+import json
+import os
+
+from tfllm.data import load_texts
+from tfllm.training import RunConfig
+
+TINY_MODELS = {
+    "transformer": {"num_layers": 1, "hidden_dim": 16, "num_heads": 2, "intermediate_dim": 32,
+                    "max_sequence_length": 32},
+    "lstm": {"num_layers": 1, "hidden_dim": 16},
+    "rnn": {"num_layers": 1, "hidden_dim": 16},
+}
+TINY_TRAIN = {
+    "steps": 6,
+    "batch_size": 4,
+    "sequence_length": 16,
+    "warmup_steps": 1,
+    "eval_every": 3,
+    "checkpoint_every": 2,
+    "sample_every": None,
+    "sample_tokens": 8,
+    "validation_steps": 2,
+}
+PEAK_FLOPS = 1e11  # given, so that tests do not spend time measuring it
+
+
+def write_kjv_verses(folder, chapters=3):
+    """A JSONL corpus of the verses of the first KJV chapters: 80 documents, about 10 KB (70 train, 3 validation)."""
+    verses = [line for chapter in load_texts("kjv")[:chapters] for line in chapter.decode("utf-8").splitlines()]
+    return _write_jsonl(os.path.join(folder, "verses.jsonl"), verses)
+
+
+def write_repetitive_corpus(folder, documents=200):
+    """A JSONL corpus of one sentence repeated with a counter, which a tiny model learns in a few dozen steps."""
+    texts = [f"{index % 7} the cat sat on the mat. the dog sat on the log." for index in range(documents)]
+    return _write_jsonl(os.path.join(folder, "repetitive.jsonl"), [f"{text} {index}" for index, text in
+                                                                   enumerate(texts)])
+
+
+def tiny_config(corpus, architecture="transformer", model=None, data=None, **train):
+    """A `RunConfig` of a tiny model of `architecture` on `corpus`, with `TINY_TRAIN` updated by `train`."""
+    return RunConfig.default(
+        architecture,
+        model={**TINY_MODELS[architecture], **(model or {})},
+        data={"corpus": os.fspath(corpus), **(data or {})},
+        train={**TINY_TRAIN, **train},
+    )
+
+
+def files_under(folder):
+    """Every file under `folder`, as paths relative to it."""
+    return sorted(
+        os.path.relpath(os.path.join(root, name), folder) for root, _, names in os.walk(folder) for name in names
+    )
+
+
+def _write_jsonl(path, texts):
+    with open(path, "w", encoding="utf-8") as file:
+        for text in texts:
+            file.write(json.dumps({"text": text}) + "\n")
+    return path

@@ -1,0 +1,78 @@
+import itertools
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from tfllm.training.callbacks import LossHistory, StepCheckpoint, read_checkpoint_state
+from tfllm.training.pretrain import fit_plan
+
+
+def _compiled_dense():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(keras.optimizers.Adam(), "mse")
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def test_checkpoint_round_trip_and_refusal_of_nan_weights(tmp_path):
+    model = _compiled_dense()
+    model.optimizer.iterations.assign(7)
+    checkpoint = StepCheckpoint(tmp_path, every=2, extra_state=lambda: {"note": "kept"})
+    checkpoint.set_model(model)
+    assert checkpoint.save(step=2, loss=1.0)
+    good = [keras.ops.convert_to_numpy(weight) for weight in model.weights]
+    kernel = model.trainable_weights[0]
+    kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+    with pytest.warns(RuntimeWarning, match="the checkpoint of step 2 is kept"):
+        assert not checkpoint.save(step=4, loss=1.0)
+    with pytest.warns(RuntimeWarning):
+        assert not checkpoint.save(step=4, loss=float("inf"))
+    assert read_checkpoint_state(tmp_path) == {"step": 2, "weights": "step-000000002.weights.h5", "note": "kept"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json", "step-000000002.weights.h5"]
+
+    fresh = _compiled_dense()
+    restorer = StepCheckpoint(tmp_path, every=2)
+    assert restorer.saved_step == 2
+    assert restorer.restore(fresh)["step"] == 2 and restorer.step == 2
+    for want, got in zip(good, fresh.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(got), want)
+    assert int(fresh.optimizer.iterations) == 7  # the optimizer's state comes back with the weights
+
+
+def test_a_damaged_checkpoint_is_named(tmp_path):
+    (tmp_path / "state.json").write_text(json.dumps({"step": 3, "weights": "step-000000003.weights.h5"}))
+    (tmp_path / "step-000000003.weights.h5").write_bytes(b"not hdf5")
+    with pytest.raises(ValueError, match=r"step-000000003\.weights\.h5 \(step 3\) cannot be loaded"):
+        StepCheckpoint(tmp_path, every=1).restore(_compiled_dense())
+    (tmp_path / "state.json").write_text("{")
+    with pytest.raises(ValueError, match=r"state\.json is damaged"):
+        read_checkpoint_state(tmp_path)
+
+
+def test_loss_history_recovers_each_step_from_keras_running_means():
+    history = LossHistory(initial_step=10, records={"steps": [9, 10, 11], "losses": [5.0, 4.0, 9.0],
+                                                    "epochs": [{"step": 10, "loss": 4.5}, {"step": 11}]})
+    assert history.to_dict() == {"steps": [9, 10], "losses": [5.0, 4.0], "epochs": [{"step": 10, "loss": 4.5}]}
+    history.on_epoch_begin(5)
+    for batch, running_mean in enumerate([4.0, 3.5, 3.0]):  # step losses 4, 3, 2
+        history.on_train_batch_end(batch, {"loss": running_mean})
+    history.on_epoch_end(5, {"loss": 3.0, "val_loss": 3.25})
+    assert history.steps == [9, 10, 11, 12, 13]
+    np.testing.assert_allclose(history.losses, [5.0, 4.0, 4.0, 3.0, 2.0])
+    assert history.epochs[-1] == {"step": 13, "loss": 3.0, "val_loss": 3.25}
+
+
+def test_fit_plan_trains_every_step_once_in_globally_numbered_epochs():
+    for steps, every in itertools.product(range(1, 10), range(1, 11)):
+        for start in range(steps + 1):
+            trained = []
+            for initial_epoch, epochs, steps_per_epoch in fit_plan(start, steps, every):
+                for epoch in range(initial_epoch, epochs):
+                    first = trained[-1] + 1 if trained else start + 1
+                    assert (first - 1) // every == epoch  # the epoch's steps are where epoch `epoch` is
+                    epoch_steps = list(range(first, first + steps_per_epoch))
+                    assert epoch_steps[-1] == min((epoch + 1) * every, steps)  # it ends at a validation
+                    trained.extend(epoch_steps)
+            assert trained == list(range(start + 1, steps + 1)), (start, steps, every)

@@ -1,0 +1,98 @@
+"""Fine-tuning changes what it should: SFT teaches a held-out task and ignores the prompt's loss, more pretraining
+lowers the loss on the new corpus, the classifier recipe maps labels as documented."""
+
+import random
+
+import keras
+import numpy as np
+import pytest
+
+from tfllm.data import question_answer_pairs, sft_dataset
+from tfllm.models import LSTMLM, TransformerLM
+from tfllm.tokenizers import ByteTokenizer
+from tfllm.training.evaluation import evaluate_texts
+from tfllm.training.finetune import continue_pretraining, supervised_finetune, train_classifier
+
+VOCAB = 259  # the byte tokenizer's
+
+
+def _transformer(context=16):
+    keras.utils.set_random_seed(0)
+    return TransformerLM(
+        VOCAB, num_layers=2, num_heads=2, hidden_dim=64, intermediate_dim=128, max_sequence_length=context,
+        tokenizer=ByteTokenizer(),
+    )
+
+
+def _reversal_words():
+    """Distinct words of 3-4 letters from a-h, shuffled: 100 held out, the rest (~1,650) for training."""
+    draw = random.Random(0)
+    words = sorted({"".join(draw.choice("abcdefgh") for _ in range(draw.choice([3, 4]))) for _ in range(3000)})
+    draw.shuffle(words)
+    return words[100:], words[:100]
+
+
+@pytest.fixture(scope="module")
+def reverser():
+    """A Transformer fine-tuned from scratch to answer "abcd=" with "dcba"."""
+    train, heldout = _reversal_words()
+    model = _transformer()
+    history = supervised_finetune(
+        model, [(word + "=", word[::-1]) for word in train], steps=200, sequence_length=10, batch_size=32,
+        learning_rate=3e-3, seed=0, log_every=50,
+    )
+    return model, heldout, history
+
+
+def test_sft_solves_held_out_reversals(reverser):
+    model, heldout, history = reverser
+    answers = model.generate([word + "=" for word in heldout], max_new_tokens=6, strip_prompt=True)
+    exact = np.mean([answer == word[::-1] for answer, word in zip(answers, heldout)])
+    assert exact >= 0.8  # chance: about 1 in 8**3.5
+    losses = history.history["loss"]
+    assert len(losses) == 4 and losses[-1] < 0.1 * losses[0]
+    # The weighted perplexity is that of the completions: it falls with the loss.
+    assert history.history["perplexity"][-1] == pytest.approx(np.exp(losses[-1]), rel=0.1)
+
+
+def test_the_loss_falls_on_completions_only(reverser):
+    model, _, _ = reverser
+    x, y, weight = (np.asarray(t) for t in next(iter(sft_dataset(
+        [("abc=", "cba"), ("hgfe=", "efgh")], model.tokenizer, sequence_length=10, batch_size=2, shuffle=False))))
+
+    def loss(targets, weights):
+        return model.evaluate(x, targets, sample_weight=weights, batch_size=2, verbose=0, return_dict=True)["loss"]
+
+    base = loss(y, weight)
+    assert loss(y, np.zeros_like(weight)) == 0.0  # nothing to answer: no loss
+    prompt = (weight == 0) & (y != 0)
+    assert loss(np.where(prompt, 7, y), weight) == pytest.approx(base, abs=1e-6)  # other prompt targets: same loss
+    assert loss(np.where(weight > 0, 7, y), weight) > base + 1.0  # other completion targets: a higher loss
+
+
+def test_continued_pretraining_lowers_the_loss_on_the_new_corpus():
+    texts = [pair["prompt"] + pair["completion"] for pair in question_answer_pairs()]
+    heldout = texts[::10]
+    train = [text for index, text in enumerate(texts) if index % 10]
+    model = LSTMLM(VOCAB, hidden_dim=64, tokenizer=ByteTokenizer())
+    before = evaluate_texts(model, heldout).bits_per_byte
+    history = continue_pretraining(model, train, steps=60, sequence_length=64, batch_size=32, learning_rate=1e-2,
+                                   seed=0, validation_texts=heldout, log_every=30)
+    after = evaluate_texts(model, heldout).bits_per_byte
+    assert before > 7.5 and after < 4.5  # from a uniform guess (8 bits) to a model of English letters
+    assert history.history["val_loss"][1] < history.history["val_loss"][0]
+
+
+def test_train_classifier_maps_labels_and_checks_its_arguments():
+    examples = [("aaaa", 1), ("bbbb", 0), ("abab", 2)] * 4
+    backbone = LSTMLM(VOCAB, hidden_dim=8, tokenizer=ByteTokenizer())
+    classifier, names, history = train_classifier(backbone, examples, num_classes=3, steps=2, batch_size=4)
+    assert names == ["0", "1", "2"] and classifier.num_classes == 3 and len(history.history["loss"]) == 1
+    _, names, _ = train_classifier(backbone, [(t, "xy"[label % 2]) for t, label in examples], steps=1)
+    assert names == ["x", "y"]
+    with pytest.raises(ValueError, match="num_classes=2 disagrees"):
+        train_classifier(backbone, examples, num_classes=2, label_names=["a", "b", "c"], steps=1)
+    with pytest.raises(ValueError, match="log_every=3 does not divide steps=10"):
+        train_classifier(backbone, examples, num_classes=3, steps=10, log_every=3)
+    with pytest.raises(ValueError, match="tokenizer"):
+        supervised_finetune(LSTMLM(VOCAB, hidden_dim=8), [("a", "b")], steps=1, sequence_length=4)

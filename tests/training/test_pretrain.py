@@ -1,0 +1,254 @@
+"""End-to-end pretraining runs of tiny models on a few KB of text: files, numbers, resuming, divergence, precision,
+gradient accumulation and distribution."""
+
+import json
+import math
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+
+import h5py
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow.core.util import event_pb2
+
+from tests.training.common import PEAK_FLOPS, files_under, tiny_config, write_kjv_verses, write_repetitive_corpus
+from tfllm.training import RunConfig, RunDirectoryError, TrainingDivergedError, load_run, pretrain
+
+METRICS = {
+    "steps", "optimizer_updates", "tokens_seen", "train_loss", "validation_loss", "validation_perplexity",
+    "bits_per_byte", "validation_tokens_per_byte", "tokens_per_second", "mfu", "peak_flops", "wall_time_seconds",
+    "resumed_from_step", "parameters", "num_replicas", "precision", "samples",
+}
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def verses(tmp_path_factory):
+    return write_kjv_verses(tmp_path_factory.mktemp("corpus"))
+
+
+def _weights(model):
+    return [keras.ops.convert_to_numpy(weight) for weight in model.weights]
+
+
+def _scalars(log_dir):
+    values = {}
+    for name in os.listdir(log_dir):
+        for record in tf.data.TFRecordDataset(os.path.join(log_dir, name)):
+            event = event_pb2.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                values.setdefault(value.tag, {})[event.step] = float(tf.make_ndarray(value.tensor))
+    return values
+
+
+@pytest.mark.parametrize("architecture", ["transformer", "lstm", "rnn"])
+def test_a_tiny_run_writes_every_file_with_sane_contents(architecture, verses, tmp_path, capsys):
+    config = tiny_config(verses, architecture, sample_every=3)
+    verbose = 1 if architecture == "transformer" else 0
+    result = pretrain(config, tmp_path / "run", verbose=verbose, peak_flops=PEAK_FLOPS)
+    run = tmp_path / "run"
+
+    assert {"config.json", "model.keras", "metrics.json", "loss_curve.png", "samples.txt", "history.json",
+            "checkpoints/state.json", "checkpoints/step-000000006.weights.h5", "checkpoints/tokenizer.json"} <= set(
+        files_under(run))
+    assert not [name for name in files_under(run) if ".tmp-" in name]
+    assert RunConfig.from_json(run / "config.json") == config
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert METRICS <= set(metrics)
+    assert (metrics["steps"], metrics["optimizer_updates"], metrics["resumed_from_step"]) == (6, 6, 0)
+    assert metrics["tokens_seen"] == 6 * 4 * 16 and metrics["num_replicas"] == 1
+    # Near ln(259) = 5.56 nats (a uniform guess) after 6 steps; the simple RNN starts higher (its tied embeddings
+    # have a standard deviation of 1, so its first logits are large).
+    assert 0 < metrics["validation_loss"] < 2 * math.log(259) and 0 < metrics["train_loss"] < 2 * math.log(259)
+    assert metrics["validation_perplexity"] == pytest.approx(math.exp(metrics["validation_loss"]))
+    assert metrics["bits_per_byte"] == pytest.approx(
+        metrics["validation_loss"] * metrics["validation_tokens_per_byte"] / math.log(2))
+    assert 1.0 < metrics["validation_tokens_per_byte"] < 1.1  # bytes, plus a bos and an eos per verse
+    assert metrics["tokens_per_second"] > 0 and 0 < metrics["mfu"] < 1
+    assert metrics["parameters"] == result.model.count_params()
+    assert [sample["prompt"] for sample in metrics["samples"]] == list(config.train.sample_prompts)
+    assert math.isnan(metrics["known_word_share"]) or 0 <= metrics["known_word_share"] <= 1
+    assert "memoriz" in metrics["memorization"]["summary"]
+    assert all(sample["text"].startswith(sample["prompt"]) and sample["step"] == 6 for sample in metrics["samples"])
+    assert result.metrics["validation_loss"] == metrics["validation_loss"]
+
+    assert (run / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    samples = (run / "samples.txt").read_text()
+    assert samples.startswith("=== step 3 ===") and "=== step 6 ===" in samples
+    assert samples.count("--- prompt: 'In the beginning'") == 2
+    history = json.loads((run / "history.json").read_text())
+    assert history["steps"] == [1, 2, 3, 4, 5, 6]
+    assert [entry["step"] for entry in history["epochs"]] == [3, 6]
+    assert {"loss", "val_loss", "tokens_per_second", "mfu"} <= set(history["epochs"][-1])
+
+    loaded_config, model = load_run(run)
+    assert loaded_config == config and type(model) is type(result.model)
+    for want, got in zip(_weights(result.model), _weights(model)):
+        np.testing.assert_array_equal(got, want)
+    assert model.generate("In the", max_new_tokens=4, seed=0).startswith("In the")
+
+    if architecture == "transformer":
+        train_scalars, validation_scalars = _scalars(run / "logs" / "train"), _scalars(run / "logs" / "validation")
+        assert set(train_scalars["epoch_loss"]) == {3, 6}  # by global step
+        assert {"epoch_tokens_per_second", "epoch_mfu", "epoch_learning_rate"} <= set(train_scalars)
+        assert validation_scalars["epoch_loss"][6] == pytest.approx(metrics["validation_loss"])
+        printed = capsys.readouterr().out
+        for expected in ('architecture: "transformer"', "Steps 1-3 of 6", "Steps 4-6 of 6", "tokens_per_second",
+                         "val_loss", "step 6/6 (100%)", "Samples at step 6:", "bits per byte"):
+            assert expected in printed
+
+
+def test_the_loss_goes_down_on_a_repetitive_corpus(tmp_path):
+    config = tiny_config(write_repetitive_corpus(tmp_path), model={"hidden_dim": 32, "intermediate_dim": 64},
+                         steps=40, batch_size=8, sequence_length=32, learning_rate=1e-2, warmup_steps=5,
+                         eval_every=40, checkpoint_every=40)
+    result = pretrain(config, tmp_path / "run", verbose=0, peak_flops=PEAK_FLOPS)
+    losses = result.history["losses"]
+    assert len(losses) == 40
+    assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:3])
+    assert result.metrics["validation_loss"] < 0.6 * math.log(259)
+
+
+class _InterruptAfter(keras.callbacks.Callback):
+    def __init__(self, steps):
+        super().__init__()
+        self.steps, self.seen = steps, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen += 1
+        if self.seen == self.steps:
+            raise KeyboardInterrupt
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(verses, tmp_path_factory):
+    """An 8-step run without interruption, to compare resumed runs with."""
+    config = tiny_config(verses, "lstm", steps=8)
+    result = pretrain(config, tmp_path_factory.mktemp("uninterrupted") / "run", verbose=0, peak_flops=PEAK_FLOPS)
+    return config, result.history, _weights(result.model)
+
+
+def _assert_same_training(result, uninterrupted):
+    _, history, weights = uninterrupted
+    assert result.history["steps"] == list(range(1, 9))
+    np.testing.assert_allclose(result.history["losses"], history["losses"], rtol=1e-5)
+    for want, got in zip(weights, _weights(result.model)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_an_interrupted_run_resumes_mid_epoch_and_ends_at_the_requested_step(uninterrupted, tmp_path):
+    config = uninterrupted[0]
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(config, tmp_path / "run", verbose=0, peak_flops=PEAK_FLOPS, callbacks=[_InterruptAfter(5)])
+    with pytest.raises(RunDirectoryError, match="unfinished run"):
+        load_run(tmp_path / "run")
+    assert json.loads((tmp_path / "run/checkpoints/state.json").read_text())["step"] == 4
+
+    result = pretrain(config, tmp_path / "run", verbose=0, peak_flops=PEAK_FLOPS)  # steps 5-6, then 7-8
+    assert result.resumed_from_step == 4 and result.metrics["resumed_from_step"] == 4
+    assert int(result.model.optimizer.iterations) == 8 == result.metrics["optimizer_updates"]
+    assert [entry["step"] for entry in result.history["epochs"]] == [3, 6, 8]
+    _assert_same_training(result, uninterrupted)  # the same batches and updates as without the interruption
+    with pytest.raises(RunDirectoryError, match="complete run"):
+        pretrain(config, tmp_path / "run", verbose=0)
+
+    # Killed after the last checkpoint, before the final files: the next start only finishes the files.
+    (tmp_path / "run/metrics.json").unlink()
+    (tmp_path / "run/.tmp-killed-while-saving.keras").write_bytes(b"half")
+    finished = pretrain(config, tmp_path / "run", verbose=0, peak_flops=PEAK_FLOPS)
+    assert finished.resumed_from_step == 8 and finished.metrics["optimizer_updates"] == 8
+    assert finished.metrics["validation_loss"] == pytest.approx(result.metrics["validation_loss"], rel=1e-5)
+    assert [entry["step"] for entry in finished.history["epochs"]] == [3, 6, 8]
+    assert not (tmp_path / "run/.tmp-killed-while-saving.keras").exists()
+    assert load_run(tmp_path / "run")[0] == config
+
+
+_KILLED_RUN = """
+import os, signal, sys
+import keras
+from tfllm.training import RunConfig, pretrain
+
+class KillAtStep(keras.callbacks.Callback):
+    seen = 0
+    def on_train_batch_end(self, batch, logs=None):
+        KillAtStep.seen += 1
+        if KillAtStep.seen == int(sys.argv[3]):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+pretrain(RunConfig.from_json(sys.argv[1]), sys.argv[2], verbose=0, callbacks=[KillAtStep()], peak_flops=1e11)
+"""
+
+
+def test_a_run_killed_with_sigkill_resumes_from_its_last_checkpoint(uninterrupted, tmp_path):
+    config = uninterrupted[0]
+    config.to_json(tmp_path / "config.json")
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_RUN, str(tmp_path / "config.json"), str(tmp_path / "run"), "7"],
+        cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, capture_output=True, timeout=300,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
+    assert json.loads((tmp_path / "run/checkpoints/state.json").read_text())["step"] == 6
+
+    result = pretrain(config, tmp_path / "run", verbose=0, peak_flops=PEAK_FLOPS)  # steps 7-8
+    assert result.resumed_from_step == 6
+    assert result.metrics["optimizer_updates"] == 8 == result.metrics["steps"]
+    _assert_same_training(result, uninterrupted)
+
+
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(verses, tmp_path):
+    class PoisonAfter(_InterruptAfter):
+        def on_train_batch_end(self, batch, logs=None):
+            self.seen += 1
+            if self.seen == self.steps:
+                kernel = self.model.trainable_weights[0]
+                kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+
+    config = tiny_config(verses, "rnn", steps=8, eval_every=8)
+    diverged = r"loss is nan at step 6: .* checkpoint, of step 4, is kept"
+    with pytest.raises(TrainingDivergedError, match=diverged) as error:
+        pretrain(config, tmp_path / "run", verbose=0, peak_flops=PEAK_FLOPS, callbacks=[PoisonAfter(5)])
+    assert (error.value.step, error.value.checkpoint_step) == (6, 4)
+    state = json.loads((tmp_path / "run/checkpoints/state.json").read_text())
+    assert state["step"] == 4 and state["history"]["steps"] == [1, 2, 3, 4]
+    with h5py.File(tmp_path / "run/checkpoints" / state["weights"]) as weights:
+        arrays = []
+        weights.visititems(lambda name, item: arrays.append(item[()]) if isinstance(item, h5py.Dataset) else None)
+    assert arrays and all(np.all(np.isfinite(array)) for array in arrays)
+    assert not (tmp_path / "run/metrics.json").exists() and not (tmp_path / "run/model.keras").exists()
+
+
+def test_mixed_bfloat16_trains_and_restores_the_global_policy(verses, tmp_path):
+    config = tiny_config(verses, "rnn", precision="mixed_bfloat16", eval_every=6)
+    result = pretrain(config, tmp_path / "run", verbose=0, peak_flops=PEAK_FLOPS)
+    assert keras.config.dtype_policy().name == "float32"
+    assert result.model.dtype_policy.name == "mixed_bfloat16"
+    assert result.model.trainable_weights[0].dtype == "float32"  # variables stay float32
+    assert 0 < result.metrics["validation_loss"] < 2 * math.log(259)
+    assert load_run(tmp_path / "run")[1].dtype_policy.name == "mixed_bfloat16"
+    assert keras.config.dtype_policy().name == "float32"
+
+
+def test_gradient_accumulation_applies_one_update_per_two_steps(verses, tmp_path):
+    config = tiny_config(verses, "rnn", gradient_accumulation_steps=2, eval_every=6)
+    result = pretrain(config, tmp_path / "run", verbose=0, peak_flops=PEAK_FLOPS)
+    assert result.metrics["steps"] == 6 and result.history["steps"] == [1, 2, 3, 4, 5, 6]
+    assert int(result.model.optimizer.iterations) == 3 == result.metrics["optimizer_updates"]
+
+
+def test_mirrored_strategy_splits_the_global_batch_over_two_replicas(verses, tmp_path):
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with pytest.raises(ValueError, match=r"train\.batch_size=3 is not divisible by the number of replicas \(2\)"):
+        pretrain(tiny_config(verses, "rnn", batch_size=3), tmp_path / "refused", strategy=strategy, verbose=0)
+    assert not (tmp_path / "refused").exists()  # refused before anything was written
+
+    result = pretrain(tiny_config(verses, "rnn", eval_every=6), tmp_path / "run", strategy=strategy, verbose=0,
+                      peak_flops=PEAK_FLOPS)
+    assert result.metrics["num_replicas"] == 2 and result.model.distribute_strategy is strategy
+    assert result.metrics["optimizer_updates"] == 6 and 0 < result.metrics["validation_loss"] < 2 * math.log(259)
+    assert isinstance(result.model.trainable_weights[0].value, tf.distribute.DistributedValues)

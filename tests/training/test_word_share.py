@@ -1,0 +1,17 @@
+"""known_word_share: the share of generated words that the corpus uses."""
+
+import math
+
+from tfllm.training.word_share import corpus_words, known_word_share
+
+
+def test_words_are_lowercase_letters_with_inner_apostrophes():
+    assert corpus_words(["And God said, Let there be light: and there was light.", b"Lord's day 7"]) == {
+        "and", "god", "said", "let", "there", "be", "light", "was", "lord's", "day"
+    }
+
+
+def test_invented_words_count_against_the_share_and_no_words_give_nan():
+    vocabulary = corpus_words(["the heaven and the earth"])
+    assert known_word_share(["The heaven and the eartth", "and"], vocabulary) == 5 / 6
+    assert math.isnan(known_word_share(["1:1 --", ""], vocabulary))

@@ -1,0 +1,171 @@
+"""From a `RunConfig` to the things training needs: the texts, the tokenizer, the model and the datasets.
+
+Each builder takes only the section it needs, so the CLI, fine-tuning and notebooks can reuse them one by one.
+"""
+
+import dataclasses
+
+import tensorflow as tf
+
+from tfllm.data import clean_text, lm_dataset, load_texts
+from tfllm.models import LSTMLM, SimpleRNNLM, TransformerLM
+from tfllm.tokenizers import ByteTokenizer, CharTokenizer, SentencePieceTokenizer, WordPieceTokenizer
+
+
+@dataclasses.dataclass(frozen=True)
+class CorpusTexts:
+    """The train and validation documents of a corpus, as lists of UTF-8 `bytes` (cleaned if the config says so)."""
+
+    train: list
+    validation: list
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidationData:
+    """The validation batches of a run.
+
+    Attributes:
+        batches: `(x, y)` int32 (B, T) batches in corpus order, exactly `steps` of them (a known cardinality, so
+            Keras starts them over at each validation).
+        steps: batches per validation.
+        tokens_per_byte: tokens (each document's bos and eos included) per UTF-8 byte of the validation split, for turning
+            a loss per token into bits per byte.
+    """
+
+    batches: tf.data.Dataset
+    steps: int
+    tokens_per_byte: float
+
+
+def build_texts(data_config):
+    """The train and validation splits of `data_config.corpus`, cleaned when `data_config.clean`.
+
+    >>> from tfllm.training.config import DataConfig
+    >>> texts = build_texts(DataConfig.default())
+    >>> len(texts.train), len(texts.validation)
+    (1063, 59)
+    """
+
+    def read(split):
+        texts = load_texts(data_config.corpus, split=split)
+        if data_config.clean:
+            texts = clean_text(tf.constant(texts, tf.string)).numpy().tolist()
+        return texts
+
+    return CorpusTexts(train=read("train"), validation=read("validation"))
+
+
+def build_tokenizer(data_config, train_texts, verbose=False):
+    """The tokenizer of `data_config.tokenizer`, its vocabulary learned from `train_texts` (byte learns nothing).
+
+    >>> from tfllm.training.config import DataConfig
+    >>> build_tokenizer(DataConfig.default(), []).vocab_size
+    259
+    >>> build_tokenizer(DataConfig("kjv", "char", None, False), [b"abcab"]).vocab_size  # 4 special ids + a, b, c
+    7
+    """
+    kind, vocab_size = data_config.tokenizer, data_config.vocab_size
+    if kind == "byte":
+        return ByteTokenizer()
+    if kind == "char":
+        return CharTokenizer.train(train_texts, max_vocab_size=vocab_size, verbose=verbose)
+    if kind == "wordpiece":
+        return WordPieceTokenizer.train(train_texts, vocab_size, verbose=verbose)
+    if kind == "sentencepiece":
+        return SentencePieceTokenizer.train(train_texts, vocab_size, verbose=verbose)
+    raise ValueError(f"data.tokenizer={kind!r} is invalid: expected byte, char, wordpiece or sentencepiece")
+
+
+def build_model(model_config, tokenizer):
+    """The `CausalLM` of `model_config`, sized for `tokenizer`'s vocabulary, which it carries (and saves).
+
+    >>> from tfllm.training.config import ModelConfig
+    >>> model = build_model(ModelConfig("rnn", 1, 8, None, None, None, 0.0, None), ByteTokenizer())
+    >>> type(model).__name__, model.vocab_size
+    ('SimpleRNNLM', 259)
+    """
+    config = model_config
+    if config.architecture == "transformer":
+        return TransformerLM(
+            tokenizer.vocab_size,
+            num_layers=config.num_layers,
+            num_heads=config.num_heads,
+            hidden_dim=config.hidden_dim,
+            intermediate_dim=config.intermediate_dim,
+            max_sequence_length=config.max_sequence_length,
+            dropout=config.dropout,
+            position_embedding=config.position_embedding,
+            tokenizer=tokenizer,
+        )
+    recurrent = {"lstm": LSTMLM, "rnn": SimpleRNNLM}.get(config.architecture)
+    if recurrent is None:
+        raise ValueError(f"model.architecture={config.architecture!r} is invalid: expected transformer, lstm or rnn")
+    return recurrent(
+        tokenizer.vocab_size,
+        hidden_dim=config.hidden_dim,
+        num_layers=config.num_layers,
+        dropout=config.dropout,
+        tokenizer=tokenizer,
+    )
+
+
+def compile_model(model, train_config):
+    """`model.compile()` with the run's optimization settings; the cosine decays over `train_config.steps`."""
+    accumulation = train_config.gradient_accumulation_steps
+    model.compile(
+        learning_rate=train_config.learning_rate,
+        warmup_steps=train_config.warmup_steps,
+        decay_steps=train_config.steps,
+        weight_decay=train_config.weight_decay,
+        gradient_accumulation_steps=accumulation if accumulation > 1 else None,
+        jit_compile=train_config.jit_compile,
+    )
+    return model
+
+
+def build_train_batches(train_config, tokenizer, train_texts, start_step=0):
+    """The training batches: `(x, y)` int32 (B, T), shuffled with `train_config.seed`, repeated without end, from
+    batch `start_step` on.
+
+    Every call makes a new pipeline, and the stream of a new pipeline depends only on the seed: the same batches
+    in the same order in every process. (Iterating one `tf.data` pipeline again would not do: a shuffle with
+    `reshuffle_each_iteration` draws a new order for every new iterator.) So a run resumed at step s, which skips s
+    batches, trains on the batches an uninterrupted run would have.
+    """
+    config = train_config
+    batches = lm_dataset(train_texts, tokenizer, config.sequence_length, config.batch_size, shuffle=True,
+                         seed=config.seed)
+    return batches.repeat().skip(start_step)
+
+
+def build_validation_batches(train_config, tokenizer, validation_texts):
+    """The validation batches (see `ValidationData`), in corpus order.
+
+    Raises:
+        ValueError: the validation split is too short for one batch.
+    """
+    config = train_config
+    batches = lm_dataset(validation_texts, tokenizer, config.sequence_length, config.batch_size, shuffle=False)
+    available = int(batches.reduce(0, lambda count, _: count + 1))
+    if available == 0:
+        raise ValueError(
+            f"the validation split is too short for one batch of train.batch_size={config.batch_size} sequences of "
+            f"train.sequence_length + 1 = {config.sequence_length + 1} tokens: use a larger corpus or smaller sizes"
+        )
+    steps = available if config.validation_steps is None else min(config.validation_steps, available)
+    batches = batches.take(steps).apply(tf.data.experimental.assert_cardinality(steps))
+    return ValidationData(batches, steps, tokens_per_byte(tokenizer, validation_texts))
+
+
+def tokens_per_byte(tokenizer, texts, batch_size=256):
+    """Tokens per UTF-8 byte of `texts`, counting a bos and an eos per text (as `lm_dataset` adds them).
+
+    >>> tokens_per_byte(ByteTokenizer(), [b"abc", b"d"])  # (1 + 3 + 1) + (1 + 1 + 1) tokens / 4 bytes
+    2.0
+    """
+    tokens = size = 0
+    for start in range(0, len(texts), batch_size):
+        batch = tf.constant(texts[start : start + batch_size], tf.string)
+        tokens += int(tokenizer.tokenize(batch).row_lengths().numpy().sum()) + 2 * int(batch.shape[0])
+        size += int(tf.reduce_sum(tf.strings.length(batch, unit="BYTE")))
+    return tokens / size if size else float("nan")

@@ -1,0 +1,82 @@
+"""`SampleCallback`: what the model writes, every N steps and at the end of training."""
+
+import os
+
+from tfllm.training.atomic import atomic_write_text
+from tfllm.training.callbacks.step_callback import StepCallback
+
+
+class SampleCallback(StepCallback):
+    """Continues `prompts` with `model.generate` every `every` steps and when training ends.
+
+    Each sampling appends a block headed by the step to `path` (rewritten atomically) and adds one dict per
+    prompt, `{"step": ..., "prompt": ..., "text": ...}`, to `samples`.
+
+    Args:
+        prompts: the prompts (strings; the model needs a tokenizer).
+        every: steps between samples; None samples only at the end.
+        max_new_tokens: tokens generated per prompt.
+        path: a text file to append the samples to, or None.
+        seed: the generation seed (the same step and weights give the same text).
+        at_train_end: also sample in `on_train_end` (once per step: not again if the last step was sampled).
+        initial_step: the step the run starts from.
+        **generate_kwargs: more arguments of `model.generate` (`sampler`, `temperature`, `top_k`, `top_p`).
+
+    Example:
+
+        samples = SampleCallback(["In the beginning"], every=500, max_new_tokens=64, path="run/samples.txt")
+        model.fit(batches, epochs=10, callbacks=[samples])
+        print(samples.samples[-1]["text"])
+    """
+
+    def __init__(self, prompts, every=None, max_new_tokens=64, path=None, seed=0, at_train_end=True,
+                 initial_step=0, **generate_kwargs):
+        super().__init__(initial_step)
+        self.prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        self.every = every
+        self.max_new_tokens = max_new_tokens
+        self.path = None if path is None else os.fspath(path)
+        self.seed = seed
+        self.at_train_end = at_train_end
+        self.generate_kwargs = generate_kwargs
+        self.samples = []
+        self._sampled_step = None
+
+    def on_step_end(self, step, logs):
+        if self.every and step % self.every == 0:
+            self.sample(step)
+
+    def on_train_end(self, logs=None):
+        if self.at_train_end:
+            self.sample(self.step)
+
+    def sample(self, step=None):
+        """Generates now, as step `step` (default: the current step); returns this step's sample dicts."""
+        step = self.step if step is None else step
+        if step == self._sampled_step:
+            return [sample for sample in self.samples if sample["step"] == step]
+        texts = self.model.generate(self.prompts, max_new_tokens=self.max_new_tokens, seed=self.seed,
+                                    **self.generate_kwargs)
+        new = [{"step": step, "prompt": prompt, "text": text} for prompt, text in zip(self.prompts, texts)]
+        self.samples.extend(new)
+        self._sampled_step = step
+        if self.path is not None:
+            _append(self.path, format_samples(new))
+        return new
+
+
+def format_samples(samples):
+    """The text block of samples of one step, as `samples.txt` holds it."""
+    lines = [f"=== step {samples[0]['step']} ==="]
+    for sample in samples:
+        lines.append(f"--- prompt: {sample['prompt']!r}")
+        lines.append(sample["text"])
+    return "\n".join(lines) + "\n\n"
+
+
+def _append(path, text):
+    previous = ""
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as file:
+            previous = file.read()
+    atomic_write_text(path, previous + text)
