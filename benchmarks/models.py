@@ -1,0 +1,226 @@
+"""Training throughput and MFU of tfllm's three language models against Keras built-in models of the same size.
+
+For each architecture (Transformer, LSTM, SimpleRNN) and each precision (float32, mixed_bfloat16) this trains the
+tfllm model and a twin made of Keras's own layers on the same random token batches, alternating rounds of a few
+steps between all the models in one process (A, B, C, ..., A, B, C, ...) and keeping the median round, so that a
+busy machine slows every model alike. It prints tokens/s, MFU and the ratios tfllm / Keras and
+mixed_bfloat16 / float32.
+
+- Transformer: `TransformerLM` at the default size of `tfllm train` (tied embeddings, learned positions) against a
+  `keras.Model` of `Embedding` (tokens and positions), pre-layer-norm blocks of `LayerNormalization`,
+  `MultiHeadAttention(use_causal_mask=True)` and two `Dense`, a final `LayerNormalization` and a `Dense` to logits.
+- LSTM and SimpleRNN: `LSTMLM` / `SimpleRNNLM` with the Transformer's parameter count (hidden size solved for it)
+  against `Embedding` -> `keras.layers.LSTM` / `SimpleRNN` layers -> `Dense`.
+
+Both sides of a pair compile the same way: AdamW (the optimizer of `CausalLM.compile()`), sparse cross-entropy from
+logits, no metrics, the plain graph (`jit_compile=False`, which is what `jit_compile="auto"` picks on a CPU-only
+machine for both). One more row trains the Transformer with `CausalLM.compile()`'s full defaults, which add the
+`Perplexity` metric, to show what that metric costs.
+
+MFU (model FLOPs utilization) = `model.training_flops_per_token(T)` * tokens/s / peak, where the peak is a float32
+matmul benchmark (2048 x 2048) run in every round next to the models, so it sees the same machine load. The Keras
+twins do the same arithmetic, so they are given the tfllm model's FLOP count. Under mixed_bfloat16 the MFU is still
+against the float32 peak (the bfloat16 matmul peak is printed too).
+
+    python benchmarks/models.py                      # everything, ~6 minutes on 2 CPU cores
+    python benchmarks/models.py --rounds 3 --steps 2 --architectures transformer --precisions float32
+"""
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tfllm.models import LSTMLM, SimpleRNNLM, TransformerLM  # noqa: E402
+
+# The default model of `tfllm train`: a SentencePiece vocabulary of 2,048 and a 4-block Transformer.
+VOCAB, LAYERS, HEADS, HIDDEN, INTERMEDIATE, SEQUENCE, BATCH = 2048, 4, 4, 256, 1024, 128, 16
+RECURRENT_LAYERS = 2
+ARCHITECTURES = ("transformer", "lstm", "rnn")
+PRECISIONS = ("float32", "mixed_bfloat16")
+
+
+def optimizer():
+    # What CausalLM.compile() builds, with a constant learning rate (the schedule costs nothing measurable).
+    adamw = keras.optimizers.AdamW(1e-3, weight_decay=0.1, beta_2=0.95, global_clipnorm=1.0)
+    adamw.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    return adamw
+
+
+def compile_plain(model):
+    model.compile(optimizer(), keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=False)
+    return model
+
+
+def transformer_lm():
+    return TransformerLM(VOCAB, LAYERS, HEADS, HIDDEN, INTERMEDIATE, max_sequence_length=SEQUENCE)
+
+
+def recurrent_lm(architecture, hidden_dim):
+    model_class = LSTMLM if architecture == "lstm" else SimpleRNNLM
+    return model_class(VOCAB, hidden_dim=hidden_dim, num_layers=RECURRENT_LAYERS)
+
+
+def built(model):
+    model(np.zeros((1, SEQUENCE), np.int32))
+    return model
+
+
+def equal_parameter_hidden_dim(architecture, target_parameters):
+    """The hidden size (a multiple of 16) whose recurrent model has the parameter count closest to the target."""
+    gates = 4 if architecture == "lstm" else 1
+    # Tied embedding V*D, then per layer: kernel and recurrent kernel (2 * gates * D^2) and the bias (gates * D).
+    counts = {d: VOCAB * d + RECURRENT_LAYERS * (2 * gates * d * d + gates * d) for d in range(16, 4096, 16)}
+    return min(counts, key=lambda d: abs(counts[d] - target_parameters))
+
+
+class KerasTransformer(keras.Model):
+    """The Transformer of `transformer_lm()` made of Keras's built-in layers (untied output `Dense`)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.token_embedding = keras.layers.Embedding(VOCAB, HIDDEN)
+        self.position_embedding = keras.layers.Embedding(SEQUENCE, HIDDEN)
+        self.blocks = [
+            (
+                keras.layers.LayerNormalization(epsilon=1e-5),
+                keras.layers.MultiHeadAttention(HEADS, key_dim=HIDDEN // HEADS),
+                keras.layers.LayerNormalization(epsilon=1e-5),
+                keras.layers.Dense(INTERMEDIATE, activation="gelu"),
+                keras.layers.Dense(HIDDEN),
+            )
+            for _ in range(LAYERS)
+        ]
+        self.final_norm = keras.layers.LayerNormalization(epsilon=1e-5)
+        self.to_logits = keras.layers.Dense(VOCAB, dtype="float32")  # float32 logits under mixed precision, as tfllm
+
+    def call(self, token_ids):
+        length = keras.ops.shape(token_ids)[1]
+        x = self.token_embedding(token_ids) + self.position_embedding(keras.ops.arange(length)[None])  # (B, T, D)
+        for attention_norm, attention, mlp_norm, mlp_in, mlp_out in self.blocks:
+            normalized = attention_norm(x)
+            x = x + attention(normalized, normalized, use_causal_mask=True)
+            x = x + mlp_out(mlp_in(mlp_norm(x)))
+        return self.to_logits(self.final_norm(x))  # (B, T, V)
+
+
+def keras_recurrent(architecture, hidden_dim):
+    layer_class = keras.layers.LSTM if architecture == "lstm" else keras.layers.SimpleRNN
+    model = keras.Sequential([keras.Input((SEQUENCE,), dtype="int32"), keras.layers.Embedding(VOCAB, hidden_dim)])
+    for _ in range(RECURRENT_LAYERS):
+        model.add(layer_class(hidden_dim, return_sequences=True))
+    model.add(keras.layers.Dense(VOCAB, dtype="float32"))
+    return model
+
+
+def make_models(architectures, precisions):
+    """(name, architecture, precision, model, FLOPs per token) for every model to time, compiled."""
+    target = built(transformer_lm()).count_params()
+    hidden = {architecture: equal_parameter_hidden_dim(architecture, target) for architecture in ("lstm", "rnn")}
+    models = []
+    for precision in precisions:
+        keras.config.set_dtype_policy(precision)
+        keras.utils.set_random_seed(0)
+        for architecture in architectures:
+            if architecture == "transformer":
+                ours, theirs = built(transformer_lm()), built(KerasTransformer())
+            else:
+                ours, theirs = built(recurrent_lm(architecture, hidden[architecture])), keras_recurrent(
+                    architecture, hidden[architecture]
+                )
+            flops = ours.training_flops_per_token(SEQUENCE)
+            models.append(("tfllm", architecture, precision, compile_plain(ours), flops))
+            models.append(("keras", architecture, precision, compile_plain(theirs), flops))
+            if architecture == "transformer":
+                with_metric = built(transformer_lm())
+                with_metric.compile(jit_compile=False)  # CausalLM.compile() defaults: adds the Perplexity metric
+                models.append(("tfllm+ppl", architecture, precision, with_metric, flops))
+        keras.config.set_dtype_policy("float32")
+    return models, hidden
+
+
+def random_batches(seed=0):
+    tokens = np.random.default_rng(seed).integers(3, VOCAB, size=(BATCH, SEQUENCE + 1), dtype=np.int32)
+    return tf.data.Dataset.from_tensors((tokens[:, :-1], tokens[:, 1:])).repeat()
+
+
+def matmul_flops_per_second(dtype, size=2048, repeats=4):
+    a = tf.cast(tf.random.stateless_normal((size, size), seed=(1, 2)), dtype)
+    b = tf.cast(tf.random.stateless_normal((size, size), seed=(3, 4)), dtype)
+    product = tf.function(tf.matmul)
+    product(a, b).numpy()  # trace and warm up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        result = product(a, b)
+    result.numpy()
+    return 2 * size**3 * repeats / (time.perf_counter() - start)
+
+
+def seconds_per_step(model, batches, steps):
+    start = time.perf_counter()
+    model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0)
+    return (time.perf_counter() - start) / steps
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=7, help="alternating rounds per model (median kept)")
+    parser.add_argument("--steps", type=int, default=3, help="training steps per model per round")
+    parser.add_argument("--architectures", nargs="+", choices=ARCHITECTURES, default=list(ARCHITECTURES))
+    parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS))
+    args = parser.parse_args()
+
+    models, hidden = make_models(args.architectures, args.precisions)
+    batches = random_batches()
+    for _, _, _, model, _ in models:  # trace and warm up
+        seconds_per_step(model, batches, 2)
+    times = [[] for _ in models]
+    peaks, bf16_peaks = [], []
+    for _ in range(args.rounds):
+        peaks.append(matmul_flops_per_second(tf.float32))
+        bf16_peaks.append(matmul_flops_per_second(tf.bfloat16))
+        for index, (_, _, _, model, _) in enumerate(models):
+            times[index].append(seconds_per_step(model, batches, args.steps))
+    peak = statistics.median(peaks)
+
+    print(
+        f"batch {BATCH} x {SEQUENCE} tokens, vocab {VOCAB}; Transformer {LAYERS} layers, hidden {HIDDEN}, "
+        f"{HEADS} heads, MLP {INTERMEDIATE}; LSTM and SimpleRNN {RECURRENT_LAYERS} layers, hidden "
+        f"{hidden['lstm']} and {hidden['rnn']}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"matmul peak: float32 {peak / 1e9:.0f} GFLOP/s, bfloat16 {statistics.median(bf16_peaks) / 1e9:.0f} GFLOP/s "
+        f"(medians of {args.rounds} rounds)"
+    )
+    print(f"{'model':<10} {'arch':<12} {'precision':<15} {'params':>10} {'tokens/s':>9} {'min-round':>9} {'MFU':>6}")
+    rates = {}
+    for (name, architecture, precision, model, flops), seconds in zip(models, times):
+        rate = BATCH * SEQUENCE / statistics.median(seconds)
+        best = BATCH * SEQUENCE / min(seconds)
+        rates[name, architecture, precision] = rate
+        print(
+            f"{name:<10} {architecture:<12} {precision:<15} {model.count_params():>10,} {rate:>9,.0f} {best:>9,.0f} "
+            f"{flops * rate / peak:>6.1%}"
+        )
+    print("ratios (median tokens/s):")
+    for architecture in args.architectures:
+        for precision in args.precisions:
+            ours, theirs = rates["tfllm", architecture, precision], rates["keras", architecture, precision]
+            print(f"  {architecture:<12} {precision:<15} tfllm / keras = {ours / theirs:.2f}x  (goal >= 1.0x)")
+            if ("tfllm+ppl", architecture, precision) in rates:
+                cost = rates["tfllm+ppl", architecture, precision] / ours
+                print(f"  {architecture:<12} {precision:<15} with the default Perplexity metric / without = {cost:.2f}x")
+        if set(PRECISIONS) <= set(args.precisions):
+            for name in ("tfllm", "keras"):
+                gain = rates[name, architecture, "mixed_bfloat16"] / rates[name, architecture, "float32"]
+                print(f"  {architecture:<12} {name:<15} mixed_bfloat16 / float32 = {gain:.2f}x  (goal >= 1.3x with bf16)")
+
+
+if __name__ == "__main__":
+    main()
