@@ -97,7 +97,8 @@ class TransformerLM(CausalLM):
 
     def initial_state(self, batch_size, max_length):
         if not self.built:
-            self(ops.zeros((1, 1), "int32"))
+            # Two positions: over one, Keras warns that a softmax of one element is always 1.
+            self(ops.zeros((1, min(2, self.max_sequence_length)), "int32"))
         return [block.initial_cache(batch_size, max_length) for block in self.blocks]
 
     def decode(self, token_ids, state, index):
