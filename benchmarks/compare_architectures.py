@@ -1,14 +1,14 @@
 """Transformer, LSTM and simple RNN language models trained on the same budget: which learns the KJV best?
 
-The three architectures are built at about the same parameter count (the Transformer at the default size of
-`tfllm train`, the LSTM and the SimpleRNN with 2 layers and the hidden size that matches its parameter count), share
-one tokenizer, and each trains for the same wall-clock time (or, with `--steps`, the same number of steps) on the
-KJV train split with `CausalLM.compile()`'s optimizer (AdamW, warmup then cosine decay to the last step).
+The three architectures are the models of `tfllm train --model transformer|lstm|rnn` at their default sizes, which
+are chosen at about the same parameter count (2-layer LSTM and SimpleRNN as wide as the Transformer's parameter count
+allows; a test holds them within 5% of it). They share one tokenizer, and each trains for the same wall-clock time
+(or, with `--steps`, the same number of steps) on the KJV train split with `CausalLM.compile()`'s optimizer (AdamW, warmup then cosine decay to the last step).
 Every few steps each is evaluated on the first batches of the validation split (windows of the training length); at
 the end on all of it with `tfllm.training.evaluation.evaluate_texts` (every token predicted once, Transformers through
 a sliding window). Losses are in bits per byte (total validation nats / (validation UTF-8 bytes * ln 2)), which
-compares models whatever their tokenizer. The script prints a table and saves a plot of validation loss against steps and against training
-seconds.
+compares models whatever their tokenizer. The script prints a table and saves a plot of validation loss against
+steps and against training seconds.
 
 With a time budget, the number of steps is set from the model's own speed: the first `--calibration-steps` steps run
 at warmup learning rates and are timed, then the model is compiled again (a fresh AdamW) with a schedule whose cosine
@@ -39,41 +39,25 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tfllm.data import lm_dataset, load_texts  # noqa: E402
-from tfllm.models import LSTMLM, SimpleRNNLM, TransformerLM  # noqa: E402
-from tfllm.tokenizers import ByteTokenizer, SentencePieceTokenizer  # noqa: E402
+from tfllm.tokenizers import ByteTokenizer  # noqa: E402
+from tfllm.training.builders import build_model, build_tokenizer  # noqa: E402
+from tfllm.training.config import ModelConfig, RunConfig  # noqa: E402
 from tfllm.training.evaluation import evaluate_texts  # noqa: E402
 
-# The default model and data of `tfllm train`.
-VOCAB_SIZE, LAYERS, HEADS, HIDDEN, INTERMEDIATE, SEQUENCE, BATCH = 2048, 4, 4, 256, 1024, 128, 16
-RECURRENT_LAYERS = 2
-LEARNING_RATES = {"transformer": 3e-3, "lstm": 3e-3, "rnn": 1e-3}
-WARMUP_STEPS = 50
+ARCHITECTURES = ("transformer", "lstm", "rnn")
 
 
 def make_tokenizer(kind, texts):
+    """The tokenizer of `tfllm train` (its default SentencePiece vocabulary), or bytes."""
     if kind == "byte":
         return ByteTokenizer()
-    return SentencePieceTokenizer.train(texts, vocab_size=VOCAB_SIZE, model_type="bpe", verbose=False)
+    return build_tokenizer(RunConfig.default().data, texts)
 
 
-def make_model(architecture, vocab_size, hidden_dims, tokenizer=None):
-    if architecture == "transformer":
-        return TransformerLM(
-            vocab_size, LAYERS, HEADS, HIDDEN, INTERMEDIATE, max_sequence_length=SEQUENCE, tokenizer=tokenizer
-        )
-    model_class = LSTMLM if architecture == "lstm" else SimpleRNNLM
-    return model_class(
-        vocab_size, hidden_dim=hidden_dims[architecture], num_layers=RECURRENT_LAYERS, tokenizer=tokenizer
-    )
-
-
-def equal_parameter_hidden_dims(vocab_size, target_parameters):
-    """Hidden sizes (multiples of 16) whose 2-layer LSTM and SimpleRNN come closest to the target parameter count."""
-    dims = {}
-    for architecture, gates in (("lstm", 4), ("rnn", 1)):
-        counts = {d: vocab_size * d + RECURRENT_LAYERS * gates * (2 * d * d + d) for d in range(16, 4096, 16)}
-        dims[architecture] = min(counts, key=lambda d: abs(counts[d] - target_parameters))
-    return dims
+def make_model(architecture, tokenizer):
+    """The model of `tfllm train --model ARCHITECTURE`; the recurrent defaults are sized to the Transformer's
+    parameter count."""
+    return build_model(ModelConfig.default(architecture), tokenizer)
 
 
 def bf16_supported():
@@ -141,21 +125,22 @@ class Curve(keras.callbacks.Callback):
 
 def train(architecture, model, train_batches, evaluate, args):
     """Trains for the budget; returns the curve [(step, seconds, evaluate())], the steps and the training seconds."""
-    learning_rate = LEARNING_RATES[architecture]
+    defaults = RunConfig.default(architecture).train
+    learning_rate, warmup = defaults.learning_rate, defaults.warmup_steps
     if args.steps:
-        model.compile(learning_rate=learning_rate, warmup_steps=WARMUP_STEPS, decay_steps=args.steps, metrics=[])
+        model.compile(learning_rate=learning_rate, warmup_steps=warmup, decay_steps=args.steps, metrics=[])
         curve = Curve(evaluate, args.eval_every)
         model.fit(train_batches, steps_per_epoch=args.steps, epochs=1, verbose=0, callbacks=[curve])
         return curve.points, args.steps, curve.seconds
     # Calibration: the first steps, still in warmup, tell how many steps fit the budget.
     calibration = args.calibration_steps
-    model.compile(learning_rate=learning_rate, warmup_steps=WARMUP_STEPS, decay_steps=WARMUP_STEPS + 1, metrics=[])
+    model.compile(learning_rate=learning_rate, warmup_steps=warmup, decay_steps=warmup + 1, metrics=[])
     timing = Curve(evaluate, 0)
     model.fit(train_batches, steps_per_epoch=calibration, epochs=1, verbose=0, callbacks=[timing])
     step_seconds = statistics.median(timing.step_seconds[1:])
-    remaining = max(int((args.seconds - timing.seconds) / step_seconds), WARMUP_STEPS + 1)
+    remaining = max(int((args.seconds - timing.seconds) / step_seconds), warmup + 1)
     # Compiled again: a fresh AdamW whose schedule ends at the last step of the budget (it warms up anew).
-    model.compile(learning_rate=learning_rate, warmup_steps=WARMUP_STEPS, decay_steps=remaining, metrics=[])
+    model.compile(learning_rate=learning_rate, warmup_steps=warmup, decay_steps=remaining, metrics=[])
     curve = Curve(evaluate, args.eval_every, calibration, timing.seconds, max_seconds=1.5 * args.seconds)
     model.fit(train_batches, steps_per_epoch=remaining, epochs=1, verbose=0, callbacks=[curve])
     return curve.points, calibration + len(curve.step_seconds), curve.seconds
@@ -185,16 +170,17 @@ def main():
     parser.add_argument("--seconds", type=float, default=75.0, help="training seconds per architecture")
     parser.add_argument("--steps", type=int, help="train each architecture this many steps instead of --seconds")
     parser.add_argument("--tokenizer", choices=("sentencepiece", "byte"), default="sentencepiece")
-    parser.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16"), default="auto",
-                        help="auto: mixed_bfloat16 on CPUs with native bfloat16, else float32")
+    parser.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16"), default="float32",
+                        help="float32 (the default of tfllm train); auto: mixed_bfloat16 on CPUs with native bfloat16")
     parser.add_argument("--eval-every", type=int, default=50, help="steps between validation points")
     parser.add_argument("--eval-batches", type=int, default=8, help="validation batches per curve point")
     parser.add_argument("--calibration-steps", type=int, default=8)
-    parser.add_argument("--architectures", nargs="+", choices=("transformer", "lstm", "rnn"),
-                        default=["transformer", "lstm", "rnn"])
+    parser.add_argument("--architectures", nargs="+", choices=ARCHITECTURES, default=list(ARCHITECTURES))
     parser.add_argument("--output", default="compare_architectures.png", help="where to save the plot")
     args = parser.parse_args()
     precision = args.precision if args.precision != "auto" else ("mixed_bfloat16" if bf16_supported() else "float32")
+    defaults = RunConfig.default().train
+    sequence, batch = defaults.sequence_length, defaults.batch_size
 
     train_texts, validation_texts = load_texts("kjv", split="train"), load_texts("kjv", split="validation")
     tokenizer = make_tokenizer(args.tokenizer, train_texts)
@@ -202,21 +188,17 @@ def main():
     # lm_dataset frames every document as <bos> tokens <eos>.
     validation_tokens = sum(len(ids) + 2 for ids in tokenizer.tokenize(validation_texts).to_list())
     bits_per_byte = validation_tokens / (validation_bytes * math.log(2))  # nats per token -> bits per byte
-    validation = lm_dataset(validation_texts, tokenizer, SEQUENCE, BATCH, shuffle=False)
+    validation = lm_dataset(validation_texts, tokenizer, sequence, batch, shuffle=False)
     curve_batches = list(validation.take(args.eval_batches))
 
     keras.config.set_dtype_policy(precision)
-    probe = TransformerLM(tokenizer.vocab_size, LAYERS, HEADS, HIDDEN, INTERMEDIATE, max_sequence_length=SEQUENCE)
-    probe(np.zeros((1, SEQUENCE), np.int32))
-    hidden_dims = equal_parameter_hidden_dims(tokenizer.vocab_size, probe.count_params())
-
     results = {}
     for architecture in args.architectures:
         keras.utils.set_random_seed(0)
-        model = make_model(architecture, tokenizer.vocab_size, hidden_dims, tokenizer)
-        model(np.zeros((1, SEQUENCE), np.int32))
+        model = make_model(architecture, tokenizer)
+        model(np.zeros((1, sequence), np.int32))
         evaluate = ValidationNats(model)
-        train_batches = lm_dataset(train_texts, tokenizer, SEQUENCE, BATCH, seed=0).repeat()
+        train_batches = lm_dataset(train_texts, tokenizer, sequence, batch, seed=0).repeat()
         curve, steps, seconds = train(
             architecture, model, train_batches, lambda evaluate=evaluate: evaluate(curve_batches) * bits_per_byte, args
         )
@@ -224,22 +206,21 @@ def main():
             curve.append((steps, seconds, evaluate(curve_batches) * bits_per_byte))
         final = evaluate_texts(model, validation_texts).bits_per_byte
         results[architecture] = {"curve": curve, "steps": steps, "seconds": seconds, "bits": final,
-                                 "parameters": model.count_params(),
-                                 "tokens_per_second": steps * BATCH * SEQUENCE / seconds}
+                                 "parameters": model.count_params(), "hidden": model.hidden_dim,
+                                 "layers": model.num_layers, "tokens_per_second": steps * batch * sequence / seconds}
         print(f"{architecture}: {steps} steps in {seconds:.0f} s, validation {final:.3f} bits/byte", flush=True)
     keras.config.set_dtype_policy("float32")
 
     budget = f"{args.steps} steps" if args.steps else f"{args.seconds:.0f} s"
     print(f"\nKJV, {args.tokenizer} tokenizer (vocab {tokenizer.vocab_size}, {validation_bytes / validation_tokens:.2f} "
-          f"bytes/token), batch {BATCH} x {SEQUENCE}, {precision}, budget {budget} per model; "
+          f"bytes/token), batch {batch} x {sequence}, {precision}, budget {budget} per model; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(f"{'architecture':<12} {'params':>10} {'hidden':>7} {'steps':>6} {'seconds':>8} {'tokens/s':>9} "
-          f"{'curve end':>10} {'val bits/byte':>14}")
+    print(f"{'architecture':<12} {'params':>10} {'layers':>6} {'hidden':>7} {'steps':>6} {'seconds':>8} "
+          f"{'tokens/s':>9} {'curve end':>10} {'val bits/byte':>14}")
     for architecture, result in results.items():
-        hidden = HIDDEN if architecture == "transformer" else hidden_dims[architecture]
-        print(f"{architecture:<12} {result['parameters']:>10,} {hidden:>7} {result['steps']:>6} "
-              f"{result['seconds']:>8.0f} {result['tokens_per_second']:>9,.0f} {result['curve'][-1][2]:>10.3f} "
-              f"{result['bits']:>14.3f}")
+        print(f"{architecture:<12} {result['parameters']:>10,} {result['layers']:>6} {result['hidden']:>7} "
+              f"{result['steps']:>6} {result['seconds']:>8.0f} {result['tokens_per_second']:>9,.0f} "
+              f"{result['curve'][-1][2]:>10.3f} {result['bits']:>14.3f}")
     print(f"curve end: bits/byte on the first {args.eval_batches} validation batches (the plotted curve); val bits/byte: "
           "all of the validation split, every token once (evaluate_texts)")
     plot(results, args.output, f"KJV validation loss, {budget} per model ({precision}, {args.tokenizer})")

@@ -9,8 +9,11 @@ mixed_bfloat16 / float32.
 - Transformer: `TransformerLM` at the default size of `tfllm train` (tied embeddings, learned positions) against a
   `keras.Model` of `Embedding` (tokens and positions), pre-layer-norm blocks of `LayerNormalization`,
   `MultiHeadAttention(use_causal_mask=True)` and two `Dense`, a final `LayerNormalization` and a `Dense` to logits.
-- LSTM and SimpleRNN: `LSTMLM` / `SimpleRNNLM` with the Transformer's parameter count (hidden size solved for it)
-  against `Embedding` -> `keras.layers.LSTM` / `SimpleRNN` layers -> `Dense`.
+- LSTM and SimpleRNN: `LSTMLM` / `SimpleRNNLM` at the default sizes of `tfllm train --model lstm|rnn` (which have
+  about the Transformer's parameter count) against `Embedding` -> `keras.layers.LSTM` / `SimpleRNN` layers -> `Dense`.
+
+The sizes (vocabulary, layers, widths, batch and sequence length) are read from `tfllm.training.DEFAULTS`, so this
+measures what `tfllm train` trains.
 
 Both sides of a pair compile the same way: AdamW (the optimizer of `CausalLM.compile()`), sparse cross-entropy from
 logits, no metrics, the plain graph (`jit_compile=False`, which is what `jit_compile="auto"` picks on a CPU-only
@@ -38,10 +41,14 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tfllm.models import LSTMLM, SimpleRNNLM, TransformerLM  # noqa: E402
+from tfllm.training import DEFAULTS, RunConfig  # noqa: E402
 
-# The default model of `tfllm train`: a SentencePiece vocabulary of 2,048 and a 4-block Transformer.
-VOCAB, LAYERS, HEADS, HIDDEN, INTERMEDIATE, SEQUENCE, BATCH = 2048, 4, 4, 256, 1024, 128, 16
-RECURRENT_LAYERS = 2
+# The default model of `tfllm train`: its vocabulary size, Transformer and batch.
+VOCAB = DEFAULTS["vocab_size"][DEFAULTS["data"]["tokenizer"]]
+_TRANSFORMER, _TRAIN = RunConfig.default("transformer").model, RunConfig.default("transformer").train
+LAYERS, HEADS, HIDDEN, INTERMEDIATE = (_TRANSFORMER.num_layers, _TRANSFORMER.num_heads, _TRANSFORMER.hidden_dim,
+                                       _TRANSFORMER.intermediate_dim)
+SEQUENCE, BATCH = _TRAIN.sequence_length, _TRAIN.batch_size
 ARCHITECTURES = ("transformer", "lstm", "rnn")
 PRECISIONS = ("float32", "mixed_bfloat16")
 
@@ -62,22 +69,21 @@ def transformer_lm():
     return TransformerLM(VOCAB, LAYERS, HEADS, HIDDEN, INTERMEDIATE, max_sequence_length=SEQUENCE)
 
 
-def recurrent_lm(architecture, hidden_dim):
+def recurrent_sizes(architecture):
+    """(layers, hidden size) of the default recurrent model of `architecture`."""
+    config = RunConfig.default(architecture).model
+    return config.num_layers, config.hidden_dim
+
+
+def recurrent_lm(architecture):
     model_class = LSTMLM if architecture == "lstm" else SimpleRNNLM
-    return model_class(VOCAB, hidden_dim=hidden_dim, num_layers=RECURRENT_LAYERS)
+    layers, hidden = recurrent_sizes(architecture)
+    return model_class(VOCAB, hidden_dim=hidden, num_layers=layers)
 
 
 def built(model):
     model(np.zeros((1, SEQUENCE), np.int32))
     return model
-
-
-def equal_parameter_hidden_dim(architecture, target_parameters):
-    """The hidden size (a multiple of 16) whose recurrent model has the parameter count closest to the target."""
-    gates = 4 if architecture == "lstm" else 1
-    # Tied embedding V*D, then per layer: kernel and recurrent kernel (2 * gates * D^2) and the bias (gates * D).
-    counts = {d: VOCAB * d + RECURRENT_LAYERS * (2 * gates * d * d + gates * d) for d in range(16, 4096, 16)}
-    return min(counts, key=lambda d: abs(counts[d] - target_parameters))
 
 
 class KerasTransformer(keras.Model):
@@ -110,10 +116,11 @@ class KerasTransformer(keras.Model):
         return self.to_logits(self.final_norm(x))  # (B, T, V)
 
 
-def keras_recurrent(architecture, hidden_dim):
+def keras_recurrent(architecture):
     layer_class = keras.layers.LSTM if architecture == "lstm" else keras.layers.SimpleRNN
+    layers, hidden_dim = recurrent_sizes(architecture)
     model = keras.Sequential([keras.Input((SEQUENCE,), dtype="int32"), keras.layers.Embedding(VOCAB, hidden_dim)])
-    for _ in range(RECURRENT_LAYERS):
+    for _ in range(layers):
         model.add(layer_class(hidden_dim, return_sequences=True))
     model.add(keras.layers.Dense(VOCAB, dtype="float32"))
     return model
@@ -121,8 +128,6 @@ def keras_recurrent(architecture, hidden_dim):
 
 def make_models(architectures, precisions):
     """(name, architecture, precision, model, FLOPs per token) for every model to time, compiled."""
-    target = built(transformer_lm()).count_params()
-    hidden = {architecture: equal_parameter_hidden_dim(architecture, target) for architecture in ("lstm", "rnn")}
     models = []
     for precision in precisions:
         keras.config.set_dtype_policy(precision)
@@ -131,9 +136,7 @@ def make_models(architectures, precisions):
             if architecture == "transformer":
                 ours, theirs = built(transformer_lm()), built(KerasTransformer())
             else:
-                ours, theirs = built(recurrent_lm(architecture, hidden[architecture])), keras_recurrent(
-                    architecture, hidden[architecture]
-                )
+                ours, theirs = built(recurrent_lm(architecture)), keras_recurrent(architecture)
             flops = ours.training_flops_per_token(SEQUENCE)
             models.append(("tfllm", architecture, precision, compile_plain(ours), flops))
             models.append(("keras", architecture, precision, compile_plain(theirs), flops))
@@ -142,7 +145,7 @@ def make_models(architectures, precisions):
                 with_metric.compile(jit_compile=False)  # CausalLM.compile() defaults: adds the Perplexity metric
                 models.append(("tfllm+ppl", architecture, precision, with_metric, flops))
         keras.config.set_dtype_policy("float32")
-    return models, hidden
+    return models
 
 
 def random_batches(seed=0):
@@ -176,7 +179,7 @@ def main():
     parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS))
     args = parser.parse_args()
 
-    models, hidden = make_models(args.architectures, args.precisions)
+    models = make_models(args.architectures, args.precisions)
     batches = random_batches()
     for _, _, _, model, _ in models:  # trace and warm up
         seconds_per_step(model, batches, 2)
@@ -191,8 +194,8 @@ def main():
 
     print(
         f"batch {BATCH} x {SEQUENCE} tokens, vocab {VOCAB}; Transformer {LAYERS} layers, hidden {HIDDEN}, "
-        f"{HEADS} heads, MLP {INTERMEDIATE}; LSTM and SimpleRNN {RECURRENT_LAYERS} layers, hidden "
-        f"{hidden['lstm']} and {hidden['rnn']}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+        f"{HEADS} heads, MLP {INTERMEDIATE}; LSTM {recurrent_sizes('lstm')} and SimpleRNN {recurrent_sizes('rnn')} "
+        f"(layers, hidden); {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
     )
     print(
         f"matmul peak: float32 {peak / 1e9:.0f} GFLOP/s, bfloat16 {statistics.median(bf16_peaks) / 1e9:.0f} GFLOP/s "

@@ -44,7 +44,7 @@ def tiny_config(corpus, architecture="transformer", model=None, data=None, **tra
     return RunConfig.default(
         architecture,
         model={**TINY_MODELS[architecture], **(model or {})},
-        data={"corpus": os.fspath(corpus), **(data or {})},
+        data={"corpus": os.fspath(corpus), "tokenizer": "byte", **(data or {})},
         train={**TINY_TRAIN, **train},
     )
 

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from tests.training.common import write_kjv_verses
-from tfllm.models import TransformerLM
+from tfllm.models import LSTMLM, SimpleRNNLM, TransformerLM
 from tfllm.training.builders import (
     build_model,
     build_texts,
@@ -13,7 +13,7 @@ from tfllm.training.builders import (
     build_train_batches,
     build_validation_batches,
 )
-from tfllm.training.config import DataConfig, RunConfig
+from tfllm.training.config import DEFAULTS, DataConfig, ModelConfig, RunConfig
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +50,7 @@ def test_learned_tokenizers_survive_the_json_that_resuming_reads(kind, vocab_siz
 def test_model_and_batches_follow_the_config(texts):
     config = RunConfig.default("transformer", model={"num_layers": 1, "hidden_dim": 8, "num_heads": 2,
                                                      "intermediate_dim": 16, "max_sequence_length": 16},
+                               data={"tokenizer": "byte"},
                                train={"batch_size": 4, "sequence_length": 12, "validation_steps": 50})
     tokenizer = build_tokenizer(config.data, texts.train)
     model = build_model(config.model, tokenizer)
@@ -57,8 +58,6 @@ def test_model_and_batches_follow_the_config(texts):
 
     validation = build_validation_batches(config.train, tokenizer, texts.validation)
     assert validation.steps == int(validation.batches.cardinality()) < 50  # all the split holds, no more
-    assert validation.tokens_per_byte == pytest.approx((sum(map(len, texts.validation)) + 2 * 3)  # bos, eos
-                                                       / sum(map(len, texts.validation)))
     x, y = next(iter(validation.batches))
     assert x.shape == y.shape == (4, 12) and x.dtype == tf.int32
 
@@ -67,3 +66,20 @@ def test_model_and_batches_follow_the_config(texts):
     again = [x.numpy().tolist() for x, _ in build_train_batches(config.train, tokenizer, texts.train).take(5)]
     skipped = [x.numpy().tolist() for x, _ in build_train_batches(config.train, tokenizer, texts.train, 3).take(2)]
     assert stream == again and skipped == stream[3:]
+
+
+def test_the_default_models_of_the_three_architectures_have_about_the_same_size():
+    # benchmarks/compare_architectures.py compares the defaults as models of equal parameter count.
+    vocab_size = DEFAULTS["vocab_size"][DEFAULTS["data"]["tokenizer"]]
+    transformer = ModelConfig.default("transformer")
+    counts = {"transformer": TransformerLM(
+        vocab_size, transformer.num_layers, transformer.num_heads, transformer.hidden_dim,
+        transformer.intermediate_dim, transformer.max_sequence_length)}
+    for architecture, model_class in (("lstm", LSTMLM), ("rnn", SimpleRNNLM)):
+        config = ModelConfig.default(architecture)
+        counts[architecture] = model_class(vocab_size, config.hidden_dim, num_layers=config.num_layers)
+    for name, model in counts.items():
+        model(tf.zeros((1, 4), tf.int32))
+        counts[name] = model.count_params()
+    assert counts["lstm"] == pytest.approx(counts["transformer"], rel=0.05)
+    assert counts["rnn"] == pytest.approx(counts["transformer"], rel=0.05)

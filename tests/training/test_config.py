@@ -11,7 +11,8 @@ def test_defaults_are_complete_and_valid(architecture):
     config = RunConfig.default(architecture)
     assert config.model.architecture == architecture
     assert config.validate() is config
-    for kind, values in ((ModelConfig, DEFAULTS["model"][architecture]), (DataConfig, DEFAULTS["data"]),
+    for kind, values in ((ModelConfig, DEFAULTS["model"][architecture]),
+                         (DataConfig, {**DEFAULTS["data"], "vocab_size": None}),
                          (TrainConfig, DEFAULTS["train"][architecture])):
         names = {field.name for field in dataclasses.fields(kind)} - {"architecture"}
         assert set(values) == names, kind.__name__
@@ -28,6 +29,14 @@ def test_dict_and_json_round_trips(architecture, tmp_path):
     assert RunConfig.from_json(path) == config
     assert json.loads(path.read_text())["train"]["sample_prompts"] == ["a", "b"]
     assert config.train.sample_prompts == ("a", "b")  # lists become tuples: the config stays hashable and frozen
+
+
+def test_the_vocabulary_size_follows_the_tokenizer_unless_given():
+    assert (DataConfig.default().tokenizer, DataConfig.default().vocab_size) == ("sentencepiece", 4096)
+    assert RunConfig.default(data={"tokenizer": "byte"}).validate().data.vocab_size is None
+    assert RunConfig.default(data={"tokenizer": "char"}).data.vocab_size is None
+    assert RunConfig.default(data={"tokenizer": "wordpiece", "vocab_size": 500}).data.vocab_size == 500
+    assert DataConfig.default("byte") == DataConfig("kjv", "byte", None, False)
 
 
 def test_default_overrides_and_replace():
@@ -92,8 +101,9 @@ BAD_VALUES = [
     ("rnn", {"model": {"dropout": 1.0}}, r"model\.dropout=1\.0 is invalid"),
     ("transformer", {"data": {"tokenizer": "bpe"}}, r"data\.tokenizer='bpe' is invalid"),
     ("transformer", {"data": {"corpus": ""}}, r"data\.corpus='' is invalid"),
-    ("transformer", {"data": {"vocab_size": 300}}, r"data\.vocab_size=300 is invalid for data\.tokenizer='byte'"),
-    ("transformer", {"data": {"tokenizer": "wordpiece"}}, r"data\.vocab_size=None is invalid"),
+    ("transformer", {"data": {"tokenizer": "byte", "vocab_size": 300}},
+     r"data\.vocab_size=300 is invalid for data\.tokenizer='byte'"),
+    ("transformer", {"data": {"tokenizer": "wordpiece", "vocab_size": None}}, r"data\.vocab_size=None is invalid"),
     ("lstm", {"data": {"tokenizer": "char", "vocab_size": 3}}, r"data\.vocab_size=3 is invalid"),
     ("transformer", {"train": {"steps": 0}}, r"train\.steps=0 is invalid"),
     ("transformer", {"train": {"batch_size": -1}}, r"train\.batch_size=-1 is invalid"),
@@ -114,6 +124,9 @@ BAD_VALUES = [
     ("transformer", {"train": {"precision": "float16"}}, r"train\.precision='float16' is invalid"),
     ("transformer", {"train": {"jit_compile": "xla"}}, r"train\.jit_compile='xla' is invalid"),
     ("transformer", {"train": {"sample_prompts": []}}, r"train\.sample_prompts=\[\] is invalid"),
+    ("transformer", {"train": {"sample_temperature": -0.5}}, r"train\.sample_temperature=-0\.5 is invalid"),
+    ("transformer", {"train": {"sample_top_p": 0.0}}, r"train\.sample_top_p=0\.0 is invalid"),
+    ("transformer", {"train": {"sample_top_p": 1.5}}, r"train\.sample_top_p=1\.5 is invalid"),
     ("transformer", {"train": {"sample_prompts": ["ok", ""]}}, r"train\.sample_prompts=\['ok', ''\] is invalid"),
     ("transformer", {"model": {"max_sequence_length": 128}, "train": {"sequence_length": 256}},
      r"train\.sequence_length=256 is longer than model\.max_sequence_length=128"),

@@ -17,6 +17,7 @@ import tensorflow as tf
 from tensorflow.core.util import event_pb2
 
 from tests.training.common import PEAK_FLOPS, files_under, tiny_config, write_kjv_verses, write_repetitive_corpus
+from tfllm.data import load_texts
 from tfllm.training import RunConfig, RunDirectoryError, TrainingDivergedError, load_run, pretrain
 
 METRICS = {
@@ -69,7 +70,10 @@ def test_a_tiny_run_writes_every_file_with_sane_contents(architecture, verses, t
     assert metrics["validation_perplexity"] == pytest.approx(math.exp(metrics["validation_loss"]))
     assert metrics["bits_per_byte"] == pytest.approx(
         metrics["validation_loss"] * metrics["validation_tokens_per_byte"] / math.log(2))
-    assert 1.0 < metrics["validation_tokens_per_byte"] < 1.1  # bytes, plus a bos and an eos per verse
+    assert 1.0 < metrics["validation_tokens_per_byte"] < 1.1  # bytes, plus the eos of each verse
+    # Exact: every validation token predicted once (evaluate_texts), so the counts are the split's.
+    assert metrics["validation_bytes"] == sum(len(text) for text in load_texts(config.data.corpus, "validation"))
+    assert metrics["validation_tokens"] == metrics["validation_bytes"] + metrics["validation_documents"]
     assert metrics["tokens_per_second"] > 0 and 0 < metrics["mfu"] < 1
     assert metrics["parameters"] == result.model.count_params()
     assert [sample["prompt"] for sample in metrics["samples"]] == list(config.train.sample_prompts)
@@ -97,7 +101,7 @@ def test_a_tiny_run_writes_every_file_with_sane_contents(architecture, verses, t
         train_scalars, validation_scalars = _scalars(run / "logs" / "train"), _scalars(run / "logs" / "validation")
         assert set(train_scalars["epoch_loss"]) == {3, 6}  # by global step
         assert {"epoch_tokens_per_second", "epoch_mfu", "epoch_learning_rate"} <= set(train_scalars)
-        assert validation_scalars["epoch_loss"][6] == pytest.approx(metrics["validation_loss"])
+        assert validation_scalars["epoch_loss"][6] == pytest.approx(metrics["validation_loss_estimate"])
         printed = capsys.readouterr().out
         for expected in ('architecture: "transformer"', "Steps 1-3 of 6", "Steps 4-6 of 6", "tokens_per_second",
                          "val_loss", "step 6/6 (100%)", "Samples at step 6:", "bits per byte"):
@@ -172,6 +176,7 @@ def test_an_interrupted_run_resumes_mid_epoch_and_ends_at_the_requested_step(uni
 _KILLED_RUN = """
 import os, signal, sys
 import keras
+from tfllm.data import load_texts
 from tfllm.training import RunConfig, pretrain
 
 class KillAtStep(keras.callbacks.Callback):

@@ -15,7 +15,7 @@ def _complete_run(path, config):
 
 
 def test_plan_new_resume_and_refusals(tmp_path):
-    config = RunConfig.default("lstm")
+    config = RunConfig.default("lstm", model={"hidden_dim": 512}, train={"steps": 2000})
     run = RunDirectory(tmp_path / "run")
     assert run.plan(config) == "new"
     run.start(config, "new")

@@ -80,7 +80,12 @@ SAMPLERS = ("greedy", "random", "top_k", "top_p")
 def get_sampler(sampler="greedy", temperature=1.0, top_k=None, top_p=None):
     """A sampler by name or settings: "greedy" (or temperature 0), "random", "top_k" / top_k, "top_p" / top_p.
 
-    Setting `top_k` or `top_p` chooses that sampler when `sampler` is left at "greedy"; a `Sampler` passes through.
+    Setting `top_k` or `top_p` (below 1) chooses that sampler when `sampler` is "greedy" or "random" (a random
+    draw limited to the top k, or to the nucleus); a temperature of 0 is greedy whatever the rest; a `Sampler`
+    passes through.
+
+    >>> type(get_sampler("random", temperature=0.8, top_p=0.9)).__name__, type(get_sampler(temperature=0)).__name__
+    ('TopPSampler', 'GreedySampler')
     """
     if isinstance(sampler, Sampler):
         return sampler
@@ -91,9 +96,9 @@ def get_sampler(sampler="greedy", temperature=1.0, top_k=None, top_p=None):
         raise ValueError(f"top_k={top_k!r} is invalid: expected a positive integer (or None for no limit).")
     if top_p is not None and not 0 < top_p <= 1:
         raise ValueError(f"top_p={top_p!r} is invalid: expected a probability in (0, 1].")
-    if sampler == "greedy" and top_k:
+    if sampler in ("greedy", "random") and top_k:
         sampler = "top_k"
-    if sampler == "greedy" and top_p is not None and top_p < 1:
+    if sampler in ("greedy", "random") and top_p is not None and top_p < 1:
         sampler = "top_p"
     if sampler == "greedy" or temperature == 0:
         return GreedySampler()

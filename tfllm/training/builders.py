@@ -22,19 +22,17 @@ class CorpusTexts:
 
 @dataclasses.dataclass(frozen=True)
 class ValidationData:
-    """The validation batches of a run.
+    """The validation batches of a run: the periodic estimate of the validation loss during training (the final
+    figures of a run are exact: `tfllm.training.evaluation.evaluate_texts` on the whole split).
 
     Attributes:
         batches: `(x, y)` int32 (B, T) batches in corpus order, exactly `steps` of them (a known cardinality, so
             Keras starts them over at each validation).
         steps: batches per validation.
-        tokens_per_byte: tokens (each document's bos and eos included) per UTF-8 byte of the validation split, for turning
-            a loss per token into bits per byte.
     """
 
     batches: tf.data.Dataset
     steps: int
-    tokens_per_byte: float
 
 
 def build_texts(data_config):
@@ -59,7 +57,7 @@ def build_tokenizer(data_config, train_texts, verbose=False):
     """The tokenizer of `data_config.tokenizer`, its vocabulary learned from `train_texts` (byte learns nothing).
 
     >>> from tfllm.training.config import DataConfig
-    >>> build_tokenizer(DataConfig.default(), []).vocab_size
+    >>> build_tokenizer(DataConfig.default("byte"), []).vocab_size
     259
     >>> build_tokenizer(DataConfig("kjv", "char", None, False), [b"abcab"]).vocab_size  # 4 special ids + a, b, c
     7
@@ -154,18 +152,5 @@ def build_validation_batches(train_config, tokenizer, validation_texts):
         )
     steps = available if config.validation_steps is None else min(config.validation_steps, available)
     batches = batches.take(steps).apply(tf.data.experimental.assert_cardinality(steps))
-    return ValidationData(batches, steps, tokens_per_byte(tokenizer, validation_texts))
+    return ValidationData(batches, steps)
 
-
-def tokens_per_byte(tokenizer, texts, batch_size=256):
-    """Tokens per UTF-8 byte of `texts`, counting a bos and an eos per text (as `lm_dataset` adds them).
-
-    >>> tokens_per_byte(ByteTokenizer(), [b"abc", b"d"])  # (1 + 3 + 1) + (1 + 1 + 1) tokens / 4 bytes
-    2.0
-    """
-    tokens = size = 0
-    for start in range(0, len(texts), batch_size):
-        batch = tf.constant(texts[start : start + batch_size], tf.string)
-        tokens += int(tokenizer.tokenize(batch).row_lengths().numpy().sum()) + 2 * int(batch.shape[0])
-        size += int(tf.reduce_sum(tf.strings.length(batch, unit="BYTE")))
-    return tokens / size if size else float("nan")

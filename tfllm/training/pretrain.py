@@ -45,6 +45,7 @@ from tfllm.training.callbacks import (
     StepCheckpoint,
     ThroughputCallback,
 )
+from tfllm.training.evaluation import evaluate_texts
 from tfllm.training.loss_curve import plot_loss_curve
 from tfllm.training.memorization import memorization_report
 from tfllm.training.run_directory import HISTORY, METRICS, RunDirectory
@@ -177,6 +178,9 @@ def pretrain(config, run_dir, strategy=None, overwrite=False, verbose=1, callbac
             seed=train.seed,
             at_train_end=False,
             initial_step=start_step,
+            sampler="random",
+            temperature=train.sample_temperature,
+            top_p=train.sample_top_p,
         )
         samples.set_model(model)  # `fit` would do it, but a run resumed at its last step has no `fit` call
         run_callbacks = [
@@ -218,7 +222,9 @@ def pretrain(config, run_dir, strategy=None, overwrite=False, verbose=1, callbac
         run.write_json(HISTORY, history_records)
         title = f"{config.model.architecture} on {os.path.basename(config.data.corpus)}"
         plot_loss_curve(history_records, run.loss_curve_path, title=title)
-        metrics = _metrics(config, model, history_records, final, validation, throughput, final_samples, start_step,
+        _say(verbose, f"Evaluating on the whole validation split ({len(texts.validation):,} documents)")
+        exact = evaluate_texts(model, texts.validation)
+        metrics = _metrics(config, model, history_records, final, exact, throughput, final_samples, start_step,
                            elapsed_before + time.perf_counter() - session_start, strategy)
         metrics["known_word_share"] = known_word_share(
             [sample["text"] for sample in final_samples], corpus_words(texts.train)
@@ -230,7 +236,7 @@ def pretrain(config, run_dir, strategy=None, overwrite=False, verbose=1, callbac
         _say(
             verbose,
             f"Validation loss {metrics['validation_loss']:.4f} nats/token, perplexity "
-            f"{metrics['validation_perplexity']:.3f}, about {metrics['bits_per_byte']:.3f} bits per byte; "
+            f"{metrics['validation_perplexity']:.3f}, {metrics['bits_per_byte']:.3f} bits per byte; "
             f"{train.steps} steps in {time.perf_counter() - started:.1f} s. Run directory: {run.path}",
         )
         return PretrainResult(run.path, config, model, metrics, start_step, history_records)
@@ -282,21 +288,25 @@ def _run_tokenizer(run, config, texts, resume, verbose):
     return tokenizer
 
 
-def _metrics(config, model, history, final, validation, throughput, samples, start_step, wall_time, strategy):
+def _metrics(config, model, history, final, exact, throughput, samples, start_step, wall_time, strategy):
+    """The numbers of `metrics.json`. The validation figures are exact (`evaluate_texts` on the whole validation
+    split); `validation_loss_estimate` is the last periodic validation, on `validation_steps` batches."""
     train = config.train
     window = [loss for step, loss in zip(history["steps"], history["losses"])
               if step > train.steps - min(train.eval_every, train.steps)]
-    validation_loss = float(final["val_loss"])
     return {
         "steps": train.steps,
         "optimizer_updates": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
         "tokens_seen": train.steps * train.batch_size * train.sequence_length,
         "train_loss": sum(window) / len(window) if window else math.nan,
-        "validation_loss": validation_loss,
-        "validation_perplexity": math.exp(validation_loss) if validation_loss < 700 else math.inf,
-        "bits_per_byte": validation_loss * validation.tokens_per_byte / math.log(2),
-        "validation_tokens_per_byte": validation.tokens_per_byte,
-        "validation_batches": validation.steps,
+        "validation_loss": exact.loss,
+        "validation_perplexity": exact.perplexity,
+        "bits_per_byte": exact.bits_per_byte,
+        "validation_tokens": exact.tokens,
+        "validation_bytes": exact.bytes,
+        "validation_documents": exact.documents,
+        "validation_tokens_per_byte": exact.tokens / exact.bytes if exact.bytes else math.nan,
+        "validation_loss_estimate": float(final["val_loss"]),
         "tokens_per_second": throughput.tokens_per_second,
         "mfu": throughput.mfu,
         "peak_flops": throughput.peak_flops,
