@@ -69,3 +69,19 @@ def test_samplers_resolve_by_name_and_settings():
 def test_bad_settings_name_the_argument(arguments, message):
     with pytest.raises(ValueError, match=message):
         get_sampler(**arguments)
+
+
+def test_top_p_gives_the_same_nucleus_whether_the_first_candidates_cover_it_or_not():
+    # A flat distribution over 1000 tokens: p = 0.5 needs 500 of them, more than the 256 candidates looked at first.
+    rng = np.random.default_rng(0)
+    flat = rng.normal(scale=0.01, size=(4, 1000)).astype("float32")
+    peaked = flat.copy()
+    peaked[:, 7] = 10.0  # the nucleus of 0.5 is token 7 alone: within the candidates
+    for logits, size in ((flat, 500), (peaked, 1)):
+        kept = np.isfinite(np.asarray(TopPSampler(0.5).filter(tf.constant(logits))))
+        order = np.argsort(-logits, axis=-1)
+        probabilities = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+        for row in range(4):
+            mass_before = np.cumsum(probabilities[row, order[row]]) - probabilities[row, order[row]]
+            expected = set(order[row, mass_before < 0.5])
+            assert set(np.flatnonzero(kept[row])) == expected and abs(len(expected) - size) <= 5

@@ -11,7 +11,8 @@ import tensorflow as tf
 
 from tfllm.models import LSTMLM, SimpleRNNLM, TransformerLM
 from tfllm.tokenizers import ByteTokenizer
-from tfllm.training.evaluation import EvaluationResult, evaluate_corpus, evaluate_texts, sliding_windows
+from tfllm.models.scoring import sliding_windows
+from tfllm.training.evaluation import EvaluationResult, evaluate_corpus, evaluate_texts
 from tfllm.training.finetune import continue_pretraining
 from tfllm.training.memorization import memorization_rate, memorization_report
 
@@ -122,12 +123,20 @@ def test_agrees_with_score_which_leaves_out_the_eos(make):
         assert _total_nats(result) - eos_nats == pytest.approx(-float(score_ll), rel=1e-5)
 
 
-def test_a_long_text_agrees_with_score_up_to_the_last_window():
+def test_a_long_text_agrees_with_score_token_for_token():
     model = _transformer(context=16)
-    text = "In the beginning God created the heaven and the earth. " * 3
-    (score_ll,), _ = model.score([text])
-    nats = _total_nats(evaluate_texts(model, [text]))
-    assert nats > -score_ll and nats == pytest.approx(-score_ll, rel=0.05)  # plus one eos of ~ln V nats
+    text = "In the beginning God created the heaven and the earth. " * 3  # 165 tokens through windows of 16
+    ids = np.asarray(_ids(text), np.int32)
+    reference = np.zeros(len(ids) - 1)  # log p(ids[i] | its window), one window at a time, by hand
+    for begin, first, stop in sliding_windows(len(ids), 16, 8):
+        log_probs = np.asarray(tf.nn.log_softmax(model(ids[None, begin : stop - 1]))[0])  # (W, V)
+        for position in range(first, stop):
+            reference[position - 1] = log_probs[position - 1 - begin, ids[position]]
+    (score_ll,), (count,), (per_token,) = model.score([text], per_token=True)
+    assert count == len(ids) - 2 and per_token.shape == (count,)
+    np.testing.assert_allclose(per_token, reference[:-1], rtol=1e-5, atol=1e-5)  # the eos is not scored
+    assert float(score_ll) == pytest.approx(reference[:-1].sum(), rel=1e-5)
+    assert _total_nats(evaluate_texts(model, [text])) == pytest.approx(-reference.sum(), rel=1e-5)  # it is here
 
 
 def test_evaluate_corpus_reads_a_split_and_checks_its_arguments(tmp_path):
@@ -176,11 +185,11 @@ def test_evaluation_reuses_its_compiled_functions_without_keeping_the_model_aliv
     import gc
     import weakref
 
-    from tfllm.training import evaluation
+    from tfllm.models import scoring
 
     model = _lstm()
     first = evaluate_texts(model, TEXTS)
-    assert evaluate_texts(model, TEXTS) == first and len(evaluation._COMPILED[model]) == 1
+    assert evaluate_texts(model, TEXTS) == first and len(scoring._COMPILED[model]) == 1
     reference = weakref.ref(model)
     del model
     gc.collect()

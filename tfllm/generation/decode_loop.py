@@ -30,9 +30,33 @@ def decode_loop(
         `(token_ids, end)`: the filled (B, S) ids, and each row's end (B,): the position after its last token (a
         stop token, if it stopped on one).
     """
+    end = row_limits(token_ids, prompt_lengths, max_new_tokens)
+    length = ops.shape(token_ids)[1]
+    token_ids, _, _, end = decode_steps(
+        step, token_ids, prompt_lengths, state, start, end, sampler, seed, length, stop_token_ids, pad_id
+    )
+    return token_ids, end
+
+
+def row_limits(token_ids, prompt_lengths, max_new_tokens):
+    """Where each row ends at the latest (B,): after `max_new_tokens` new tokens, or at the end of `token_ids`."""
+    return ops.minimum(prompt_lengths + ops.cast(max_new_tokens, "int32"), ops.shape(token_ids)[1])
+
+
+def decode_steps(
+    step, token_ids, prompt_lengths, state, index, end, sampler, seed, max_steps, stop_token_ids=(), pad_id=0
+):
+    """Runs `decode_loop` for at most `max_steps` positions from `index`, so generation can pause and go on.
+
+    Streaming calls this repeatedly, handing back what it returned. `end` (B,) starts as `row_limits(...)`; a row
+    has ended when its position reaches its end.
+
+    Returns:
+        `(token_ids, state, index, end)`: the ids, the model's state and the next position to fill, and the ends.
+    """
     batch_size, length = ops.shape(token_ids)
     stops = ops.convert_to_tensor(list(stop_token_ids) or [-1], dtype="int32")  # (K,)
-    limit = ops.minimum(prompt_lengths + ops.cast(max_new_tokens, "int32"), length)  # (B,): where rows end at most
+    stop_at = ops.minimum(ops.convert_to_tensor(index, "int32") + ops.cast(max_steps, "int32"), length)
 
     def is_stop(ids):
         return ops.any(ops.equal(ids[:, None], stops[None, :]), axis=-1)  # (B,)
@@ -52,9 +76,9 @@ def decode_loop(
         return index + 1, token_ids, state, end
 
     def not_done(index, token_ids, state, end):
-        return ops.logical_and(index < length, ops.any(index < end))
+        return ops.logical_and(index < stop_at, ops.any(index < end))
 
-    _, token_ids, _, end = ops.while_loop(
-        not_done, body, (ops.convert_to_tensor(start, "int32"), token_ids, state, limit)
+    index, token_ids, state, end = ops.while_loop(
+        not_done, body, (ops.convert_to_tensor(index, "int32"), token_ids, state, end)
     )
-    return token_ids, end
+    return token_ids, state, index, end

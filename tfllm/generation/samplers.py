@@ -3,14 +3,26 @@
 import tensorflow as tf
 from keras import ops
 
-from tfllm.checks import require_choice, require_int_at_least
+from tfllm.checks import require_int_at_least
+from tfllm.generation.decode_loop import decode_loop
 
 
 class Sampler:
-    """Chooses one token per row from logits (B, V); `seed` is an int32 tensor (2,) for reproducible draws."""
+    """Chooses one token per row from logits (B, V); `seed` is an int32 tensor (2,) for reproducible draws.
+
+    `run` is the whole generation: by default `decode_loop`, which calls the sampler once per step; a sampler that
+    needs more than one token per row at a time (`BeamSampler`) overrides it.
+    """
 
     def __call__(self, logits, seed):
         raise NotImplementedError
+
+    def run(self, step, token_ids, prompt_lengths, state, start, seed, max_new_tokens, stop_token_ids=(), pad_id=0):
+        """Fills `token_ids` after the prompts through the decode contract `step`; see `decode_loop`, whose
+        arguments and results these are."""
+        return decode_loop(
+            step, token_ids, prompt_lengths, state, start, self, seed, max_new_tokens, stop_token_ids, pad_id
+        )
 
 
 class GreedySampler(Sampler):
@@ -58,6 +70,8 @@ class TopKSampler(RandomSampler):
 class TopPSampler(RandomSampler):
     """A draw from the nucleus: the fewest most likely tokens whose probabilities sum to at least p (Holtzman et al.)."""
 
+    candidates = 256  # tokens looked at first (see `filter`)
+
     def __init__(self, p, temperature=1.0):
         super().__init__(temperature)
         if not 0 < p <= 1:
@@ -65,45 +79,25 @@ class TopPSampler(RandomSampler):
         self.p = p
 
     def filter(self, logits):
-        sorted_logits = ops.flip(ops.sort(logits, axis=-1), axis=-1)  # (B, V), most likely first
-        probabilities = ops.softmax(sorted_logits, axis=-1)
-        mass_before = ops.cumsum(probabilities, axis=-1) - probabilities  # (B, V)
-        # A token is kept while the mass of the tokens before it is below p; the most likely is always kept.
-        kept = ops.where(mass_before < self.p, sorted_logits, float("inf"))
-        threshold = ops.min(kept, axis=-1, keepdims=True)  # (B, 1): the least likely kept logit
-        return ops.where(logits < threshold, float("-inf"), logits)
+        # Sorting the whole vocabulary is the slow part; the nucleus usually lies among the most likely few dozen
+        # tokens, so those come first (top_k), and the whole sort runs only for a batch where they fall short of p.
+        vocab_size = logits.shape[-1]
+        candidates = min(self.candidates, vocab_size)
+        log_total = ops.logsumexp(logits, axis=-1, keepdims=True)  # (B, 1)
 
+        def threshold(sorted_logits):  # sorted_logits (B, C), most likely first
+            probabilities = ops.exp(sorted_logits - log_total)
+            mass_before = ops.cumsum(probabilities, axis=-1) - probabilities  # (B, C)
+            # A token is kept while the mass of the tokens before it is below p; the most likely is always kept.
+            kept = ops.where(mass_before < self.p, sorted_logits, float("inf"))
+            return ops.min(kept, axis=-1, keepdims=True)  # (B, 1): the least likely kept logit
 
-SAMPLERS = ("greedy", "random", "top_k", "top_p")
-
-
-def get_sampler(sampler="greedy", temperature=1.0, top_k=None, top_p=None):
-    """A sampler by name or settings: "greedy" (or temperature 0), "random", "top_k" / top_k, "top_p" / top_p.
-
-    Setting `top_k` or `top_p` (below 1) chooses that sampler when `sampler` is "greedy" or "random" (a random
-    draw limited to the top k, or to the nucleus); a temperature of 0 is greedy whatever the rest; a `Sampler`
-    passes through.
-
-    >>> type(get_sampler("random", temperature=0.8, top_p=0.9)).__name__, type(get_sampler(temperature=0)).__name__
-    ('TopPSampler', 'GreedySampler')
-    """
-    if isinstance(sampler, Sampler):
-        return sampler
-    require_choice("sampler", sampler, SAMPLERS)
-    if temperature is None or temperature < 0:
-        raise ValueError(f"temperature={temperature!r} is invalid: expected a number >= 0 (0 means greedy).")
-    if top_k is not None and top_k < 0:
-        raise ValueError(f"top_k={top_k!r} is invalid: expected a positive integer (or None for no limit).")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise ValueError(f"top_p={top_p!r} is invalid: expected a probability in (0, 1].")
-    if sampler in ("greedy", "random") and top_k:
-        sampler = "top_k"
-    if sampler in ("greedy", "random") and top_p is not None and top_p < 1:
-        sampler = "top_p"
-    if sampler == "greedy" or temperature == 0:
-        return GreedySampler()
-    if sampler == "top_k":
-        return TopKSampler(top_k or 40, temperature)
-    if sampler == "top_p":
-        return TopPSampler(1.0 if top_p is None else top_p, temperature)
-    return RandomSampler(temperature)
+        most_likely = ops.top_k(logits, k=candidates)[0]  # (B, C)
+        covered = ops.all(ops.sum(ops.exp(most_likely - log_total), axis=-1) >= self.p)
+        if candidates == vocab_size:
+            least_kept = threshold(most_likely)
+        else:
+            least_kept = ops.cond(
+                covered, lambda: threshold(most_likely), lambda: threshold(ops.flip(ops.sort(logits, axis=-1), axis=-1))
+            )
+        return ops.where(logits < least_kept, float("-inf"), logits)

@@ -10,16 +10,13 @@ implements the decode contract, which is all that generation, scoring, evaluatio
 Reading a prompt is one `decode` call over all of it ("prefill"); generating is one `decode` call per new token.
 """
 
-import warnings
-
 import keras
 import numpy as np
 import tensorflow as tf
-from keras import ops
 
 from tfllm.checks import require_positive_int
-from tfllm.generation.decode_loop import decode_loop
-from tfllm.generation.samplers import get_sampler
+from tfllm.generation import BeamSampler, get_sampler
+from tfllm.models import scoring, text_generation
 from tfllm.models.metrics import Perplexity
 from tfllm.models.schedules import WarmupCosineDecay
 
@@ -42,7 +39,6 @@ class CausalLM(keras.Model):
                 f"vocab_size={vocab_size} is smaller than the tokenizer's vocabulary ({tokenizer.vocab_size} ids)."
             )
         self.tokenizer = tokenizer
-        self._generate_functions = {}
         self._default_compile_arguments = None  # what compile() was given, when it made the defaults itself
 
     # The architecture: subclasses implement these four.
@@ -163,6 +159,8 @@ class CausalLM(keras.Model):
         seed=None,
         stop_token_ids=None,
         strip_prompt=False,
+        num_beams=None,
+        jit_compile="auto",
     ):
         """Continues each prompt by up to `max_new_tokens` tokens.
 
@@ -170,141 +168,147 @@ class CausalLM(keras.Model):
         lists, a (B, T) array or a RaggedTensor) give lists of token ids out. The output holds the prompt first
         unless `strip_prompt`. Generation stops per row at a stop token (by default the tokenizer's eos, which is
         not included in the output). Prompts too long for a Transformer's context lose their beginning, with a
-        warning.
+        warning. The whole loop runs in one compiled function, made once per sampler setting and reused for any
+        batch and length.
 
         Args:
             prompts: a string, a list of strings, or token ids.
             max_new_tokens: at most this many new tokens per prompt.
-            sampler: "greedy", "random", "top_k", "top_p", or a `tfllm.generation.Sampler`.
+            sampler: "greedy", "random", "top_k", "top_p", "beam", or a `tfllm.generation.Sampler`.
             temperature: divides the logits before a random draw; 0 means greedy.
             top_k, top_p: limit the draw to the k most likely tokens, or to the nucleus of probability p; setting
                 either picks that sampler.
             seed: the same seed gives the same text.
             stop_token_ids: the ids that end a row; None means the tokenizer's eos.
-            strip_prompt: return only the new text.
-        """
-        require_positive_int("max_new_tokens", max_new_tokens)
-        chosen = get_sampler(sampler, temperature, top_k, top_p)
-        single = isinstance(prompts, (str, bytes))
-        texts_in = single or (isinstance(prompts, (list, tuple)) and prompts and isinstance(prompts[0], (str, bytes)))
-        if isinstance(prompts, (list, tuple)) and not prompts:
-            raise ValueError("prompts is empty: expected at least one prompt.")
-        if texts_in:
-            token_lists = self._prompt_ids([prompts] if single else list(prompts))
-        else:
-            token_lists = _as_token_lists(prompts)
-        if stop_token_ids is None:
-            stop_token_ids = [] if self.tokenizer is None else [self.tokenizer.eos_id]
-        token_lists = self._fit_context(token_lists, max_new_tokens)
-        lengths = [len(ids) for ids in token_lists]
-        if min(lengths) < 1:
-            raise ValueError("a prompt is empty: every prompt needs at least one token (text prompts get a bos).")
-        total = max(lengths) + max_new_tokens
-        padded = np.full((len(token_lists), total), self.pad_id, np.int32)
-        for row, ids in enumerate(token_lists):
-            padded[row, : len(ids)] = ids
-        generate_function = self._generate_function(chosen, tuple(stop_token_ids))
-        seed = np.random.randint(0, 2**31 - 1) if seed is None else seed
-        token_ids, ends = generate_function(
-            tf.constant(padded), tf.constant(lengths, tf.int32), tf.constant(seed, tf.int32), tf.constant(max_new_tokens)
-        )
-        token_ids, ends = np.asarray(token_ids), np.asarray(ends)
-        outputs = []
-        for row, length in enumerate(lengths):
-            row_ids = token_ids[row, : ends[row]].tolist()
-            if len(row_ids) > length and row_ids[-1] in stop_token_ids:
-                row_ids = row_ids[:-1]  # the stop token is not part of the text
-            outputs.append(row_ids[length:] if strip_prompt else row_ids)
-        if texts_in:
-            outputs = [text.decode("utf-8", errors="replace") for text in self._detokenize_lists(outputs)]
-        return outputs[0] if single else outputs
+            strip_prompt: return only the new text (what follows the prompt's text).
+            num_beams: beam search with this many beams (see `tfllm.generation.BeamSampler`).
+            jit_compile: run the loop under XLA: True, False, or "auto" (where it measures faster: greedy and
+                plain random draws on CPUs, everything on GPUs and TPUs). A seed's draws differ between XLA and the
+                plain graph.
 
-    def score(self, texts):
+        Example:
+
+        >>> from tfllm.models import LSTMLM
+        >>> from tfllm.tokenizers import ByteTokenizer
+        >>> model = LSTMLM(259, hidden_dim=8, tokenizer=ByteTokenizer())  # untrained: the text is noise
+        >>> text = model.generate("In the beginning", max_new_tokens=5, sampler="top_p", top_p=0.9, seed=1)
+        >>> text.startswith("In the beginning"), text == model.generate("In the beginning", 5, top_p=0.9, seed=1)
+        (True, True)
+        """
+        chosen = get_sampler(sampler, temperature, top_k, top_p, num_beams)
+        xla = text_generation.use_xla(jit_compile, chosen)
+        request = text_generation.prepare(self, prompts, max_new_tokens, stop_token_ids, xla)
+        functions = text_generation.compiled(self, chosen, request.stop_token_ids, xla)
+        token_ids, lengths = tf.constant(request.token_ids), tf.constant(request.prompt_lengths)
+        state = functions["prefill"](token_ids, lengths)
+        token_ids, ends = functions["loop"](
+            token_ids, lengths, state, tf.constant(_seed(seed), tf.int32), tf.constant(max_new_tokens, tf.int32)
+        )
+        new_ids = request.new_ids(np.asarray(token_ids), np.asarray(ends))
+        if request.texts_in and strip_prompt:
+            outputs = [text.decode("utf-8", errors="replace") for text in
+                       text_generation.continuation_bytes(self, request.prompt_ids, new_ids)]
+        elif request.texts_in:
+            outputs = [text.decode("utf-8", errors="replace") for text in text_generation.detokenize(
+                self, [prompt + new for prompt, new in zip(request.prompt_ids, new_ids)])]
+        else:
+            outputs = new_ids if strip_prompt else [prompt + new for prompt, new in zip(request.prompt_ids, new_ids)]
+        return outputs[0] if request.single else outputs
+
+    def stream(
+        self,
+        prompts,
+        max_new_tokens=64,
+        sampler="greedy",
+        temperature=1.0,
+        top_k=None,
+        top_p=None,
+        seed=None,
+        stop_token_ids=None,
+        chunk_tokens=8,
+        jit_compile="auto",
+    ):
+        """Generates as `generate` does, yielding the new text while it is made, `chunk_tokens` positions at a time.
+
+        Each chunk runs in a compiled function (the same decode loop as `generate`, paused every `chunk_tokens`
+        positions), then hands Python what each prompt gained: a string for one string prompt, a list of strings
+        (one per prompt, "" where nothing came) for a list, lists of new ids for token-id prompts. The pieces of a
+        row joined give `generate(..., strip_prompt=True)` for the same settings and seed; a character is never
+        split between pieces. Beam search cannot stream: its best beam is known only at the end. `jit_compile` is
+        `generate`'s.
+
+        Example:
+
+        >>> from tfllm.models import LSTMLM
+        >>> from tfllm.tokenizers import ByteTokenizer
+        >>> model = LSTMLM(259, hidden_dim=8, tokenizer=ByteTokenizer())
+        >>> pieces = list(model.stream("And", max_new_tokens=6, chunk_tokens=4, stop_token_ids=[]))
+        >>> len(pieces), "".join(pieces) == model.generate("And", 6, stop_token_ids=[], strip_prompt=True)
+        (2, True)
+        """
+        chunk_tokens = require_positive_int("chunk_tokens", chunk_tokens)
+        chosen = get_sampler(sampler, temperature, top_k, top_p)
+        if isinstance(chosen, BeamSampler):
+            raise ValueError("sampler='beam' cannot stream: beam search knows its best sequence only at the end.")
+        xla = text_generation.use_xla(jit_compile, chosen)
+        request = text_generation.prepare(self, prompts, max_new_tokens, stop_token_ids, xla)
+        functions = text_generation.compiled(self, chosen, request.stop_token_ids, xla)
+        token_ids, lengths = tf.constant(request.token_ids), tf.constant(request.prompt_lengths)
+        state = functions["prefill"](token_ids, lengths)
+        index = int(request.prompt_lengths.min())
+        end = tf.constant(np.minimum(request.prompt_lengths + max_new_tokens, request.token_ids.shape[1]), tf.int32)
+        seed, chunk = tf.constant(_seed(seed), tf.int32), tf.constant(chunk_tokens, tf.int32)
+        text = text_generation.TextStream(self, request.prompt_ids) if request.texts_in else None
+        sent = [0] * len(request.prompt_ids)
+        while True:
+            token_ids, state, index, end = functions["steps"](token_ids, lengths, state, index, end, seed, chunk)
+            ends = np.minimum(np.asarray(end), int(index))  # what each row holds so far
+            new_ids = request.new_ids(np.asarray(token_ids), ends)
+            finished = not np.any(int(index) < np.asarray(end))
+            if text is not None:
+                pieces = text.update(new_ids, final=finished)
+            else:
+                pieces = [ids[done:] for ids, done in zip(new_ids, sent)]
+                sent = [len(ids) for ids in new_ids]
+            yield pieces[0] if request.single else pieces
+            if finished:
+                return
+
+    def score(self, texts, per_token=False):
         """Log-likelihood (natural log) of each text under the model, and its number of tokens.
 
-        Each text is read after a bos; every token of the text is predicted once, and the eos that would end it
-        is not counted. Texts longer than a Transformer's context are read through a sliding window
-        (`tfllm.training.evaluation` gives the same for whole corpora).
+        Each text is read after a bos and every token of it is predicted once, in batches through one compiled
+        function (`tfllm.models.scoring`: a sliding window over texts longer than a Transformer's context, the
+        state carried along for RNNs). The eos that would end a text is not counted: a text is scored as a
+        prefix (`tfllm.training.evaluation` counts it, scoring whole documents).
+
+        Args:
+            texts: a string or a list of strings (or UTF-8 bytes).
+            per_token: also return each text's per-token log-likelihoods.
 
         Returns:
-            `(log_likelihood, num_tokens)`: NumPy arrays (B,) float32 and (B,) int32.
+            `(log_likelihood, num_tokens)`: NumPy arrays (B,) float32 and (B,) int32; with `per_token`, a third
+            item: a list of B float32 arrays, log p(token | what precedes it) for each token of each text.
+
+        Example:
+
+        >>> from tfllm.models import LSTMLM
+        >>> from tfllm.tokenizers import ByteTokenizer
+        >>> model = LSTMLM(259, hidden_dim=8, tokenizer=ByteTokenizer())
+        >>> log_likelihood, num_tokens = model.score(["Amen.", "Selah"])
+        >>> num_tokens.tolist(), bool(log_likelihood[0] < 0)
+        ([5, 5], True)
         """
         if self.tokenizer is None:
             raise ValueError("score needs a tokenizer: attach one with tokenizer=... when making the model.")
-        single = isinstance(texts, (str, bytes))
-        token_lists = self._prompt_ids([texts] if single else list(texts))
-        log_likelihoods, counts = [], []
-        for ids in token_lists:
-            log_likelihood = _sequence_log_likelihood(self, np.asarray(ids, np.int32))
-            log_likelihoods.append(log_likelihood)
-            counts.append(len(ids) - 1)
-        return np.asarray(log_likelihoods, np.float32), np.asarray(counts, np.int32)
-
-    def _prompt_ids(self, texts):
-        if self.tokenizer is None:
-            raise ValueError("text prompts need a tokenizer: attach one with tokenizer=..., or pass token ids.")
-        ragged = self.tokenizer.tokenize(tf.constant([t if isinstance(t, bytes) else t.encode() for t in texts]))
-        return [[self.tokenizer.bos_id] + ids for ids in ragged.to_list()]
-
-    def _detokenize_lists(self, token_lists):
-        ragged = tf.ragged.constant(token_lists, dtype=tf.int32, ragged_rank=1) if any(token_lists) else None
-        if ragged is None:
-            return [b"" for _ in token_lists]
-        return self.tokenizer.detokenize(ragged).numpy().tolist()
-
-    def _fit_context(self, token_lists, max_new_tokens):
-        limit = self.max_sequence_length
-        if limit is None:
-            return token_lists
-        if max_new_tokens >= limit:
-            raise ValueError(
-                f"max_new_tokens={max_new_tokens} leaves no room for a prompt in max_sequence_length={limit}."
-            )
-        room = limit - max_new_tokens
-        if any(len(ids) > room for ids in token_lists):
-            warnings.warn(
-                f"prompts longer than {room} tokens (max_sequence_length={limit} - max_new_tokens="
-                f"{max_new_tokens}) lose their beginning.",
-                stacklevel=3,
-            )
-        return [ids[-room:] for ids in token_lists]
-
-    def _generate_function(self, sampler, stop_token_ids):
-        """The compiled generation for these settings, traced once for any batch size and length, then reused."""
-        key = (type(sampler).__name__, tuple(sorted(vars(sampler).items())), stop_token_ids)
-        if key not in self._generate_functions:
-
-            @tf.function(
-                input_signature=[
-                    tf.TensorSpec([None, None], tf.int32),  # token_ids (B, S)
-                    tf.TensorSpec([None], tf.int32),  # prompt_lengths (B,)
-                    tf.TensorSpec([], tf.int32),  # seed
-                    tf.TensorSpec([], tf.int32),  # max_new_tokens
-                ]
-            )
-            def generate_function(token_ids, prompt_lengths, seed, max_new_tokens):
-                batch_size, length = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
-                start = ops.min(prompt_lengths)
-                state = self.initial_state(batch_size, length)
-                # Prefill: read the positions before `start - 1` in one call (none when a prompt is a lone bos).
-                state = ops.cond(
-                    start > 1, lambda: self.decode(token_ids[:, : start - 1], state, 0)[1], lambda: state
-                )
-                return decode_loop(
-                    self.decode,
-                    token_ids,
-                    prompt_lengths,
-                    state,
-                    start,
-                    sampler,
-                    seed,
-                    max_new_tokens,
-                    stop_token_ids,
-                    self.pad_id,
-                )
-
-            self._generate_functions[key] = generate_function
-        return self._generate_functions[key]
+        texts = [texts] if isinstance(texts, (str, bytes)) else list(texts)
+        token_lists = scoring.text_token_ids(self, texts)  # [bos, tokens..., eos]
+        per_text = [values[:-1] for values in scoring.token_log_likelihoods(self, token_lists)]  # the eos left out
+        log_likelihoods = np.asarray([np.sum(values) for values in per_text], np.float32)
+        counts = np.asarray([len(values) for values in per_text], np.int32)
+        if per_token:
+            return log_likelihoods, counts, [values.astype(np.float32) for values in per_text]
+        return log_likelihoods, counts
 
     def get_config(self):
         config = {**super().get_config(), "vocab_size": self.vocab_size}
@@ -326,25 +330,5 @@ class CausalLM(keras.Model):
             self.optimizer.build(self.trainable_variables)
 
 
-def _as_token_lists(prompts):
-    if isinstance(prompts, tf.RaggedTensor):
-        return prompts.to_list()
-    if isinstance(prompts, (tf.Tensor, np.ndarray)):
-        return np.asarray(prompts).tolist()
-    return [list(map(int, ids)) for ids in prompts]
-
-
-def _sequence_log_likelihood(model, ids):
-    """Sum of log p(ids[i] | ids[:i]) for i >= 1; beyond a Transformer's context, windows slide by half a context."""
-    limit = model.max_sequence_length or len(ids)
-    stride = max(limit // 2, 1)
-    total = 0.0
-    predicted = 1  # the first position whose probability is not yet counted
-    while predicted < len(ids):
-        stop = min(len(ids), predicted + stride if predicted > 1 else limit + 1)  # positions predicted this pass
-        begin = max(0, stop - 1 - limit)  # the window reads ids[begin : stop - 1], at most `limit` tokens
-        log_probs = tf.nn.log_softmax(model(ids[None, begin : stop - 1]))[0].numpy()  # (W, V)
-        targets = ids[predicted:stop]
-        total += float(np.sum(log_probs[np.arange(predicted, stop) - 1 - begin, targets]))
-        predicted = stop
-    return total
+def _seed(seed):
+    return np.random.randint(0, 2**31 - 1) if seed is None else seed

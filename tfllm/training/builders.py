@@ -74,18 +74,24 @@ def build_tokenizer(data_config, train_texts, verbose=False):
     raise ValueError(f"data.tokenizer={kind!r} is invalid: expected byte, char, wordpiece or sentencepiece")
 
 
-def build_model(model_config, tokenizer):
-    """The `CausalLM` of `model_config`, sized for `tokenizer`'s vocabulary, which it carries (and saves).
+def build_model(model_config, tokenizer=None, vocab_size=None):
+    """The `CausalLM` of `model_config`, sized for `tokenizer`'s vocabulary, which it carries (and saves); or, with
+    no tokenizer, for `vocab_size` token ids.
 
     >>> from tfllm.training.config import ModelConfig
     >>> model = build_model(ModelConfig("rnn", 1, 8, None, None, None, 0.0, None), ByteTokenizer())
     >>> type(model).__name__, model.vocab_size
     ('SimpleRNNLM', 259)
+    >>> build_model(ModelConfig.default("lstm"), vocab_size=100).tokenizer is None
+    True
     """
+    if tokenizer is None and vocab_size is None:
+        raise ValueError("build_model needs a tokenizer or a vocab_size: the model's vocabulary is theirs")
+    vocab_size = tokenizer.vocab_size if vocab_size is None else vocab_size
     config = model_config
     if config.architecture == "transformer":
         return TransformerLM(
-            tokenizer.vocab_size,
+            vocab_size,
             num_layers=config.num_layers,
             num_heads=config.num_heads,
             hidden_dim=config.hidden_dim,
@@ -99,7 +105,7 @@ def build_model(model_config, tokenizer):
     if recurrent is None:
         raise ValueError(f"model.architecture={config.architecture!r} is invalid: expected transformer, lstm or rnn")
     return recurrent(
-        tokenizer.vocab_size,
+        vocab_size,
         hidden_dim=config.hidden_dim,
         num_layers=config.num_layers,
         dropout=config.dropout,

@@ -1,0 +1,79 @@
+"""Streaming: chunks of a paused compiled loop that add up to what `generate` gives, whatever the tokenizer."""
+
+import numpy as np
+import pytest
+
+from tfllm.models import LSTMLM, TransformerLM
+from tfllm.models.text_generation import TextStream
+from tfllm.tokenizers import ByteTokenizer, SentencePieceTokenizer
+
+CORPUS = ["In the beginning God created the heaven and the earth.", "And God said, Let there be light."] * 20
+
+
+@pytest.fixture(scope="module")
+def sentencepiece():
+    return SentencePieceTokenizer.train(CORPUS, vocab_size=300, model_type="bpe", verbose=False)
+
+
+def _transformer(tokenizer):
+    return TransformerLM(tokenizer.vocab_size, num_layers=1, num_heads=2, hidden_dim=16, intermediate_dim=32,
+                         max_sequence_length=64, tokenizer=tokenizer)
+
+
+@pytest.mark.parametrize("make", [lambda: _transformer(ByteTokenizer()),
+                                  lambda: LSTMLM(259, hidden_dim=16, tokenizer=ByteTokenizer())],
+                         ids=["transformer", "lstm"])
+def test_the_pieces_add_up_to_the_generated_text(make):
+    model = make()
+    prompts = ["In the beginning", "And"]  # of different lengths: the second starts generating first
+    settings = {"max_new_tokens": 20, "sampler": "top_p", "top_p": 0.95, "seed": 3}
+    chunks = list(model.stream(prompts, chunk_tokens=6, **settings))
+    assert all(isinstance(chunk, list) and len(chunk) == 2 for chunk in chunks)
+    assert len(chunks) >= 3  # 20 new tokens (unless a row stops early), 6 positions per chunk
+    joined = ["".join(chunk[row] for chunk in chunks) for row in range(2)]
+    assert joined == model.generate(prompts, strip_prompt=True, **settings)
+
+
+def test_a_character_is_never_split_between_pieces():
+    model = LSTMLM(259, hidden_dim=8, tokenizer=ByteTokenizer())
+    new_ids = [byte + 3 for byte in "é€!".encode()]  # 2 + 3 + 1 bytes, one token each
+    stream = TextStream(model, [[1] + [byte + 3 for byte in b"A"]])
+    pieces = [stream.update([new_ids[:count]])[0] for count in range(1, len(new_ids) + 1)]
+    assert pieces == ["", "é", "", "", "€", "!"]
+    cut = TextStream(model, [[1]])
+    assert cut.update([new_ids[:1]]) == [""] and cut.update([new_ids[:1]], final=True) == ["\ufffd"]
+
+
+def test_token_id_prompts_stream_new_ids_and_a_single_prompt_streams_strings(sentencepiece):
+    model = _transformer(sentencepiece)
+    ids = [[1, 40, 41], [1, 50]]
+    chunks = list(model.stream(ids, max_new_tokens=7, chunk_tokens=3, stop_token_ids=[]))
+    assert [sum((chunk[row] for chunk in chunks), []) for row in range(2)] == model.generate(
+        ids, max_new_tokens=7, stop_token_ids=[], strip_prompt=True)
+    pieces = list(model.stream("In the", max_new_tokens=5, chunk_tokens=2))
+    assert all(isinstance(piece, str) for piece in pieces)
+
+
+def test_strip_prompt_keeps_what_joins_the_new_text_to_the_prompt(sentencepiece):
+    # SentencePiece drops the space that starts a text: the new text alone would lose the space after the prompt.
+    model = _transformer(sentencepiece)
+    full = model.generate("In the beginning", max_new_tokens=8, sampler="random", seed=1, stop_token_ids=[])
+    new = model.generate("In the beginning", max_new_tokens=8, sampler="random", seed=1, stop_token_ids=[],
+                         strip_prompt=True)
+    assert full == "In the beginning" + new
+
+
+def test_streaming_refuses_beam_search_and_bad_chunks():
+    model = LSTMLM(259, hidden_dim=8, tokenizer=ByteTokenizer())
+    with pytest.raises(ValueError, match="cannot stream"):
+        next(model.stream("And", sampler="beam"))
+    with pytest.raises(ValueError, match="chunk_tokens=0 is invalid"):
+        next(model.stream("And", chunk_tokens=0))
+
+
+def test_score_gives_per_token_log_likelihoods_that_sum_to_the_total():
+    model = LSTMLM(259, hidden_dim=8, tokenizer=ByteTokenizer())
+    totals, counts, per_token = model.score(["Amen.", "Let there be light"], per_token=True)
+    assert counts.tolist() == [5, 18] and [values.shape for values in per_token] == [(5,), (18,)]
+    np.testing.assert_allclose([values.sum() for values in per_token], totals, rtol=1e-5)
+    assert all((values < 0).all() for values in per_token)

@@ -1,0 +1,50 @@
+"""From generation settings (a sampler's name, temperature, top_k, top_p, num_beams) to a `Sampler`."""
+
+from tfllm.checks import require_choice, require_int_at_least
+from tfllm.generation.beam_search import BeamSampler
+from tfllm.generation.samplers import GreedySampler, RandomSampler, Sampler, TopKSampler, TopPSampler
+
+SAMPLERS = ("greedy", "random", "top_k", "top_p", "beam")
+
+
+def get_sampler(sampler="greedy", temperature=1.0, top_k=None, top_p=None, num_beams=None):
+    """A sampler by name or settings: "greedy" (or temperature 0), "random", "top_k" / top_k, "top_p" / top_p,
+    "beam" / num_beams.
+
+    Setting `top_k` or `top_p` (below 1) chooses that sampler when `sampler` is "greedy" or "random" (a random
+    draw limited to the top k, or to the nucleus); a temperature of 0 is greedy for every sampler but beam search;
+    `num_beams` chooses beam search (4 beams when "beam" is named without it). A `Sampler` passes through.
+
+    >>> type(get_sampler("random", temperature=0.8, top_p=0.9)).__name__, type(get_sampler(temperature=0)).__name__
+    ('TopPSampler', 'GreedySampler')
+    >>> get_sampler(num_beams=3).num_beams
+    3
+    """
+    if isinstance(sampler, Sampler):
+        return sampler
+    require_choice("sampler", sampler, SAMPLERS)
+    if temperature is None or temperature < 0:
+        raise ValueError(f"temperature={temperature!r} is invalid: expected a number >= 0 (0 means greedy).")
+    if top_k is not None and top_k < 0:
+        raise ValueError(f"top_k={top_k!r} is invalid: expected a positive integer (or None for no limit).")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"top_p={top_p!r} is invalid: expected a probability in (0, 1].")
+    if num_beams is not None or sampler == "beam":
+        num_beams = require_int_at_least("num_beams", 4 if num_beams is None else num_beams, 1)
+        if sampler not in ("greedy", "beam") or top_k or (top_p is not None and top_p < 1):
+            raise ValueError(
+                f"num_beams={num_beams} asks for beam search, which draws nothing: it does not combine with "
+                f"sampler={sampler!r}, top_k or top_p."
+            )
+        return BeamSampler(num_beams)
+    if sampler in ("greedy", "random") and top_k:
+        sampler = "top_k"
+    if sampler in ("greedy", "random") and top_p is not None and top_p < 1:
+        sampler = "top_p"
+    if sampler == "greedy" or temperature == 0:
+        return GreedySampler()
+    if sampler == "top_k":
+        return TopKSampler(top_k or 40, temperature)
+    if sampler == "top_p":
+        return TopPSampler(1.0 if top_p is None else top_p, temperature)
+    return RandomSampler(temperature)

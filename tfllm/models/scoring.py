@@ -1,0 +1,186 @@
+"""The log-likelihood of every token of a text under a `CausalLM`, each token predicted once, in batches.
+
+This is the engine of `CausalLM.score` and of exact evaluation (`tfllm.training.evaluation`), so the two agree
+token for token:
+
+- A model with a `max_sequence_length` (the Transformer) reads a text longer than its context through a sliding
+  window: windows of `max_sequence_length` tokens that move by `stride` (half a context by default); a window
+  counts only the tokens that the previous one did not predict, so each token gets at least
+  `max_sequence_length - stride` tokens of left context where the text has them.
+- A model without one (the RNNs) reads the whole text with its decode state carried from chunk to chunk, so every
+  token sees everything before it and memory stays bounded by the chunk, however long the text.
+- Texts are batched (sorted by length, right-padded, the padding masked out) and each batch goes through one
+  compiled function, traced once per model.
+"""
+
+import numbers
+import weakref
+
+import numpy as np
+import tensorflow as tf
+
+from tfllm.checks import require_positive_int
+
+
+def text_token_ids(model, texts, batch_size=256):
+    """Each text (`str` or UTF-8 `bytes`) as an int32 array `[bos, tokens..., eos]`, tokenized by the model's
+    tokenizer."""
+    tokenizer = model.tokenizer
+    if tokenizer is None:
+        raise ValueError("scoring text needs a tokenizer: attach one to the model with tokenizer=...")
+    texts = [text.encode("utf-8") if isinstance(text, str) else bytes(text) for text in texts]
+    token_lists = []
+    for start in range(0, len(texts), batch_size):
+        ragged = tokenizer.tokenize(tf.constant(texts[start : start + batch_size], tf.string))
+        for ids in ragged.to_list():
+            token_lists.append(np.asarray([tokenizer.bos_id, *ids, tokenizer.eos_id], np.int32))
+    return token_lists
+
+
+def token_log_likelihoods(model, token_lists, batch_size=32, stride=None, chunk_length=256):
+    """log p(ids[i] | ids[:i]) for i = 1 .. len(ids) - 1 of each sequence: a list of float64 arrays.
+
+    Args:
+        model: a `tfllm.models.CausalLM`.
+        token_lists: int sequences (each at least one token: the first is only read, never predicted).
+        batch_size: windows (models with a context) or sequences (recurrent models) read at once.
+        stride: for models with a `max_sequence_length`: how far the window moves, 1 <= stride <=
+            max_sequence_length; None means half the context. Smaller strides give more left context and cost more.
+        chunk_length: for models without a `max_sequence_length`: tokens read per decode call.
+
+    Example:
+
+    >>> from tfllm.models import LSTMLM
+    >>> [values.shape for values in token_log_likelihoods(LSTMLM(10, hidden_dim=4), [[1, 5, 6, 2], [1, 2]])]
+    [(3,), (1,)]
+    """
+    batch_size = require_positive_int("batch_size", batch_size)
+    chunk_length = require_positive_int("chunk_length", chunk_length)
+    token_lists = [np.asarray(ids, np.int32) for ids in token_lists]
+    if any(len(ids) < 1 for ids in token_lists):
+        raise ValueError("a token sequence is empty: each needs at least the token that starts it (a bos).")
+    context = model.max_sequence_length
+    if context is None:
+        return _streamed(model, token_lists, batch_size, chunk_length)
+    if stride is None:
+        stride = max(context // 2, 1)
+    if isinstance(stride, bool) or not isinstance(stride, numbers.Integral) or not 1 <= stride <= context:
+        raise ValueError(f"stride={stride!r} is invalid: expected an integer in [1, max_sequence_length={context}].")
+    return _windowed(model, token_lists, batch_size, int(stride))
+
+
+def sliding_windows(length, context, stride):
+    """The windows that predict positions 1 .. length - 1 of a sequence once each: `(begin, first, stop)` triples.
+
+    A window reads positions `begin .. stop - 2` (at most `context` of them) and counts its predictions of positions
+    `first .. stop - 1`. The first window reads from the start; each later one predicts the next `stride` positions
+    and ends right before the last of them, so it reads a full context when the text has one.
+
+    >>> sliding_windows(length=10, context=4, stride=2)
+    [(0, 1, 5), (2, 5, 7), (4, 7, 9), (5, 9, 10)]
+    """
+    windows = []
+    first = 1
+    while first < length:
+        stop = min(length, first + stride if first > 1 else context + 1)
+        windows.append((max(0, stop - 1 - context), first, stop))
+        first = stop
+    return windows
+
+
+def _windowed(model, token_lists, batch_size, stride):
+    """Per-token log-likelihoods, read through sliding windows of the model's context (one forward pass each)."""
+    context = model.max_sequence_length
+    rows = [
+        (text, begin, first, stop)
+        for text, ids in enumerate(token_lists)
+        for begin, first, stop in sliding_windows(len(ids), context, stride)
+    ]
+    rows.sort(key=lambda row: row[3] - row[1], reverse=True)  # similar lengths share a batch: less padding
+    window_log_likelihoods = _compiled(model, "windows", lambda: _make_window_function(model))
+    results = [np.zeros(len(ids) - 1, np.float64) for ids in token_lists]
+    pad_id = model.pad_id
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start : start + batch_size]
+        width = max(stop - 1 - begin for _, begin, _, stop in batch)
+        x = np.full((len(batch), width), pad_id, np.int32)  # (B, T)
+        y = np.full((len(batch), width), pad_id, np.int32)  # (B, T)
+        for row, (text, begin, _, stop) in enumerate(batch):
+            ids = token_lists[text]
+            x[row, : stop - 1 - begin] = ids[begin : stop - 1]
+            y[row, : stop - 1 - begin] = ids[begin + 1 : stop]
+        values = window_log_likelihoods(tf.constant(x), tf.constant(y)).numpy()  # (B, T)
+        for row, (text, begin, first, stop) in enumerate(batch):
+            # Column j predicts position begin + 1 + j; this window counts positions first .. stop - 1.
+            results[text][first - 1 : stop - 1] = values[row, first - 1 - begin : stop - 1 - begin]
+    return results
+
+
+def _streamed(model, token_lists, batch_size, chunk_length):
+    """Per-token log-likelihoods, each sequence read whole with the decode state carried from chunk to chunk."""
+    order = sorted(range(len(token_lists)), key=lambda text: len(token_lists[text]), reverse=True)
+    rows = min(batch_size, len(order))
+    step = _compiled(model, "stream", lambda: _make_stream_function(model))
+    results = [None] * len(token_lists)
+    pad_id = model.pad_id
+    for start in range(0, len(order), rows):
+        batch = order[start : start + rows]
+        longest = max(len(token_lists[text]) - 1 for text in batch)
+        width = max(-(-longest // chunk_length), 1) * chunk_length  # whole chunks: every call has the same shape
+        # Always `rows` rows (the last batch is filled with padding rows) so the step is traced once.
+        x = np.full((rows, width), pad_id, np.int32)  # (B, T)
+        y = np.full((rows, width), pad_id, np.int32)  # (B, T)
+        for row, text in enumerate(batch):
+            ids = token_lists[text]
+            x[row, : len(ids) - 1] = ids[:-1]
+            y[row, : len(ids) - 1] = ids[1:]
+        state = model.initial_state(rows, width)
+        chunks = []
+        for begin in range(0, width, chunk_length):
+            chunk = slice(begin, begin + chunk_length)
+            values, state = step(tf.constant(x[:, chunk]), tf.constant(y[:, chunk]), state, tf.constant(begin, tf.int32))
+            chunks.append(values.numpy())
+        values = np.concatenate(chunks, axis=1)  # (B, T)
+        for row, text in enumerate(batch):
+            results[text] = values[row, : len(token_lists[text]) - 1].astype(np.float64)
+    return results
+
+
+def _log_likelihoods(logits, targets):
+    return -tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=tf.cast(logits, tf.float32))
+
+
+def _make_window_function(model):
+    model_ref = weakref.ref(model)
+
+    @tf.function(
+        autograph=False,  # plain graph code: nothing for AutoGraph to convert
+        input_signature=[tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None, None], tf.int32)],  # x, y (B, T)
+    )
+    def window_log_likelihoods(x, y):
+        return _log_likelihoods(model_ref()(x, training=False), y)  # (B, T)
+
+    return window_log_likelihoods
+
+
+def _make_stream_function(model):
+    model_ref = weakref.ref(model)
+
+    @tf.function(reduce_retracing=True, autograph=False)
+    def step(x, y, state, index):
+        logits, state = model_ref().decode(x, state, index)  # (B, C, V)
+        return _log_likelihoods(logits, y), state
+
+    return step
+
+
+# Each model's compiled functions, kept while the model lives, so scoring again does not trace again. The
+# functions hold their model through a weak reference, or the cache would keep every model alive.
+_COMPILED = weakref.WeakKeyDictionary()
+
+
+def _compiled(model, kind, make):
+    functions = _COMPILED.setdefault(model, {})
+    if kind not in functions:
+        functions[kind] = make()
+    return functions[kind]

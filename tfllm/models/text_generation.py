@@ -1,0 +1,239 @@
+"""What `CausalLM.generate` and `CausalLM.stream` share: prompts to padded ids, the compiled loops, ids to text.
+
+The compiled functions are made once per model and per sampler settings, stop tokens and XLA choice, and traced
+once for any batch size and length (their signatures leave both open), so generating again costs no tracing (under
+XLA, a new batch size or padded length costs one compilation):
+
+- `prefill`: reads the prompts up to the shortest one's end in one decode call (always the plain graph);
+- `loop`: the whole decode loop after it, the sampler's `run` (`generate`);
+- `steps`: the same loop paused after `max_steps` positions, so that `stream` can hand the text to Python every
+  `chunk_tokens` positions.
+
+`loop` and `steps` run under XLA where that measures faster (`use_xla`).
+"""
+
+import codecs
+import dataclasses
+import warnings
+import weakref
+
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from tfllm.checks import require_positive_int
+from tfllm.generation import GreedySampler, RandomSampler, decode_steps
+
+
+@dataclasses.dataclass
+class GenerationRequest:
+    """Prompts made ready for the compiled loop.
+
+    Attributes:
+        prompt_ids: each prompt's ids (after context truncation), a list of lists.
+        token_ids: int32 (B, S): the prompts right-padded, with room for `max_new_tokens` after the longest.
+        prompt_lengths: int32 (B,).
+        stop_token_ids: the ids that end a row.
+        texts_in: the prompts were strings (so the outputs are strings).
+        single: one prompt was given, not a list (so one output is returned).
+    """
+
+    prompt_ids: list
+    token_ids: np.ndarray
+    prompt_lengths: np.ndarray
+    stop_token_ids: tuple
+    texts_in: bool
+    single: bool
+
+    def new_ids(self, token_ids, ends):
+        """Each row's generated ids (B lists), the stop token left out, from the loop's (B, S) ids and ends."""
+        rows = []
+        for row, length in enumerate(self.prompt_lengths):
+            ids = np.asarray(token_ids[row, length : ends[row]]).tolist()
+            if ids and ids[-1] in self.stop_token_ids:
+                ids = ids[:-1]  # the stop token is not part of the text
+            rows.append(ids)
+        return rows
+
+
+def prepare(model, prompts, max_new_tokens, stop_token_ids, xla=False):
+    """A `GenerationRequest` for `prompts` (strings, or token ids: lists, a (B, T) array or a RaggedTensor); `xla`
+    pads the ids to a length XLA has likely compiled for already (`padded_length`)."""
+    require_positive_int("max_new_tokens", max_new_tokens)
+    single = isinstance(prompts, (str, bytes))
+    if isinstance(prompts, (list, tuple)) and not prompts:
+        raise ValueError("prompts is empty: expected at least one prompt.")
+    texts_in = single or (isinstance(prompts, (list, tuple)) and isinstance(prompts[0], (str, bytes)))
+    if texts_in:
+        token_lists = prompt_token_ids(model, [prompts] if single else list(prompts))
+    else:
+        token_lists = _as_token_lists(prompts)
+    if stop_token_ids is None:
+        stop_token_ids = [] if model.tokenizer is None else [model.tokenizer.eos_id]
+    token_lists = _fit_context(token_lists, max_new_tokens, model.max_sequence_length)
+    lengths = [len(ids) for ids in token_lists]
+    if min(lengths) < 1:
+        raise ValueError("a prompt is empty: every prompt needs at least one token (text prompts get a bos).")
+    length = padded_length(max(lengths) + max_new_tokens, model.max_sequence_length, xla)
+    padded = np.full((len(token_lists), length), model.pad_id, np.int32)  # (B, S)
+    for row, ids in enumerate(token_lists):
+        padded[row, : len(ids)] = ids
+    return GenerationRequest(
+        token_lists, padded, np.asarray(lengths, np.int32), tuple(int(i) for i in stop_token_ids), texts_in, single
+    )
+
+
+def prompt_token_ids(model, texts):
+    """Each text prompt's ids: a bos, then its tokens."""
+    if model.tokenizer is None:
+        raise ValueError("text prompts need a tokenizer: attach one with tokenizer=..., or pass token ids.")
+    ragged = model.tokenizer.tokenize(tf.constant([t if isinstance(t, bytes) else t.encode() for t in texts]))
+    return [[model.tokenizer.bos_id] + ids for ids in ragged.to_list()]
+
+
+def detokenize(model, token_lists):
+    """UTF-8 `bytes` of each list of ids."""
+    if not any(token_lists):
+        return [b"" for _ in token_lists]
+    ragged = tf.ragged.constant(token_lists, dtype=tf.int32, ragged_rank=1)
+    return model.tokenizer.detokenize(ragged).numpy().tolist()
+
+
+def continuation_bytes(model, prompt_lists, new_lists):
+    """The text each row adds to its prompt: the text of prompt + new ids after the text of the prompt.
+
+    Detokenizing the new ids alone would lose what joins them to the prompt (SentencePiece drops the space that
+    starts a text, WordPiece's "##" pieces would stand alone), so the whole row is detokenized and the prompt's
+    text taken off its front. A tokenizer whose prompt text is not a prefix of the whole (none of tfllm's) gets
+    the new ids detokenized alone.
+    """
+    prompts = detokenize(model, prompt_lists)
+    wholes = detokenize(model, [prompt + new for prompt, new in zip(prompt_lists, new_lists)])
+    alone = None
+    results = []
+    for row, (prompt, whole) in enumerate(zip(prompts, wholes)):
+        if whole.startswith(prompt):
+            results.append(whole[len(prompt) :])
+        else:
+            alone = alone or detokenize(model, new_lists)
+            results.append(alone[row])
+    return results
+
+
+class TextStream:
+    """Turns the growing ids of each row into the text they add, chunk by chunk, never splitting a character."""
+
+    def __init__(self, model, prompt_lists):
+        self.model, self.prompt_lists = model, prompt_lists
+        self.sent = [b""] * len(prompt_lists)
+        self.decoders = [codecs.getincrementaldecoder("utf-8")(errors="replace") for _ in prompt_lists]
+
+    def update(self, new_lists, final=False):
+        """The text added since the last update, one string per row."""
+        pieces = []
+        for row, text in enumerate(continuation_bytes(self.model, self.prompt_lists, new_lists)):
+            added = text[len(self.sent[row]) :] if text.startswith(self.sent[row]) else b""
+            self.sent[row] += added
+            pieces.append(self.decoders[row].decode(added, final=final))
+        return pieces
+
+
+def compiled(model, sampler, stop_token_ids, jit_compile=False):
+    """The compiled `prefill`, `loop` and `steps` of `model` for these settings (see the module)."""
+    key = (type(sampler).__name__, tuple(sorted(vars(sampler).items())), tuple(stop_token_ids), bool(jit_compile))
+    functions = _COMPILED.setdefault(model, {})
+    if key not in functions:
+        functions[key] = _make_functions(weakref.ref(model), sampler, tuple(stop_token_ids), bool(jit_compile))
+    return functions[key]
+
+
+def use_xla(jit_compile, sampler):
+    """Whether generation runs under XLA: `jit_compile` True or False, or "auto".
+
+    "auto" measured on a 2-core CPU (benchmarks/generation.py): XLA runs the decode loop of a 4-layer Transformer
+    about 3x faster than the plain graph, which spends most of each step dispatching small ops; but XLA's sort and
+    top-k are slow on CPUs, so top-k, top-p and beam search stay in the plain graph there. On GPUs and TPUs "auto"
+    is always XLA. A sampled draw is reproducible for a seed within one mode: XLA's random numbers are not the
+    plain graph's.
+    """
+    if jit_compile != "auto":
+        return bool(jit_compile)
+    if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
+        return True
+    return type(sampler) in (GreedySampler, RandomSampler)
+
+
+def padded_length(length, max_sequence_length, xla):
+    """The length S of the ids generation works on: under XLA rounded up to a multiple of 64 (a new shape costs an
+    XLA compilation; a few spare positions cost little), within the model's context when it has one."""
+    if not xla:
+        return length
+    rounded = -(-length // _XLA_LENGTH_MULTIPLE) * _XLA_LENGTH_MULTIPLE
+    return max(length, rounded if max_sequence_length is None else min(rounded, max_sequence_length))
+
+
+_XLA_LENGTH_MULTIPLE = 64
+
+
+def _make_functions(model_ref, sampler, stop_token_ids, jit_compile):
+    request_spec = [
+        tf.TensorSpec([None, None], tf.int32),  # token_ids (B, S)
+        tf.TensorSpec([None], tf.int32),  # prompt_lengths (B,)
+    ]
+
+    # Always the plain graph: its slice of the prompts depends on their lengths, which XLA would compile anew for.
+    @tf.function(input_signature=request_spec)
+    def prefill(token_ids, prompt_lengths):
+        """The state after reading every position before `min(prompt_lengths) - 1` (none for a lone bos)."""
+        model = model_ref()
+        batch_size, length = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
+        start = ops.min(prompt_lengths)
+        state = model.initial_state(batch_size, length)
+        return ops.cond(start > 1, lambda: model.decode(token_ids[:, : start - 1], state, 0)[1], lambda: state)
+
+    @tf.function(reduce_retracing=True, jit_compile=jit_compile)
+    def loop(token_ids, prompt_lengths, state, seed, max_new_tokens):
+        """The whole generation after `prefill`: `(token_ids, ends)`."""
+        model = model_ref()
+        return sampler.run(
+            model.decode, token_ids, prompt_lengths, state, ops.min(prompt_lengths), seed, max_new_tokens,
+            stop_token_ids, model.pad_id,
+        )
+
+    @tf.function(reduce_retracing=True, jit_compile=jit_compile)
+    def steps(token_ids, prompt_lengths, state, index, end, seed, max_steps):
+        """At most `max_steps` positions of generation from `index`: `(token_ids, state, index, end)`."""
+        model = model_ref()
+        return decode_steps(
+            model.decode, token_ids, prompt_lengths, state, index, end, sampler, seed, max_steps, stop_token_ids,
+            model.pad_id,
+        )
+
+    return {"prefill": prefill, "loop": loop, "steps": steps}
+
+
+# Each model's compiled functions, kept while the model lives; they hold it through a weak reference.
+_COMPILED = weakref.WeakKeyDictionary()
+
+
+def _as_token_lists(prompts):
+    if isinstance(prompts, tf.RaggedTensor):
+        return prompts.to_list()
+    if isinstance(prompts, (tf.Tensor, np.ndarray)):
+        return np.asarray(prompts).tolist()
+    return [list(map(int, ids)) for ids in prompts]
+
+
+def _fit_context(token_lists, max_new_tokens, limit):
+    if limit is None:
+        return token_lists
+    if max_new_tokens >= limit:
+        raise ValueError(f"max_new_tokens={max_new_tokens} leaves no room for a prompt in max_sequence_length={limit}.")
+    room = limit - max_new_tokens
+    if any(len(ids) > room for ids in token_lists):
+        warnings.warn(
+            f"prompts longer than {room} tokens (max_sequence_length={limit} - max_new_tokens={max_new_tokens}) "
+            "lose their beginning.",
+            stacklevel=4,
+        )
+    return [ids[-room:] for ids in token_lists]
