@@ -1,14 +1,34 @@
-"""The installed `tfllm` console script."""
+"""The `tfllm` command: help, the whole life of a run in subprocesses, nothing lost on a kill, one line on bad input."""
 
+import json
+import os
 import pathlib
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
+import yaml
 
 import tfllm
+from tests.training.common import write_kjv_verses
 from tfllm import cli
+
+SCRIPT = shutil.which("tfllm") or str(pathlib.Path(sys.executable).with_name("tfllm"))
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+TINY = {  # a Transformer that trains in seconds on the verses of three KJV chapters
+    "model": {"num_layers": 1, "hidden_dim": 16, "num_heads": 2, "intermediate_dim": 32, "max_sequence_length": 32},
+    "data": {"tokenizer": "byte"},
+    "train": {"steps": 6, "batch_size": 4, "sequence_length": 16, "warmup_steps": 1, "eval_every": 3,
+              "checkpoint_every": 3, "validation_steps": 2, "sample_tokens": 8, "sample_every": None},
+}
+
+
+def tfllm_command(*args, stdin=None, timeout=600):
+    return subprocess.run([SCRIPT, *map(str, args)], input=stdin, capture_output=True, text=True, timeout=timeout,
+                          env=ENV, stdin=None if stdin is not None else subprocess.DEVNULL)
 
 
 def test_version_is_printed(capsys):
@@ -19,7 +39,225 @@ def test_version_is_printed(capsys):
 
 
 def test_console_script_is_installed():
-    script = shutil.which("tfllm") or str(pathlib.Path(sys.executable).with_name("tfllm"))
-    result = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([SCRIPT, "--version"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"tfllm {tfllm.__version__}"
+
+
+@pytest.mark.parametrize("command, expected", [
+    ([], ["train", "evaluate", "generate", "finetune", "export"]),
+    (["train"], ["--model", "--corpus", "--tokenizer", "--steps", "--output-dir", "--precision", "--config",
+                 "--overwrite", "--seed", "resumes"]),
+    (["evaluate"], ["RUN_DIR", "--corpus", "--split", "--json"]),
+    (["generate"], ["--prompt", "--prompts-file", "--max-new-tokens", "--temperature", "--top-k", "--top-p",
+                    "--seed", "--stream", "--num-beams"]),
+    (["finetune"], ["--task", "sft", "classify", "continue", "--data", "--output-dir"]),
+    (["export"], ["RUN_DIR", "OUT_DIR", "--max-new-tokens-limit"]),
+])
+def test_help_describes_every_command_and_option(command, expected, capsys):
+    with pytest.raises(SystemExit) as exit:
+        cli.main([*command, "--help"])
+    assert exit.value.code == 0
+    shown = capsys.readouterr().out
+    for word in expected:
+        assert word in shown, word
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """A folder with a tiny corpus, a YAML config, fine-tuning data; and a run trained by `tfllm train` in it."""
+    folder = tmp_path_factory.mktemp("cli")
+    corpus = write_kjv_verses(folder)
+    config = {**TINY, "data": {**TINY["data"], "corpus": corpus}}
+    (folder / "tiny.yaml").write_text(yaml.safe_dump(config))
+    with open(folder / "pairs.jsonl", "w") as file:
+        for index in range(60):
+            file.write(json.dumps({"prompt": f"Q: say {index}\nA: ", "completion": f"{index}"}) + "\n")
+    with open(folder / "labelled.jsonl", "w") as file:
+        for index in range(60):
+            text, label = (f"the light of day {index}", "light") if index % 2 else (f"the dark of night {index}", "dark")
+            file.write(json.dumps({"text": text, "label": label}) + "\n")
+    trained = tfllm_command("train", "--config", folder / "tiny.yaml", "--output-dir", folder / "run", "--quiet")
+    return folder, trained
+
+
+def test_train_writes_a_complete_run_and_prints_its_numbers_and_a_sample(workspace):
+    folder, trained = workspace
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    metrics = json.loads((folder / "run" / "metrics.json").read_text())
+    assert metrics["steps"] == 6 and f"{metrics['bits_per_byte']:.3f} bits per byte" in trained.stdout
+    assert metrics["samples"][0]["text"] in trained.stdout
+    assert f"tfllm generate {folder / 'run'}" in trained.stdout
+    assert json.loads((folder / "run" / "run.json").read_text())["kind"] == "pretrain"
+    again = tfllm_command("train", "--config", folder / "tiny.yaml", "--output-dir", folder / "run", "--quiet")
+    assert again.returncode == 2 and "holds a complete run: use overwrite=True (--overwrite)" in again.stderr
+
+
+def test_evaluate_prints_the_exact_numbers_of_the_run_as_json_and_as_a_table(workspace):
+    folder, _ = workspace
+    as_json = tfllm_command("evaluate", folder / "run", "--json")
+    assert as_json.returncode == 0, as_json.stderr[-3000:]
+    report = json.loads(as_json.stdout)
+    metrics = json.loads((folder / "run" / "metrics.json").read_text())
+    assert report["bits_per_byte"] == pytest.approx(metrics["bits_per_byte"], rel=1e-6)
+    assert report["tokens"] == metrics["validation_tokens"] and report["split"] == "validation"
+    table = tfllm_command("evaluate", folder / "run", "--split", "train")
+    assert "bits per byte" in table.stdout and "(train)" in table.stdout
+
+
+def test_generate_from_flags_a_file_and_stdin_streaming_or_not(workspace):
+    folder, _ = workspace
+    (folder / "prompts.txt").write_text("In the\nAnd\n")
+    greedy = ["--temperature", "0", "--max-new-tokens", "6"]
+    from_flags = tfllm_command("generate", folder / "run", "--prompt", "In the", "--prompt", "And", *greedy)
+    assert from_flags.returncode == 0, from_flags.stderr[-3000:]
+    lines = from_flags.stdout.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("In the") and lines[1].startswith("And")
+    assert tfllm_command("generate", folder / "run", "--prompts-file", folder / "prompts.txt", *greedy).stdout == \
+        from_flags.stdout
+    assert tfllm_command("generate", folder / "run", *greedy, stdin="In the\nAnd\n").stdout == from_flags.stdout
+    assert tfllm_command("generate", folder / "run", "--prompt", "In the", "--prompt", "And", "--stream",
+                         *greedy).stdout == from_flags.stdout
+
+
+def test_finetune_sft_and_classify_make_new_runs_that_record_their_parent(workspace):
+    folder, _ = workspace
+    sft = tfllm_command("finetune", folder / "run", "--task", "sft", "--data", folder / "pairs.jsonl", "--steps", 4,
+                        "--output-dir", folder / "sft", "--quiet")
+    assert sft.returncode == 0, sft.stderr[-3000:]
+    record = json.loads((folder / "sft" / "finetune.json").read_text())
+    assert record["parent"] == str(folder / "run") and record["config"]["task"] == "sft"
+    assert 0 <= json.loads((folder / "sft" / "metrics.json").read_text())["exact_match"] <= 1
+    assert tfllm_command("generate", folder / "sft", "--prompt", "Q: say 3\nA: ", "--max-new-tokens", 3).returncode == 0
+
+    classify = tfllm_command("finetune", folder / "run", "--task", "classify", "--data", folder / "labelled.jsonl",
+                             "--steps", 6, "--output-dir", folder / "classify", "--quiet")
+    assert classify.returncode == 0, classify.stderr[-3000:]
+    report = json.loads(tfllm_command("evaluate", folder / "classify", "--json").stdout)
+    assert report["label_names"] == ["dark", "light"] and 0 <= report["accuracy"] <= 1
+    refused = tfllm_command("generate", folder / "classify", "--prompt", "x")
+    assert refused.returncode == 2 and "holds a classifier" in refused.stderr
+
+
+SERVE = r'''
+import sys
+class _NoTfllm:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "tfllm":
+            raise ModuleNotFoundError(name)
+sys.meta_path.insert(0, _NoTfllm())
+import tensorflow as tf, tensorflow_text  # noqa: F401
+served = tf.saved_model.load(sys.argv[1])
+out = served.signatures["generate"](prompts=tf.constant(["In the", "And"]), max_new_tokens=tf.constant(6),
+                                    temperature=tf.constant(0.0), top_k=tf.constant(0), top_p=tf.constant(1.0),
+                                    seed=tf.constant(0))
+print("\n".join(text.decode("utf-8") for text in out["text"].numpy()))
+'''
+
+
+def test_export_writes_a_saved_model_that_a_fresh_process_serves(workspace):
+    folder, _ = workspace
+    exported = tfllm_command("export", folder / "run", folder / "exported")
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    assert "served.signatures[\"generate\"]" in exported.stdout and "saved_model_cli show" in exported.stdout
+    (folder / "serve.py").write_text(SERVE)
+    served = subprocess.run([sys.executable, folder / "serve.py", folder / "exported"], capture_output=True, text=True,
+                            timeout=300, env=ENV)
+    assert served.returncode == 0, served.stderr[-3000:]
+    generated = tfllm_command("generate", folder / "run", "--prompt", "In the", "--prompt", "And", "--temperature", 0,
+                              "--max-new-tokens", 6)
+    assert served.stdout == generated.stdout
+
+
+def _train_until_checkpoint(folder, config, run, at_least, send):
+    """Starts `tfllm train` and sends `send` once its checkpoint reaches `at_least` steps; returns the process."""
+    command = [SCRIPT, "train", "--config", config, "--output-dir", run, "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    state = run / "checkpoints" / "state.json"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if state.exists() and json.loads(state.read_text() or "{}").get("step", 0) >= at_least:
+            process.send_signal(send)
+            break
+        time.sleep(0.02)
+    out, err = process.communicate(timeout=300)
+    return process.returncode, out, err, command
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("send", [signal.SIGKILL, signal.SIGINT], ids=["kill", "ctrl-c"])
+def test_a_killed_or_interrupted_run_resumes_and_ends_at_the_requested_step(send, tmp_path):
+    long = {**TINY, "data": {**TINY["data"], "corpus": write_kjv_verses(tmp_path)},
+            "train": {**TINY["train"], "steps": 200, "eval_every": 200, "checkpoint_every": 10}}
+    config = tmp_path / "long.json"
+    config.write_text(json.dumps(long))
+    run = tmp_path / "run"
+    code, out, err, command = _train_until_checkpoint(tmp_path, config, run, 20, send)
+    assert not (run / "metrics.json").exists(), "the run ended before the signal: make it longer"
+    saved = json.loads((run / "checkpoints" / "state.json").read_text())["step"]
+    if send == signal.SIGKILL:
+        assert code == -signal.SIGKILL and 20 <= saved < 200
+    else:
+        assert code == 130 and f"the run is saved at step {saved} of 200" in err and "Run the same command again" in err
+
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=600, env=ENV)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["steps"] == 200 == metrics["optimizer_updates"] and metrics["resumed_from_step"] == saved
+    assert json.loads((run / "history.json").read_text())["steps"][-1] == 200
+
+
+def _one_line_error(argv, capsys):
+    code = cli.main([str(arg) for arg in argv])
+    err = capsys.readouterr().err
+    return code, err
+
+
+def test_bad_input_is_one_line_and_exit_status_2(workspace, tmp_path, capsys):
+    folder, _ = workspace
+    unknown_key = tmp_path / "unknown.yaml"
+    unknown_key.write_text(yaml.safe_dump({"train": {"stepz": 5}}))
+    wrong_type = tmp_path / "wrong.json"
+    wrong_type.write_text(json.dumps({"train": {"steps": "10"}}))
+    not_yaml = tmp_path / "broken.yaml"
+    not_yaml.write_text("train: [unclosed")
+    old_run = tmp_path / "old"
+    shutil.copytree(folder / "run", old_run)
+    marker = json.loads((old_run / "run.json").read_text())
+    (old_run / "run.json").write_text(json.dumps({**marker, "format": 99, "tfllm_version": "9.9"}))
+    damaged = tmp_path / "damaged"
+    shutil.copytree(folder / "run", damaged)
+    (damaged / "model.keras").write_bytes(b"not a zip file")
+    cases = [
+        (["evaluate", tmp_path / "nowhere"], "does not exist"),
+        (["evaluate", old_run], "written by tfllm 9.9 in run format 99"),
+        (["generate", damaged, "--prompt", "x"], "model.keras cannot be loaded"),
+        (["train", "--config", unknown_key], "unknown key train.stepz in the config"),
+        (["train", "--config", wrong_type], "train.steps='10' has the type str: expected int"),
+        (["train", "--config", not_yaml], "cannot be read"),
+        (["train", "--config", tmp_path / "missing.json"], "--config"),
+        (["train", "--steps", 0], "train.steps=0 is invalid"),
+        (["train", "--model", "transformer", "--heads", 3], "model.hidden_dim=256 is not divisible by model.num_heads=3"),
+        (["train", "--corpus", tmp_path / "no-such-corpus.txt", "--output-dir", tmp_path / "r"], "no-such-corpus"),
+        (["finetune", folder / "run", "--task", "sft", "--data", tmp_path / "none.jsonl"], "does not exist"),
+        (["export", folder / "run", folder], "exists and is not empty"),
+    ]
+    for argv, message in cases:
+        code, err = _one_line_error(argv, capsys)
+        assert code == 2, (argv, err)
+        assert err.count("\n") == 1 and message in err and "Traceback" not in err, (argv, err)
+    assert not (tmp_path / "r").exists()  # refused before anything was written
+
+    for argv, message in [(["train", "--stepz", "5"], "unrecognized arguments: --stepz 5"),
+                          (["generate", folder / "run", "--top-k", "many"], "invalid int value: 'many'")]:
+        with pytest.raises(SystemExit) as exit:
+            cli.main([str(arg) for arg in argv])
+        err = capsys.readouterr().err
+        assert exit.value.code == 2 and err.count("\n") == 1 and message in err
+
+
+def test_the_console_script_exits_2_with_one_line_and_debug_shows_the_traceback(tmp_path):
+    quiet = tfllm_command("evaluate", tmp_path / "nowhere")
+    assert quiet.returncode == 2 and quiet.stderr.strip().count("\n") == 0 and "does not exist" in quiet.stderr
+    loud = tfllm_command("evaluate", tmp_path / "nowhere", "--debug")
+    assert loud.returncode != 0 and "Traceback" in loud.stderr

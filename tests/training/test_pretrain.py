@@ -152,10 +152,11 @@ def test_an_interrupted_run_resumes_mid_epoch_and_ends_at_the_requested_step(uni
         pretrain(config, tmp_path / "run", verbose=0, peak_flops=PEAK_FLOPS, callbacks=[_InterruptAfter(5)])
     with pytest.raises(RunDirectoryError, match="unfinished run"):
         load_run(tmp_path / "run")
-    assert json.loads((tmp_path / "run/checkpoints/state.json").read_text())["step"] == 4
+    # Ctrl-C saves the step it stopped at (5), not only the last periodic checkpoint (4).
+    assert json.loads((tmp_path / "run/checkpoints/state.json").read_text())["step"] == 5
 
-    result = pretrain(config, tmp_path / "run", verbose=0, peak_flops=PEAK_FLOPS)  # steps 5-6, then 7-8
-    assert result.resumed_from_step == 4 and result.metrics["resumed_from_step"] == 4
+    result = pretrain(config, tmp_path / "run", verbose=0, peak_flops=PEAK_FLOPS)  # step 6, then 7-8
+    assert result.resumed_from_step == 5 and result.metrics["resumed_from_step"] == 5
     assert int(result.model.optimizer.iterations) == 8 == result.metrics["optimizer_updates"]
     assert [entry["step"] for entry in result.history["epochs"]] == [3, 6, 8]
     _assert_same_training(result, uninterrupted)  # the same batches and updates as without the interruption

@@ -1,7 +1,9 @@
+import json
 import os
 
 import pytest
 
+import tfllm
 from tfllm.training import RunConfig
 from tfllm.training.run_directory import FINAL_FILES, RunDirectory, RunDirectoryError, load_run
 
@@ -38,7 +40,7 @@ def test_plan_refuses_a_complete_run_unless_overwrite(tmp_path):
         run.plan(config)
     assert run.plan(config, overwrite=True) == "overwrite"
     run.start(config, "overwrite")
-    assert os.listdir(tmp_path) == ["config.json"]
+    assert sorted(os.listdir(tmp_path)) == ["config.json", "run.json"]
 
 
 def test_plan_never_takes_a_folder_that_is_not_a_run(tmp_path):
@@ -52,7 +54,7 @@ def test_plan_never_takes_a_folder_that_is_not_a_run(tmp_path):
 def test_load_run_names_what_is_missing(tmp_path):
     with pytest.raises(RunDirectoryError, match="does not exist"):
         load_run(tmp_path / "nothing")
-    with pytest.raises(RunDirectoryError, match="is not a run directory: it has no config.json"):
+    with pytest.raises(RunDirectoryError, match="is not a run directory: it has no run.json or config.json"):
         load_run(tmp_path)
     RunDirectory(tmp_path).start(RunConfig.default(), "new")
     (tmp_path / "model.keras").write_bytes(b"x")
@@ -71,3 +73,18 @@ def test_write_json_turns_nan_into_null(tmp_path):
     run = RunDirectory(tmp_path)
     run.write_json("metrics.json", {"mfu": float("nan"), "loss": [1.5, float("inf")]})
     assert run.read_json("metrics.json") == {"mfu": None, "loss": [1.5, None]}
+
+
+def test_a_run_of_another_run_format_or_without_its_marker_is_refused_naming_the_versions(tmp_path):
+    run = RunDirectory(tmp_path)
+    run.start(RunConfig.default(), "new")
+    marker = json.loads((tmp_path / "run.json").read_text())
+    assert marker == {"kind": "pretrain", "format": 1, "tfllm_version": tfllm.__version__}
+    (tmp_path / "run.json").write_text(json.dumps({**marker, "format": 7, "tfllm_version": "9.0.0"}))
+    for attempt in (lambda: load_run(tmp_path), lambda: run.plan(RunConfig.default())):
+        with pytest.raises(RunDirectoryError, match=r"written by tfllm 9\.0\.0 in run format 7; this tfllm .* reads "
+                                                    r"run format 1"):
+            attempt()
+    (tmp_path / "run.json").unlink()
+    with pytest.raises(RunDirectoryError, match="has no run.json: it was written by an older tfllm"):
+        load_run(tmp_path)

@@ -5,6 +5,7 @@ from keras import ops
 
 from tfllm.checks import require_int_at_least
 from tfllm.generation.decode_loop import decode_loop
+from tfllm.generation.thresholds import kth_largest_probability, nucleus_threshold
 
 
 class Sampler:
@@ -63,14 +64,13 @@ class TopKSampler(RandomSampler):
         self.k = require_int_at_least("top_k", k, 1)
 
     def filter(self, logits):
-        kth_largest = ops.top_k(logits, k=min(self.k, logits.shape[-1]))[0][:, -1:]  # (B, 1)
-        return ops.where(logits < kth_largest, float("-inf"), logits)
+        probabilities = ops.softmax(logits, axis=-1)  # (B, V)
+        kth_largest = kth_largest_probability(probabilities, min(self.k, logits.shape[-1]))  # (B, 1)
+        return ops.where(probabilities < kth_largest, float("-inf"), logits)
 
 
 class TopPSampler(RandomSampler):
     """A draw from the nucleus: the fewest most likely tokens whose probabilities sum to at least p (Holtzman et al.)."""
-
-    candidates = 256  # tokens looked at first (see `filter`)
 
     def __init__(self, p, temperature=1.0):
         super().__init__(temperature)
@@ -79,25 +79,7 @@ class TopPSampler(RandomSampler):
         self.p = p
 
     def filter(self, logits):
-        # Sorting the whole vocabulary is the slow part; the nucleus usually lies among the most likely few dozen
-        # tokens, so those come first (top_k), and the whole sort runs only for a batch where they fall short of p.
-        vocab_size = logits.shape[-1]
-        candidates = min(self.candidates, vocab_size)
-        log_total = ops.logsumexp(logits, axis=-1, keepdims=True)  # (B, 1)
-
-        def threshold(sorted_logits):  # sorted_logits (B, C), most likely first
-            probabilities = ops.exp(sorted_logits - log_total)
-            mass_before = ops.cumsum(probabilities, axis=-1) - probabilities  # (B, C)
-            # A token is kept while the mass of the tokens before it is below p; the most likely is always kept.
-            kept = ops.where(mass_before < self.p, sorted_logits, float("inf"))
-            return ops.min(kept, axis=-1, keepdims=True)  # (B, 1): the least likely kept logit
-
-        most_likely = ops.top_k(logits, k=candidates)[0]  # (B, C)
-        covered = ops.all(ops.sum(ops.exp(most_likely - log_total), axis=-1) >= self.p)
-        if candidates == vocab_size:
-            least_kept = threshold(most_likely)
-        else:
-            least_kept = ops.cond(
-                covered, lambda: threshold(most_likely), lambda: threshold(ops.flip(ops.sort(logits, axis=-1), axis=-1))
-            )
-        return ops.where(logits < least_kept, float("-inf"), logits)
+        probabilities = ops.softmax(logits, axis=-1)  # (B, V)
+        # The least likely token of the nucleus; the most likely token is always in it.
+        least_kept = ops.minimum(nucleus_threshold(probabilities, self.p), ops.max(probabilities, -1, keepdims=True))
+        return ops.where(probabilities < least_kept, float("-inf"), logits)

@@ -22,7 +22,7 @@ import tensorflow as tf
 from keras import ops
 
 from tfllm.checks import require_positive_int
-from tfllm.generation import GreedySampler, RandomSampler, decode_steps
+from tfllm.generation import BeamSampler, decode_steps
 
 
 @dataclasses.dataclass
@@ -140,7 +140,8 @@ class TextStream:
 
 def compiled(model, sampler, stop_token_ids, jit_compile=False):
     """The compiled `prefill`, `loop` and `steps` of `model` for these settings (see the module)."""
-    key = (type(sampler).__name__, tuple(sorted(vars(sampler).items())), tuple(stop_token_ids), bool(jit_compile))
+    # The sampler's settings by their repr: they may be eager tensors (`RequestSampler`), which do not hash.
+    key = (type(sampler).__name__, repr(sorted(vars(sampler).items())), tuple(stop_token_ids), bool(jit_compile))
     functions = _COMPILED.setdefault(model, {})
     if key not in functions:
         functions[key] = _make_functions(weakref.ref(model), sampler, tuple(stop_token_ids), bool(jit_compile))
@@ -151,16 +152,16 @@ def use_xla(jit_compile, sampler):
     """Whether generation runs under XLA: `jit_compile` True or False, or "auto".
 
     "auto" measured on a 2-core CPU (benchmarks/generation.py): XLA runs the decode loop of a 4-layer Transformer
-    about 3x faster than the plain graph, which spends most of each step dispatching small ops; but XLA's sort and
-    top-k are slow on CPUs, so top-k, top-p and beam search stay in the plain graph there. On GPUs and TPUs "auto"
-    is always XLA. A sampled draw is reproducible for a seed within one mode: XLA's random numbers are not the
-    plain graph's.
+    2 to 3 times faster than the plain graph, which spends most of each step dispatching small ops, and the top-k
+    and top-p cut-offs cost next to nothing there (`tfllm.generation.thresholds`). Beam search stays in the plain
+    graph on CPUs, where XLA's top-k is slow; on GPUs and TPUs "auto" is always XLA. A sampled draw is
+    reproducible for a seed within one mode: XLA's random numbers are not the plain graph's.
     """
     if jit_compile != "auto":
         return bool(jit_compile)
     if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
         return True
-    return type(sampler) in (GreedySampler, RandomSampler)
+    return not isinstance(sampler, BeamSampler)
 
 
 def padded_length(length, max_sequence_length, xla):
@@ -184,12 +185,7 @@ def _make_functions(model_ref, sampler, stop_token_ids, jit_compile):
     # Always the plain graph: its slice of the prompts depends on their lengths, which XLA would compile anew for.
     @tf.function(input_signature=request_spec)
     def prefill(token_ids, prompt_lengths):
-        """The state after reading every position before `min(prompt_lengths) - 1` (none for a lone bos)."""
-        model = model_ref()
-        batch_size, length = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
-        start = ops.min(prompt_lengths)
-        state = model.initial_state(batch_size, length)
-        return ops.cond(start > 1, lambda: model.decode(token_ids[:, : start - 1], state, 0)[1], lambda: state)
+        return prefill_state(model_ref(), token_ids, prompt_lengths)
 
     @tf.function(reduce_retracing=True, jit_compile=jit_compile)
     def loop(token_ids, prompt_lengths, state, seed, max_new_tokens):
@@ -210,6 +206,15 @@ def _make_functions(model_ref, sampler, stop_token_ids, jit_compile):
         )
 
     return {"prefill": prefill, "loop": loop, "steps": steps}
+
+
+def prefill_state(model, token_ids, prompt_lengths):
+    """The decode state after reading every position before `min(prompt_lengths) - 1` in one decode call (none for
+    a lone bos): where the decode loop starts."""
+    batch_size, length = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
+    start = ops.min(prompt_lengths)
+    state = model.initial_state(batch_size, length)
+    return ops.cond(start > 1, lambda: model.decode(token_ids[:, : start - 1], state, 0)[1], lambda: state)
 
 
 # Each model's compiled functions, kept while the model lives; they hold it through a weak reference.

@@ -20,7 +20,7 @@ from tfllm.training.callbacks import (
     measure_peak_flops,
 )
 from tfllm.training.config import DEFAULTS, DataConfig, ModelConfig, RunConfig, TrainConfig
-from tfllm.training.pretrain import PretrainResult, pretrain
+from tfllm.training.pretrain import PretrainResult, RunInterrupted, pretrain
 from tfllm.training.run_directory import RunDirectory, RunDirectoryError, load_run
 
 # Evaluation: exact perplexity and bits per byte, and the memorization check.
@@ -29,3 +29,4 @@ from tfllm.training.memorization import MemorizationReport, memorization_rate, m
 
 # Fine-tuning: continued pretraining, supervised prompt/completion pairs, classification heads.
 from tfllm.training.finetune import continue_pretraining, supervised_finetune, train_classifier
+from tfllm.training.finetune_run import FinetuneConfig, FinetuneResult, finetune_run

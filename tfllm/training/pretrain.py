@@ -117,6 +117,7 @@ def pretrain(config, run_dir, strategy=None, overwrite=False, verbose=1, callbac
         RunDirectoryError: `run_dir` cannot be used as asked.
         TrainingDivergedError: the loss became NaN or infinite; the last good checkpoint is kept, and the run is
             left unfinished.
+        RunInterrupted: a `KeyboardInterrupt` (Ctrl-C) during training; the step reached is checkpointed first.
 
     Example (about half a minute on a laptop CPU):
 
@@ -195,18 +196,21 @@ def pretrain(config, run_dir, strategy=None, overwrite=False, verbose=1, callbac
         if verbose:
             run_callbacks.append(RunProgress(train.steps, initial_step=start_step))
 
-        for initial_epoch, epochs, steps_per_epoch in fit_plan(start_step, train.steps, eval_every):
-            model.fit(
-                build_train_batches(train, tokenizer, texts.train, start_step=checkpoint.step),
-                initial_epoch=initial_epoch,
-                epochs=epochs,
-                steps_per_epoch=steps_per_epoch,
-                validation_data=validation.batches,
-                validation_steps=validation.steps,
-                callbacks=run_callbacks,
-                verbose=verbose,
-                shuffle=False,
-            )
+        try:
+            for initial_epoch, epochs, steps_per_epoch in fit_plan(start_step, train.steps, eval_every):
+                model.fit(
+                    build_train_batches(train, tokenizer, texts.train, start_step=checkpoint.step),
+                    initial_epoch=initial_epoch,
+                    epochs=epochs,
+                    steps_per_epoch=steps_per_epoch,
+                    validation_data=validation.batches,
+                    validation_steps=validation.steps,
+                    callbacks=run_callbacks,
+                    verbose=verbose,
+                    shuffle=False,
+                )
+        except KeyboardInterrupt:
+            raise RunInterrupted(_checkpoint_interrupted(model, checkpoint, train.steps)) from None
 
         final = history.epochs[-1] if history.epochs and history.epochs[-1]["step"] == train.steps else {}
         if "val_loss" not in final:  # resumed from the last checkpoint, saved before the last validation
@@ -272,6 +276,32 @@ def fit_plan(start_step, steps, eval_every):
     if step < steps:
         calls.append((full_epochs, full_epochs + 1, steps - step))
     return calls
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Training was interrupted (Ctrl-C); the run is saved and resumes when started again. The message says where."""
+
+
+def _checkpoint_interrupted(model, checkpoint, total_steps):
+    """On Ctrl-C: saves the state of the last step the optimizer finished, so nothing trained is lost; returns what
+    to tell the user.
+
+    The interrupt usually lands right after a training step returns and before Keras's callbacks saw it; the
+    optimizer's batch counter says how many steps the weights hold (Keras 3 keeps it in `_iterations`, which counts
+    batches also under gradient accumulation; `iterations` counts updates). Such a step's loss is missing from the
+    loss history, which the curve shows as a gap.
+    """
+    counter = getattr(model.optimizer, "_iterations", model.optimizer.iterations)
+    step = int(keras.ops.convert_to_numpy(counter))
+    if step > checkpoint.step + 1 or step < checkpoint.step:
+        step = checkpoint.step  # not what a single interrupted step leaves: trust the callbacks' count
+    if step in (0, checkpoint.saved_step):
+        saved = True  # nothing trained since the last checkpoint
+    else:
+        checkpoint.set_model(model)
+        saved = checkpoint.save(step)
+    where = f"step {step} of {total_steps}" if saved else f"step {checkpoint.saved_step} (the last good checkpoint)"
+    return f"Interrupted: the run is saved at {where}. Run the same command again to resume it."
 
 
 def _run_tokenizer(run, config, texts, resume, verbose):

@@ -2,6 +2,7 @@
 
 ```
 run_dir/
+  run.json         what wrote the run: its kind ("pretrain" or "finetune"), the run format and the tfllm version
   config.json      the RunConfig, written first
   checkpoints/     the latest training state (weights, optimizer, step, loss history) and the tokenizer, for resuming
   logs/            TensorBoard logs
@@ -12,7 +13,9 @@ run_dir/
   metrics.json     the final numbers, written last: a run is complete when it exists
 ```
 
-Every file is written atomically (`tfllm.training.atomic`), so each is either absent or whole.
+Every file is written atomically (`tfllm.training.atomic`), so each is either absent or whole. A fine-tuning run
+(`tfllm.training.finetune_run`) has `run.json` and `finetune.json` instead of `config.json`, and no checkpoints.
+A run whose `run.json` names another run format than this tfllm's is refused, naming both.
 """
 
 import json
@@ -23,9 +26,12 @@ import warnings
 
 import keras
 
+import tfllm
 from tfllm.training.atomic import TEMPORARY_PREFIX, atomic_write_text
 from tfllm.training.config import RunConfig
 
+RUN = "run.json"
+RUN_FORMAT = 1  # raise when the files of a run change in a way older runs cannot be read by
 CONFIG = "config.json"
 CHECKPOINTS = "checkpoints"
 LOGS = "logs"
@@ -139,6 +145,8 @@ class RunDirectory:
             return "new"
         if overwrite:
             return "overwrite"
+        if read_run_kind(self.path) != "pretrain":
+            raise RunDirectoryError(f"{self.path} holds a fine-tuning run, not a pretraining run: choose another directory")
         if self.is_complete():
             raise RunDirectoryError(
                 f"{self.path} holds a complete run: use overwrite=True (--overwrite) to train it again, or another "
@@ -164,6 +172,7 @@ class RunDirectory:
         if plan == "overwrite":
             shutil.rmtree(self.path)
         os.makedirs(self.path, exist_ok=True)
+        write_run_marker(self.path, "pretrain")
         config.to_json(self.config_path)
 
     def write_json(self, name, values):
@@ -175,17 +184,48 @@ class RunDirectory:
             return json.load(file)
 
 
+def write_run_marker(path, kind):
+    """Writes `run.json`: the kind of run, the run format and the tfllm version that wrote it."""
+    marker = {"kind": kind, "format": RUN_FORMAT, "tfllm_version": tfllm.__version__}
+    atomic_write_text(os.path.join(path, RUN), json.dumps(marker, indent=2) + "\n")
+
+
+def read_run_kind(path):
+    """The kind ("pretrain" or "finetune") of the run in `path`; `RunDirectoryError` if tfllm cannot read it."""
+    marker_path = os.path.join(os.fspath(path), RUN)
+    try:
+        with open(marker_path, encoding="utf-8") as file:
+            marker = json.load(file)
+    except FileNotFoundError:
+        raise RunDirectoryError(
+            f"{path} has no {RUN}: it was written by an older tfllm (before run format {RUN_FORMAT}) or by "
+            "something else; train it again with this version"
+        ) from None
+    except json.JSONDecodeError as error:
+        raise RunDirectoryError(f"{marker_path} is damaged ({error})") from None
+    if not isinstance(marker, dict) or marker.get("kind") not in ("pretrain", "finetune"):
+        raise RunDirectoryError(f"{marker_path} is damaged: expected a kind of 'pretrain' or 'finetune'")
+    if marker.get("format") != RUN_FORMAT:
+        raise RunDirectoryError(
+            f"{path} was written by tfllm {marker.get('tfllm_version', '?')} in run format {marker.get('format')!r}; "
+            f"this tfllm {tfllm.__version__} reads run format {RUN_FORMAT}: use that version, or train it again"
+        )
+    return marker["kind"]
+
+
 def load_run(run_dir):
-    """The config and the trained model of a complete run directory.
+    """The config and the trained model of a complete run directory (pretraining or fine-tuning).
 
     Returns:
-        `(config, model)`: the `RunConfig` and the `CausalLM`, its tokenizer attached, in the precision it was
-        trained in (`config.train.precision`), compiled with the defaults of `CausalLM.compile()` (so `evaluate`
-        works; the training settings are in `config.train`).
+        `(config, model)`: for a pretraining run the `RunConfig` and the `CausalLM`, its tokenizer attached; for a
+        fine-tuning run its `FinetuneConfig` and model (a `CausalLM`, or a `SequenceClassifier` for a classifier
+        run). The model is in the precision it was trained in and compiled with the defaults of its `compile()`
+        (so `evaluate` works; the training settings are in the config).
 
     Raises:
-        RunDirectoryError: the directory is not a run, is unfinished (the message lists the missing files: an
-            interrupted run resumes when it is started again), or its `config.json` or `model.keras` is damaged.
+        RunDirectoryError: the directory is not a run, was written by an incompatible tfllm, is unfinished (the
+            message lists the missing files: an interrupted run resumes when it is started again), or its config or
+            `model.keras` is damaged.
 
     Example (`run_dir` a directory that `pretrain` finished):
 
@@ -194,34 +234,44 @@ def load_run(run_dir):
     """
     run = RunDirectory(run_dir)
     if not os.path.isdir(run.path):
-        raise RunDirectoryError(f"{run.path} does not exist: expected a run directory written by pretrain")
+        raise RunDirectoryError(f"{run.path} does not exist: expected a run directory written by tfllm")
+    if not any(os.path.exists(run.file(name)) for name in (RUN, CONFIG, "finetune.json")):
+        raise RunDirectoryError(f"{run.path} is not a run directory: it has no {RUN} or {CONFIG}")
+    if read_run_kind(run.path) == "finetune":
+        from tfllm.training.finetune_run import load_finetune_run  # it builds on this module
+
+        return load_finetune_run(run.path)
     missing = run.missing_files()
-    if CONFIG in missing:
-        raise RunDirectoryError(f"{run.path} is not a run directory: it has no {CONFIG}")
     if missing:
         raise RunDirectoryError(
             f"{run.path} holds an unfinished run: {', '.join(missing)} missing. Run the same training again to "
             "resume it from its last checkpoint"
         )
     config = run.read_config()
+    model = load_model_file(run.model_path, config.train.precision)
+    if not model.compiled:
+        model.compile()  # the defaults, enough for evaluate; fine-tuning compiles with its own settings
+    return config, model
+
+
+def load_model_file(path, precision):
+    """The model saved at `path` (a `.keras` file), rebuilt under the dtype policy `precision` it was trained in;
+    a damaged file raises `RunDirectoryError` naming it."""
     previous_policy = keras.config.dtype_policy()
     try:
         with warnings.catch_warnings():
             # CausalLM.compile has arguments of its own, which Keras cannot replay; it is compiled below instead.
             warnings.filterwarnings("ignore", message=r"`compile\(\)` was not called as part of model loading")
             # The layers are made under the global policy when the model is rebuilt, so set the run's precision.
-            keras.config.set_dtype_policy(config.train.precision)
-            model = keras.saving.load_model(run.model_path)
+            keras.config.set_dtype_policy(precision)
+            return keras.saving.load_model(path)
     except Exception as error:  # zipfile, h5py and Keras raise many kinds for a damaged archive
         raise RunDirectoryError(
-            f"{run.model_path} cannot be loaded ({type(error).__name__}: {error}); the file is damaged: train the "
-            "run again with overwrite=True"
+            f"{path} cannot be loaded ({type(error).__name__}: {error}); the file is damaged: train the run again "
+            "with overwrite=True"
         ) from error
     finally:
         keras.config.set_dtype_policy(previous_policy)
-    if not model.compiled:
-        model.compile()  # the defaults, enough for evaluate; fine-tuning compiles with its own settings
-    return config, model
 
 
 def _finite_or_none(value):
