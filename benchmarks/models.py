@@ -3,7 +3,8 @@
 For each architecture (Transformer, LSTM, SimpleRNN) and each precision (float32, mixed_bfloat16) this trains the
 tfllm model and a twin made of Keras's own layers on the same random token batches, alternating rounds of a few
 steps between all the models in one process (A, B, C, ..., A, B, C, ...) and keeping the median round, so that a
-busy machine slows every model alike. It prints tokens/s, MFU and the ratios tfllm / Keras and
+busy machine slows every model alike. A round's figure is the median time of its steps, each timed from the start
+of its batch to its end, the first step of each `fit` call left out (it also pays for `fit`'s set-up). It prints tokens/s, MFU and the ratios tfllm / Keras and
 mixed_bfloat16 / float32.
 
 - Transformer: `TransformerLM` at the default size of `tfllm train` (tied embeddings, learned positions) against a
@@ -165,10 +166,26 @@ def matmul_flops_per_second(dtype, size=2048, repeats=4):
     return 2 * size**3 * repeats / (time.perf_counter() - start)
 
 
+class _StepTimes(keras.callbacks.Callback):
+    """The seconds of each training step, from the start of its batch to its end."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
 def seconds_per_step(model, batches, steps):
-    start = time.perf_counter()
-    model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0)
-    return (time.perf_counter() - start) / steps
+    """The median seconds of a training step over `steps` + 1 steps of one `fit` call, leaving out the first (which
+    also pays for `fit`'s set-up: at a few steps per round that cost would swamp the steps themselves)."""
+    times = _StepTimes()
+    model.fit(batches, steps_per_epoch=steps + 1, epochs=1, verbose=0, callbacks=[times])
+    return statistics.median(times.seconds[1:])
 
 
 def main():

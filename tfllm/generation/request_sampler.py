@@ -36,22 +36,32 @@ class RequestSampler(Sampler):
 
     def __call__(self, logits, seed):
         logits = ops.cast(logits, "float32")  # (B, V)
-        greedy = ops.cast(ops.argmax(logits, axis=-1), "int32")  # (B,)
-        scaled = logits / ops.maximum(self.temperature, 1e-6)
-        if self.top_k is not None or self.top_p is not None:
-            scaled = self._filter(scaled)
-        drawn = tf.random.stateless_categorical(scaled, 1, seed=seed, dtype=tf.int32)[:, 0]  # (B,)
-        return ops.where(self.temperature > 0, drawn, greedy)
+
+        def greedy():
+            return ops.cast(ops.argmax(logits, axis=-1), "int32")  # (B,)
+
+        def draw():
+            scaled = logits / ops.maximum(self.temperature, 1e-6)
+            return tf.random.stateless_categorical(self._filter(scaled), 1, seed=seed, dtype=tf.int32)[:, 0]  # (B,)
+
+        # Conditionals, so a request pays only for what it asks: greedy decoding draws nothing and cuts nothing.
+        return ops.cond(self.temperature > 0, draw, greedy)
 
     def _filter(self, logits):
         # As `TopKSampler`, then `TopPSampler` on what is left (renormalized): the same thresholds, so the same draws.
-        if self.top_k is not None:
+        def top_k(logits):
             probabilities = ops.softmax(logits, axis=-1)  # (B, V)
-            k = ops.where(self.top_k > 0, ops.minimum(self.top_k, ops.shape(logits)[-1]), ops.shape(logits)[-1])
-            logits = ops.where(probabilities < kth_largest_probability(probabilities, k), float("-inf"), logits)
-        if self.top_p is not None:
+            k = ops.minimum(self.top_k, ops.shape(logits)[-1])
+            return ops.where(probabilities < kth_largest_probability(probabilities, k), float("-inf"), logits)
+
+        def top_p(logits):
             probabilities = ops.softmax(logits, axis=-1)
             least_kept = ops.minimum(nucleus_threshold(probabilities, self.top_p),
                                      ops.max(probabilities, -1, keepdims=True))
-            logits = ops.where((probabilities < least_kept) & (self.top_p < 1), float("-inf"), logits)
+            return ops.where(probabilities < least_kept, float("-inf"), logits)
+
+        if self.top_k is not None:
+            logits = ops.cond(self.top_k > 0, lambda: top_k(logits), lambda: logits)
+        if self.top_p is not None:
+            logits = ops.cond(self.top_p < 1, lambda: top_p(logits), lambda: logits)
         return logits

@@ -90,8 +90,8 @@ DEFAULTS = {
     },
     "train": {
         "transformer": {**_TRAIN, "steps": 1600},
-        "lstm": {**_TRAIN, "steps": 1400},
-        "rnn": {**_TRAIN, "steps": 1600, "learning_rate": 1e-3},
+        "lstm": {**_TRAIN, "steps": 1000},
+        "rnn": {**_TRAIN, "steps": 1200, "learning_rate": 1e-3},
     },
 }
 
