@@ -43,6 +43,7 @@ from tfllm.tokenizers import ByteTokenizer  # noqa: E402
 from tfllm.training.builders import build_model, build_tokenizer  # noqa: E402
 from tfllm.training.config import ModelConfig, RunConfig  # noqa: E402
 from tfllm.training.evaluation import evaluate_texts  # noqa: E402
+from summary import record  # noqa: E402
 
 ARCHITECTURES = ("transformer", "lstm", "rnn")
 
@@ -223,6 +224,9 @@ def main():
               f"{result['curve'][-1][2]:>10.3f} {result['bits']:>14.3f}")
     print(f"curve end: bits/byte on the first {args.eval_batches} validation batches (the plotted curve); val bits/byte: "
           "all of the validation split, every token once (evaluate_texts)")
+    for architecture, result in results.items():
+        record("compare_architectures", f"{architecture}: validation bits/byte after {budget}", result["bits"],
+               unit="bits/byte")
     plot(results, args.output, f"KJV validation loss, {budget} per model ({precision}, {args.tokenizer})")
     print(f"plot: {os.path.abspath(args.output)}")
 

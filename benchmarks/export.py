@@ -27,6 +27,7 @@ from tfllm.data import load_texts  # noqa: E402
 from tfllm.export import export_saved_model  # noqa: E402
 from tfllm.training import RunConfig  # noqa: E402
 from tfllm.training.builders import build_model, build_tokenizer  # noqa: E402
+from summary import record  # noqa: E402
 
 BATCH, NEW = 8, 64
 ARCHITECTURES = ("transformer", "lstm", "rnn")
@@ -79,6 +80,8 @@ def main():
             saved_rate = new_tokens / statistics.median(seconds["saved_model"])
             print(f"{architecture:<12} {name:<7} {python_rate:>15,.0f} {saved_rate:>11,.0f} "
                   f"{saved_rate / python_rate:>5.2f}x", flush=True)
+            record("export", f"{architecture} {name}: SavedModel generate / model.generate", saved_rate / python_rate,
+                   goal=0.9)
     print("goal: SavedModel >= 0.9x model.generate")
 
 

@@ -36,6 +36,7 @@ from tfllm.models.text_generation import use_xla  # noqa: E402
 from tfllm.training import DEFAULTS  # noqa: E402
 from tfllm.training.builders import build_model  # noqa: E402
 from tfllm.training.config import ModelConfig  # noqa: E402
+from summary import record  # noqa: E402
 
 BATCH, PROMPT, NEW = 8, 32, 224
 ARCHITECTURES = ("transformer", "lstm", "rnn")
@@ -139,6 +140,9 @@ def main():
                 chosen = " <- auto" if name == f"generate, {auto}" else ""
                 print(f"{architecture:<12} {sampler:<7} {name:<17} {rate:>12,.0f} {rate / base_rate:>9.2f}x "
                       f"{same:>11.1%}{chosen}", flush=True)
+                if chosen:
+                    record("generation", f"{architecture} {sampler}: generate ({auto}) / {baseline}", rate / base_rate,
+                           goal=10 if architecture == "transformer" else 5)
         print(f"  ({architecture}: {model.count_params():,} parameters, {config.num_layers} layers, "
               f"hidden {config.hidden_dim}; baseline: {baseline}; goal >= "
               f"{10 if architecture == 'transformer' else 5}x)")

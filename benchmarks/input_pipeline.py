@@ -23,6 +23,7 @@ import tensorflow as tf  # noqa: E402
 
 from tfllm import layers, tokenizers  # noqa: E402
 from tfllm.data import lm_dataset, load_texts  # noqa: E402
+from summary import record  # noqa: E402
 
 SEQUENCE, BATCH = 256, 16
 
@@ -84,6 +85,7 @@ def main():
             f"{rate / reference:>7.1f}x",
             flush=True,
         )
+        record("input_pipeline", f"{name} lm_dataset tokens/s / model training tokens/s", rate / reference, goal=20)
 
 
 if __name__ == "__main__":

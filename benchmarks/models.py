@@ -43,6 +43,7 @@ import tensorflow as tf  # noqa: E402
 
 from tfllm.models import LSTMLM, SimpleRNNLM, TransformerLM  # noqa: E402
 from tfllm.training import DEFAULTS, RunConfig  # noqa: E402
+from summary import record  # noqa: E402
 
 # The default model of `tfllm train`: its vocabulary size, Transformer and batch.
 VOCAB = DEFAULTS["vocab_size"][DEFAULTS["data"]["tokenizer"]]
@@ -233,6 +234,10 @@ def main():
         for precision in args.precisions:
             ours, theirs = rates["tfllm", architecture, precision], rates["keras", architecture, precision]
             print(f"  {architecture:<12} {precision:<15} tfllm / keras = {ours / theirs:.2f}x  (goal >= 1.0x)")
+            record("models", f"{architecture} {precision} training tokens/s: tfllm / Keras twin", ours / theirs, goal=1.0)
+            if precision == "float32":
+                _, _, _, model, flops = next(entry for entry in models if entry[:3] == ("tfllm", architecture, precision))
+                record("models", f"{architecture} float32 model FLOPs utilization", flops * ours / peak, unit="MFU")
             if ("tfllm+ppl", architecture, precision) in rates:
                 cost = rates["tfllm+ppl", architecture, precision] / ours
                 print(f"  {architecture:<12} {precision:<15} with the default Perplexity metric / without = {cost:.2f}x")
@@ -240,6 +245,8 @@ def main():
             for name in ("tfllm", "keras"):
                 gain = rates[name, architecture, "mixed_bfloat16"] / rates[name, architecture, "float32"]
                 print(f"  {architecture:<12} {name:<15} mixed_bfloat16 / float32 = {gain:.2f}x  (goal >= 1.3x with bf16)")
+                if name == "tfllm":
+                    record("models", f"{architecture} tokens/s: mixed_bfloat16 / float32", gain, goal=1.3)
 
 
 if __name__ == "__main__":

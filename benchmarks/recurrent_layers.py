@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import tfllm.layers  # noqa: E402
+from summary import record  # noqa: E402
 
 VOCAB, WIDTH, SEQUENCE, BATCH = 256, 512, 128, 32
 PAIRS = {
@@ -98,6 +99,7 @@ def main():
             ours, theirs = results[name, default_mode]
             best_keras = max(results[name, mode][1] for mode in args.modes)
             print(f"{name}: tfllm by default is {ours / theirs:.2f}x Keras by default, {ours / best_keras:.2f}x Keras's best mode")
+            record("recurrent_layers", f"{name} training tokens/s: tfllm / Keras ({default_mode})", ours / theirs, goal=1.0)
 
 
 if __name__ == "__main__":

@@ -71,6 +71,14 @@ def build_parser():
     return parser
 
 
+def _strategy_flags(parser):
+    parser.add_argument("--strategy", choices=("auto", "cpu", "mirrored", "multiworker", "tpu"), default="auto",
+                        help="tf.distribute strategy: auto (TPU, else all GPUs, else the CPU), cpu, mirrored (all GPUs "
+                             "of this host), multiworker (hosts of TF_CONFIG), tpu")
+    parser.add_argument("--logical-cpus", type=int, metavar="N",
+                        help="split the CPU into N logical devices (to try --strategy mirrored without GPUs)")
+
+
 def _debug_flag(parser):
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
 
@@ -107,7 +115,9 @@ def _add_train(commands):
     parser.add_argument("--gradient-accumulation", type=int, metavar="N", help="batches per optimizer update")
     parser.add_argument("--eval-every", type=int, metavar="N", help="steps between validations")
     parser.add_argument("--checkpoint-every", type=int, metavar="N", help="steps between checkpoints")
-    parser.add_argument("--output-dir", metavar="DIR", help="the run directory (default: runs/MODEL-CORPUS)")
+    _strategy_flags(parser)
+    parser.add_argument("--output-dir", metavar="DIR", help="the run directory (default: runs/MODEL-CORPUS); with "
+                        "--strategy multiworker, on storage every worker shares")
     parser.add_argument("--overwrite", action="store_true", help="train again over a run already in --output-dir")
     parser.add_argument("--quiet", action="store_true", help="no progress bars, only the final lines")
     _debug_flag(parser)
@@ -168,6 +178,7 @@ def _add_finetune(commands):
     parser.add_argument("--output-dir", metavar="DIR", help="default: RUN_DIR-TASK")
     parser.add_argument("--overwrite", action="store_true", help="replace a run already in --output-dir")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    _strategy_flags(parser)
     _debug_flag(parser)
     parser.set_defaults(run=_finetune)
 
@@ -216,7 +227,9 @@ def main(argv=None):
 
 
 def _train(args):
-    from tfllm.training import RunConfig, pretrain
+    from tfllm.training import RunConfig, get_strategy, pretrain
+
+    strategy = get_strategy(args.strategy, logical_cpus=args.logical_cpus)  # before any op: it may split the CPU
 
     sections = _read_config_file(args.config) if args.config else {}
     in_file = sections.get("model", {}).get("architecture") if isinstance(sections.get("model"), dict) else None
@@ -231,10 +244,13 @@ def _train(args):
     if unknown:
         raise BadInput(f"unknown key {unknown[0]} in {args.config}: expected the sections model, data and train")
     config = RunConfig.default(architecture, **{name: sections.get(name) for name in ("model", "data", "train")})
-    config.validate()
+    config.validate(num_replicas=strategy.num_replicas_in_sync)
     run_dir = args.output_dir or os.path.join("runs", f"{architecture}-{_corpus_name(config.data.corpus)}")
-    result = pretrain(config, run_dir, overwrite=args.overwrite, verbose=0 if args.quiet else 1)
+    result = pretrain(config, run_dir, strategy=strategy, overwrite=args.overwrite, verbose=0 if args.quiet else 1)
     metrics = result.metrics
+    if not metrics:  # another worker than the chief of a multi-worker job: the chief reports
+        print(f"Trained as a worker of {strategy.num_replicas_in_sync} replicas; the chief wrote {result.run_dir}.")
+        return 0
     print(f"\n{metrics['bits_per_byte']:.3f} bits per byte on the validation split "
           f"(perplexity {metrics['validation_perplexity']:.2f}); a sample:\n")
     print(metrics["samples"][0]["text"])
@@ -307,13 +323,16 @@ def _generate(args):
 
 
 def _finetune(args):
-    from tfllm.training import FinetuneConfig, finetune_run
+    from tfllm.training import FinetuneConfig, finetune_run, get_strategy
+
+    strategy = get_strategy(args.strategy, logical_cpus=args.logical_cpus)
 
     config = FinetuneConfig(task=args.task, data=args.data, steps=args.steps, batch_size=args.batch_size,
                             sequence_length=args.sequence_length, learning_rate=args.learning_rate, seed=args.seed)
     parent = _existing_run(args.run_dir)
     output = args.output_dir or f"{os.path.normpath(parent)}-{args.task}"
-    result = finetune_run(parent, config, output, overwrite=args.overwrite, verbose=0 if args.quiet else 1)
+    result = finetune_run(parent, config, output, overwrite=args.overwrite, verbose=0 if args.quiet else 1,
+                          strategy=strategy)
     print(f"Run directory: {result.run_dir} (parent: {parent})")
     return 0
 
@@ -352,8 +371,9 @@ def _import_tensorflow_quietly():
         import tensorflow as tf
         import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
 
-        tf.config.list_physical_devices()  # the CUDA probe, which logs its failure on a machine without a GPU
-        tf.constant(0).numpy()  # the first op, which logs the CPU kernels it falls back to
+        # The CUDA probe, which logs its failure on a machine without a GPU (it does not start the runtime, so the
+        # CPU can still be split into logical devices).
+        tf.config.list_physical_devices()
     finally:
         os.dup2(saved, 2)
         os.close(saved)

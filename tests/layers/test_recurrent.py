@@ -231,3 +231,11 @@ def test_a_tiny_model_learns_to_continue_a_sequence(ours_class, keras_class):
 def test_bad_arguments_name_the_argument(layer_class, options, message):
     with pytest.raises(ValueError, match=message):
         layer_class(**options)
+
+
+@pytest.mark.parametrize("ours_class, keras_class", PAIRS)
+def test_input_without_a_feature_axis_is_refused_as_keras_refuses_it(ours_class, keras_class):
+    ids = np.zeros((2, 5), "float32")  # (B, T): token ids not yet embedded
+    for layer_class in (keras_class, ours_class):
+        with pytest.raises(ValueError, match="expected ndim=3, found ndim=2"):
+            layer_class(UNITS)(ids)

@@ -226,3 +226,11 @@ def test_a_model_compiled_with_the_defaults_loads_compiled_with_its_precision(tm
     assert loaded.optimizer is not None and int(loaded.optimizer.iterations) == 1
     schedule = loaded.optimizer._learning_rate
     assert isinstance(schedule, WarmupCosineDecay) and schedule.peak_learning_rate == 5e-3
+
+
+def test_trying_many_sampler_settings_does_not_warn_of_retracing(caplog):
+    model = _model("lstm")
+    with caplog.at_level("WARNING", logger="tensorflow"):
+        for temperature in (0.5, 0.6, 0.7, 0.8, 0.9, 1.1, 1.2):  # each setting has its own compiled functions
+            model.generate("In the", max_new_tokens=2, sampler="random", temperature=temperature, seed=0)
+    assert not [record for record in caplog.records if "retracing" in record.getMessage()]

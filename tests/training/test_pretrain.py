@@ -18,7 +18,7 @@ from tensorflow.core.util import event_pb2
 
 from tests.training.common import PEAK_FLOPS, files_under, tiny_config, write_kjv_verses, write_repetitive_corpus
 from tfllm.data import load_texts
-from tfllm.training import RunConfig, RunDirectoryError, TrainingDivergedError, load_run, pretrain
+from tfllm.training import RunConfig, RunDirectoryError, TrainingDivergedError, get_strategy, load_run, pretrain
 
 METRICS = {
     "steps", "optimizer_updates", "tokens_seen", "train_loss", "validation_loss", "validation_perplexity",
@@ -248,7 +248,7 @@ def test_gradient_accumulation_applies_one_update_per_two_steps(verses, tmp_path
 
 
 def test_mirrored_strategy_splits_the_global_batch_over_two_replicas(verses, tmp_path):
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = get_strategy("mirrored")  # one per process: see tfllm.training.strategies
     with pytest.raises(ValueError, match=r"train\.batch_size=3 is not divisible by the number of replicas \(2\)"):
         pretrain(tiny_config(verses, "rnn", batch_size=3), tmp_path / "refused", strategy=strategy, verbose=0)
     assert not (tmp_path / "refused").exists()  # refused before anything was written
@@ -258,3 +258,17 @@ def test_mirrored_strategy_splits_the_global_batch_over_two_replicas(verses, tmp
     assert result.metrics["num_replicas"] == 2 and result.model.distribute_strategy is strategy
     assert result.metrics["optimizer_updates"] == 6 and 0 < result.metrics["validation_loss"] < 2 * math.log(259)
     assert isinstance(result.model.trainable_weights[0].value, tf.distribute.DistributedValues)
+
+
+def test_the_same_seed_and_config_give_the_same_numbers(verses, tmp_path):
+    config = tiny_config(verses, "transformer", steps=4, eval_every=2)
+    first = pretrain(config, tmp_path / "first", verbose=0, peak_flops=PEAK_FLOPS)
+    second = pretrain(config, tmp_path / "second", verbose=0, peak_flops=PEAK_FLOPS)
+    assert first.history["losses"] == second.history["losses"]
+    for key in ("validation_loss", "bits_per_byte", "train_loss", "known_word_share"):
+        assert first.metrics[key] == second.metrics[key] or (math.isnan(first.metrics[key]) and math.isnan(
+            second.metrics[key])), key
+    assert [sample["text"] for sample in first.metrics["samples"]] == [
+        sample["text"] for sample in second.metrics["samples"]]
+    other = pretrain(config.replace(train={"seed": 1}), tmp_path / "other", verbose=0, peak_flops=PEAK_FLOPS)
+    assert other.history["losses"] != first.history["losses"]

@@ -83,7 +83,16 @@ def load_texts(name_or_path="kjv", split=None):
 
 @dataclasses.dataclass(frozen=True)
 class CorpusStats:
-    """How big a corpus is: `documents` and `bytes` (UTF-8 bytes for `str` documents)."""
+    """How big a corpus is: `documents` and `bytes` (UTF-8 bytes for `str` documents).
+
+    Example:
+
+    >>> stats = corpus_stats(load_texts("kjv", split="validation"))
+    >>> stats.documents, stats.bytes
+    (59, 225993)
+    >>> print(stats)
+    59 documents, 225,993 bytes
+    """
 
     documents: int
     bytes: int

@@ -48,7 +48,18 @@ _VERSE_MARKER = re.compile(r"(?:^|(?<=\s))(\d+):(\d+) ")
 
 
 class KJVChapter(NamedTuple):
-    """One chapter of the King James Bible: `book` ("Genesis"), `chapter` (1-based) and `text` (a verse a line)."""
+    """One chapter of the King James Bible: `book` ("Genesis"), `chapter` (1-based) and `text` (a verse a line).
+
+    Example:
+
+    >>> genesis = kjv_chapters()[0]
+    >>> genesis.book, genesis.chapter, genesis.split
+    ('Genesis', 1, 'train')
+    >>> genesis.text.splitlines()[0]
+    'In the beginning God created the heavens and the earth.'
+    >>> KJVChapter("Exodus", 4, "...").split  # the split depends on "Book chapter" only
+    'validation'
+    """
 
     book: str
     chapter: int

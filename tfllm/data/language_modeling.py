@@ -16,12 +16,13 @@ def lm_dataset(
     shuffle_buffer_size=10_000,
     documents_per_map=64,
     drop_remainder=True,
+    reshuffle_each_iteration=True,
 ):
     """Batches of `(x, y)` int32 (B, T) for next-token prediction, made in the graph.
 
     Documents are tokenized in batches (`documents_per_map` at a time); each starts with the tokenizer's bos, as
-    prompts and scored texts do, and ends with its eos, so the model learns how texts begin and where they stop; and the token stream is cut into windows of `sequence_length + 1` tokens that
-    run on across document boundaries; `x` is a window without its last token and `y` without its first. The tail
+    prompts and scored texts do, and ends with its eos, so the model learns how texts begin and where they stop;
+    and the token stream is cut into windows of `sequence_length + 1` tokens that run on across document boundaries; `x` is a window without its last token and `y` without its first. The tail
     shorter than a window is dropped. With `shuffle`, documents and then windows are shuffled (seeded, anew each
     epoch); without it the batches follow the corpus order, for evaluation.
 
@@ -38,6 +39,8 @@ def lm_dataset(
         shuffle_buffer_size: Windows held in the shuffle buffer.
         documents_per_map: Documents tokenized per call of the tokenizer.
         drop_remainder: Drop a last batch smaller than `batch_size` (static shapes, as XLA and TPUs want).
+        reshuffle_each_iteration: With `shuffle`, draw a new order for every iteration (every epoch of a
+            `repeat()`); False gives the seed's order to every iteration.
 
     Returns:
         A `tf.data.Dataset` of `(x, y)`, each int32 (B, T).
@@ -60,18 +63,30 @@ def lm_dataset(
     batch_size = require_positive_int("batch_size", batch_size)
     documents = as_text_dataset(texts)
     if shuffle:
-        documents = documents.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
+        documents = documents.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=reshuffle_each_iteration)
     windows = token_windows(documents, tokenizer, sequence_length + 1, documents_per_map)
     _require_one_window(windows, sequence_length)
     if shuffle:
-        windows = windows.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
+        windows = windows.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=reshuffle_each_iteration)
     batches = windows.batch(batch_size, drop_remainder=drop_remainder)
     batches = batches.map(lambda w: (w[:, :-1], w[:, 1:]), num_parallel_calls=tf.data.AUTOTUNE)  # (B, T) each
     return batches.with_options(_sharded_by_data()).prefetch(tf.data.AUTOTUNE)
 
 
 def token_windows(documents, tokenizer, window_length, documents_per_map=64):
-    """A Dataset of int32 windows (window_length,) cut from the token stream `<bos> doc <eos> <bos> doc <eos> ...`."""
+    """A Dataset of int32 windows (window_length,) cut from the token stream `<bos> doc <eos> <bos> doc <eos> ...`.
+
+    The windows run on across document boundaries; the tail shorter than a window is dropped. `lm_dataset` cuts
+    windows of `sequence_length + 1` tokens with it.
+
+    Example:
+
+    >>> from tfllm.tokenizers import ByteTokenizer
+    >>> documents = tf.data.Dataset.from_tensor_slices(["ab", "cde"])
+    >>> windows = token_windows(documents, ByteTokenizer(), window_length=4)
+    >>> [window.tolist() for window in windows.as_numpy_iterator()]  # bos = 1, eos = 2, a = 100; the tail is dropped
+    [[1, 100, 101, 2], [1, 102, 103, 104]]
+    """
 
     @tf.autograph.experimental.do_not_convert  # plain graph code; see Tokenizer.tokenize
     def tokens_with_boundaries(texts):

@@ -56,10 +56,27 @@ def export_saved_model(model, path, max_new_tokens_limit=None, max_prompt_tokens
     Returns:
         `path`.
 
-    Example (prose; it writes a directory): `export_saved_model(model, "exported")`, then in any process with
-    tensorflow and tensorflow-text: `import tensorflow_text; served = tf.saved_model.load("exported")` and
-    `served.signatures["generate"](prompts=tf.constant(["In the beginning"]), max_new_tokens=tf.constant(32),
-    temperature=tf.constant(0.0), top_k=tf.constant(0), top_p=tf.constant(1.0), seed=tf.constant(0))["text"]`.
+    The export loads in any process with tensorflow and tensorflow-text (`import tensorflow_text` registers the
+    tokenizer ops): `served = tf.saved_model.load(path)`, then `served.signatures["generate"](...)`.
+
+    Example (a tiny untrained model; the export's greedy text is the model's):
+
+    >>> import tempfile
+    >>> from tfllm.models import LSTMLM
+    >>> from tfllm.tokenizers import ByteTokenizer
+    >>> keras.utils.set_random_seed(0)
+    >>> model = LSTMLM(259, hidden_dim=8, tokenizer=ByteTokenizer())
+    >>> path = export_saved_model(model, os.path.join(tempfile.mkdtemp(), "exported"))
+    >>> served = tf.saved_model.load(path)
+    >>> out = served.signatures["generate"](prompts=tf.constant(["In the beginning"]), max_new_tokens=tf.constant(4),
+    ...                                     temperature=tf.constant(0.0), top_k=tf.constant(0), top_p=tf.constant(1.0),
+    ...                                     seed=tf.constant(0))
+    >>> sorted(out), out["text"].shape
+    (['completion', 'text'], TensorShape([1]))
+    >>> out["text"].numpy()[0].decode("utf-8", "replace") == model.generate("In the beginning", max_new_tokens=4)
+    True
+    >>> int(served.signatures["score"](texts=tf.constant(["Amen."]))["num_tokens"][0]), int(served.max_batch_size)
+    (5, 64)
     """
     if not isinstance(model, CausalLM):
         raise ValueError(f"model is a {type(model).__name__}: expected a tfllm.models.CausalLM")

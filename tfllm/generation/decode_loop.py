@@ -29,6 +29,18 @@ def decode_loop(
     Returns:
         `(token_ids, end)`: the filled (B, S) ids, and each row's end (B,): the position after its last token (a
         stop token, if it stopped on one).
+
+    Example:
+
+    >>> from tfllm.generation import GreedySampler
+    >>> def step(token_ids, state, index):  # a toy model without state: the next token is always token + 1 (mod 5)
+    ...     return ops.one_hot((token_ids + 1) % 5, 5) * 10.0, state  # (B, 1) -> (B, 1, V)
+    >>> token_ids = ops.convert_to_tensor([[1, 0, 0, 0, 0, 0], [4, 4, 0, 0, 0, 0]], "int32")  # prompts [1], [4, 4]
+    >>> lengths = ops.convert_to_tensor([1, 2], "int32")
+    >>> ids, end = decode_loop(step, token_ids, lengths, (), 1, GreedySampler(), 0, max_new_tokens=3,
+    ...                        stop_token_ids=[3])
+    >>> ops.convert_to_numpy(ids).tolist(), ops.convert_to_numpy(end).tolist()  # row 0 stops on 3, row 1 at 3 new
+    ([[1, 2, 3, 0, 0, 0], [4, 4, 0, 1, 2, 0]], [3, 5])
     """
     end = row_limits(token_ids, prompt_lengths, max_new_tokens)
     length = ops.shape(token_ids)[1]
@@ -39,7 +51,14 @@ def decode_loop(
 
 
 def row_limits(token_ids, prompt_lengths, max_new_tokens):
-    """Where each row ends at the latest (B,): after `max_new_tokens` new tokens, or at the end of `token_ids`."""
+    """Where each row ends at the latest (B,): after `max_new_tokens` new tokens, or at the end of `token_ids`.
+
+    Example:
+
+    >>> token_ids = ops.zeros((2, 6), "int32")  # (B, S)
+    >>> ops.convert_to_numpy(row_limits(token_ids, ops.convert_to_tensor([1, 4]), max_new_tokens=3)).tolist()
+    [4, 6]
+    """
     return ops.minimum(prompt_lengths + ops.cast(max_new_tokens, "int32"), ops.shape(token_ids)[1])
 
 
@@ -53,6 +72,23 @@ def decode_steps(
 
     Returns:
         `(token_ids, state, index, end)`: the ids, the model's state and the next position to fill, and the ends.
+
+    Example (the toy model and prompts of `decode_loop`'s example, two positions at a time):
+
+    >>> from tfllm.generation import GreedySampler
+    >>> def step(token_ids, state, index):  # the next token is always token + 1 (mod 5)
+    ...     return ops.one_hot((token_ids + 1) % 5, 5) * 10.0, state
+    >>> token_ids = ops.convert_to_tensor([[1, 0, 0, 0, 0, 0], [4, 4, 0, 0, 0, 0]], "int32")
+    >>> lengths = ops.convert_to_tensor([1, 2], "int32")
+    >>> end = row_limits(token_ids, lengths, max_new_tokens=3)
+    >>> ids, state, index, end = decode_steps(step, token_ids, lengths, (), 1, end, GreedySampler(), 0, max_steps=2,
+    ...                                       stop_token_ids=[3])
+    >>> int(index), ops.convert_to_numpy(ids).tolist()  # positions 1 and 2 filled
+    (3, [[1, 2, 3, 0, 0, 0], [4, 4, 0, 0, 0, 0]])
+    >>> ids, state, index, end = decode_steps(step, ids, lengths, state, index, end, GreedySampler(), 0,
+    ...                                       max_steps=2, stop_token_ids=[3])
+    >>> int(index), ops.convert_to_numpy(ids).tolist(), ops.convert_to_numpy(end).tolist()  # as decode_loop's
+    (5, [[1, 2, 3, 0, 0, 0], [4, 4, 0, 1, 2, 0]], [3, 5])
     """
     batch_size, length = ops.shape(token_ids)
     stops = ops.convert_to_tensor(list(stop_token_ids) or [-1], dtype="int32")  # (K,)

@@ -13,6 +13,18 @@ class Sampler:
 
     `run` is the whole generation: by default `decode_loop`, which calls the sampler once per step; a sampler that
     needs more than one token per row at a time (`BeamSampler`) overrides it.
+
+    Example:
+
+    >>> class LeastLikely(Sampler):  # a sampler is one method: logits (B, V) -> token ids (B,)
+    ...     def __call__(self, logits, seed):
+    ...         return ops.cast(ops.argmin(logits, axis=-1), "int32")
+    >>> ops.convert_to_numpy(LeastLikely()(ops.convert_to_tensor([[0.1, 2.0, -1.0], [3.0, 0.0, 1.0]]), seed=None))
+    array([2, 1], dtype=int32)
+    >>> from tfllm.generation import get_sampler
+    >>> sampler = LeastLikely()
+    >>> get_sampler(sampler) is sampler  # so `model.generate(..., sampler=LeastLikely())` uses it
+    True
     """
 
     def __call__(self, logits, seed):
@@ -38,7 +50,22 @@ class GreedySampler(Sampler):
 
 
 class RandomSampler(Sampler):
-    """A draw from softmax(logits / temperature): below 1 sharper, above 1 flatter than the model's distribution."""
+    """A draw from softmax(logits / temperature): below 1 sharper, above 1 flatter than the model's distribution.
+
+    Example:
+
+    >>> logits = ops.log(ops.convert_to_tensor([[0.7, 0.3, 0.0]]))  # token 2 has probability 0
+    >>> sampler = RandomSampler(temperature=0.5)
+    >>> seed = ops.convert_to_tensor([0, 7], "int32")  # (seed, position) in generation
+    >>> int(sampler(logits, seed)[0]) == int(sampler(logits, seed)[0])  # the same seed, the same draw
+    True
+    >>> sorted({int(sampler(logits, ops.convert_to_tensor([0, i], "int32"))[0]) for i in range(20)})
+    [0, 1]
+    >>> RandomSampler(temperature=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: temperature=0 is invalid: expected a number > 0 (0 means greedy).
+    """
 
     def __init__(self, temperature=1.0):
         if not temperature > 0:
@@ -57,7 +84,16 @@ class RandomSampler(Sampler):
 
 
 class TopKSampler(RandomSampler):
-    """A draw among the k most likely tokens only (Fan et al., 2018)."""
+    """A draw among the k most likely tokens only (Fan et al., 2018).
+
+    Example:
+
+    >>> logits = ops.convert_to_tensor([[1.0, 3.0, 2.0, 0.5]])
+    >>> ops.convert_to_numpy(TopKSampler(2).filter(logits)).tolist()  # all but the 2 most likely are cut
+    [[-inf, 3.0, 2.0, -inf]]
+    >>> sorted({int(TopKSampler(2)(logits, ops.convert_to_tensor([0, i], "int32"))[0]) for i in range(20)})
+    [1, 2]
+    """
 
     def __init__(self, k, temperature=1.0):
         super().__init__(temperature)
@@ -70,7 +106,16 @@ class TopKSampler(RandomSampler):
 
 
 class TopPSampler(RandomSampler):
-    """A draw from the nucleus: the fewest most likely tokens whose probabilities sum to at least p (Holtzman et al.)."""
+    """A draw from the nucleus: the fewest most likely tokens whose probabilities sum to at least p (Holtzman et al.).
+
+    Example:
+
+    >>> logits = ops.log(ops.convert_to_tensor([[0.5, 0.3, 0.15, 0.05]]))
+    >>> ops.convert_to_numpy(ops.isfinite(TopPSampler(0.75).filter(logits))).tolist()  # 0.5 + 0.3 >= 0.75
+    [[True, True, False, False]]
+    >>> sorted({int(TopPSampler(0.75)(logits, ops.convert_to_tensor([0, i], "int32"))[0]) for i in range(20)})
+    [0, 1]
+    """
 
     def __init__(self, p, temperature=1.0):
         super().__init__(temperature)

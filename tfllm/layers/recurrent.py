@@ -63,6 +63,7 @@ class Recurrent(keras.layers.RNN):
             zero_output_for_mask=zero_output_for_mask,
             **kwargs,
         )
+        self.input_spec = keras.layers.InputSpec(ndim=3)  # (B, T, features), checked as Keras's layers check it
 
     @property
     def units(self):

@@ -18,15 +18,32 @@ from tfllm.checks import require_positive_int
 from tfllm.generation import BeamSampler, get_sampler
 from tfllm.models import scoring, text_generation
 from tfllm.models.metrics import Perplexity
+from tfllm.models.multi_worker import MultiWorkerFit
 from tfllm.models.schedules import WarmupCosineDecay
 
 
-class CausalLM(keras.Model):
+class CausalLM(MultiWorkerFit, keras.Model):
     """Base class of `SimpleRNNLM`, `LSTMLM` and `TransformerLM`.
 
     Subclasses build their layers in `__init__` and implement `hidden_states`, `logits`, `initial_state` and
     `decode`. The base class gives them `call`, a `compile()` with working defaults, `generate`, `score`, and the
     saving of an attached tokenizer.
+
+    Example (the decode contract: a prefill, then one token, gives the logits of one full forward pass):
+
+    >>> from tfllm.models import TransformerLM
+    >>> keras.utils.set_random_seed(0)
+    >>> model = TransformerLM(259, num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16, max_sequence_length=16)
+    >>> isinstance(model, CausalLM), model.max_sequence_length
+    (True, 16)
+    >>> token_ids = keras.ops.convert_to_tensor([[1, 72, 105, 33]], "int32")  # (B, T)
+    >>> state = model.initial_state(batch_size=1, max_length=8)  # empty key/value caches
+    >>> logits, state = model.decode(token_ids[:, :3], state, index=0)  # the prompt: positions 0 .. 2
+    >>> last, state = model.decode(token_ids[:, 3:], state, index=3)  # one more token, on the cache
+    >>> tuple(logits.shape), tuple(last.shape)  # (B, T_new, V)
+    ((1, 3, 259), (1, 1, 259))
+    >>> np.allclose(last[:, 0], model(token_ids)[:, 3], atol=1e-5)
+    True
     """
 
     def __init__(self, vocab_size, tokenizer=None, **kwargs):

@@ -1,7 +1,6 @@
 """The recurrent language model shared by `SimpleRNNLM` and `LSTMLM`: embedding -> recurrent layers -> logits."""
 
 import keras
-from keras import ops
 
 from tfllm.checks import require_positive_int, require_rate
 from tfllm.layers import TokenEmbedding
@@ -68,9 +67,11 @@ class RecurrentLM(CausalLM):
         return self.logits(x), new_state
 
     def training_flops_per_token(self, sequence_length):
-        # Every weight of a matrix product does a multiply-add forward and two backward: 6 FLOPs per weight.
+        # Every weight of a matrix product does a multiply-add forward and two backward: 6 FLOPs per weight. Each
+        # layer maps D inputs and D states to `gates` * D pre-activations (W and U), counted from the sizes, so that
+        # the count is known before the weights are built (Keras builds them at the first batch of `fit`).
         recurrent_weights = sum(
-            int(ops.size(layer.cell.kernel)) + int(ops.size(layer.cell.recurrent_kernel)) for layer in self.recurrent_layers
+            2 * self.hidden_dim * layer.cell.gates * self.hidden_dim for layer in self.recurrent_layers
         )
         return 6 * (recurrent_weights + self.vocab_size * self.hidden_dim)
 

@@ -7,12 +7,13 @@ from keras import ops
 
 from tfllm.checks import require_choice, require_int_at_least, require_positive_int, require_rate
 from tfllm.models.causal_lm import CausalLM
+from tfllm.models.multi_worker import MultiWorkerFit
 
 POOLINGS = ("last", "mean")
 
 
 @keras.saving.register_keras_serializable(package="tfllm")
-class SequenceClassifier(keras.Model):
+class SequenceClassifier(MultiWorkerFit, keras.Model):
     """Classifies token sequences with any tfllm language model as the backbone (GPT-style fine-tuning).
 
     The backbone reads the tokens (`backbone.hidden_states`, (B, T) -> (B, T, D)), one vector summarizes the text,

@@ -205,7 +205,14 @@ def _make_functions(model_ref, sampler, stop_token_ids, jit_compile):
             model.pad_id,
         )
 
-    return {"prefill": prefill, "loop": loop, "steps": steps}
+    functions = {"prefill": prefill, "loop": loop, "steps": steps}
+    for function in functions.values():
+        # Each sampler setting has its functions, traced once each by design; TensorFlow counts the traces of every
+        # function made from this code together and would warn of "excessive retracing" after five settings. The
+        # flag is the one TensorFlow sets on the functions of a loaded SavedModel for the same reason; if a
+        # TensorFlow release drops it, only that warning comes back.
+        function._omit_frequent_tracing_warning = True
+    return functions
 
 
 def prefill_state(model, token_ids, prompt_lengths):

@@ -14,6 +14,24 @@ class Tokenizer(keras.layers.Layer):
 
     Subclasses write `_tokenize` (a 1-D string tensor -> RaggedTensor of ids) and `_detokenize` (a RaggedTensor of
     ids without pad, bos and eos -> a 1-D string tensor), `get_vocabulary`, and set `vocab_size`.
+
+    Example (a tokenizer of ASCII characters, one id per character after the three special ids):
+
+    >>> class AsciiTokenizer(Tokenizer):
+    ...     vocab_size = 3 + 128
+    ...     def get_vocabulary(self):
+    ...         return ["<pad>", "<bos>", "<eos>"] + [chr(code) for code in range(128)]
+    ...     def _tokenize(self, texts):
+    ...         return tf.strings.unicode_decode(texts, "UTF-8") + 3  # (B, None)
+    ...     def _detokenize(self, ids):
+    ...         return tf.strings.unicode_encode(ids - 3, "UTF-8")  # (B,)
+    >>> tokenizer = AsciiTokenizer()
+    >>> tokenizer.tokenize(["hi", "a"]).to_list(), tokenizer.tokenize("hi").numpy().tolist()
+    ([[107, 108], [100]], [107, 108])
+    >>> tokenizer.detokenize([[1, 107, 108, 2, 0]]).numpy().tolist()  # bos, eos and padding are dropped
+    [b'hi']
+    >>> tokenizer.id_to_token(107), (tokenizer.pad_id, tokenizer.bos_id, tokenizer.eos_id)
+    ('h', (0, 1, 2))
     """
 
     pad_id = 0

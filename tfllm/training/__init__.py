@@ -23,6 +23,9 @@ from tfllm.training.config import DEFAULTS, DataConfig, ModelConfig, RunConfig, 
 from tfllm.training.pretrain import PretrainResult, RunInterrupted, pretrain
 from tfllm.training.run_directory import RunDirectory, RunDirectoryError, load_run
 
+# Distribution: tf.distribute strategies by name.
+from tfllm.training.strategies import STRATEGIES, get_strategy, is_chief, resolve_jit_compile
+
 # Evaluation: exact perplexity and bits per byte, and the memorization check.
 from tfllm.training.evaluation import EvaluationResult, evaluate_corpus, evaluate_texts
 from tfllm.training.memorization import MemorizationReport, memorization_rate, memorization_report

@@ -10,6 +10,7 @@ import tensorflow as tf
 from tfllm.data import clean_text, lm_dataset, load_texts
 from tfllm.models import LSTMLM, SimpleRNNLM, TransformerLM
 from tfllm.tokenizers import ByteTokenizer, CharTokenizer, SentencePieceTokenizer, WordPieceTokenizer
+from tfllm.training.strategies import resolve_jit_compile
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,7 +115,16 @@ def build_model(model_config, tokenizer=None, vocab_size=None):
 
 
 def compile_model(model, train_config):
-    """`model.compile()` with the run's optimization settings; the cosine decays over `train_config.steps`."""
+    """`model.compile()` with the run's optimization settings; the cosine decays over `train_config.steps`. Called
+    in a strategy's scope, it turns XLA off where that strategy cannot run it (`resolve_jit_compile`).
+
+    Example:
+
+    >>> from tfllm.training.config import TrainConfig
+    >>> model = compile_model(LSTMLM(259, hidden_dim=8), TrainConfig.default("lstm"))  # returns the model
+    >>> model.compiled, type(model.optimizer).__name__, model.optimizer.weight_decay
+    (True, 'AdamW', 0.1)
+    """
     accumulation = train_config.gradient_accumulation_steps
     model.compile(
         learning_rate=train_config.learning_rate,
@@ -122,24 +132,45 @@ def compile_model(model, train_config):
         decay_steps=train_config.steps,
         weight_decay=train_config.weight_decay,
         gradient_accumulation_steps=accumulation if accumulation > 1 else None,
-        jit_compile=train_config.jit_compile,
+        jit_compile=resolve_jit_compile(train_config.jit_compile, tf.distribute.get_strategy()),
     )
     return model
 
 
 def build_train_batches(train_config, tokenizer, train_texts, start_step=0):
-    """The training batches: `(x, y)` int32 (B, T), shuffled with `train_config.seed`, repeated without end, from
-    batch `start_step` on.
+    """The training batches: `(x, y)` int32 (B, T), batches `start_step + 1 .. train_config.steps` of the run.
 
-    Every call makes a new pipeline, and the stream of a new pipeline depends only on the seed: the same batches
-    in the same order in every process. (Iterating one `tf.data` pipeline again would not do: a shuffle with
-    `reshuffle_each_iteration` draws a new order for every new iterator.) So a run resumed at step s, which skips s
-    batches, trains on the batches an uninterrupted run would have.
+    The stream depends only on the seed and the step: pass k over the corpus is shuffled with the seed
+    `(train_config.seed, k)`, fixed when the pipeline is made, so every iterator of it gives the same batches in
+    the same order, in every process. (A shuffle with `reshuffle_each_iteration` draws a new order for every new
+    iterator, and Keras makes one more under a `tf.distribute` strategy, to see the shapes of a batch: the
+    batches would then depend on the strategy.) So a run resumed at step s, which skips s batches, trains on the
+    batches an uninterrupted run would have, on one device or many.
+
+    Example:
+
+    >>> import dataclasses
+    >>> from tfllm.data import kjv_chapters
+    >>> from tfllm.training.config import TrainConfig
+    >>> train = dataclasses.replace(TrainConfig.default("lstm"), steps=6, batch_size=2, sequence_length=8)
+    >>> texts = [verse.encode() for verse in kjv_chapters()[0].text.splitlines()[:5]]
+    >>> batches = build_train_batches(train, ByteTokenizer(), texts, start_step=4)  # resumed after step 4
+    >>> [tuple(x.shape) for x, y in batches]  # batches 5 and 6 of the run, (B, T) each
+    [(2, 8), (2, 8)]
     """
     config = train_config
-    batches = lm_dataset(train_texts, tokenizer, config.sequence_length, config.batch_size, shuffle=True,
-                         seed=config.seed)
-    return batches.repeat().skip(start_step)
+
+    def corpus_pass(index):
+        return lm_dataset(train_texts, tokenizer, config.sequence_length, config.batch_size, shuffle=True,
+                          seed=config.seed * 100_003 + index, reshuffle_each_iteration=False)
+
+    first = corpus_pass(0)
+    per_pass = max(int(first.reduce(0, lambda count, _: count + 1)), 1)  # batches in one pass (some ms to count)
+    passes = [first] + [corpus_pass(index) for index in range(1, -(-config.steps // per_pass))]
+    stream = passes[0]
+    for following in passes[1:]:
+        stream = stream.concatenate(following)
+    return stream.skip(start_step).take(config.steps - start_step)
 
 
 def build_validation_batches(train_config, tokenizer, validation_texts):
@@ -147,6 +178,16 @@ def build_validation_batches(train_config, tokenizer, validation_texts):
 
     Raises:
         ValueError: the validation split is too short for one batch.
+
+    Example:
+
+    >>> import dataclasses
+    >>> from tfllm.data import kjv_chapters
+    >>> from tfllm.training.config import TrainConfig
+    >>> train = dataclasses.replace(TrainConfig.default("lstm"), batch_size=2, sequence_length=8, validation_steps=3)
+    >>> validation = build_validation_batches(train, ByteTokenizer(), [kjv_chapters()[0].text.encode()])
+    >>> validation.steps, [tuple(x.shape) for x, y in validation.batches]
+    (3, [(2, 8), (2, 8), (2, 8)])
     """
     config = train_config
     batches = lm_dataset(validation_texts, tokenizer, config.sequence_length, config.batch_size, shuffle=False)

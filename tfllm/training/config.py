@@ -182,6 +182,17 @@ class DataConfig(_Section):
             (None keeps every character), None for "byte".
         clean: run `tfllm.data.clean_text` on every document first (NFC, control characters out, whitespace
             folded). Off keeps the bytes as they are, which the lossless byte tokenizer wants.
+
+    Example:
+
+    >>> DataConfig.default()
+    DataConfig(corpus='kjv', tokenizer='sentencepiece', vocab_size=4096, clean=False)
+    >>> DataConfig.default("byte").vocab_size is None  # the byte tokenizer learns nothing
+    True
+    >>> DataConfig("kjv", "byte", None, clean="no")
+    Traceback (most recent call last):
+    ...
+    ValueError: data.clean='no' has the type str: expected bool
     """
 
     section = "data"
@@ -222,6 +233,18 @@ class TrainConfig(_Section):
             itself).
         sample_top_p: draw from the nucleus of this probability (top-p sampling); 1.0 turns it off.
         jit_compile: "auto" (XLA on accelerators), True or False.
+
+    Example:
+
+    >>> train = TrainConfig.default("lstm")
+    >>> train.steps, train.batch_size, train.sequence_length, train.learning_rate
+    (1000, 16, 128, 0.003)
+    >>> dataclasses.replace(train, steps=10).steps  # frozen: change a copy
+    10
+    >>> TrainConfig.from_dict({**train.to_dict(), "steps": "10"})
+    Traceback (most recent call last):
+    ...
+    ValueError: train.steps='10' has the type str: expected int
     """
 
     section = "train"

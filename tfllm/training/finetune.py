@@ -47,7 +47,21 @@ def continue_pretraining(
     Returns:
         The Keras `History`.
 
-    Example (prose; it trains): `continue_pretraining(model, load_texts("shakespeare"), steps=500)`.
+    In practice: `continue_pretraining(model, load_texts("shakespeare"), steps=500, validation_texts=...)` on a
+    pretrained model.
+
+    Example (an untrained model and a few steps, to show the calls):
+
+    >>> import keras
+    >>> from tfllm.data import kjv_chapters
+    >>> from tfllm.models import LSTMLM
+    >>> from tfllm.tokenizers import ByteTokenizer
+    >>> keras.utils.set_random_seed(0)
+    >>> model = LSTMLM(259, hidden_dim=8, tokenizer=ByteTokenizer())
+    >>> verses = kjv_chapters()[0].text.splitlines()
+    >>> history = continue_pretraining(model, verses, steps=4, sequence_length=16, batch_size=4, seed=0, log_every=2)
+    >>> len(history.history["loss"]), int(model.optimizer.iterations)  # one entry per `log_every` steps
+    (2, 4)
     """
     steps = require_positive_int("steps", steps)
     tokenizer = _tokenizer_of(model)
@@ -106,8 +120,20 @@ def supervised_finetune(
     Returns:
         The Keras `History`.
 
-    Example (prose; it trains): `supervised_finetune(model, question_answer_pairs("train"), steps=300,
-    sequence_length=128)`, then `model.generate("Q: what is a computer?\\nA: ", strip_prompt=True)`.
+    In practice: `supervised_finetune(model, question_answer_pairs("train"), steps=300, sequence_length=128)` on a
+    pretrained model, then `model.generate("Q: what is a computer?\\nA: ", strip_prompt=True)`.
+
+    Example (an untrained model and a few steps, to show the calls):
+
+    >>> import keras
+    >>> from tfllm.models import LSTMLM
+    >>> from tfllm.tokenizers import ByteTokenizer
+    >>> keras.utils.set_random_seed(0)
+    >>> model = LSTMLM(259, hidden_dim=8, tokenizer=ByteTokenizer())
+    >>> pairs = [("Q: Who made the earth? A: ", "God."), ("Q: What was made first? A: ", "Light.")] * 4
+    >>> history = supervised_finetune(model, pairs, steps=2, sequence_length=32, batch_size=4, seed=0)
+    >>> sorted(history.history), int(model.optimizer.iterations)  # loss and perplexity on the completions
+    (['loss', 'perplexity'], 2)
     """
     steps = require_positive_int("steps", steps)
     tokenizer = _tokenizer_of(model)
@@ -168,8 +194,23 @@ def train_classifier(
     Raises:
         ValueError: `num_classes` and `label_names` that disagree, a label outside them, or bad sizes.
 
-    Example (prose; it trains): `classifier, names, _ = train_classifier(backbone, [("I loved it", "pos"), ...])`,
-    then `names[classifier.predict_texts("what a film")]`.
+    In practice, on a pretrained backbone: `classifier, names, _ = train_classifier(backbone, [("I loved it",
+    "pos"), ...])`, then `names[classifier.predict_texts("what a film")]`.
+
+    Example (an untrained backbone and a few steps, to show the calls):
+
+    >>> import keras
+    >>> from tfllm.models import LSTMLM
+    >>> from tfllm.tokenizers import ByteTokenizer
+    >>> keras.utils.set_random_seed(0)
+    >>> backbone = LSTMLM(259, hidden_dim=8, tokenizer=ByteTokenizer())
+    >>> examples = [("I loved it", "pos"), ("what a film", "pos"), ("dull and long", "neg"), ("I left early", "neg")]
+    >>> classifier, names, history = train_classifier(backbone, examples, steps=2, sequence_length=16, batch_size=4,
+    ...                                               seed=0)
+    >>> names, classifier.num_classes, len(history.history["loss"])  # the labels, sorted
+    (['neg', 'pos'], 2, 1)
+    >>> classifier.predict_texts(["so good", "so bad"]).shape  # a class id per text
+    (2,)
     """
     steps = require_positive_int("steps", steps)
     _tokenizer_of(backbone)

@@ -34,6 +34,7 @@ import shutil
 import time
 
 import numpy as np
+import tensorflow as tf
 
 from tfllm.checks import require_choice, require_positive_int
 from tfllm.data import load_texts, question_answer_pairs, split_of
@@ -50,6 +51,7 @@ from tfllm.training.run_directory import (
     load_run,
     write_run_marker,
 )
+from tfllm.training.strategies import barrier, is_chief
 
 TASKS = ("continue", "sft", "classify")
 FINETUNE = "finetune.json"
@@ -72,6 +74,15 @@ class FinetuneConfig:
         learning_rate: the peak learning rate (warmup, then cosine decay for "continue" and "sft"; constant for
             "classify").
         seed: seeds the weights of a new head and the data order.
+
+    Example:
+
+    >>> FinetuneConfig("sft", "qa", steps=200).validate()  # "qa": the embedded question/answer pairs
+    FinetuneConfig(task='sft', data='qa', steps=200, batch_size=16, sequence_length=None, learning_rate=0.001, seed=0)
+    >>> FinetuneConfig("translate", "qa").validate()
+    Traceback (most recent call last):
+    ...
+    ValueError: task='translate' is invalid: expected one of 'continue', 'sft', 'classify'.
     """
 
     task: str
@@ -106,7 +117,14 @@ class FinetuneConfig:
 
 @dataclasses.dataclass(frozen=True)
 class FinetuneResult:
-    """What `finetune_run` returns: the run directory, its config, the fine-tuned model and the metrics."""
+    """What `finetune_run` returns: the run directory, its config, the fine-tuned model and the metrics.
+
+    Example (made by hand here; `finetune_run`'s example gets one from a run):
+
+    >>> result = FinetuneResult("runs/kjv-qa", FinetuneConfig("sft", "qa"), model=None, metrics={"exact_match": 0.25})
+    >>> result.config.task, result.metrics["exact_match"]
+    ('sft', 0.25)
+    """
 
     run_dir: str
     config: FinetuneConfig
@@ -114,7 +132,7 @@ class FinetuneResult:
     metrics: dict
 
 
-def finetune_run(parent_dir, config, run_dir, overwrite=False, verbose=1):
+def finetune_run(parent_dir, config, run_dir, overwrite=False, verbose=1, strategy=None):
     """Fine-tunes the model of the complete run `parent_dir` as `config` says, into the new run `run_dir`.
 
     Args:
@@ -123,54 +141,88 @@ def finetune_run(parent_dir, config, run_dir, overwrite=False, verbose=1):
         run_dir: where the fine-tuned run goes; it must not exist (or be empty) unless `overwrite`.
         overwrite: replace a run already in `run_dir`.
         verbose: 0 silent, 1 progress bars.
+        strategy: a `tf.distribute.Strategy`; the model is loaded, compiled and trained in its scope, and only the
+            chief of a multi-worker job writes. None uses the current one.
 
     Returns:
-        A `FinetuneResult`.
+        A `FinetuneResult` (with empty metrics on the other workers of a multi-worker job).
 
     Raises:
         ValueError: a bad config or data (naming the field, the file and the line).
         RunDirectoryError: `parent_dir` is not a complete language-model run, or `run_dir` cannot be used.
 
-    Example (prose; it trains): `finetune_run("runs/kjv", FinetuneConfig("sft", "qa", steps=200), "runs/kjv-qa")`.
+    In practice: `finetune_run("runs/kjv", FinetuneConfig("sft", "qa", steps=200), "runs/kjv-qa")`.
+
+    Example (what is refused before any work; a tiny pretraining run and its fine-tuning take some ten seconds, so
+    they are left to the tests):
+
+    >>> import os, tempfile
+    >>> from tfllm.training import RunConfig
+    >>> finetune_run("runs/kjv", FinetuneConfig("classify", "qa"), "runs/kjv-qa")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: data='qa' holds prompt/completion pairs, not labelled texts: expected a JSONL or CSV file ...
+    >>> parent = RunDirectory(tempfile.mkdtemp())
+    >>> parent.start(RunConfig.default("lstm"), "new")  # a pretraining run that has not finished
+    >>> run_dir = os.path.join(tempfile.mkdtemp(), "qa")
+    >>> finetune_run(parent.path, FinetuneConfig("sft", "qa"), run_dir)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    tfllm.training.run_directory.RunDirectoryError: ... holds an unfinished run: model.keras, loss_curve.png, ...
     """
     started = time.perf_counter()
     config.validate()
+    strategy = strategy or tf.distribute.get_strategy()
+    if config.batch_size % strategy.num_replicas_in_sync:
+        raise ValueError(f"batch_size={config.batch_size} is not divisible by the number of replicas "
+                         f"({strategy.num_replicas_in_sync})")
+    writer = is_chief(strategy)
     parent_dir, run_dir = os.path.abspath(os.fspath(parent_dir)), os.fspath(run_dir)
     if os.path.abspath(run_dir) == parent_dir:
         raise RunDirectoryError(f"{run_dir} is the parent run: the fine-tuned run needs a directory of its own")
-    parent_config, model = load_run(parent_dir)
+    with strategy.scope():
+        parent_config, model = load_run(parent_dir)
     if isinstance(parent_config, FinetuneConfig) and parent_config.task == "classify":
         raise RunDirectoryError(f"{parent_dir} holds a classifier: fine-tune a language-model run instead")
-    _prepare_directory(run_dir, overwrite)
+    _check_directory(run_dir, overwrite)
     sequence_length = config.sequence_length or _training_length(parent_config, model)
     data = _split(config)
     _say(verbose, f"Fine-tuning {parent_dir} ({config.task}) on {config.data}: {len(data.train):,} training and "
                   f"{len(data.heldout):,} held-out records, {config.steps} steps")
-    write_run_marker(run_dir, "finetune")
-    atomic_write_text(os.path.join(run_dir, FINETUNE), json.dumps({
-        "config": dataclasses.asdict(config),
-        "parent": parent_dir,
-        "parent_config": _config_dict(parent_config),
-    }, indent=2) + "\n")
+    barrier(strategy)  # every worker has checked the directory before the chief changes it
+    if writer:
+        _start_directory(run_dir)
+        write_run_marker(run_dir, "finetune")
+        atomic_write_text(os.path.join(run_dir, FINETUNE), json.dumps({
+            "config": dataclasses.asdict(config),
+            "parent": parent_dir,
+            "parent_config": _config_dict(parent_config),
+        }, indent=2) + "\n")
 
     common = {"steps": config.steps, "batch_size": config.batch_size, "learning_rate": config.learning_rate,
-              "seed": config.seed, "verbose": verbose}
+              "seed": config.seed, "verbose": verbose if writer else 0}
+    with strategy.scope():
+        if config.task == "continue":
+            history = continue_pretraining(model, data.train, sequence_length=sequence_length,
+                                           validation_texts=data.heldout, **common)
+        elif config.task == "sft":
+            history = supervised_finetune(model, data.train, sequence_length=sequence_length,
+                                          validation_pairs=data.heldout, **common)
+        else:
+            model, label_names, history = train_classifier(model, data.train, sequence_length=sequence_length,
+                                                           validation_examples=data.heldout, **common)
+    if not writer:
+        return FinetuneResult(run_dir, config, model, {})
+
     samples = None
     if config.task == "continue":
-        history = continue_pretraining(model, data.train, sequence_length=sequence_length,
-                                       validation_texts=data.heldout, **common)
         result = evaluate_texts(model, data.heldout)
         metrics = {"validation_loss": result.loss, "validation_perplexity": result.perplexity,
                    "bits_per_byte": result.bits_per_byte, "validation_tokens": result.tokens}
     elif config.task == "sft":
-        history = supervised_finetune(model, data.train, sequence_length=sequence_length,
-                                      validation_pairs=data.heldout, **common)
         metrics, samples = _sft_report(model, data.heldout, history)
     else:
-        model, label_names, history = train_classifier(model, data.train, sequence_length=sequence_length,
-                                                       validation_examples=data.heldout, **common)
         metrics = _classifier_report(model, label_names, data.heldout)
-
     with atomic_path(os.path.join(run_dir, MODEL)) as temporary:
         model.save(temporary)
     _write_json(run_dir, HISTORY, {key: [float(value) for value in values] for key, values in history.history.items()})
@@ -288,14 +340,19 @@ def _config_dict(config):
     return dataclasses.asdict(config) if isinstance(config, FinetuneConfig) else config.to_dict()
 
 
-def _prepare_directory(run_dir, overwrite):
+def _check_directory(run_dir, overwrite):
+    """Refuses a `run_dir` that holds something, unless it is a run and `overwrite` (before any work)."""
     if os.path.isdir(run_dir) and os.listdir(run_dir):
         if not os.path.exists(os.path.join(run_dir, RUN)):
             raise RunDirectoryError(f"{run_dir} exists and is not a run directory: choose a new or empty directory")
         if not overwrite:
             raise RunDirectoryError(f"{run_dir} holds a run: use overwrite=True (--overwrite) to replace it, or "
                                     "another directory")
-        shutil.rmtree(run_dir)
+
+
+def _start_directory(run_dir):
+    if os.path.isdir(run_dir) and os.listdir(run_dir):
+        shutil.rmtree(run_dir)  # checked by _check_directory: a run to overwrite
     os.makedirs(run_dir, exist_ok=True)
 
 

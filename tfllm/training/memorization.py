@@ -17,7 +17,18 @@ from tfllm.checks import require_positive_int
 
 @dataclasses.dataclass(frozen=True)
 class MemorizationReport:
-    """Memorization rates on training and held-out text (shares of windows continued verbatim, in [0, 1])."""
+    """Memorization rates on training and held-out text (shares of windows continued verbatim, in [0, 1]).
+
+    Example:
+
+    >>> report = MemorizationReport(train_rate=0.25, heldout_rate=0.0, samples=8, prefix_tokens=16,
+    ...                             continuation_tokens=16)
+    >>> report.gap
+    0.25
+    >>> print(report)  # doctest: +NORMALIZE_WHITESPACE
+    memorized 25.0% of training windows vs 0.0% of held-out windows (8 windows each, 16-token prefix,
+    16-token continuation)
+    """
 
     train_rate: float
     heldout_rate: float
@@ -61,8 +72,23 @@ def memorization_rate(model, texts, prefix_tokens=32, continuation_tokens=32, sa
     Raises:
         ValueError: a window longer than the model's context, or no text long enough for one window.
 
-    Example (prose, as it needs a trained model): `memorization_rate(model, load_texts("kjv", "train"))` is close
-    to 0 for a small model trained briefly on the KJV, and close to 1 for a model overfit on a few chapters.
+    `memorization_rate(model, load_texts("kjv", "train"))` is close to 0 for a small model trained briefly on the
+    KJV, and close to 1 for a model overfit on a few chapters.
+
+    Example:
+
+    >>> import keras
+    >>> from tfllm.models import LSTMLM
+    >>> from tfllm.tokenizers import ByteTokenizer
+    >>> keras.utils.set_random_seed(0)
+    >>> model = LSTMLM(259, hidden_dim=8, tokenizer=ByteTokenizer())  # untrained: it recites nothing
+    >>> texts = ["In the beginning God created the heaven and the earth."]
+    >>> memorization_rate(model, texts, prefix_tokens=8, continuation_tokens=8, samples=4)
+    0.0
+    >>> memorization_rate(model, ["Amen."], prefix_tokens=8, continuation_tokens=8)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: no text has prefix_tokens + continuation_tokens = 16 tokens (the longest has 5): use longer ...
     """
     prefix_tokens = require_positive_int("prefix_tokens", prefix_tokens)
     continuation_tokens = require_positive_int("continuation_tokens", continuation_tokens)
@@ -96,8 +122,22 @@ def memorization_report(model, train_texts, heldout_texts, prefix_tokens=32, con
                         seed=0):
     """`memorization_rate` on training texts and on held-out texts, side by side, as a `MemorizationReport`.
 
-    Example (prose): `print(memorization_report(model, load_texts("kjv", "train"), load_texts("kjv", "validation")))`
-    prints e.g. "memorized 2.0% of training windows vs 0.0% of held-out windows (...)".
+    After pretraining, `print(memorization_report(model, load_texts("kjv", "train"), load_texts("kjv",
+    "validation")))` prints e.g. "memorized 2.0% of training windows vs 0.0% of held-out windows (...)".
+
+    Example:
+
+    >>> import keras
+    >>> from tfllm.data import load_texts
+    >>> from tfllm.models import LSTMLM
+    >>> from tfllm.tokenizers import ByteTokenizer
+    >>> keras.utils.set_random_seed(0)
+    >>> model = LSTMLM(259, hidden_dim=8, tokenizer=ByteTokenizer())  # untrained
+    >>> report = memorization_report(model, load_texts("kjv", "train")[:3], load_texts("kjv", "validation")[:3],
+    ...                              prefix_tokens=8, continuation_tokens=8, samples=8)
+    >>> print(report)  # doctest: +NORMALIZE_WHITESPACE
+    memorized 0.0% of training windows vs 0.0% of held-out windows (8 windows each, 8-token prefix,
+    8-token continuation)
     """
     rates = [
         memorization_rate(model, texts, prefix_tokens, continuation_tokens, samples, seed)

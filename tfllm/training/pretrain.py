@@ -48,7 +48,8 @@ from tfllm.training.callbacks import (
 from tfllm.training.evaluation import evaluate_texts
 from tfllm.training.loss_curve import plot_loss_curve
 from tfllm.training.memorization import memorization_report
-from tfllm.training.run_directory import HISTORY, METRICS, RunDirectory
+from tfllm.training.run_directory import HISTORY, METRICS, RunDirectory, RunDirectoryError
+from tfllm.training.strategies import barrier, is_chief
 from tfllm.training.word_share import corpus_words, known_word_share
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -65,6 +66,12 @@ class PretrainResult:
         metrics: the contents of `metrics.json`.
         resumed_from_step: the step the run was resumed from (0 for a fresh run).
         history: the loss history (`LossHistory.to_dict()`: every step's loss, every validation's logs).
+
+    Example (made by hand here; `pretrain`'s example gets one from a run):
+
+    >>> result = PretrainResult("runs/first", config=None, model=None, metrics={}, resumed_from_step=0, history={})
+    >>> result.paths["model"], result.paths["checkpoints"]
+    ('runs/first/model.keras', 'runs/first/checkpoints')
     """
 
     run_dir: str
@@ -119,11 +126,39 @@ def pretrain(config, run_dir, strategy=None, overwrite=False, verbose=1, callbac
             left unfinished.
         RunInterrupted: a `KeyboardInterrupt` (Ctrl-C) during training; the step reached is checkpointed first.
 
-    Example (about half a minute on a laptop CPU):
+    A first real run takes about half a minute on a laptop CPU: `result = pretrain(RunConfig.default("transformer",
+    train={"steps": 200}), "runs/first")`, then `result.metrics["bits_per_byte"]`.
 
-        config = RunConfig.default("transformer", train={"steps": 200})
-        result = pretrain(config, "runs/first")
-        print(result.metrics["validation_loss"], result.metrics["bits_per_byte"])
+    Example (a tiny model, 4 steps on a few verses):
+
+    >>> import json, os, tempfile
+    >>> from tfllm.data import kjv_chapters
+    >>> from tfllm.training import RunConfig
+    >>> folder = tempfile.mkdtemp()
+    >>> corpus = os.path.join(folder, "verses.jsonl")  # the 80 verses of Genesis 1-3, a document each
+    >>> with open(corpus, "w") as file:
+    ...     file.writelines(json.dumps({"text": verse}) + "\\n" for chapter in kjv_chapters()[:3]
+    ...                     for verse in chapter.text.splitlines())
+    >>> config = RunConfig.default(
+    ...     "lstm", model={"num_layers": 1, "hidden_dim": 8}, data={"corpus": corpus, "tokenizer": "byte"},
+    ...     train={"steps": 4, "batch_size": 4, "sequence_length": 16, "eval_every": 4, "validation_steps": 1,
+    ...            "sample_prompts": ["In the beginning"], "sample_tokens": 8})
+    >>> result = pretrain(config, os.path.join(folder, "run"), verbose=0, peak_flops=1e11)  # peak given: not measured
+    >>> sorted(os.listdir(result.run_dir))  # doctest: +NORMALIZE_WHITESPACE
+    ['checkpoints', 'config.json', 'history.json', 'logs', 'loss_curve.png', 'metrics.json', 'model.keras',
+     'run.json', 'samples.txt']
+    >>> result.metrics["steps"], result.metrics["tokens_seen"], result.resumed_from_step  # 4 steps of 4 x 16 tokens
+    (4, 256, 0)
+    >>> result.metrics["validation_documents"], result.metrics["validation_bytes"]  # exact, over the whole split
+    (3, 268)
+    >>> from tfllm.training import load_run
+    >>> loaded_config, model = load_run(result.run_dir)  # the config and the trained model, read back
+    >>> loaded_config == config, type(model).__name__, model.count_params() == result.model.count_params()
+    (True, 'LSTMLM', True)
+    >>> pretrain(config, result.run_dir, verbose=0)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    tfllm.training.run_directory.RunDirectoryError: ...run holds a complete run: use overwrite=True (--overwrite) ...
     """
     started = time.perf_counter()
     strategy = strategy or tf.distribute.get_strategy()
@@ -131,14 +166,19 @@ def pretrain(config, run_dir, strategy=None, overwrite=False, verbose=1, callbac
     run = RunDirectory(run_dir)
     plan = run.plan(config, overwrite)
     train = config.train
+    writer = is_chief(strategy)  # the other workers of a multi-worker job train and write nothing
+    barrier(strategy)  # every worker has made its plan before the chief changes the directory
+    if not writer:
+        verbose = 0
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(train.precision)
     try:
-        keras.utils.set_random_seed(train.seed)
+        keras.utils.set_random_seed(train.seed)  # the same on every worker: the data is sharded from one stream
         texts = build_texts(config.data)
-        run.start(config, plan)
+        if writer:
+            run.start(config, plan)
         _say(verbose, f"{'Resuming' if plan == 'resume' else 'Starting'} the run in {run.path}\n{config}")
-        tokenizer = _run_tokenizer(run, config, texts, resume=plan == "resume", verbose=verbose)
+        tokenizer = _run_tokenizer(run, config, texts, resume=plan == "resume", verbose=verbose, writer=writer)
         with strategy.scope():
             model = compile_model(build_model(config.model, tokenizer), train)
             model(tf.zeros((1, train.sequence_length), tf.int32))  # make the weights
@@ -157,6 +197,7 @@ def pretrain(config, run_dir, strategy=None, overwrite=False, verbose=1, callbac
                 "history": history.to_dict(),
                 "elapsed_seconds": elapsed_before + time.perf_counter() - session_start,
             },
+            write=writer,
         )
         state = (checkpoint.restore(model) if plan == "resume" else None) or {}
         start_step = state.get("step", 0)
@@ -189,9 +230,9 @@ def pretrain(config, run_dir, strategy=None, overwrite=False, verbose=1, callbac
             throughput,
             history,
             checkpoint,
-            samples,
+            *([samples] if writer else []),
             *(callbacks or []),
-            ScalarLogs(run.logs, initial_step=start_step),
+            *([ScalarLogs(run.logs, initial_step=start_step)] if writer else []),
         ]
         if verbose:
             run_callbacks.append(RunProgress(train.steps, initial_step=start_step))
@@ -210,6 +251,8 @@ def pretrain(config, run_dir, strategy=None, overwrite=False, verbose=1, callbac
                     shuffle=False,
                 )
         except KeyboardInterrupt:
+            if not writer:
+                raise
             raise RunInterrupted(_checkpoint_interrupted(model, checkpoint, train.steps)) from None
 
         final = history.epochs[-1] if history.epochs and history.epochs[-1]["step"] == train.steps else {}
@@ -217,6 +260,9 @@ def pretrain(config, run_dir, strategy=None, overwrite=False, verbose=1, callbac
             final = {f"val_{name}": value for name, value in
                      model.evaluate(validation.batches, verbose=0, return_dict=True).items()}
             history.epochs.append({"step": train.steps, **final})
+        if not writer:
+            # Another worker of a multi-worker job: its weights are the chief's, which writes the run.
+            return PretrainResult(run.path, config, model, {}, start_step, history.to_dict())
         final_samples = samples.sample(train.steps)
         _say(verbose, f"Samples at step {train.steps}:\n" + "\n".join(sample["text"] for sample in final_samples))
 
@@ -279,7 +325,39 @@ def fit_plan(start_step, steps, eval_every):
 
 
 class RunInterrupted(KeyboardInterrupt):
-    """Training was interrupted (Ctrl-C); the run is saved and resumes when started again. The message says where."""
+    """Training was interrupted (Ctrl-C); the run is saved and resumes when started again. The message says where.
+
+    A `KeyboardInterrupt`, so a program that does not catch it stops as on any Ctrl-C.
+
+    Example (a callback presses Ctrl-C after step 2 of a tiny run):
+
+    >>> import json, os, tempfile
+    >>> from tfllm.data import kjv_chapters
+    >>> from tfllm.training import RunConfig
+    >>> folder = tempfile.mkdtemp()
+    >>> corpus = os.path.join(folder, "verses.jsonl")  # the 80 verses of Genesis 1-3, a document each
+    >>> with open(corpus, "w") as file:
+    ...     file.writelines(json.dumps({"text": verse}) + "\\n" for chapter in kjv_chapters()[:3]
+    ...                     for verse in chapter.text.splitlines())
+    >>> config = RunConfig.default(
+    ...     "lstm", model={"num_layers": 1, "hidden_dim": 8}, data={"corpus": corpus, "tokenizer": "byte"},
+    ...     train={"steps": 4, "batch_size": 4, "sequence_length": 16, "eval_every": 4, "validation_steps": 1,
+    ...            "sample_prompts": ["In the beginning"], "sample_tokens": 8})
+    >>> class CtrlC(keras.callbacks.Callback):
+    ...     def on_train_batch_end(self, batch, logs=None):
+    ...         if batch == 1:
+    ...             raise KeyboardInterrupt
+    >>> run_dir = os.path.join(folder, "run")
+    >>> try:
+    ...     pretrain(config, run_dir, verbose=0, callbacks=[CtrlC()], peak_flops=1e11)
+    ... except RunInterrupted as error:
+    ...     print(error)
+    ...     print(isinstance(error, KeyboardInterrupt))
+    Interrupted: the run is saved at step 2 of 4. Run the same command again to resume it.
+    True
+    >>> RunDirectory(run_dir).is_complete()  # `pretrain(config, run_dir)` would resume it at step 2
+    False
+    """
 
 
 def _checkpoint_interrupted(model, checkpoint, total_steps):
@@ -304,17 +382,27 @@ def _checkpoint_interrupted(model, checkpoint, total_steps):
     return f"Interrupted: the run is saved at {where}. Run the same command again to resume it."
 
 
-def _run_tokenizer(run, config, texts, resume, verbose):
+def _run_tokenizer(run, config, texts, resume, verbose, writer=True, timeout=600):
     """The run's tokenizer: learned once, saved with the checkpoints, and read back when the run resumes (learning
-    it again need not give the same ids)."""
+    it again need not give the same ids). The other workers of a multi-worker job read the chief's, waiting for it
+    up to `timeout` seconds on a fresh run."""
     path = os.path.join(run.checkpoints, TOKENIZER_FILE)
+    if not writer and config.data.tokenizer != "byte":
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(path):
+            if time.monotonic() > deadline:
+                raise RunDirectoryError(f"{path} did not appear in {timeout} s: the chief writes it, on storage every "
+                                        "worker must share")
+            time.sleep(0.5)
+        resume = True
     if resume and os.path.exists(path):
         with open(path, encoding="utf-8") as file:
             return keras.saving.deserialize_keras_object(json.load(file))
     if config.data.tokenizer != "byte":
         _say(verbose, f"Learning a {config.data.tokenizer} vocabulary from {len(texts.train):,} documents")
     tokenizer = build_tokenizer(config.data, texts.train, verbose=verbose == 1)
-    atomic_write_text(path, json.dumps(keras.saving.serialize_keras_object(tokenizer)))
+    if writer:
+        atomic_write_text(path, json.dumps(keras.saving.serialize_keras_object(tokenizer)))
     return tokenizer
 
 

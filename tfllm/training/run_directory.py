@@ -44,7 +44,21 @@ FINAL_FILES = (CONFIG, MODEL, LOSS_CURVE, HISTORY, SAMPLES, METRICS)
 
 
 class RunDirectoryError(ValueError):
-    """A run directory that cannot be used as asked: incomplete, damaged, of another config, or already complete."""
+    """A run directory that cannot be used as asked: incomplete, damaged, of another config, or already complete.
+
+    A `ValueError`, raised before any training starts (by `RunDirectory`, `load_run`, `pretrain`, `finetune_run`).
+
+    Example:
+
+    >>> import os, tempfile
+    >>> try:
+    ...     load_run(os.path.join(tempfile.mkdtemp(), "missing"))
+    ... except RunDirectoryError as error:
+    ...     print(type(error).__name__, isinstance(error, ValueError))
+    ...     print(str(error).split(": ", 1)[1])
+    RunDirectoryError True
+    expected a run directory written by tfllm
+    """
 
 
 class RunDirectory:
@@ -227,10 +241,21 @@ def load_run(run_dir):
             message lists the missing files: an interrupted run resumes when it is started again), or its config or
             `model.keras` is damaged.
 
-    Example (`run_dir` a directory that `pretrain` finished):
+    `pretrain`'s example reads back the run it trains. What is refused, before anything is loaded:
 
-        config, model = load_run("runs/kjv-transformer")
-        print(model.generate("In the beginning", max_new_tokens=32))
+    Example:
+
+    >>> import os, tempfile
+    >>> load_run(os.path.join(tempfile.mkdtemp(), "missing"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    tfllm.training.run_directory.RunDirectoryError: ...missing does not exist: expected a run directory written ...
+    >>> run = RunDirectory(tempfile.mkdtemp())
+    >>> run.start(RunConfig.default("lstm"), "new")  # what a run writes first: config.json and run.json
+    >>> load_run(run.path)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    tfllm.training.run_directory.RunDirectoryError: ... holds an unfinished run: model.keras, loss_curve.png, ...
     """
     run = RunDirectory(run_dir)
     if not os.path.isdir(run.path):

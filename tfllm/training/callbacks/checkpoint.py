@@ -41,20 +41,43 @@ class StepCheckpoint(StepCallback):
         initial_step: the step the run starts from (the restored step when resuming).
         extra_state: a function returning a JSON-ready dict saved with each checkpoint (e.g. the loss history), so
             that it always matches the weights.
+        write: False on the workers of a multi-worker job other than the chief: they restore the chief's
+            checkpoint (on storage all workers share) and never write one.
 
     Attributes:
         saved_step: the step of the checkpoint on disk (None if there is none yet).
 
-    Example (a compiled and built model; `restore` before `fit` when resuming):
+    In training: `model.fit(..., callbacks=[StepCheckpoint(directory, every=100, total_steps=1000)])`; when
+    resuming, `restore` first and train the remaining steps.
 
-        checkpoint = StepCheckpoint("run/checkpoints", every=100, total_steps=1000)
-        start = checkpoint.restore(model)  # 0 without a checkpoint
-        checkpoint.step = start
-        model.fit(batches.skip(start), steps_per_epoch=1000 - start, callbacks=[checkpoint])
+    Example (saving by hand, then restoring into another model; both built, compiled, with their optimizer built):
+
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from tfllm.models import LSTMLM
+    >>> def built_model():
+    ...     model = LSTMLM(259, hidden_dim=8)
+    ...     model.compile()
+    ...     model(ops.zeros((1, 8), "int32"))
+    ...     model.optimizer.build(model.trainable_variables)
+    ...     return model
+    >>> model = built_model()
+    >>> checkpoint = StepCheckpoint(os.path.join(tempfile.mkdtemp(), "checkpoints"), every=100)
+    >>> checkpoint.set_model(model)  # `fit` does this
+    >>> checkpoint.save(step=100)
+    True
+    >>> sorted(os.listdir(checkpoint.directory))
+    ['state.json', 'step-000000100.weights.h5']
+    >>> other = built_model()
+    >>> StepCheckpoint(checkpoint.directory, every=100).restore(other)
+    {'step': 100, 'weights': 'step-000000100.weights.h5'}
+    >>> all(np.array_equal(a, b) for a, b in zip(other.get_weights(), model.get_weights()))
+    True
     """
 
-    def __init__(self, directory, every, total_steps=None, initial_step=0, extra_state=None):
+    def __init__(self, directory, every, total_steps=None, initial_step=0, extra_state=None, write=True):
         super().__init__(initial_step)
+        self.write = bool(write)
         self.directory = os.fspath(directory)
         self.every = int(every)
         self.total_steps = total_steps
@@ -63,7 +86,7 @@ class StepCheckpoint(StepCallback):
         self.saved_step = None if state is None else state["step"]
 
     def on_step_end(self, step, logs):
-        if step % self.every == 0 or step == self.total_steps:
+        if self.write and (step % self.every == 0 or step == self.total_steps):
             self.save(step, logs.get("loss"))
 
     def save(self, step=None, loss=None):

@@ -18,11 +18,21 @@ class LossHistory(StepCallback):
         steps, losses: the step numbers and their training losses.
         epochs: one dict per epoch end: `{"step": ..., "loss": ..., "val_loss": ..., ...}`.
 
+    Use it as `model.fit(..., callbacks=[history])`; here Keras's calls are made by hand, to show the arithmetic.
+
     Example:
 
-        history = LossHistory()
-        model.fit(batches, epochs=3, steps_per_epoch=100, validation_data=validation, callbacks=[history])
-        history.losses[-1], history.epochs[-1]["val_loss"]
+    >>> history = LossHistory()
+    >>> history.on_epoch_begin(0)
+    >>> for batch, mean in enumerate([4.0, 3.0, 2.5]):  # Keras logs the mean loss of the epoch so far
+    ...     history.on_train_batch_end(batch, {"loss": mean})
+    >>> history.steps, history.losses  # 2 * 3.0 - 4.0 = 2.0, 3 * 2.5 - 2 * 3.0 = 1.5
+    ([1, 2, 3], [4.0, 2.0, 1.5])
+    >>> history.on_epoch_end(0, {"loss": 2.5, "val_loss": 2.75})
+    >>> history.epochs
+    [{'step': 3, 'loss': 2.5, 'val_loss': 2.75}]
+    >>> LossHistory(initial_step=2, records=history.to_dict()).losses  # resumed at step 2: step 3 is trained again
+    [4.0, 2.0]
     """
 
     def __init__(self, initial_step=0, records=None):

@@ -12,6 +12,19 @@ class TrainingDivergedError(RuntimeError):
         step: the global step whose loss was not finite.
         loss: that loss.
         checkpoint_step: the step of the last good checkpoint, kept on disk (None when there is none).
+
+    Example (`NaNGuard` raises it; Keras's calls are made by hand here):
+
+    >>> import os, tempfile
+    >>> from tfllm.training import StepCheckpoint
+    >>> guard = NaNGuard(StepCheckpoint(os.path.join(tempfile.mkdtemp(), "checkpoints"), every=100))
+    >>> try:
+    ...     guard.on_train_batch_end(0, {"loss": float("inf")})
+    ... except TrainingDivergedError as error:
+    ...     print(error)
+    ...     print(error.step, error.loss, error.checkpoint_step)
+    the training loss is inf at step 1: training stopped. No checkpoint was written before it.
+    1 inf None
     """
 
     def __init__(self, message, step, loss, checkpoint_step=None):
@@ -32,9 +45,18 @@ class NaNGuard(StepCallback):
         checkpoint: a `StepCheckpoint`, to name the last good checkpoint in the message.
         initial_step: the step the run starts from.
 
+    Use it as `model.fit(..., callbacks=[NaNGuard(checkpoint), checkpoint])`; here Keras's calls are made by hand.
+
     Example:
 
-        model.fit(batches, epochs=10, callbacks=[NaNGuard(), StepCheckpoint("ckpt", every=100)])
+    >>> guard = NaNGuard()
+    >>> guard.on_epoch_begin(0)
+    >>> guard.on_train_batch_end(0, {"loss": 2.3})  # step 1: finite, nothing happens
+    >>> try:
+    ...     guard.on_train_batch_end(1, {"loss": float("nan")})
+    ... except TrainingDivergedError as error:
+    ...     print(type(error).__name__, error.step, error.loss)
+    TrainingDivergedError 2 nan
     """
 
     def __init__(self, checkpoint=None, initial_step=0):

@@ -22,11 +22,22 @@ class SampleCallback(StepCallback):
         initial_step: the step the run starts from.
         **generate_kwargs: more arguments of `model.generate` (`sampler`, `temperature`, `top_k`, `top_p`).
 
+    In training: `model.fit(..., callbacks=[SampleCallback(prompts, every=500, path=...)])`. `sample` also works on
+    its own, once the callback has a model:
+
     Example:
 
-        samples = SampleCallback(["In the beginning"], every=500, max_new_tokens=64, path="run/samples.txt")
-        model.fit(batches, epochs=10, callbacks=[samples])
-        print(samples.samples[-1]["text"])
+    >>> import os, tempfile
+    >>> from tfllm.models import LSTMLM
+    >>> from tfllm.tokenizers import ByteTokenizer
+    >>> path = os.path.join(tempfile.mkdtemp(), "samples.txt")
+    >>> samples = SampleCallback(["In the beginning"], max_new_tokens=4, path=path)
+    >>> samples.set_model(LSTMLM(259, hidden_dim=8, tokenizer=ByteTokenizer()))  # `fit` does this
+    >>> sample = samples.sample(step=100)[0]
+    >>> sample["step"], sample["prompt"], sample["text"].startswith("In the beginning")
+    (100, 'In the beginning', True)
+    >>> open(path).read().splitlines()[:2]
+    ['=== step 100 ===', "--- prompt: 'In the beginning'"]
     """
 
     def __init__(self, prompts, every=None, max_new_tokens=64, path=None, seed=0, at_train_end=True,

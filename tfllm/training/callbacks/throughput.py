@@ -33,8 +33,19 @@ class ThroughputCallback(keras.callbacks.Callback):
 
     Example (a model that defines `training_flops_per_token`, as every tfllm `CausalLM` does):
 
-        model.fit(batches, epochs=2, callbacks=[ThroughputCallback(sequence_length=128, batch_size=32)])
-        model.history.history["tokens_per_second"], model.history.history["mfu"]
+    >>> from tfllm.data import lm_dataset
+    >>> from tfllm.models import LSTMLM
+    >>> from tfllm.tokenizers import ByteTokenizer
+    >>> model = LSTMLM(259, hidden_dim=8, tokenizer=ByteTokenizer())
+    >>> model.compile()
+    >>> batches = lm_dataset(["In the beginning God created the heaven and the earth."] * 4, model.tokenizer,
+    ...                      sequence_length=8, batch_size=2, seed=0)
+    >>> throughput = ThroughputCallback(sequence_length=8, batch_size=2, peak_flops=1e11)
+    >>> history = model.fit(batches, epochs=1, steps_per_epoch=3, callbacks=[throughput], shuffle=False, verbose=0)
+    >>> sorted(history.history)  # the epoch logs
+    ['loss', 'mfu', 'perplexity', 'tokens_per_second']
+    >>> throughput.tokens_per_second > 0, 0 < throughput.mfu < 1
+    (True, True)
     """
 
     def __init__(self, sequence_length, batch_size, peak_flops=None):

@@ -1,0 +1,169 @@
+"""tf.distribute: strategies by name, MirroredStrategy on two logical CPUs against one device, and a real
+MultiWorkerMirroredStrategy job of two worker processes on 127.0.0.1 (trained through Keras's `fit`)."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.training.common import PEAK_FLOPS, files_under, tiny_config, write_kjv_verses
+from tfllm.models.multi_worker import FIXED_KERAS_VERSIONS
+from tfllm.training import get_strategy, is_chief, pretrain, resolve_jit_compile
+
+
+@pytest.fixture(scope="module")
+def verses(tmp_path_factory):
+    return write_kjv_verses(tmp_path_factory.mktemp("corpus"))
+
+
+def test_strategies_by_name():
+    assert isinstance(get_strategy("cpu"), tf.distribute.OneDeviceStrategy)
+    mirrored = get_strategy("mirrored")  # the test session's CPU is split in two (conftest.py)
+    assert isinstance(mirrored, tf.distribute.MirroredStrategy) and mirrored.num_replicas_in_sync == 2
+    assert get_strategy("auto").num_replicas_in_sync == 2 and is_chief(mirrored)
+    assert resolve_jit_compile(True, mirrored) is False and resolve_jit_compile(True, get_strategy("cpu")) is True
+    with pytest.raises(ValueError, match="strategy='gpu' is invalid"):
+        get_strategy("gpu")
+    with pytest.raises(ValueError, match="logical_cpus=4 is too late"):
+        get_strategy("mirrored", logical_cpus=4)
+
+
+def test_tpu_and_multiworker_without_their_hardware_or_config_fail_at_once(monkeypatch):
+    for name in ("TPU_NAME", "TPU_ACCELERATOR_TYPE", "TF_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    started = time.monotonic()
+    with pytest.raises(ValueError, match="this machine has no TPU"):
+        get_strategy("tpu")
+    assert time.monotonic() - started < 5  # not a network timeout
+    with pytest.raises(ValueError, match="needs TF_CONFIG"):
+        get_strategy("multiworker")
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["localhost:1"]}, "task": {"type": "worker", "index": 3}}')
+    with pytest.raises(ValueError, match="TF_CONFIG is not a valid multi-worker configuration"):
+        get_strategy("multiworker")
+
+
+def _weights(model):
+    return [keras.ops.convert_to_numpy(weight) for weight in model.weights]
+
+
+@pytest.mark.parametrize("architecture", ["transformer", "lstm", "rnn"])
+def test_mirrored_training_matches_one_device_with_the_same_global_batch(architecture, verses, tmp_path):
+    config = tiny_config(verses, architecture, steps=4, eval_every=4, checkpoint_every=4)
+    alone = pretrain(config, tmp_path / "alone", verbose=0, peak_flops=PEAK_FLOPS)
+    mirrored = pretrain(config, tmp_path / "mirrored", strategy=get_strategy("mirrored"), verbose=0,
+                        peak_flops=PEAK_FLOPS)
+    assert mirrored.metrics["num_replicas"] == 2
+    # Each replica takes half of the same batches and the gradients are averaged: the same updates, to float error.
+    # The first loss shows the same weights and data; Adam divides each update by the gradient's own scale, so a
+    # rounding difference in a near-zero gradient can move that weight by up to the learning rate (3e-3) per step.
+    assert mirrored.history["losses"][0] == pytest.approx(alone.history["losses"][0], rel=1e-6)
+    np.testing.assert_allclose(mirrored.history["losses"], alone.history["losses"], rtol=1e-4)
+    for want, got in zip(_weights(alone.model), _weights(mirrored.model)):
+        np.testing.assert_allclose(got, want, atol=2e-3)
+        assert np.median(np.abs(got - want)) < 1e-4  # typically 1e-5: rounding, amplified a little by Adam
+
+
+WORKER = r'''
+import hashlib, json, os, signal, sys
+import keras
+from tfllm.training import RunConfig, get_strategy, pretrain
+
+config, run_dir, kill_at = RunConfig.from_json(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+
+class KillAt(keras.callbacks.Callback):  # a worker dying mid-run, as a machine may
+    def on_train_batch_end(self, batch, logs=None):
+        if int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)) == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+strategy = get_strategy("multiworker")
+result = pretrain(config, run_dir, strategy=strategy, verbose=0, peak_flops=1e11,
+                  callbacks=[KillAt()] if kill_at else None)
+digest = hashlib.sha256(b"".join(keras.ops.convert_to_numpy(w).tobytes() for w in result.model.weights)).hexdigest()
+print(json.dumps({"digest": digest, "metrics": bool(result.metrics), "resumed": result.resumed_from_step,
+                  "replicas": strategy.num_replicas_in_sync}))
+'''
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for server in sockets:
+        server.bind(("127.0.0.1", 0))
+    ports = [server.getsockname()[1] for server in sockets]
+    for server in sockets:
+        server.close()
+    return ports
+
+
+def _run_workers(script, config_path, run_dir, kill_at=(0, 0), timeout=300):
+    """Starts the two workers of a job on free local ports; returns their (return code, stdout, stderr)."""
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    processes = []
+    for index in range(2):
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        processes.append(subprocess.Popen([sys.executable, script, config_path, run_dir, str(kill_at[index])],
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
+    deadline = time.monotonic() + timeout
+    results = [None, None]
+    try:
+        while None in results and time.monotonic() < deadline:
+            for index, process in enumerate(processes):
+                if results[index] is None and process.poll() is not None:
+                    results[index] = (process.returncode, *process.communicate())
+                    if process.returncode != 0:  # a dead worker: the other one waits for it forever
+                        for other in processes:
+                            if other.poll() is None:
+                                other.send_signal(signal.SIGKILL)
+            time.sleep(0.2)
+    finally:
+        for index, process in enumerate(processes):
+            if process.poll() is None:
+                process.kill()
+            if results[index] is None:
+                results[index] = (process.wait(), *process.communicate())
+    return results
+
+
+@pytest.mark.slow
+def test_two_workers_train_through_fit_to_the_same_weights_and_only_the_chief_writes(verses, tmp_path):
+    assert ".".join(keras.__version__.split(".")[:2]) in FIXED_KERAS_VERSIONS  # else: check the fix still holds
+    config = tiny_config(verses, "lstm", steps=6, eval_every=3, checkpoint_every=2, batch_size=4)
+    config_path = tmp_path / "config.json"
+    config.to_json(config_path)
+    (tmp_path / "worker.py").write_text(WORKER)
+    run = tmp_path / "run"
+
+    # A job whose second worker dies at step 5: the run keeps its checkpoint of step 4, and is unfinished.
+    killed = _run_workers(tmp_path / "worker.py", config_path, run, kill_at=(0, 5))
+    assert killed[1][0] == -signal.SIGKILL, killed[1][2][-3000:]
+    assert json.loads((run / "checkpoints" / "state.json").read_text())["step"] == 4
+    assert not (run / "metrics.json").exists()
+
+    # The job started again resumes from it on both workers and ends with the same weights on both.
+    results = _run_workers(tmp_path / "worker.py", config_path, run)
+    for code, out, err in results:
+        assert code == 0, err[-3000:]
+    chief, worker = (json.loads(out.strip().splitlines()[-1]) for _, out, _ in results)
+    assert chief["digest"] == worker["digest"] and chief["replicas"] == worker["replicas"] == 2
+    assert chief["resumed"] == worker["resumed"] == 4
+    assert chief["metrics"] and not worker["metrics"]  # the other worker reports nothing and wrote nothing
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["steps"] == 6 == metrics["optimizer_updates"] and metrics["num_replicas"] == 2
+    assert {"config.json", "run.json", "model.keras", "metrics.json", "history.json", "loss_curve.png",
+            "samples.txt", "checkpoints/state.json", "checkpoints/tokenizer.json"} <= set(files_under(run))
+    assert not [name for name in files_under(run) if ".tmp-" in name]
+
+    # Two workers of batch 2 each train as one process with the global batch of 4.
+    alone = pretrain(config, tmp_path / "alone", verbose=0, peak_flops=PEAK_FLOPS)
+    loaded = keras.saving.load_model(run / "model.keras")
+    for want, got in zip(_weights(alone.model), _weights(loaded)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

@@ -1,0 +1,55 @@
+"""`ThroughputCallback`: tokens per second and model FLOPs utilization, also for models Keras builds inside `fit`."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from tfllm.data import lm_dataset
+from tfllm.models import LSTMLM, SimpleRNNLM, TransformerLM
+from tfllm.tokenizers import ByteTokenizer
+from tfllm.training import ThroughputCallback
+
+TEXTS = ["In the beginning God created the heaven and the earth."] * 8
+
+
+def _model(architecture):
+    tokenizer = ByteTokenizer()
+    if architecture == "lstm":
+        return LSTMLM(259, hidden_dim=12, num_layers=2, tokenizer=tokenizer)
+    if architecture == "rnn":
+        return SimpleRNNLM(259, hidden_dim=12, num_layers=2, tokenizer=tokenizer)
+    return TransformerLM(259, num_layers=1, num_heads=2, hidden_dim=12, intermediate_dim=24, max_sequence_length=16,
+                         tokenizer=tokenizer)
+
+
+@pytest.mark.parametrize("architecture", ["lstm", "rnn"])
+def test_recurrent_flops_are_six_per_matmul_weight_before_and_after_building(architecture):
+    model = _model(architecture)
+    before = model.training_flops_per_token(16)  # no weights yet
+    model(np.zeros((1, 4), "int32"))
+    matmul_weights = sum(int(np.prod(layer.cell.kernel.shape)) + int(np.prod(layer.cell.recurrent_kernel.shape))
+                         for layer in model.recurrent_layers) + 259 * 12
+    assert before == model.training_flops_per_token(16) == 6 * matmul_weights
+
+
+@pytest.mark.parametrize("architecture", ["lstm", "rnn", "transformer"])
+def test_an_unbuilt_model_gets_tokens_per_second_and_mfu_logged(architecture):
+    model = _model(architecture)
+    model.compile()
+    batches = lm_dataset(TEXTS, model.tokenizer, sequence_length=8, batch_size=2, seed=0)
+    throughput = ThroughputCallback(sequence_length=8, batch_size=2, peak_flops=1e11)
+    history = model.fit(batches, epochs=1, steps_per_epoch=4, callbacks=[throughput], shuffle=False, verbose=0)
+    assert throughput.tokens_per_second > 0 and not math.isnan(throughput.mfu)
+    assert throughput.mfu == pytest.approx(model.training_flops_per_token(8) * throughput.tokens_per_second / 1e11)
+    assert history.history["mfu"][0] > 0 and history.history["tokens_per_second"][0] > 0
+
+
+def test_a_model_without_a_flops_count_gets_no_mfu():
+    model = keras.Sequential([keras.layers.Embedding(259, 4), keras.layers.Dense(259)])
+    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    ids = np.ones((4, 8), "int32")
+    throughput = ThroughputCallback(sequence_length=8, batch_size=2, peak_flops=1e11)
+    history = model.fit(ids, ids, batch_size=2, epochs=1, callbacks=[throughput], verbose=0)
+    assert "mfu" not in history.history and math.isnan(throughput.mfu) and throughput.tokens_per_second > 0
