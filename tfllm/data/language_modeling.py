@@ -22,7 +22,8 @@ def lm_dataset(
 
     Documents are tokenized in batches (`documents_per_map` at a time); each starts with the tokenizer's bos, as
     prompts and scored texts do, and ends with its eos, so the model learns how texts begin and where they stop;
-    and the token stream is cut into windows of `sequence_length + 1` tokens that run on across document boundaries; `x` is a window without its last token and `y` without its first. The tail
+    and the token stream is cut into windows of `sequence_length + 1` tokens that run on across document
+    boundaries; `x` is a window without its last token and `y` without its first. The tail
     shorter than a window is dropped. With `shuffle`, documents and then windows are shuffled (seeded, anew each
     epoch); without it the batches follow the corpus order, for evaluation.
 

@@ -16,8 +16,8 @@ duration of the call, by one that reduces scalars over no axis (what the single-
 does). Every other model, and every other strategy, runs Keras's code unchanged.
 
 It is written for the Keras versions in `FIXED_KERAS_VERSIONS`. With another Keras it is left off (a newer one may
-have fixed the bug; see the issue); tests/models/test_multi_worker.py trains two workers through `fit` and fails if
-an upgrade breaks multi-worker training again.
+have fixed the bug; see the issue); tests/training/test_distribution.py trains two workers through `fit` and
+fails on a Keras version outside `FIXED_KERAS_VERSIONS`, so an upgrade is checked before the mend is extended.
 """
 
 import contextlib

@@ -141,7 +141,7 @@ def build_train_batches(train_config, tokenizer, train_texts, start_step=0):
     """The training batches: `(x, y)` int32 (B, T), batches `start_step + 1 .. train_config.steps` of the run.
 
     The stream depends only on the seed and the step: pass k over the corpus is shuffled with the seed
-    `(train_config.seed, k)`, fixed when the pipeline is made, so every iterator of it gives the same batches in
+    `train_config.seed * 100003 + k`, fixed when the pipeline is made, so every iterator of it gives the same batches in
     the same order, in every process. (A shuffle with `reshuffle_each_iteration` draws a new order for every new
     iterator, and Keras makes one more under a `tf.distribute` strategy, to see the shapes of a batch: the
     batches would then depend on the strategy.) So a run resumed at step s, which skips s batches, trains on the
