@@ -5,7 +5,7 @@ are chosen at about the same parameter count (2-layer LSTM and SimpleRNN as wide
 allows; a test holds them within 5% of it). They share one tokenizer, and each trains for the same wall-clock time
 (or, with `--steps`, the same number of steps) on the KJV train split with `CausalLM.compile()`'s optimizer (AdamW, warmup then cosine decay to the last step).
 Every few steps each is evaluated on the first batches of the validation split (windows of the training length); at
-the end on all of it with `tfllm.training.evaluation.evaluate_texts` (every token predicted once, Transformers through
+the end on all of it with `tfllm.evaluation.evaluate_texts` (every token predicted once, Transformers through
 a sliding window). Losses are in bits per byte (total validation nats / (validation UTF-8 bytes * ln 2)), which
 compares models whatever their tokenizer. The script prints a table and saves a plot of validation loss against
 steps and against training seconds.
@@ -39,10 +39,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tfllm.data import lm_dataset, load_texts  # noqa: E402
+from tfllm.evaluation import evaluate_texts  # noqa: E402
 from tfllm.tokenizers import ByteTokenizer  # noqa: E402
 from tfllm.training.builders import build_model, build_tokenizer  # noqa: E402
 from tfllm.training.config import ModelConfig, RunConfig  # noqa: E402
-from tfllm.training.evaluation import evaluate_texts  # noqa: E402
 from summary import record  # noqa: E402
 
 ARCHITECTURES = ("transformer", "lstm", "rnn")

@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tfllm.generation import get_sampler  # noqa: E402
-from tfllm.models.text_generation import use_xla  # noqa: E402
+from tfllm.generation.text_generation import use_xla  # noqa: E402
 from tfllm.training import DEFAULTS  # noqa: E402
 from tfllm.training.builders import build_model  # noqa: E402
 from tfllm.training.config import ModelConfig  # noqa: E402

@@ -3,6 +3,9 @@
 import numpy as np
 import keras
 import tensorflow as tf
+import tensorflow_text as tf_text
+
+from tfllm.tokenizers import Tokenizer
 
 
 def assert_config_round_trip(layer):
@@ -44,3 +47,29 @@ def run_under_policy(policy, make_layer, inputs):
         return layer, layer(inputs)
     finally:
         keras.config.set_dtype_policy(previous)
+
+
+@keras.saving.register_keras_serializable(package="tfllm_tests")
+class OddIdsTokenizer(Tokenizer):
+    """UTF-8 bytes after eight ids where bos is 5, eos is 7 and there is no pad: a vocabulary laid out unlike
+    tfllm's own tokenizers, as one loaded from elsewhere would be (GPT-2's end token is 50256, and it has no pad)."""
+
+    special_token_roles = {"bos": "<s>", "eos": "</s>"}
+    first_byte_id = 8
+
+    @property
+    def vocab_size(self):
+        return self.first_byte_id + 256 + len(self.extra_special_tokens)
+
+    def get_vocabulary(self):
+        unused = [f"<unused{index}>" for index in range(self.first_byte_id)]
+        unused[5], unused[7] = "<s>", "</s>"
+        return [*unused, *(f"<0x{value:02X}>" for value in range(256)), *self.extra_special_tokens]
+
+    def _tokenize(self, texts):
+        return tf.cast(tf_text.ByteSplitter().split(texts), tf.int32) + self.first_byte_id  # (B, None)
+
+    def _detokenize(self, ids):
+        # The unused ids write nothing, the bytes themselves.
+        pieces = tf.constant([b""] * self.first_byte_id + [bytes([value]) for value in range(256)])
+        return tf.strings.reduce_join(tf.gather(pieces, ids), axis=-1)  # (B,)

@@ -1,5 +1,6 @@
 """The `tfllm` command: help, the whole life of a run in subprocesses, nothing lost on a kill, one line on bad input."""
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -15,6 +16,7 @@ import yaml
 import tfllm
 from tests.training.common import write_kjv_verses
 from tfllm import cli
+from tfllm.training.config import FinetuneConfig, RunConfig
 
 SCRIPT = shutil.which("tfllm") or str(pathlib.Path(sys.executable).with_name("tfllm"))
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -61,6 +63,67 @@ def test_help_describes_every_command_and_option(command, expected, capsys):
     shown = capsys.readouterr().out
     for word in expected:
         assert word in shown, word
+
+
+def test_help_loads_no_tensorflow():
+    script = ("import sys\nfrom tfllm import cli\n"
+              "for argv in (['--help'], ['train', '--help'], ['finetune', '--help']):\n"
+              "    try:\n        cli.main(argv)\n    except SystemExit:\n        pass\n"
+              "print(sorted({name.split('.')[0] for name in sys.modules} & {'tensorflow', 'keras', 'numpy'}))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=ENV)
+    assert result.returncode == 0, result.stderr
+    assert "--gradient-accumulation" in result.stdout and "--learning-rate" in result.stdout
+    assert result.stdout.splitlines()[-1] == "[]"
+
+
+def _flags(sections):
+    """The command line that sets every key of `sections` (a config's `to_dict()`) by its flag."""
+    argv = []
+    for section, values in sections.items():
+        for key, value in values.items():
+            flag = "--" + cli.FLAG_NAMES.get(f"{section}.{key}", key.replace("_", "-"))
+            if key == "clean":
+                argv.append(flag if value else "--no-clean")
+            elif isinstance(value, list):
+                argv += [flag, *value]
+            else:
+                argv += [flag, "none" if value is None else str(value).lower() if isinstance(value, bool) else str(value)]
+    return argv
+
+
+def test_every_config_key_has_a_flag():
+    config = RunConfig.default("transformer", model={"position_embedding": "rotary"},
+                               data={"tokenizer": "char", "vocab_size": None, "clean": True},
+                               train={"sample_prompts": ["In the", "And"], "jit_compile": False, "learning_rate": 1e-4,
+                                      "validation_steps": None})
+    args = cli.build_parser().parse_args(["train", *_flags(config.to_dict())])
+    assert RunConfig.from_dict(cli._command_line_values(args, RunConfig.sections())) == config  # no key left out
+    finetune = FinetuneConfig("sft", "qa", steps=5, batch_size=2, sequence_length=64, learning_rate=0.01, seed=3)
+    args = cli.build_parser().parse_args(["finetune", "runs/x", *_flags({"finetune": finetune.to_dict()})])
+    assert FinetuneConfig.from_dict(cli._command_line_values(args, {"finetune": FinetuneConfig})["finetune"]) == \
+        finetune
+    assert {field.name for field in dataclasses.fields(FinetuneConfig)} == set(finetune.to_dict())
+
+
+def test_set_takes_any_key_as_yaml_and_names_what_is_wrong():
+    parser, sections = cli.build_parser(), RunConfig.sections()
+    args = parser.parse_args(["train", "--steps", "7", "--set", "train.learning_rate=1e-3", "--set",
+                              "train.sample_prompts=[In the, And]", "--set", "data.vocab_size=null", "--set",
+                              "model.dropout=0.1", "--set", "train.jit_compile=auto"])
+    assert cli._command_line_values(args, sections) == {
+        "train": {"steps": 7, "learning_rate": 0.001, "sample_prompts": ["In the", "And"], "jit_compile": "auto"},
+        "data": {"vocab_size": None}, "model": {"dropout": 0.1}}
+    for argv, message in [
+        (["--set", "steps=7"], "--set steps=7 is invalid: expected SECTION.KEY=VALUE"),
+        (["--set", "optimizer.lr=1"], "names the unknown section optimizer: expected model, data, train"),
+        (["--steps", "7", "--set", "train.steps=8"], "sets train.steps a second time"),
+        (["--set", "train.sample_prompts=[unclosed"], "is not a YAML value"),
+    ]:
+        with pytest.raises(cli.BadInput, match=message):
+            cli._command_line_values(parser.parse_args(["train", *argv]), sections)
+    args = parser.parse_args(["finetune", "runs/x", "--task", "sft", "--data", "qa", "--set", "finetune.steps=3"])
+    assert cli._command_line_values(args, {"finetune": FinetuneConfig}) == {
+        "finetune": {"task": "sft", "data": "qa", "steps": 3}}
 
 
 @pytest.fixture(scope="module")
@@ -219,6 +282,8 @@ def test_bad_input_is_one_line_and_exit_status_2(workspace, tmp_path, capsys):
     unknown_key.write_text(yaml.safe_dump({"train": {"stepz": 5}}))
     wrong_type = tmp_path / "wrong.json"
     wrong_type.write_text(json.dumps({"train": {"steps": "10"}}))
+    lstm = tmp_path / "lstm.yaml"
+    lstm.write_text(yaml.safe_dump({"model": {"architecture": "lstm"}}))
     not_yaml = tmp_path / "broken.yaml"
     not_yaml.write_text("train: [unclosed")
     old_run = tmp_path / "old"
@@ -238,6 +303,13 @@ def test_bad_input_is_one_line_and_exit_status_2(workspace, tmp_path, capsys):
         (["train", "--config", tmp_path / "missing.json"], "--config"),
         (["train", "--steps", 0], "train.steps=0 is invalid"),
         (["train", "--model", "transformer", "--heads", 3], "model.hidden_dim=256 is not divisible by model.num_heads=3"),
+        (["train", "--set", "train.steps=ten"], "train.steps='ten' has the type str: expected int"),
+        (["train", "--set", "train.stepz=1"], "unknown key train.stepz in the config"),
+        (["train", "--model", "transformer", "--config", lstm], "--model transformer disagrees with "
+                                                                "model.architecture='lstm'"),
+        (["train", "--set", "train.sample_top_p=2"], "train.sample_top_p=2.0 is invalid"),
+        (["finetune", folder / "run", "--task", "sft", "--data", "qa", "--set", "finetune.steps=0"],
+         "finetune.steps=0 is invalid"),
         (["train", "--corpus", tmp_path / "no-such-corpus.txt", "--output-dir", tmp_path / "r"], "no-such-corpus"),
         (["finetune", folder / "run", "--task", "sft", "--data", tmp_path / "none.jsonl"], "does not exist"),
         (["export", folder / "run", folder], "exists and is not empty"),

@@ -11,7 +11,7 @@ import pytest
 import tfllm
 
 FENCED = re.compile(r"```python\n(.*?)```", flags=re.DOTALL)
-PACKAGES = ("data", "export", "generation", "layers", "models", "tokenizers", "training")
+PACKAGES = ("data", "evaluation", "export", "generation", "layers", "models", "tokenizers", "training")
 
 
 def _public_objects_with_examples():
@@ -31,10 +31,11 @@ def test_docstring_example_runs(module, example):
 
 def _exported_classes_and_functions():
     """`(qualified name, object)` of every class and function a subpackage exports: its public names defined in
-    tfllm."""
+    tfllm (`dir` and `getattr`, so that names a package loads on first use count too)."""
     for package_name in PACKAGES:
         package = importlib.import_module(f"tfllm.{package_name}")
-        for name, value in vars(package).items():
+        for name in dir(package):
+            value = getattr(package, name)
             if name.startswith("_") or not (inspect.isclass(value) or inspect.isfunction(value)):
                 continue
             if (getattr(value, "__module__", None) or "").startswith("tfllm"):

@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 
 import importlib
 
-_SUBPACKAGES = ("data", "export", "generation", "layers", "models", "tokenizers", "training")
+_SUBPACKAGES = ("data", "evaluation", "export", "generation", "layers", "models", "tokenizers", "training")
 
 
 def __getattr__(name):

@@ -1,12 +1,13 @@
 """Argument checks shared across tfllm: each error names the argument, the value and what was expected."""
 
+import math
 import numbers
 
 
-def require_positive_int(name, value):
-    """Returns `value` if it is an integer > 0, else raises a `ValueError` naming `name`."""
+def require_positive_int(name, value, why=""):
+    """Returns `value` if it is an integer > 0, else raises a `ValueError` naming `name` (and `why`)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"{name}={value!r} is invalid: expected a positive integer.")
+        raise ValueError(f"{name}={value!r} is invalid: expected a positive integer{why}.")
     return int(value)
 
 
@@ -22,6 +23,36 @@ def require_rate(name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:
         raise ValueError(f"{name}={value!r} is invalid: expected a rate in [0, 1).")
     return float(value)
+
+
+def require_positive_number(name, value):
+    """Returns `value` as a float if it is a finite number > 0, else raises a `ValueError` naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name}={value!r} is invalid: expected a number > 0.")
+    return float(value)
+
+
+def require_number_at_least(name, value, minimum, why=""):
+    """Returns `value` as a float if it is a finite number >= `minimum`, else raises a `ValueError` naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
+            math.isfinite(value) and value >= minimum):
+        raise ValueError(f"{name}={value!r} is invalid: expected a number >= {minimum}{why}.")
+    return float(value)
+
+
+def require_probability(name, value, why=""):
+    """Returns `value` as a float if it is a probability in (0, 1], else raises a `ValueError` naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 < value <= 1.0:
+        raise ValueError(f"{name}={value!r} is invalid: expected a probability in (0, 1]{why}.")
+    return float(value)
+
+
+def require_text(name, value, expected):
+    """Returns `value` if it is a non-empty string, else raises a `ValueError` naming `name` and what was
+    `expected`."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{name}={value!r} is invalid: expected {expected}.")
+    return value
 
 
 def require_divisible(name, value, divisor_name, divisor):

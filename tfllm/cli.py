@@ -6,40 +6,41 @@
     tfllm finetune RUN_DIR --task sft|classify|continue --data PATH [--output-dir DIR]
     tfllm export RUN_DIR OUT_DIR
 
+The flags of `train` and `finetune` are made from the config sections (`tfllm.training.config`): every key of a
+section has a flag named after it (`train.batch_size`: `--batch-size`; the few shorter names are `FLAG_NAMES`), typed
+by its field and described by its section's docstring; `--set SECTION.KEY=VALUE` sets any key too, the value read as
+YAML and checked by the config. Building the parser loads no TensorFlow, so `tfllm --help` answers at once.
+
 Bad input (an unknown option, a missing run directory, a damaged file, a config with unknown keys) ends with exit
 status 2 and one line naming the problem, before any long work; `--debug` shows the traceback instead.
 """
 
 import argparse
+import dataclasses
+import inspect
 import json
 import os
+import re
 import sys
+import types
+import typing
+
+import yaml
 
 import tfllm
+from tfllm.choices import STRATEGIES
+from tfllm.training.config import FinetuneConfig, RunConfig
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
-# `tfllm train` flags that set a key of the run config: flag -> (section, key, type).
-TRAIN_FLAGS = {
-    "corpus": ("data", "corpus", str),
-    "tokenizer": ("data", "tokenizer", str),
-    "vocab_size": ("data", "vocab_size", int),
-    "layers": ("model", "num_layers", int),
-    "hidden_dim": ("model", "hidden_dim", int),
-    "heads": ("model", "num_heads", int),
-    "intermediate_dim": ("model", "intermediate_dim", int),
-    "context": ("model", "max_sequence_length", int),
-    "dropout": ("model", "dropout", float),
-    "steps": ("train", "steps", int),
-    "batch_size": ("train", "batch_size", int),
-    "sequence_length": ("train", "sequence_length", int),
-    "learning_rate": ("train", "learning_rate", float),
-    "precision": ("train", "precision", str),
-    "seed": ("train", "seed", int),
-    "gradient_accumulation": ("train", "gradient_accumulation_steps", int),
-    "eval_every": ("train", "eval_every", int),
-    "checkpoint_every": ("train", "checkpoint_every", int),
+# The flags not named after their key (every other key of a section has the flag `--key-name`).
+FLAG_NAMES = {
+    "model.architecture": "model",
+    "model.num_layers": "layers",
+    "model.num_heads": "heads",
+    "model.max_sequence_length": "context",
+    "train.gradient_accumulation_steps": "gradient-accumulation",
 }
 
 
@@ -52,6 +53,15 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class _YAMLLoader(yaml.SafeLoader):
+    """YAML as PyYAML reads it, but with YAML 1.2's floats: `1e-3` is a number, not a string."""
+
+
+_YAMLLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+$"), list("-+.0123456789")
+)
 
 
 def build_parser():
@@ -72,7 +82,7 @@ def build_parser():
 
 
 def _strategy_flags(parser):
-    parser.add_argument("--strategy", choices=("auto", "cpu", "mirrored", "multiworker", "tpu"), default="auto",
+    parser.add_argument("--strategy", choices=STRATEGIES, default="auto",
                         help="tf.distribute strategy: auto (TPU, else all GPUs, else the CPU), cpu, mirrored (all GPUs "
                              "of this host), multiworker (hosts of TF_CONFIG), tpu")
     parser.add_argument("--logical-cpus", type=int, metavar="N",
@@ -83,44 +93,115 @@ def _debug_flag(parser):
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
 
 
+def _config_flags(parser, sections, defaults_filled):
+    """A flag for every key of `sections` (`{name: section class}`), in a group per section, and `--set`.
+
+    The flag of `section.key` is `--key` with dashes (or `FLAG_NAMES`'), stored under the dest `section.key`,
+    absent when not given (so a flag can set None). A key without a default (when `defaults_filled` is False: a field without one) is a
+    required flag."""
+    for section, kind in sections.items():
+        group = parser.add_argument_group(f"{section} settings ({kind.__name__}; every key also by --set "
+                                          f"{section}.KEY=VALUE)")
+        hints, docs = typing.get_type_hints(kind), _attribute_docs(kind)
+        for field in dataclasses.fields(kind):
+            key = f"{section}.{field.name}"
+            required = not defaults_filled and field.default is dataclasses.MISSING
+            group.add_argument(f"--{FLAG_NAMES.get(key, field.name.replace('_', '-'))}", dest=key, default=argparse.SUPPRESS,
+                               required=required, help=docs.get(field.name, "").replace("%", "%%"),
+                               **_flag_options(field, hints[field.name]))
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="set any key of the config (repeatable), the value read as YAML, e.g. --set "
+                             "train.sample_prompts='[In the beginning, And God said]'")
+
+
+def _flag_options(field, annotation):
+    """How argparse reads the flag of `field`: by its type, with its choices."""
+    choices = field.metadata.get("choices")
+    if annotation is bool:
+        return {"action": argparse.BooleanOptionalAction}
+    if typing.get_origin(annotation) is tuple:
+        return {"nargs": "+", "metavar": "TEXT"}
+    if isinstance(annotation, types.UnionType):  # e.g. int | None, str | bool: read as YAML, checked by the config
+        shown = "|".join(str(choice).lower() for choice in choices) if choices else _metavar(field, annotation)
+        return {"type": _yaml_value, "metavar": shown}
+    options = {"type": annotation, "metavar": _metavar(field, annotation)}
+    if choices:
+        options.update(choices=choices, metavar=None)
+    return options
+
+
+def _metavar(field, annotation):
+    members = [member for member in typing.get_args(annotation) or (annotation,) if member is not type(None)]
+    names = [{int: "N", float: "X"}.get(member, field.name.upper()) for member in members]
+    return "|".join(names) + ("|none" if type(None) in typing.get_args(annotation) else "")
+
+
+def _attribute_docs(kind):
+    """The descriptions of a section's fields, from the Attributes of its docstring, by name."""
+    docs, name = {}, None
+    text = inspect.getdoc(kind) or ""
+    for line in text.split("Attributes:", 1)[-1].splitlines()[1:] if "Attributes:" in text else []:
+        entry = re.match(r"    (\w+): (.*)", line)
+        if entry:
+            name, docs[entry[1]] = entry[1], entry[2]
+        elif name and line.startswith("        "):
+            docs[name] += " " + line.strip()
+        else:
+            break
+    return docs
+
+
+def _yaml_value(text):
+    """A flag's or `--set`'s value, read as YAML (`none` too means null)."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return yaml.load(text, Loader=_YAMLLoader)
+    except yaml.YAMLError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a YAML value ({str(error).splitlines()[0]})") from None
+
+
+def _command_line_values(args, sections):
+    """The config keys the command line sets, as `{section: {key: value}}`: the flags, then `--set`."""
+    values, given = {}, vars(args)
+    for section, kind in sections.items():
+        for field in dataclasses.fields(kind):
+            if f"{section}.{field.name}" in given:
+                values.setdefault(section, {})[field.name] = given[f"{section}.{field.name}"]
+    for item in args.set:
+        setting = re.fullmatch(r"(\w+)\.(\w+)=(.*)", item, flags=re.DOTALL)
+        if not setting:
+            raise BadInput(f"--set {item} is invalid: expected SECTION.KEY=VALUE, e.g. --set train.steps=100")
+        section, key, text = setting.groups()
+        if section not in sections:
+            raise BadInput(f"--set {item} names the unknown section {section}: expected {', '.join(sections)}")
+        if key in values.get(section, {}):
+            raise BadInput(f"--set {item} sets {section}.{key} a second time on the command line: give it once")
+        try:
+            values.setdefault(section, {})[key] = _yaml_value(text)
+        except argparse.ArgumentTypeError as error:
+            raise BadInput(f"--set {item}: {error}") from None
+    return values
+
+
 def _add_train(commands):
     parser = commands.add_parser(
         "train", help="pretrain a language model into a run directory (resumes an unfinished one)",
         description="Pretrain a language model on a corpus into a run directory: config.json, model.keras, "
                     "checkpoints, TensorBoard logs, metrics.json, loss_curve.png, samples.txt. With no options: the "
                     "default Transformer on the embedded King James Bible. Running the same command again resumes "
-                    "an interrupted run from its last checkpoint; a complete run is kept unless --overwrite.",
+                    "an interrupted run from its last checkpoint; a complete run is kept unless --overwrite. Every "
+                    "key of the config has a flag; the flags and --set override --config.",
     )
-    parser.add_argument("--model", choices=("transformer", "lstm", "rnn"),
-                        help="the architecture (default: transformer, or the config file's)")
     parser.add_argument("--config", metavar="FILE",
                         help="a JSON or YAML file of config sections (model, data, train); flags override it")
-    parser.add_argument("--corpus", metavar="NAME|PATH", help="kjv (embedded, the default), shakespeare (downloaded), "
-                        "or a .txt/.md/.jsonl file, a folder or a glob")
-    parser.add_argument("--tokenizer", choices=("byte", "char", "wordpiece", "sentencepiece"),
-                        help="default: sentencepiece")
-    parser.add_argument("--vocab-size", type=int, metavar="N", help="vocabulary to learn (wordpiece, sentencepiece, char)")
-    parser.add_argument("--layers", type=int, metavar="N", help="Transformer blocks or recurrent layers")
-    parser.add_argument("--hidden-dim", type=int, metavar="D", help="width of embeddings and hidden states")
-    parser.add_argument("--heads", type=int, metavar="H", help="attention heads (Transformer)")
-    parser.add_argument("--intermediate-dim", type=int, metavar="N", help="MLP width (Transformer)")
-    parser.add_argument("--context", type=int, metavar="T", help="longest context (Transformer)")
-    parser.add_argument("--dropout", type=float, metavar="RATE")
-    parser.add_argument("--steps", type=int, metavar="N", help="training steps (batches)")
-    parser.add_argument("--batch-size", type=int, metavar="B", help="sequences per step, over all replicas")
-    parser.add_argument("--sequence-length", type=int, metavar="T", help="tokens per training sequence")
-    parser.add_argument("--learning-rate", type=float, metavar="LR", help="peak of the warmup-cosine schedule")
-    parser.add_argument("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"))
-    parser.add_argument("--seed", type=int, metavar="S")
-    parser.add_argument("--gradient-accumulation", type=int, metavar="N", help="batches per optimizer update")
-    parser.add_argument("--eval-every", type=int, metavar="N", help="steps between validations")
-    parser.add_argument("--checkpoint-every", type=int, metavar="N", help="steps between checkpoints")
     _strategy_flags(parser)
     parser.add_argument("--output-dir", metavar="DIR", help="the run directory (default: runs/MODEL-CORPUS); with "
                         "--strategy multiworker, on storage every worker shares")
     parser.add_argument("--overwrite", action="store_true", help="train again over a run already in --output-dir")
     parser.add_argument("--quiet", action="store_true", help="no progress bars, only the final lines")
     _debug_flag(parser)
+    _config_flags(parser, RunConfig.sections(), defaults_filled=True)
     parser.set_defaults(run=_train)
 
 
@@ -166,20 +247,12 @@ def _add_finetune(commands):
                     "head on labelled texts. The new run directory records its parent.",
     )
     parser.add_argument("run_dir", metavar="RUN_DIR")
-    parser.add_argument("--task", choices=("sft", "classify", "continue"), required=True)
-    parser.add_argument("--data", required=True, metavar="PATH", help="continue: a corpus name or path; sft: a "
-                        "JSONL/CSV file of prompt and completion, or 'qa' (embedded question/answer pairs); "
-                        "classify: a JSONL/CSV file of text and label")
-    parser.add_argument("--steps", type=int, default=300, metavar="N")
-    parser.add_argument("--batch-size", type=int, default=16, metavar="B")
-    parser.add_argument("--sequence-length", type=int, metavar="T", help="default: the parent's training length")
-    parser.add_argument("--learning-rate", type=float, default=1e-3, metavar="LR")
-    parser.add_argument("--seed", type=int, default=0, metavar="S")
     parser.add_argument("--output-dir", metavar="DIR", help="default: RUN_DIR-TASK")
     parser.add_argument("--overwrite", action="store_true", help="replace a run already in --output-dir")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     _strategy_flags(parser)
     _debug_flag(parser)
+    _config_flags(parser, {"finetune": FinetuneConfig}, defaults_filled=False)
     parser.set_defaults(run=_finetune)
 
 
@@ -227,25 +300,23 @@ def main(argv=None):
 
 
 def _train(args):
-    from tfllm.training import RunConfig, get_strategy, pretrain
-
-    strategy = get_strategy(args.strategy, logical_cpus=args.logical_cpus)  # before any op: it may split the CPU
+    from tfllm.training import get_strategy, pretrain
 
     sections = _read_config_file(args.config) if args.config else {}
+    given = _command_line_values(args, RunConfig.sections())
     in_file = sections.get("model", {}).get("architecture") if isinstance(sections.get("model"), dict) else None
-    if args.model and in_file and args.model != in_file:
-        raise BadInput(f"--model {args.model} disagrees with model.architecture={in_file!r} in {args.config}")
-    architecture = args.model or in_file or "transformer"
-    for flag, (section, key, _) in TRAIN_FLAGS.items():
-        value = getattr(args, flag)
-        if value is not None:
-            sections.setdefault(section, {})[key] = value
-    unknown = sorted(set(sections) - {"model", "data", "train"})
-    if unknown:
-        raise BadInput(f"unknown key {unknown[0]} in {args.config}: expected the sections model, data and train")
-    config = RunConfig.default(architecture, **{name: sections.get(name) for name in ("model", "data", "train")})
+    flag = given.get("model", {}).get("architecture")
+    if flag and in_file and flag != in_file:
+        raise BadInput(f"--model {flag} disagrees with model.architecture={in_file!r} in {args.config}")
+    for name, changes in given.items():  # the command line overrides the file
+        if not isinstance(sections.get(name, {}), dict):
+            raise BadInput(f"{name}={sections[name]!r} in {args.config} is invalid: expected a mapping of keys")
+        sections[name] = {**sections.get(name, {}), **changes}
+    config = RunConfig.from_dict(sections, fill_defaults=True)
+    strategy = get_strategy(args.strategy, logical_cpus=args.logical_cpus)  # before any op: it may split the CPU
     config.validate(num_replicas=strategy.num_replicas_in_sync)
-    run_dir = args.output_dir or os.path.join("runs", f"{architecture}-{_corpus_name(config.data.corpus)}")
+    run_dir = args.output_dir or os.path.join(
+        "runs", f"{config.model.architecture}-{_corpus_name(config.data.corpus)}")
     result = pretrain(config, run_dir, strategy=strategy, overwrite=args.overwrite, verbose=0 if args.quiet else 1)
     metrics = result.metrics
     if not metrics:  # another worker than the chief of a multi-worker job: the chief reports
@@ -259,19 +330,19 @@ def _train(args):
 
 
 def _evaluate(args):
-    _existing_run(args.run_dir)
     from tfllm.data import load_texts
-    from tfllm.training import FinetuneConfig, evaluate_texts, load_run
+    from tfllm.evaluation import evaluate_texts
+    from tfllm.training import load_run
     from tfllm.training.finetune_run import evaluate_classifier
 
-    config, model = load_run(_existing_run(args.run_dir))
-    if isinstance(config, FinetuneConfig) and config.task == "classify":
-        report = evaluate_classifier(args.run_dir, config, model)
+    run = load_run(_existing_run(args.run_dir))
+    if run.is_classifier:
+        report = evaluate_classifier(run)
         print(json.dumps(report) if args.json else "\n".join(f"{key:<18} {value}" for key, value in report.items()))
         return 0
-    corpus = args.corpus or _run_corpus(args.run_dir, config)
+    corpus = args.corpus or run.corpus
     split = None if args.split == "all" else args.split
-    result = evaluate_texts(model, load_texts(corpus, split))
+    result = evaluate_texts(run.model, load_texts(corpus, split))
     report = {"corpus": corpus, "split": args.split, "loss": result.loss, "perplexity": result.perplexity,
               "bits_per_byte": result.bits_per_byte, "tokens": result.tokens, "bytes": result.bytes,
               "documents": result.documents}
@@ -295,11 +366,12 @@ def _generate(args):
         prompts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
     if not prompts:
         raise BadInput("no prompt: give --prompt TEXT, --prompts-file FILE, or prompts on standard input")
-    from tfllm.training import FinetuneConfig, load_run
+    from tfllm.training import load_run
 
-    config, model = load_run(_existing_run(args.run_dir))
-    if isinstance(config, FinetuneConfig) and config.task == "classify":
+    run = load_run(_existing_run(args.run_dir))
+    if run.is_classifier:
         raise BadInput(f"{args.run_dir} holds a classifier, which does not generate text")
+    model = run.model
     settings = {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature, "top_k": args.top_k,
                 "top_p": args.top_p if args.top_p < 1 else None, "seed": args.seed,
                 "sampler": "random" if args.temperature > 0 else "greedy"}
@@ -323,14 +395,12 @@ def _generate(args):
 
 
 def _finetune(args):
-    from tfllm.training import FinetuneConfig, finetune_run, get_strategy
+    from tfllm.training import finetune_run, get_strategy
 
+    config = FinetuneConfig.from_dict(_command_line_values(args, {"finetune": FinetuneConfig}).get("finetune", {}))
     strategy = get_strategy(args.strategy, logical_cpus=args.logical_cpus)
-
-    config = FinetuneConfig(task=args.task, data=args.data, steps=args.steps, batch_size=args.batch_size,
-                            sequence_length=args.sequence_length, learning_rate=args.learning_rate, seed=args.seed)
     parent = _existing_run(args.run_dir)
-    output = args.output_dir or f"{os.path.normpath(parent)}-{args.task}"
+    output = args.output_dir or f"{os.path.normpath(parent)}-{config.task}"
     result = finetune_run(parent, config, output, overwrite=args.overwrite, verbose=0 if args.quiet else 1,
                           strategy=strategy)
     print(f"Run directory: {result.run_dir} (parent: {parent})")
@@ -339,12 +409,12 @@ def _finetune(args):
 
 def _export(args):
     from tfllm.export import export_saved_model
-    from tfllm.training import FinetuneConfig, load_run
+    from tfllm.training import load_run
 
-    config, model = load_run(_existing_run(args.run_dir))
-    if isinstance(config, FinetuneConfig) and config.task == "classify":
+    run = load_run(_existing_run(args.run_dir))
+    if run.is_classifier:
         raise BadInput(f"{args.run_dir} holds a classifier: only language models export (generate and score)")
-    path = export_saved_model(model, args.out_dir, max_new_tokens_limit=args.max_new_tokens_limit,
+    path = export_saved_model(run.model, args.out_dir, max_new_tokens_limit=args.max_new_tokens_limit,
                               max_batch_size=args.max_batch_size)
     print(f"""SavedModel written to {path}. Call it from Python (tensorflow and tensorflow-text, no tfllm needed):
 
@@ -394,9 +464,7 @@ def _read_config_file(path):
         text = file.read()
     try:
         if path.endswith((".yaml", ".yml")):
-            import yaml
-
-            values = yaml.safe_load(text)
+            values = yaml.load(text, Loader=_YAMLLoader)
         else:
             values = json.loads(text)
     except Exception as error:  # json and yaml raise their own kinds
@@ -409,18 +477,6 @@ def _read_config_file(path):
 def _corpus_name(corpus):
     name = os.path.basename(os.path.normpath(corpus))
     return os.path.splitext(name)[0] or "corpus"
-
-
-def _run_corpus(run_dir, config):
-    """The corpus a run's model was trained on (the parent's corpus for supervised fine-tuning)."""
-    from tfllm.training import FinetuneConfig
-
-    if not isinstance(config, FinetuneConfig):
-        return config.data.corpus
-    if config.task == "continue":
-        return config.data
-    with open(os.path.join(run_dir, "finetune.json"), encoding="utf-8") as file:
-        return json.load(file)["parent_config"]["data"]["corpus"]
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ import keras
 import numpy as np
 import pytest
 
+from tests.helpers import OddIdsTokenizer
+from tfllm.data import PromptTemplate
 from tfllm.export import export_saved_model
 from tfllm.generation import RequestSampler
 from tfllm.models import LSTMLM, SimpleRNNLM, TransformerLM
@@ -104,6 +106,10 @@ def _models():
                                                                                verbose=False)),
         "lstm_byte": LSTMLM(259, hidden_dim=16, num_layers=2, tokenizer=ByteTokenizer()),
         "rnn_byte": SimpleRNNLM(259, hidden_dim=16, tokenizer=ByteTokenizer()),
+        # Extra special tokens and a template the export applies to every prompt, as `model.generate` does.
+        "lstm_template": LSTMLM(261, hidden_dim=16, tokenizer=ByteTokenizer(special_tokens=["<q>", "<a>"]),
+                                prompt_template=PromptTemplate("<q>{question}<a>", "{answer}")),
+        "lstm_odd_ids": LSTMLM(OddIdsTokenizer().vocab_size, hidden_dim=16, tokenizer=OddIdsTokenizer()),
     }
 
 
@@ -126,7 +132,7 @@ def served(tmp_path_factory):
 
 
 NAMES = ["transformer_byte", "transformer_char", "transformer_wordpiece", "transformer_sentencepiece", "lstm_byte",
-         "rnn_byte"]
+         "rnn_byte", "lstm_template", "lstm_odd_ids"]
 
 
 def test_the_serving_process_cannot_import_tfllm(served):

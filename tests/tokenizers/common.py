@@ -47,10 +47,29 @@ def eager_results(tokenizer, texts):
 
 
 def assert_specials(tokenizer, texts, tmp_path):
-    assert (tokenizer.pad_id, tokenizer.bos_id, tokenizer.eos_id) == (0, 1, 2)
-    assert len(tokenizer.get_vocabulary()) == tokenizer.vocab_size
-    ids = tf.constant([[tokenizer.bos_id, tokenizer.eos_id, tokenizer.pad_id]])
+    """The special ids are the vocabulary's, dropped by default, written as their tokens on request."""
+    vocabulary = tokenizer.get_vocabulary()
+    assert len(vocabulary) == tokenizer.vocab_size
+    assert {token: vocabulary.index(token) for token in tokenizer.special_tokens} == tokenizer.special_tokens
+    roles = [tokenizer.bos_id, tokenizer.eos_id, *([] if tokenizer.pad_id is None else [tokenizer.pad_id])]
+    ids = tf.constant([roles + [tokenizer.special_tokens[token] for token in tokenizer.extra_special_tokens]])
     assert tokenizer.detokenize(ids).numpy().tolist() == [b""]
+    written = "".join(vocabulary[token_id] for token_id in ids.numpy()[0]).encode()
+    assert tokenizer.detokenize(ids, skip_special_tokens=False).numpy().tolist() == [written]
+
+
+def assert_extra_special_tokens_are_single_ids(tokenizer, texts, tmp_path):
+    """Each extra special token in a text is its one id, and `skip_special_tokens=False` writes it back in place."""
+    for token in tokenizer.extra_special_tokens:
+        token_id = tokenizer.special_tokens[token]
+        for text in texts:
+            text = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+            ids = tokenizer.tokenize(f"{token}{text}{token}").numpy().tolist()
+            assert ids[0] == token_id and ids[-1] == token_id
+            assert token_id not in ids[1:-1] or token in text
+            alone = tokenizer.detokenize(tokenizer.tokenize(text), skip_special_tokens=False).numpy()
+            written = tokenizer.detokenize(ids, skip_special_tokens=False).numpy()
+            assert written == token.encode() + alone + token.encode()
 
 
 def assert_graph_matches_eager(tokenizer, texts, tmp_path):
@@ -131,6 +150,7 @@ def assert_survives_seeding_and_clear_session(tokenizer, texts, tmp_path):
 # Each takes (tokenizer, texts, tmp_path); `texts` is a list of at least two str/bytes.
 INTERFACE_CHECKS = [
     assert_specials,
+    assert_extra_special_tokens_are_single_ids,
     assert_graph_matches_eager,
     assert_dataset_map_matches,
     assert_rebuilt_from_config,

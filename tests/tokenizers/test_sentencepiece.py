@@ -131,6 +131,19 @@ def test_bad_proto_raises():
     with pytest.raises(ValueError, match="not base64"):
         SentencePieceTokenizer("not base64!")
     model = io.BytesIO()
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(CORPUS), model_writer=model, vocab_size=60, minloglevel=2)
-    with pytest.raises(ValueError, match="special ids"):  # sentencepiece's default ids: unk 0, bos 1, eos 2
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(CORPUS), model_writer=model, vocab_size=60, minloglevel=2,
+                                   bos_id=-1)
+    with pytest.raises(ValueError, match="proto has no bos piece"):
         SentencePieceTokenizer(model.getvalue())
+    with pytest.raises(ValueError, match=r"special_tokens \['<x>'\] are not pieces"):
+        SentencePieceTokenizer(SentencePieceTokenizer.train(CORPUS, 400, verbose=False).proto, special_tokens=["<x>"])
+
+
+def test_a_model_made_elsewhere_keeps_its_own_ids():
+    model = io.BytesIO()  # sentencepiece's default ids: unk 0, bos 1, eos 2, no pad
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(CORPUS), model_writer=model, vocab_size=60, minloglevel=2)
+    tokenizer = SentencePieceTokenizer(model.getvalue())
+    assert (tokenizer.pad_id, tokenizer.bos_id, tokenizer.eos_id, tokenizer.unk_id) == (None, 1, 2, 0)
+    assert tokenizer.special_tokens == {"<s>": 1, "</s>": 2, "<unk>": 0}
+    ids = tokenizer.tokenize("the cat").numpy().tolist()
+    assert tokenizer.detokenize([1, *ids, 2]).numpy() == b"the cat"

@@ -6,7 +6,7 @@ from hypothesis import given, settings, strategies as st
 
 from tests.tokenizers import common
 from tfllm.tokenizers import WordPieceTokenizer
-from tfllm.tokenizers.wordpiece import _fit_to_size
+from tfllm.tokenizers.wordpiece import SPECIAL_TOKENS, _fit_to_size
 
 CORPUS = [
     "The cat sat on the mat, and the dog sat on the log.",
@@ -78,8 +78,8 @@ def test_vocab_size_is_honoured_and_every_kept_character_stays_spellable(vocab_s
 
 def test_fit_to_size_drops_the_rarest_pieces_but_no_character():
     learned = ["[PAD]", "[BOS]", "[EOS]", "[UNK]", "a", "b", "ab", "ba", "aba", "##a", "##b", "##ab"]
-    assert _fit_to_size(learned, 10) == ["[PAD]", "[BOS]", "[EOS]", "[UNK]", "a", "b", "ab", "ba", "##a", "##b"]
-    assert _fit_to_size(learned, 20) == learned
+    assert _fit_to_size(learned, 10, SPECIAL_TOKENS) == ["[PAD]", "[BOS]", "[EOS]", "[UNK]", "a", "b", "ab", "ba", "##a", "##b"]
+    assert _fit_to_size(learned, 20, SPECIAL_TOKENS) == learned
 
 
 def test_trains_from_a_dataset_like_from_a_list(tokenizer):

@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from tfllm.training.config import DEFAULTS, DataConfig, ModelConfig, RunConfig, TrainConfig
+from tfllm import choices
+from tfllm.training.config import DEFAULTS, DataConfig, FinetuneConfig, ModelConfig, RunConfig, TrainConfig
 
 
 @pytest.mark.parametrize("architecture", ["transformer", "lstm", "rnn"])
@@ -152,3 +153,52 @@ def test_validate_checks_the_batch_against_the_replicas():
 def test_recurrent_models_ignore_transformer_sizes():
     config = RunConfig.default("rnn", model={"num_heads": 3}, train={"sequence_length": 4096, "sample_tokens": 999})
     assert config.validate() is config  # no context limit, no heads: nothing to check against
+
+
+def test_the_choices_of_each_field_are_tfllms_one_tuple():
+    fields = {f"{kind.section}.{field.name}": field.metadata.get("choices")
+              for kind in (ModelConfig, DataConfig, TrainConfig, FinetuneConfig) for field in dataclasses.fields(kind)}
+    assert fields["model.architecture"] is choices.ARCHITECTURES and fields["data.tokenizer"] is choices.TOKENIZERS
+    assert fields["train.precision"] is choices.PRECISIONS and fields["finetune.task"] is choices.FINETUNE_TASKS
+    assert set(DEFAULTS["model"]) == set(choices.ARCHITECTURES) == set(DEFAULTS["train"])
+
+
+def test_finetune_config_is_a_section_like_the_others(tmp_path):
+    config = FinetuneConfig("sft", "qa", sequence_length=64, learning_rate=1)
+    assert config.learning_rate == 1.0 and isinstance(config.learning_rate, float)
+    assert FinetuneConfig.from_dict(config.to_dict()) == config
+    assert FinetuneConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    defaults = FinetuneConfig.from_dict({"task": "continue", "data": "kjv"})  # the defaults of DEFAULTS["finetune"]
+    assert {key: value for key, value in defaults.to_dict().items() if key not in ("task", "data")} == \
+        DEFAULTS["finetune"]
+    for values, message in [
+        ({"task": "sft", "data": "qa", "steps": "10"}, r"finetune\.steps='10' has the type str: expected int"),
+        ({"task": "sft", "data": "qa", "seed": 1.5}, r"finetune\.seed=1\.5 has the type float: expected int"),
+        ({"task": "sft", "data": 3}, r"finetune\.data=3 has the type int: expected str"),
+        ({"task": "sft", "data": "qa", "sequence_length": "64"}, r"finetune\.sequence_length='64' .* int or null"),
+        ({"task": "sft", "data": "qa", "stepz": 10}, r"unknown key finetune\.stepz in the config"),
+        ({"data": "qa"}, r"the config has no finetune\.task"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            FinetuneConfig.from_dict(values)
+
+
+def test_finetune_validate_names_the_field_and_the_value(tmp_path):
+    labelled = tmp_path / "labelled.jsonl"
+    labelled.write_text("{}")
+    assert FinetuneConfig("classify", str(labelled)).validate(num_replicas=2).task == "classify"
+    for config, message in [
+        (FinetuneConfig("translate", "qa"), r"finetune\.task='translate' is invalid: expected one of 'continue', "),
+        (FinetuneConfig("continue", ""), r"finetune\.data='' is invalid: expected a corpus name or a file path"),
+        (FinetuneConfig("sft", "qa", steps=0), r"finetune\.steps=0 is invalid: expected a positive integer"),
+        (FinetuneConfig("sft", "qa", batch_size=-2), r"finetune\.batch_size=-2 is invalid"),
+        (FinetuneConfig("sft", "qa", sequence_length=0), r"finetune\.sequence_length=0 is invalid: .* or None"),
+        (FinetuneConfig("sft", "qa", learning_rate=float("inf")), r"finetune\.learning_rate=inf is invalid"),
+        (FinetuneConfig("sft", "qa", seed=-1), r"finetune\.seed=-1 is invalid: expected an integer >= 0"),
+        (FinetuneConfig("sft", str(tmp_path / "none.jsonl")), r"none\.jsonl' does not exist: expected a JSONL or CSV"),
+        (FinetuneConfig("classify", "qa"), r"finetune\.data='qa' holds prompt/completion pairs, not labelled texts"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            config.validate()
+    with pytest.raises(ValueError, match=r"finetune\.batch_size=16 is not divisible by the number of replicas \(3\)"):
+        FinetuneConfig("sft", "qa").validate(num_replicas=3)

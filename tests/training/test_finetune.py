@@ -1,16 +1,20 @@
 """Fine-tuning changes what it should: SFT teaches a held-out task and ignores the prompt's loss, more pretraining
 lowers the loss on the new corpus, the classifier recipe maps labels as documented."""
 
+import json
+import os
 import random
 
 import keras
 import numpy as np
 import pytest
 
-from tfllm.data import question_answer_pairs, sft_dataset
+from tests.training.common import write_kjv_verses
+from tfllm.data import PromptTemplate, question_answer_pairs, sft_dataset
+from tfllm.evaluation import evaluate_texts
 from tfllm.models import LSTMLM, TransformerLM
 from tfllm.tokenizers import ByteTokenizer
-from tfllm.training.evaluation import evaluate_texts
+from tfllm.training import FinetuneConfig, RunConfig, RunDirectory, RunDirectoryError, finetune_run, load_run
 from tfllm.training.finetune import continue_pretraining, supervised_finetune, train_classifier
 
 VOCAB = 259  # the byte tokenizer's
@@ -96,3 +100,47 @@ def test_train_classifier_maps_labels_and_checks_its_arguments():
         train_classifier(backbone, examples, num_classes=3, steps=10, log_every=3)
     with pytest.raises(ValueError, match="tokenizer"):
         supervised_finetune(LSTMLM(VOCAB, hidden_dim=8), [("a", "b")], steps=1, sequence_length=4)
+
+
+def test_finetune_run_records_its_parents_and_refuses_what_it_cannot_use(tmp_path):
+    keras.utils.set_random_seed(0)
+    pretrained = RunDirectory(tmp_path / "pretrained")  # a complete pretraining run, made by hand
+    pretrained.start(RunConfig.default("lstm", data={"tokenizer": "byte"}, train={"sequence_length": 32}), "new")
+    model = LSTMLM(VOCAB, hidden_dim=8, tokenizer=ByteTokenizer())
+    model(np.zeros((1, 4), "int32"))
+    pretrained.save_model(model)
+    for name in pretrained.missing_files():
+        pretrained.write_text(name, "{}")
+    corpus = write_kjv_verses(tmp_path)
+
+    continued = finetune_run(pretrained.path, FinetuneConfig("continue", corpus, steps=2, batch_size=4),
+                             tmp_path / "continued", verbose=0)
+    assert continued.metrics["steps"] == 2 and continued.metrics["bits_per_byte"] > 0
+    answered = finetune_run(continued.run_dir, FinetuneConfig("sft", "qa", steps=2, batch_size=4),
+                            tmp_path / "answered", verbose=0)
+    loaded = load_run(answered.run_dir)
+    assert (loaded.kind, loaded.parent.kind, loaded.parent.parent.kind) == ("finetune", "finetune", "pretrain")
+    assert loaded.parent.path == os.path.abspath(continued.run_dir) and loaded.parent.config == continued.config
+    assert (loaded.sequence_length, loaded.corpus, loaded.is_classifier) == (32, corpus, False)
+    assert loaded.metrics == answered.metrics and os.path.exists(os.path.join(answered.run_dir, "samples.txt"))
+
+    config = FinetuneConfig("sft", "qa", steps=1)
+    with pytest.raises(RunDirectoryError, match="is the parent run"):
+        finetune_run(answered.run_dir, config, answered.run_dir, verbose=0)
+    with pytest.raises(RunDirectoryError, match="holds a complete run: use overwrite=True"):
+        finetune_run(pretrained.path, config, answered.run_dir, verbose=0)
+    with pytest.raises(RunDirectoryError, match="holds a finetune run, not a pretrain run"):
+        RunDirectory(answered.run_dir).plan(RunConfig.default())
+
+
+def test_sft_with_a_template_saves_it_with_the_model_and_the_run(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = LSTMLM(261, hidden_dim=8, tokenizer=ByteTokenizer(special_tokens=["<q>", "<a>"]))
+    template = PromptTemplate("<q>{question}<a>", "{answer}")
+    records = [{"question": "Who made the earth?", "answer": "God."}] * 4
+    supervised_finetune(model, records, steps=2, sequence_length=32, batch_size=2, seed=0, template=template)
+    assert model.prompt_template == template
+    run = RunDirectory(tmp_path)
+    run.save_model(model)
+    assert json.loads((tmp_path / "template.json").read_text()) == template.get_config()
+    assert keras.saving.load_model(tmp_path / "model.keras").prompt_template == template

@@ -18,7 +18,16 @@ from tensorflow.core.util import event_pb2
 
 from tests.training.common import PEAK_FLOPS, files_under, tiny_config, write_kjv_verses, write_repetitive_corpus
 from tfllm.data import load_texts
-from tfllm.training import RunConfig, RunDirectoryError, TrainingDivergedError, get_strategy, load_run, pretrain
+from tfllm.training import (
+    RunConfig,
+    RunDirectory,
+    RunDirectoryError,
+    TrainingDivergedError,
+    get_strategy,
+    load_run,
+    pretrain,
+)
+from tfllm.training.pretrain import build_run, open_run, train_run, write_results
 
 METRICS = {
     "steps", "optimizer_updates", "tokens_seen", "train_loss", "validation_loss", "validation_perplexity",
@@ -91,8 +100,10 @@ def test_a_tiny_run_writes_every_file_with_sane_contents(architecture, verses, t
     assert [entry["step"] for entry in history["epochs"]] == [3, 6]
     assert {"loss", "val_loss", "tokens_per_second", "mfu"} <= set(history["epochs"][-1])
 
-    loaded_config, model = load_run(run)
-    assert loaded_config == config and type(model) is type(result.model)
+    loaded = load_run(run)
+    assert (loaded.kind, loaded.config, loaded.parent, loaded.metrics) == ("pretrain", config, None, metrics)
+    model = loaded.model
+    assert type(model) is type(result.model)
     for want, got in zip(_weights(result.model), _weights(model)):
         np.testing.assert_array_equal(got, want)
     assert model.generate("In the", max_new_tokens=4, seed=0).startswith("In the")
@@ -106,6 +117,39 @@ def test_a_tiny_run_writes_every_file_with_sane_contents(architecture, verses, t
         for expected in ('architecture: "transformer"', "Steps 1-3 of 6", "Steps 4-6 of 6", "tokens_per_second",
                          "val_loss", "step 6/6 (100%)", "Samples at step 6:", "bits per byte"):
             assert expected in printed
+
+
+def test_the_four_phases_run_one_by_one(verses, tmp_path):
+    config = tiny_config(verses, "lstm", steps=4, eval_every=2, checkpoint_every=2)
+    with pytest.raises(ValueError, match=r"train\.steps=0 is invalid"):
+        open_run(config.replace(train={"steps": 0}), tmp_path / "refused")
+    assert not (tmp_path / "refused").exists()  # checked before anything is written
+
+    opened = open_run(config, tmp_path / "run", verbose=0)
+    assert (opened.resume, opened.writer, opened.strategy.num_replicas_in_sync) == (False, True, 1)
+    assert files_under(tmp_path / "run") == ["config.json", "run.json"] and len(opened.texts.validation) == 3
+    built = build_run(opened)
+    assert built.start_step == 0 and built.state.history.steps == [] and built.model.optimizer.built
+    assert built.validation.steps == 2 and "checkpoints/tokenizer.json" in files_under(tmp_path / "run")
+    trained = train_run(opened, built, peak_flops=PEAK_FLOPS)
+    assert built.state.history.steps == [1, 2, 3, 4] and [entry["step"] for entry in built.state.history.epochs] == [
+        2, 4]
+    assert trained.final["val_loss"] == built.state.history.epochs[-1]["val_loss"]
+    state = json.loads((tmp_path / "run/checkpoints/state.json").read_text())
+    assert state["step"] == 4 and state["history"]["steps"] == [1, 2, 3, 4] and state["elapsed_seconds"] > 0
+    assert not RunDirectory(tmp_path / "run").is_complete()  # trained, but no results yet
+
+    reopened = open_run(config, tmp_path / "run", verbose=0)  # what a second start would see now
+    rebuilt = build_run(reopened)
+    assert reopened.resume and rebuilt.start_step == 4 and rebuilt.state.history.steps == [1, 2, 3, 4]
+    assert rebuilt.state.elapsed_before == state["elapsed_seconds"]
+    for want, got in zip(_weights(built.model), _weights(rebuilt.model)):
+        np.testing.assert_array_equal(got, want)
+
+    metrics = write_results(opened, built, trained)
+    assert RunDirectory(tmp_path / "run").is_complete()
+    assert metrics["validation_loss_estimate"] == trained.final["val_loss"] and metrics["steps"] == 4
+    assert json.loads((tmp_path / "run/metrics.json").read_text())["validation_loss"] == metrics["validation_loss"]
 
 
 def test_the_loss_goes_down_on_a_repetitive_corpus(tmp_path):
@@ -171,7 +215,7 @@ def test_an_interrupted_run_resumes_mid_epoch_and_ends_at_the_requested_step(uni
     assert finished.metrics["validation_loss"] == pytest.approx(result.metrics["validation_loss"], rel=1e-5)
     assert [entry["step"] for entry in finished.history["epochs"]] == [3, 6, 8]
     assert not (tmp_path / "run/.tmp-killed-while-saving.keras").exists()
-    assert load_run(tmp_path / "run")[0] == config
+    assert load_run(tmp_path / "run").config == config
 
 
 _KILLED_RUN = """
@@ -236,7 +280,7 @@ def test_mixed_bfloat16_trains_and_restores_the_global_policy(verses, tmp_path):
     assert result.model.dtype_policy.name == "mixed_bfloat16"
     assert result.model.trainable_weights[0].dtype == "float32"  # variables stay float32
     assert 0 < result.metrics["validation_loss"] < 2 * math.log(259)
-    assert load_run(tmp_path / "run")[1].dtype_policy.name == "mixed_bfloat16"
+    assert load_run(tmp_path / "run").model.dtype_policy.name == "mixed_bfloat16"
     assert keras.config.dtype_policy().name == "float32"
 
 

@@ -1,19 +1,33 @@
 import json
 import os
+import pathlib
 
+import keras
+import numpy as np
 import pytest
 
 import tfllm
-from tfllm.training import RunConfig
-from tfllm.training.run_directory import FINAL_FILES, RunDirectory, RunDirectoryError, load_run
+from tfllm.models import LSTMLM
+from tfllm.tokenizers import ByteTokenizer
+from tfllm.training import FinetuneConfig, LoadedRun, RunConfig
+from tfllm.training.run_directory import KINDS, RunDirectory, RunDirectoryError, load_run
 
 
 def _complete_run(path, config):
     run = RunDirectory(path)
     run.start(config, "new")
-    for name in FINAL_FILES[1:]:
-        (path / name).write_bytes(b"not really")
+    for name in KINDS["pretrain"].final_files[1:]:
+        (path / name).write_bytes(b"{}" if name == "metrics.json" else b"not really")
     return run
+
+
+def _finish(run, model, metrics=None):
+    """Writes the final files of `run` as a run of its kind would, `model` saved for real."""
+    run.save_model(model)
+    for name in run.missing_files():
+        if name != "metrics.json":
+            run.write_text(name, "written")
+    run.write_json("metrics.json", metrics or {"steps": 1})
 
 
 def test_plan_new_resume_and_refusals(tmp_path):
@@ -88,3 +102,104 @@ def test_a_run_of_another_run_format_or_without_its_marker_is_refused_naming_the
     (tmp_path / "run.json").unlink()
     with pytest.raises(RunDirectoryError, match="has no run.json: it was written by an older tfllm"):
         load_run(tmp_path)
+
+
+def _tiny_model():
+    keras.utils.set_random_seed(0)
+    model = LSTMLM(259, hidden_dim=8, tokenizer=ByteTokenizer())
+    model(np.zeros((1, 4), "int32"))
+    return model
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A pretraining run, its "continue" fine-tuning and that one's "sft" fine-tuning, each complete, with a tiny
+    real model (the training itself is `pretrain`'s and `finetune_run`'s to test)."""
+    folder = tmp_path_factory.mktemp("runs")
+    model = _tiny_model()
+    pretrained = RunDirectory(folder / "pretrain")
+    pretrained.start(RunConfig.default("lstm", data={"tokenizer": "byte"}, train={"sequence_length": 64,
+                                                                                  "precision": "mixed_bfloat16"}),
+                     "new")
+    _finish(pretrained, model)
+    continued = RunDirectory(folder / "continue", "finetune")
+    continued.start(FinetuneConfig("continue", "shakespeare"), "new", parent=load_run(pretrained.path))
+    _finish(continued, model)
+    answered = RunDirectory(folder / "sft", "finetune")
+    answered.start(FinetuneConfig("sft", "qa", sequence_length=32), "new", parent=load_run(continued.path))
+    _finish(answered, model)
+    return pretrained, continued, answered
+
+
+def test_load_run_reads_every_kind_with_its_parents(runs):
+    pretrained, continued, answered = (load_run(run.path) for run in runs)
+    assert isinstance(pretrained, LoadedRun) and pretrained.kind == "pretrain" and pretrained.parent is None
+    assert pretrained.config == RunDirectory(runs[0].path).read_config() and type(pretrained.model) is LSTMLM
+    assert (pretrained.template, pretrained.metrics) == (None, {"steps": 1})
+    assert pretrained.model.compiled and pretrained.precision == "mixed_bfloat16"
+
+    assert continued.kind == "finetune" and continued.config == FinetuneConfig("continue", "shakespeare")
+    assert continued.parent.kind == "pretrain" and continued.parent.path == os.path.abspath(runs[0].path)
+    assert continued.parent.config == pretrained.config and continued.parent.model is None
+    assert answered.parent.config == continued.config and answered.parent.parent.config == pretrained.config
+    # What the command line asks, answered from the kind and the config, through the parents.
+    assert [run.is_classifier for run in (pretrained, continued, answered)] == [False, False, False]
+    assert [run.corpus for run in (pretrained, continued, answered)] == ["kjv", "shakespeare", "shakespeare"]
+    assert [run.sequence_length for run in (pretrained, continued, answered)] == [64, 64, 32]
+    assert answered.precision == "mixed_bfloat16"  # the model loads in its root's precision
+    record = json.loads(pathlib.Path(runs[2].file("finetune.json")).read_text())
+    assert record["parent_kind"] == "finetune" and record["parent_config"]["parent_config"] == pretrained.config.to_dict()
+
+
+def test_a_classifier_run_says_so_and_a_template_is_read_when_present(runs, tmp_path):
+    parent = load_run(runs[0].path)
+    labelled = tmp_path / "labelled.jsonl"
+    labelled.write_text('{"text": "a", "label": "x"}\n')
+    run = RunDirectory(tmp_path / "classify", "finetune")
+    run.start(FinetuneConfig("classify", str(labelled)), "new", parent=parent)
+    _finish(run, _tiny_model())
+    assert load_run(run.path).is_classifier and load_run(run.path).template is None
+    template = pathlib.Path(run.template_path)
+    template.write_text('{"prompt": "<en>{source}<zh>", "completion": "{target}"}')
+    assert load_run(run.path).template == {"prompt": "<en>{source}<zh>", "completion": "{target}"}
+    template.write_text("[1, 2]")
+    with pytest.raises(RunDirectoryError, match=r"template\.json is damaged: expected a JSON object"):
+        load_run(run.path)
+
+
+def test_finetune_json_is_type_checked_when_read_back(runs, tmp_path):
+    run = tmp_path / "copy"
+    os.makedirs(run)
+    for name in ("run.json", "finetune.json", "history.json", "metrics.json"):
+        (run / name).write_bytes(pathlib.Path(runs[1].file(name)).read_bytes())
+    (run / "model.keras").write_bytes(b"checked after the config")
+    record = json.loads((run / "finetune.json").read_text())
+    for config, message in [({**record["config"], "steps": "10"}, r"finetune\.steps='10' has the type str: expected int"),
+                            ({**record["config"], "stepz": 10}, r"unknown key finetune\.stepz"),
+                            ({"data": "qa"}, r"the config has no finetune\.task")]:
+        (run / "finetune.json").write_text(json.dumps({**record, "config": config}))
+        with pytest.raises(RunDirectoryError, match=r"finetune\.json is damaged: " + message):
+            load_run(run)
+    (run / "finetune.json").write_text(json.dumps({"config": record["config"]}))
+    with pytest.raises(RunDirectoryError, match="expected a JSON object with the keys config, parent, parent_config"):
+        load_run(run)
+
+
+def test_one_planner_for_every_kind(runs, tmp_path):
+    parent = load_run(runs[0].path)
+    config = FinetuneConfig("sft", "qa")
+    run = RunDirectory(tmp_path / "sft", "finetune")
+    assert run.plan(config) == "new"
+    with pytest.raises(ValueError, match="starts from a parent run"):
+        run.start(config, "new")
+    run.start(config, "new", parent=parent)
+    with pytest.raises(RunDirectoryError, match="holds an unfinished finetune run, which does not resume"):
+        run.plan(config)
+    with pytest.raises(RunDirectoryError, match=r"holds an unfinished run: model\.keras, history\.json, "
+                                                r"metrics\.json missing\. A finetune run does not resume"):
+        load_run(run.path)
+    assert run.plan(config, overwrite=True) == "overwrite"
+    with pytest.raises(RunDirectoryError, match="holds a finetune run, not a pretrain run"):
+        RunDirectory(run.path).plan(RunConfig.default())
+    with pytest.raises(RunDirectoryError, match="holds a complete run"):
+        RunDirectory(runs[1].path, "finetune").plan(config)

@@ -71,7 +71,7 @@ def classification_dataset(
     @tf.autograph.experimental.do_not_convert  # plain graph code; see Tokenizer.tokenize
     def encode(batch_texts, batch_labels):
         ids = tokenizer.tokenize(batch_texts)[:, :sequence_length]  # (B, <= T)
-        return ids.to_tensor(tokenizer.pad_id, shape=[None, sequence_length]), batch_labels  # (B, T), (B,)
+        return ids.to_tensor(tokenizer.fill_id, shape=[None, sequence_length]), batch_labels  # (B, T), (B,)
 
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     return dataset.map(encode, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE), label_names

@@ -14,6 +14,7 @@ from tfllm.data.files import SUFFIXES, read_documents
 from tfllm.data.kjv import kjv_chapters
 from tfllm.data.shakespeare import fetch_shakespeare
 from tfllm.data.splits import check_split, split_of
+from tfllm.utf8 import utf8_bytes
 
 CORPUS_NAMES = ("kjv", "shakespeare")
 
@@ -115,7 +116,7 @@ def corpus_stats(corpus):
             lambda state, text: (state[0] + 1, state[1] + tf.cast(tf.strings.length(text, unit="BYTE"), tf.int64)),
         )
         return CorpusStats(int(documents), int(size))
-    texts = [text.encode("utf-8") if isinstance(text, str) else bytes(text) for text in corpus]
+    texts = utf8_bytes(list(corpus))
     return CorpusStats(len(texts), sum(map(len, texts)))
 
 

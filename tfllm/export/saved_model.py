@@ -17,7 +17,7 @@ an `InvalidArgumentError` that names the input and the limit, before any decodin
 export as scalars (`loaded.max_new_tokens_limit`, ...).
 
 Decoding runs as `CausalLM.generate` runs it: a prefill, then the compiled loop, under XLA where `generate` would
-use it (`tfllm.models.text_generation.use_xla`), with a `tfllm.generation.RequestSampler` that draws what
+use it (`tfllm.generation.text_generation.use_xla`), with a `tfllm.generation.RequestSampler` that draws what
 `generate`'s samplers draw for the same settings and seed. So the loaded signature is as fast as `model.generate`
 and gives the same text.
 """
@@ -29,9 +29,16 @@ import tensorflow as tf
 from keras import ops
 
 from tfllm.checks import require_positive_int
+from tfllm.evaluation.scoring import (
+    CHUNK_LENGTH,
+    decode_log_likelihoods,
+    default_stride,
+    window_bounds,
+    window_log_likelihoods,
+)
 from tfllm.generation import RequestSampler, decode_loop
+from tfllm.generation.text_generation import prefill_state, use_xla
 from tfllm.models import CausalLM
-from tfllm.models.text_generation import prefill_state, use_xla
 
 DEFAULT_MAX_NEW_TOKENS = 256
 DEFAULT_MAX_PROMPT_TOKENS = 1024  # for models without a context limit (RNNs)
@@ -82,6 +89,10 @@ def export_saved_model(model, path, max_new_tokens_limit=None, max_prompt_tokens
         raise ValueError(f"model is a {type(model).__name__}: expected a tfllm.models.CausalLM")
     if model.tokenizer is None:
         raise ValueError("the model has no tokenizer: an export serves strings, so make it with tokenizer=...")
+    template = model.prompt_template
+    if template is not None and template.kind == "fields" and len(template.prompt_fields) != 1:
+        raise ValueError(f"the model's prompt template {template.prompt!r} has the fields "
+                         f"{list(template.prompt_fields)}: an export fills one field from each prompt string")
     path = os.fspath(path)
     if os.path.isdir(path) and os.listdir(path):
         raise ValueError(f"{path} exists and is not empty: choose a new directory for the export")
@@ -170,6 +181,9 @@ class _Endpoints:
             tf.debugging.assert_greater(top_p, 0.0, message="top_p must be in (0, 1] (1 is off)"),
             tf.debugging.assert_less_equal(top_p, 1.0, message="top_p must be in (0, 1] (1 is off)"),
         ]
+        template = model.prompt_template
+        if template is not None:  # the prompts are what the template's one field holds, as for `model.generate`
+            prompts = template.format_prompt_tensor(prompts)  # (B,)
         with tf.control_dependencies(checks):
             prompt_ids = self._with_bos(tokenizer.tokenize(prompts))  # (B, None)
         # A Transformer's context holds the prompt and the new tokens: prompts lose their beginning to fit.
@@ -189,7 +203,7 @@ class _Endpoints:
         new_ids = tf.ragged.boolean_mask(token_ids, is_new)  # (B, None)
         prompt_text = tokenizer.detokenize(prompt_ids)
         text = tokenizer.detokenize(tf.concat([prompt_ids, new_ids], axis=1))
-        # The continuation: the whole text after the prompt's text (see `text_generation.continuation_bytes`).
+        # The continuation: the whole text after the prompt's text (as `text_generation.continuation_bytes`).
         prompt_bytes = tf.strings.length(prompt_text)
         starts_with_prompt = tf.equal(tf.strings.substr(text, tf.zeros_like(prompt_bytes), prompt_bytes), prompt_text)
         after_prompt = tf.strings.substr(text, prompt_bytes, tf.strings.length(text) - prompt_bytes)
@@ -250,26 +264,21 @@ def _last_tokens(ragged, count):
     return tf.ragged.boolean_mask(ragged, tf.RaggedTensor.from_row_lengths(keep, lengths))
 
 
-def _next_token_log_likelihoods(logits, targets):
-    return -tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=ops.cast(logits, "float32"))
-
-
 def _windowed_log_likelihoods(model, token_ids, lengths, context):
-    """log p(token_ids[:, i] | ...) for i >= 1, (B, T - 1), through the windows of `tfllm.models.scoring.
-    sliding_windows` for each row's own length (the first window reads a context, each next one predicts half a
-    context more), all rows' windows in one forward pass of (B, context) at a time."""
+    """log p(token_ids[:, i] | ...) for i >= 1, (B, T - 1), through the windows of `tfllm.evaluation.scoring`
+    (`window_bounds`, the rule of `sliding_windows`) for each row's own length, all rows' windows in one forward
+    pass of (B, context) at a time."""
     batch_size, length = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
-    stride = max(context // 2, 1)
+    stride = default_stride(context)
     padded = tf.pad(token_ids, [[0, 0], [0, context + 1]], constant_values=model.pad_id)  # room for any window
     columns = ops.arange(context)[None]  # (1, C)
     rows = tf.tile(ops.arange(batch_size)[:, None], [1, context])  # (B, C)
 
     def body(first, result):  # first (B,): each row's first position not yet predicted
-        stop = ops.where(first > 1, ops.minimum(first + stride, lengths), ops.minimum(context + 1, lengths))
-        begin = ops.maximum(stop - 1 - context, 0)  # (B,)
+        begin, stop = window_bounds(first, lengths, context, stride, xp=ops)  # (B,), (B,)
         window = tf.gather(padded, begin[:, None] + columns, batch_dims=1)  # (B, C): positions begin .. begin + C - 1
         targets = tf.gather(padded, begin[:, None] + 1 + columns, batch_dims=1)  # (B, C)
-        values = _next_token_log_likelihoods(model(window), targets)  # (B, C)
+        values = window_log_likelihoods(model, window, targets)  # (B, C)
         predicted = begin[:, None] + 1 + columns  # (B, C): the position each column predicts
         counted = (predicted >= first[:, None]) & (predicted < stop[:, None])
         indices = tf.stack([rows, ops.clip(predicted - 1, 0, length - 2)], axis=-1)  # (B, C, 2) into (B, T - 1)
@@ -283,9 +292,9 @@ def _windowed_log_likelihoods(model, token_ids, lengths, context):
     return result
 
 
-def _streamed_log_likelihoods(model, token_ids, chunk_length=256):
+def _streamed_log_likelihoods(model, token_ids, chunk_length=CHUNK_LENGTH):
     """log p(token_ids[:, i] | ...) for i >= 1, (B, T - 1), for a model without a context limit: the whole text read
-    chunk by chunk with the decode state carried along, as `tfllm.models.scoring` does."""
+    chunk by chunk with the decode state carried along (`tfllm.evaluation.scoring.decode_log_likelihoods`)."""
     batch_size, length = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
     chunks = (length - 1 + chunk_length - 1) // chunk_length
     padded = tf.pad(token_ids, [[0, 0], [0, chunks * chunk_length + 1 - length]], constant_values=model.pad_id)
@@ -294,8 +303,10 @@ def _streamed_log_likelihoods(model, token_ids, chunk_length=256):
 
     def body(chunk, state, result):
         begin = chunk * chunk_length
-        logits, state = model.decode(padded[:, begin : begin + chunk_length], state, begin)  # (B, C, V)
-        values = _next_token_log_likelihoods(logits, padded[:, begin + 1 : begin + chunk_length + 1])  # (B, C)
+        values, state = decode_log_likelihoods(  # (B, C)
+            model, padded[:, begin : begin + chunk_length], padded[:, begin + 1 : begin + chunk_length + 1], state,
+            begin,
+        )
         return chunk + 1, state, result.write(chunk, values)
 
     _, _, result = tf.while_loop(lambda chunk, *_: chunk < chunks, body, (tf.constant(0), state, result))

@@ -1,4 +1,7 @@
-"""Generation written once for every model: samplers over logits, beam search, and the compiled decode loop."""
+"""Generation written once for every model: samplers over logits, beam search, the compiled decode loop, and text
+generation and streaming on top of it (`tfllm.generation.text_generation`, behind `CausalLM.generate` and `stream`).
+
+A model is seen through its decode contract, never its class: this package imports nothing of `tfllm.models`."""
 
 from tfllm.generation.beam_search import BeamSampler
 from tfllm.generation.decode_loop import decode_loop, decode_steps, row_limits

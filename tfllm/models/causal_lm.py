@@ -12,11 +12,11 @@ Reading a prompt is one `decode` call over all of it ("prefill"); generating is 
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from tfllm.checks import require_positive_int
-from tfllm.generation import BeamSampler, get_sampler
-from tfllm.models import scoring, text_generation
+from tfllm.data.templates import template_from_config
+from tfllm.evaluation import scoring
+from tfllm.generation import text_generation
 from tfllm.models.metrics import Perplexity
 from tfllm.models.multi_worker import MultiWorkerFit
 from tfllm.models.schedules import WarmupCosineDecay
@@ -27,7 +27,8 @@ class CausalLM(MultiWorkerFit, keras.Model):
 
     Subclasses build their layers in `__init__` and implement `hidden_states`, `logits`, `initial_state` and
     `decode`. The base class gives them `call`, a `compile()` with working defaults, `generate`, `score`, and the
-    saving of an attached tokenizer.
+    saving of an attached tokenizer and prompt template (`tfllm.data.PromptTemplate` or `ChatTemplate`: what
+    `generate` wraps string prompts in, set by fine-tuning recipes or `model.prompt_template = ...`).
 
     Example (the decode contract: a prefill, then one token, gives the logits of one full forward pass):
 
@@ -46,7 +47,7 @@ class CausalLM(MultiWorkerFit, keras.Model):
     True
     """
 
-    def __init__(self, vocab_size, tokenizer=None, **kwargs):
+    def __init__(self, vocab_size, tokenizer=None, prompt_template=None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(tokenizer, dict):
             tokenizer = keras.saving.deserialize_keras_object(tokenizer)
@@ -56,6 +57,7 @@ class CausalLM(MultiWorkerFit, keras.Model):
                 f"vocab_size={vocab_size} is smaller than the tokenizer's vocabulary ({tokenizer.vocab_size} ids)."
             )
         self.tokenizer = tokenizer
+        self.prompt_template = template_from_config(prompt_template)
         self._default_compile_arguments = None  # what compile() was given, when it made the defaults itself
 
     # The architecture: subclasses implement these four.
@@ -108,7 +110,7 @@ class CausalLM(MultiWorkerFit, keras.Model):
 
         Defaults: AdamW (betas 0.9 / 0.95, `weight_decay` on kernels and embeddings, none on biases and layer
         norms) following `WarmupCosineDecay(learning_rate, warmup_steps, decay_steps)`, gradients clipped to a
-        global norm of `global_clipnorm`; sparse cross-entropy from logits that ignores `pad_id` targets; the
+        global norm of `global_clipnorm`; sparse cross-entropy from logits that ignores the tokenizer's pad targets; the
         `Perplexity` metric; `jit_compile="auto"` (XLA on accelerators, the plain graph on CPUs, which measures
         faster there). Under `mixed_float16`, Keras adds loss scaling. With `gradient_accumulation_steps`, the
         schedule counts batches, not updates (Keras passes it the batch count).
@@ -116,7 +118,7 @@ class CausalLM(MultiWorkerFit, keras.Model):
         A model compiled with the defaults saves how it was compiled in its `.keras` file and is compiled the same
         way when loaded.
         """
-        pad_id = self.pad_id
+        pad_id = self.ignored_target_id
         defaults_only = optimizer == "auto" and loss == "auto" and metrics == "auto" and not kwargs
         self._default_compile_arguments = None
         if defaults_only:
@@ -162,7 +164,24 @@ class CausalLM(MultiWorkerFit, keras.Model):
         )
 
     @property
+    def prompt_template(self):
+        """The template string prompts are wrapped in by `generate` (None: prompts are read as they are)."""
+        return self._prompt_template
+
+    @prompt_template.setter
+    def prompt_template(self, template):
+        self._prompt_template = template_from_config(template)
+
+    @property
     def pad_id(self):
+        """The id that fills rows after their end: the tokenizer's `fill_id` (its pad, or its eos when it has no
+        pad), 0 for a model without a tokenizer."""
+        return 0 if self.tokenizer is None else self.tokenizer.fill_id
+
+    @property
+    def ignored_target_id(self):
+        """The target id the default loss and metric leave out: the tokenizer's pad (None when it has none, and
+        then only sample weights mask), 0 for a model without a tokenizer."""
         return 0 if self.tokenizer is None else self.tokenizer.pad_id
 
     def generate(
@@ -178,12 +197,15 @@ class CausalLM(MultiWorkerFit, keras.Model):
         strip_prompt=False,
         num_beams=None,
         jit_compile="auto",
+        apply_template=True,
     ):
         """Continues each prompt by up to `max_new_tokens` tokens.
 
         Strings in (the tokenizer turns them into ids, after a bos) give strings out; token ids in (a list of
-        lists, a (B, T) array or a RaggedTensor) give lists of token ids out. The output holds the prompt first
-        unless `strip_prompt`. Generation stops per row at a stop token (by default the tokenizer's eos, which is
+        lists, a (B, T) array or a RaggedTensor) give lists of token ids out. A model with a `prompt_template` wraps
+        string prompts in it first (a string fills the template's one prompt field, a dict fills its fields; a
+        `ChatTemplate` reads a string as one user message). The output holds the prompt first unless
+        `strip_prompt` (as text, the template's special tokens are dropped). Generation stops per row at a stop token (by default the tokenizer's eos, which is
         not included in the output). Prompts too long for a Transformer's context lose their beginning, with a
         warning. The whole loop runs in one compiled function, made once per sampler setting and reused for any
         batch and length.
@@ -202,6 +224,7 @@ class CausalLM(MultiWorkerFit, keras.Model):
             jit_compile: run the loop under XLA: True, False, or "auto" (where it measures faster: greedy and
                 plain random draws on CPUs, everything on GPUs and TPUs). A seed's draws differ between XLA and the
                 plain graph.
+            apply_template: wrap string prompts in the model's `prompt_template`; False reads them as they are.
 
         Example:
 
@@ -212,25 +235,11 @@ class CausalLM(MultiWorkerFit, keras.Model):
         >>> text.startswith("In the beginning"), text == model.generate("In the beginning", 5, top_p=0.9, seed=1)
         (True, True)
         """
-        chosen = get_sampler(sampler, temperature, top_k, top_p, num_beams)
-        xla = text_generation.use_xla(jit_compile, chosen)
-        request = text_generation.prepare(self, prompts, max_new_tokens, stop_token_ids, xla)
-        functions = text_generation.compiled(self, chosen, request.stop_token_ids, xla)
-        token_ids, lengths = tf.constant(request.token_ids), tf.constant(request.prompt_lengths)
-        state = functions["prefill"](token_ids, lengths)
-        token_ids, ends = functions["loop"](
-            token_ids, lengths, state, tf.constant(_seed(seed), tf.int32), tf.constant(max_new_tokens, tf.int32)
+        return text_generation.generate(
+            self, self._templated(prompts, apply_template), max_new_tokens=max_new_tokens, sampler=sampler, temperature=temperature, top_k=top_k,
+            top_p=top_p, seed=seed, stop_token_ids=stop_token_ids, strip_prompt=strip_prompt, num_beams=num_beams,
+            jit_compile=jit_compile,
         )
-        new_ids = request.new_ids(np.asarray(token_ids), np.asarray(ends))
-        if request.texts_in and strip_prompt:
-            outputs = [text.decode("utf-8", errors="replace") for text in
-                       text_generation.continuation_bytes(self, request.prompt_ids, new_ids)]
-        elif request.texts_in:
-            outputs = [text.decode("utf-8", errors="replace") for text in text_generation.detokenize(
-                self, [prompt + new for prompt, new in zip(request.prompt_ids, new_ids)])]
-        else:
-            outputs = new_ids if strip_prompt else [prompt + new for prompt, new in zip(request.prompt_ids, new_ids)]
-        return outputs[0] if request.single else outputs
 
     def stream(
         self,
@@ -244,6 +253,7 @@ class CausalLM(MultiWorkerFit, keras.Model):
         stop_token_ids=None,
         chunk_tokens=8,
         jit_compile="auto",
+        apply_template=True,
     ):
         """Generates as `generate` does, yielding the new text while it is made, `chunk_tokens` positions at a time.
 
@@ -252,7 +262,7 @@ class CausalLM(MultiWorkerFit, keras.Model):
         (one per prompt, "" where nothing came) for a list, lists of new ids for token-id prompts. The pieces of a
         row joined give `generate(..., strip_prompt=True)` for the same settings and seed; a character is never
         split between pieces. Beam search cannot stream: its best beam is known only at the end. `jit_compile` is
-        `generate`'s.
+        `generate`'s, and so are the prompt template and `apply_template`.
 
         Example:
 
@@ -263,41 +273,31 @@ class CausalLM(MultiWorkerFit, keras.Model):
         >>> len(pieces), "".join(pieces) == model.generate("And", 6, stop_token_ids=[], strip_prompt=True)
         (2, True)
         """
-        chunk_tokens = require_positive_int("chunk_tokens", chunk_tokens)
-        chosen = get_sampler(sampler, temperature, top_k, top_p)
-        if isinstance(chosen, BeamSampler):
-            raise ValueError("sampler='beam' cannot stream: beam search knows its best sequence only at the end.")
-        xla = text_generation.use_xla(jit_compile, chosen)
-        request = text_generation.prepare(self, prompts, max_new_tokens, stop_token_ids, xla)
-        functions = text_generation.compiled(self, chosen, request.stop_token_ids, xla)
-        token_ids, lengths = tf.constant(request.token_ids), tf.constant(request.prompt_lengths)
-        state = functions["prefill"](token_ids, lengths)
-        index = int(request.prompt_lengths.min())
-        end = tf.constant(np.minimum(request.prompt_lengths + max_new_tokens, request.token_ids.shape[1]), tf.int32)
-        seed, chunk = tf.constant(_seed(seed), tf.int32), tf.constant(chunk_tokens, tf.int32)
-        text = text_generation.TextStream(self, request.prompt_ids) if request.texts_in else None
-        sent = [0] * len(request.prompt_ids)
-        while True:
-            token_ids, state, index, end = functions["steps"](token_ids, lengths, state, index, end, seed, chunk)
-            ends = np.minimum(np.asarray(end), int(index))  # what each row holds so far
-            new_ids = request.new_ids(np.asarray(token_ids), ends)
-            finished = not np.any(int(index) < np.asarray(end))
-            if text is not None:
-                pieces = text.update(new_ids, final=finished)
-            else:
-                pieces = [ids[done:] for ids, done in zip(new_ids, sent)]
-                sent = [len(ids) for ids in new_ids]
-            yield pieces[0] if request.single else pieces
-            if finished:
-                return
+        yield from text_generation.stream(
+            self, self._templated(prompts, apply_template), max_new_tokens=max_new_tokens, sampler=sampler, temperature=temperature, top_k=top_k,
+            top_p=top_p, seed=seed, stop_token_ids=stop_token_ids, chunk_tokens=chunk_tokens, jit_compile=jit_compile,
+        )
+
+    def _templated(self, prompts, apply_template=True):
+        """String prompts (or records, or one conversation) wrapped in the prompt template; token ids as they are."""
+        template = self.prompt_template if apply_template else None
+        if template is None or self.tokenizer is None:
+            return prompts
+        is_conversation = template.kind == "chat" and isinstance(prompts, list) and all(
+            isinstance(message, dict) and "role" in message for message in prompts) and prompts
+        if isinstance(prompts, (str, dict)) or is_conversation:
+            return template.format_prompt(prompts)
+        if isinstance(prompts, (list, tuple)) and prompts and all(isinstance(p, (str, dict)) for p in prompts):
+            return [template.format_prompt(prompt) for prompt in prompts]
+        return prompts
 
     def score(self, texts, per_token=False):
         """Log-likelihood (natural log) of each text under the model, and its number of tokens.
 
         Each text is read after a bos and every token of it is predicted once, in batches through one compiled
-        function (`tfllm.models.scoring`: a sliding window over texts longer than a Transformer's context, the
+        function (`tfllm.evaluation.scoring`: a sliding window over texts longer than a Transformer's context, the
         state carried along for RNNs). The eos that would end a text is not counted: a text is scored as a
-        prefix (`tfllm.training.evaluation` counts it, scoring whole documents).
+        prefix (`tfllm.evaluation.evaluate_texts` counts it, scoring whole documents).
 
         Args:
             texts: a string or a list of strings (or UTF-8 bytes).
@@ -331,6 +331,8 @@ class CausalLM(MultiWorkerFit, keras.Model):
         config = {**super().get_config(), "vocab_size": self.vocab_size}
         if self.tokenizer is not None:
             config["tokenizer"] = keras.saving.serialize_keras_object(self.tokenizer)
+        if self.prompt_template is not None:
+            config["prompt_template"] = self.prompt_template.get_config()
         return config
 
     def get_compile_config(self):
@@ -346,6 +348,3 @@ class CausalLM(MultiWorkerFit, keras.Model):
         if self.built:
             self.optimizer.build(self.trainable_variables)
 
-
-def _seed(seed):
-    return np.random.randint(0, 2**31 - 1) if seed is None else seed

@@ -8,6 +8,7 @@ from keras import ops
 from tfllm.checks import require_choice, require_int_at_least, require_positive_int, require_rate
 from tfllm.models.causal_lm import CausalLM
 from tfllm.models.multi_worker import MultiWorkerFit
+from tfllm.utf8 import utf8_bytes
 
 POOLINGS = ("last", "mean")
 
@@ -137,7 +138,7 @@ class SequenceClassifier(MultiWorkerFit, keras.Model):
         if not texts:
             raise ValueError("texts is empty: expected at least one text to classify.")
         limit = self.sequence_length or self.backbone.max_sequence_length
-        ids = tokenizer.tokenize(tf.constant([t.encode("utf-8") if isinstance(t, str) else t for t in texts]))
+        ids = tokenizer.tokenize(tf.constant(utf8_bytes(texts), tf.string))
         if limit is not None:
             ids = ids[:, :limit]
         token_ids = ids.to_tensor(self.pad_id).numpy()  # (B, T)

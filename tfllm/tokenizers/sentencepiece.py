@@ -10,12 +10,14 @@ import sentencepiece as spm
 import tensorflow as tf
 from tensorflow_text.python.ops.sentencepiece_tokenizer import gen_sentencepiece_tokenizer as sentencepiece_ops
 
-from tfllm.tokenizers.tokenizer import Tokenizer
 from tfllm.checks import require_int_at_least
+from tfllm.tokenizers.special_tokens import check_special_tokens
+from tfllm.tokenizers.tokenizer import Tokenizer
 from tfllm.tokenizers.training_texts import text_batches
 
 MODEL_TYPES = ("unigram", "bpe")
-SPECIAL_IDS = {"pad_id": 0, "bos_id": 1, "eos_id": 2, "unk_id": 3}
+SPECIAL_IDS = {"pad_id": 0, "bos_id": 1, "eos_id": 2, "unk_id": 3}  # of the models `train` makes
+ROLE_TOKENS = ("<pad>", "<s>", "</s>", "<unk>")  # SentencePiece's default pieces for them
 DEFAULT_TRAINER_OPTIONS = {
     "normalization_rule_name": "identity",  # no NFKC: text comes back as it went in
     "remove_extra_whitespaces": False,  # keep runs of spaces, leading and trailing spaces
@@ -29,7 +31,9 @@ DEFAULT_TRAINER_OPTIONS = {
 class SentencePieceTokenizer(Tokenizer):
     """Subword pieces of a SentencePiece model, where "▁" (U+2581) marks a space; run in graph by tensorflow-text ops.
 
-    Ids 0..3 are `<pad>`, `<s>` (bos), `</s>` (eos) and `<unk>`. Models made by `train` use identity normalization
+    Models made by `train` have ids 0..3 for `<pad>`, `<s>` (bos), `</s>` (eos) and `<unk>`, then the extra special
+    tokens (SentencePiece control symbols); a model made elsewhere keeps its own ids (read from the model, pad may be
+    missing). Models made by `train` use identity normalization
     and byte fallback (a character outside the vocabulary becomes its UTF-8 bytes as `<0xNN>` pieces), so nothing is
     unknown and `detokenize(tokenize(s)) == s` except that:
 
@@ -40,7 +44,8 @@ class SentencePieceTokenizer(Tokenizer):
 
     Args:
         proto: the serialized SentencePiece `ModelProto`, as bytes or as the base64 string `get_config` stores.
-            Its pad, bos, eos and unk ids must be 0, 1, 2, 3.
+            It must have bos, eos and unk pieces.
+        special_tokens: extra special tokens, each a piece of the model (as `train` makes them), kept as one id.
 
     Example:
 
@@ -51,26 +56,33 @@ class SentencePieceTokenizer(Tokenizer):
     ['▁', '▁', '▁the', '▁o', '<0x78>', '<0x09>', '<0x21>']
     >>> tokenizer.detokenize(ids).numpy().tolist()
     [b'the cat', b'the ox\\t!']
+    >>> with_tags = SentencePieceTokenizer.train(corpus, 300, special_tokens=["<en>"], verbose=False)
+    >>> with_tags.special_tokens
+    {'<pad>': 0, '<s>': 1, '</s>': 2, '<unk>': 3, '<en>': 4}
+    >>> with_tags.tokenize("<en>the cat").numpy().tolist()[0]
+    4
     """
 
-    unk_id = 3
-
-    def __init__(self, proto, **kwargs):
-        super().__init__(**kwargs)
-        self.proto = _proto_bytes(proto)
+    def __init__(self, proto, special_tokens=None, **kwargs):
+        proto = _proto_bytes(proto)
         processor = spm.SentencePieceProcessor()
         try:
-            processor.LoadFromSerializedProto(self.proto)
+            processor.LoadFromSerializedProto(proto)
         except (RuntimeError, OSError) as error:
-            raise ValueError(f"proto ({len(self.proto)} bytes) is not a SentencePiece model: {error}") from None
-        found = {name: getattr(processor, name)() for name in SPECIAL_IDS}
-        if found != SPECIAL_IDS:
-            raise ValueError(f"proto has special ids {found}: expected {SPECIAL_IDS}")
+            raise ValueError(f"proto ({len(proto)} bytes) is not a SentencePiece model: {error}") from None
+        # Set before the base class checks the extra special tokens against them.
+        self.special_token_roles = _role_tokens(processor)
+        super().__init__(special_tokens=special_tokens, **kwargs)
+        self.proto = proto
         self._pieces = tuple(processor.id_to_piece(i) for i in range(processor.get_piece_size()))
+        missing = [token for token in self.extra_special_tokens if processor.piece_to_id(token) == processor.unk_id()]
+        if missing:
+            raise ValueError(f"special_tokens {missing} are not pieces of this SentencePiece model: train it with "
+                             "them (SentencePieceTokenizer.train(..., special_tokens=...))")
 
     @classmethod
     def train(cls, texts, vocab_size, model_type="unigram", character_coverage=0.9995, byte_fallback=True,
-              verbose=True, trainer_options=None, **kwargs):
+              special_tokens=None, verbose=True, trainer_options=None, **kwargs):
         """Trains a SentencePiece model on `texts` in memory and returns its tokenizer.
 
         Args:
@@ -82,6 +94,7 @@ class SentencePieceTokenizer(Tokenizer):
             model_type: "unigram" or "bpe".
             character_coverage: the share of characters given their own pieces; the rarest rest fall back to bytes.
             byte_fallback: spell characters outside the vocabulary as UTF-8 byte pieces instead of `<unk>`.
+            special_tokens: extra special tokens (ids 4, 5, ...), each kept as one id; no text may contain one.
             verbose: show progress while reading `texts`, and SentencePiece's warnings.
             trainer_options: more `SentencePieceTrainer.train` options, overriding the defaults
                 `normalization_rule_name="identity"`, `remove_extra_whitespaces=False`, `add_dummy_prefix=True`,
@@ -89,15 +102,17 @@ class SentencePieceTokenizer(Tokenizer):
                 assumes them).
             **kwargs: passed to the constructor (e.g. `name`).
         """
-        require_int_at_least("vocab_size", vocab_size, len(SPECIAL_IDS) + 1,
-                           f" (the {len(SPECIAL_IDS)} special tokens and at least one piece)")
+        special_tokens = check_special_tokens(special_tokens, reserved=ROLE_TOKENS)
+        num_special = len(SPECIAL_IDS) + len(special_tokens)
+        require_int_at_least("vocab_size", vocab_size, num_special + 1,
+                             f" (the {num_special} special tokens and at least one piece)")
         if model_type not in MODEL_TYPES:
             raise ValueError(f"model_type={model_type!r} is not supported: expected one of {list(MODEL_TYPES)}")
         if not 0.0 < character_coverage <= 1.0:
             raise ValueError(f"character_coverage={character_coverage!r} is invalid: expected 0 < value <= 1")
         trainer_options = dict(trainer_options or {})
         fixed = {"vocab_size", "model_type", "character_coverage", "byte_fallback", "sentence_iterator", "model_writer",
-                 "input", "model_prefix", *SPECIAL_IDS}
+                 "input", "model_prefix", "control_symbols", *SPECIAL_IDS}
         if fixed & trainer_options.keys():
             raise ValueError(f"trainer_options sets {sorted(fixed & trainer_options.keys())}: these are fixed by "
                              "tfllm or are arguments of train")
@@ -109,8 +124,10 @@ class SentencePieceTokenizer(Tokenizer):
             **SPECIAL_IDS,
         }
         require_int_at_least("trainer_options['max_sentence_length']", options["max_sentence_length"], 4)
-        sentences = [piece for batch in text_batches(texts, verbose=verbose) for text in batch.numpy().tolist()
+        sentences = [piece for batch in text_batches(texts, verbose=verbose, special_tokens=special_tokens) for text in batch.numpy().tolist()
                      for piece in _pieces_of_at_most(text, options["max_sentence_length"])]
+        if special_tokens:
+            options["control_symbols"] = list(special_tokens)
         model = io.BytesIO()
         try:
             spm.SentencePieceTrainer.train(
@@ -125,7 +142,7 @@ class SentencePieceTokenizer(Tokenizer):
         except RuntimeError as error:
             raise ValueError(f"SentencePiece cannot train with vocab_size={vocab_size}, model_type={model_type!r} "
                              f"on these texts: {error}") from None
-        return cls(model.getvalue(), **kwargs)
+        return cls(model.getvalue(), special_tokens=special_tokens, **kwargs)
 
     @property
     def vocab_size(self):
@@ -156,6 +173,19 @@ class SentencePieceTokenizer(Tokenizer):
         return sentencepiece_ops.sentencepiece_detokenize_op(
             self._model_handle(), ids.flat_values, ids.row_splits, add_bos=False, add_eos=False, reverse=False
         )  # (B,)
+
+
+def _role_tokens(processor):
+    """Role -> piece of a SentencePiece model's pad, bos, eos and unk (an id of -1 means the model has none)."""
+    roles = {}
+    for role in ("pad", "bos", "eos", "unk"):
+        token_id = getattr(processor, f"{role}_id")()
+        if token_id >= 0:
+            roles[role] = processor.id_to_piece(token_id)
+        elif role != "pad":
+            raise ValueError(f"proto has no {role} piece ({role}_id = {token_id}): tfllm's language models need "
+                             "bos, eos and unk")
+    return roles
 
 
 def _pieces_of_at_most(text, max_bytes):

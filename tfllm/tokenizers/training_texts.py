@@ -6,8 +6,10 @@ import warnings
 import keras
 import tensorflow as tf
 
+from tfllm.tokenizers.special_tokens import split_pattern
 
-def text_batches(texts, batch_size=1024, verbose=True):
+
+def text_batches(texts, batch_size=1024, verbose=True, special_tokens=(), allow_empty=False):
     """Yields the training texts as (B,) `tf.string` tensors of valid UTF-8, B <= `batch_size`.
 
     Args:
@@ -15,6 +17,9 @@ def text_batches(texts, batch_size=1024, verbose=True):
             `tf.string` elements.
         batch_size: texts per yielded batch.
         verbose: show a `keras.utils.Progbar` counting the texts read.
+        special_tokens: strings no text may contain: a tokenizer keeps them as single ids, so a corpus that
+            already spells one as normal text would lose it (`ValueError` naming the token and the text).
+        allow_empty: accept a corpus without any text (a tokenizer that learns nothing from it).
 
     Bytes that are not valid UTF-8 are replaced by U+FFFD (as the tokenizers' graph code does at run time), and a
     `UnicodeWarning` says how many texts were affected once the corpus has been read. A corpus without any text
@@ -35,10 +40,12 @@ def text_batches(texts, batch_size=1024, verbose=True):
         num_replaced += int(tf.reduce_sum(tf.cast(valid != batch, tf.int32)))
         num_chars += int(tf.reduce_sum(tf.strings.length(valid)))
         num_texts += int(tf.size(valid))
+        if special_tokens:
+            _refuse_special_tokens(valid, special_tokens, num_texts - int(tf.size(valid)))
         if progbar is not None:
             progbar.update(num_texts)
         yield valid
-    if num_chars == 0:
+    if num_chars == 0 and not allow_empty:
         raise ValueError(f"texts is empty ({num_texts} texts, 0 characters): expected at least one non-empty text")
     if num_replaced:
         warnings.warn(
@@ -47,6 +54,20 @@ def text_batches(texts, batch_size=1024, verbose=True):
             UnicodeWarning,
             stacklevel=3,
         )
+
+
+def _refuse_special_tokens(batch, special_tokens, first_index):
+    for token in special_tokens:
+        found = tf.strings.regex_full_match(batch, f"(?s).*(?:{split_pattern([token])}).*")  # (B,) bool
+        if bool(tf.reduce_any(found)):
+            index = int(tf.argmax(tf.cast(found, tf.int32)))
+            text = batch[index].numpy().decode("utf-8")
+            at = text.index(token)
+            raise ValueError(
+                f"special token {token!r} already appears as normal text in training text #{first_index + index} "
+                f"(...{text[max(0, at - 30): at + len(token) + 30]!r}...): it would be read as the special token. "
+                "Pick a special token string that the corpus never contains."
+            )
 
 
 def _raw_batches(texts, batch_size):

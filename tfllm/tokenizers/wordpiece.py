@@ -8,8 +8,9 @@ import tensorflow_text as tf_text
 from tensorflow_text.python.ops.bert_tokenizer import BasicTokenizer
 from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner
 
-from tfllm.tokenizers.tokenizer import Tokenizer
 from tfllm.checks import require_int_at_least
+from tfllm.tokenizers.special_tokens import check_special_tokens
+from tfllm.tokenizers.tokenizer import Tokenizer
 from tfllm.tokenizers.training_texts import text_batches
 
 SPECIAL_TOKENS = ("[PAD]", "[BOS]", "[EOS]", "[UNK]")
@@ -21,7 +22,7 @@ MAX_BYTES_PER_WORD = 100
 class WordPieceTokenizer(Tokenizer):
     """Words split into the longest vocabulary pieces; a piece inside a word is spelled with a leading `##`.
 
-    Ids 0..3 are `[PAD]`, `[BOS]`, `[EOS]`, `[UNK]`. Text is first split into words at whitespace, and every
+    Ids 0..3 are `[PAD]`, `[BOS]`, `[EOS]`, `[UNK]`, then the extra special tokens. Text is first split into words at whitespace, and every
     punctuation or symbol character (BERT's definition: ASCII non-alphanumerics and Unicode P* categories) and
     every CJK ideograph becomes a word of its own. Case is preserved and no Unicode normalization is applied.
 
@@ -40,6 +41,7 @@ class WordPieceTokenizer(Tokenizer):
 
     Args:
         vocabulary: all tokens in id order, starting with the 4 special tokens (what `train` learns).
+        special_tokens: extra special tokens, each kept as one id; each must be in `vocabulary`.
 
     Example:
 
@@ -50,25 +52,33 @@ class WordPieceTokenizer(Tokenizer):
     ['The', 'cats', ',', 'sat', 'on', 'the', 'h', '##a', '##t', '[UNK]']
     >>> tokenizer.detokenize(ids).numpy()[0]
     b'The cats , sat on the hat [UNK]'
+    >>> tagged = WordPieceTokenizer.train(corpus, vocab_size=40, special_tokens=["<q>"], verbose=False)
+    >>> tagged.tokenize("<q>The cat").numpy().tolist(), tagged.special_tokens["<q>"]
+    ([4, 19, 20], 4)
     """
 
-    unk_id = 3
+    special_token_roles = dict(zip(("pad", "bos", "eos", "unk"), SPECIAL_TOKENS))
 
-    def __init__(self, vocabulary, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, vocabulary, special_tokens=None, **kwargs):
+        super().__init__(special_tokens=special_tokens, **kwargs)
         self.vocabulary = _check_vocabulary(vocabulary)
+        missing = [token for token in self.extra_special_tokens if token not in self.vocabulary]
+        if missing:
+            raise ValueError(f"special_tokens {missing} are not in the vocabulary: expected each special token to be "
+                             "one of its tokens (as `train` makes them)")
         self._wordpiece = tf_text.FastWordpieceTokenizer(
             list(self.vocabulary),
             suffix_indicator=SUFFIX_INDICATOR,
             max_bytes_per_word=MAX_BYTES_PER_WORD,
             token_out_type=tf.int32,
-            unknown_token=SPECIAL_TOKENS[self.unk_id],
+            unknown_token=self.special_token_roles["unk"],
             no_pretokenization=False,  # split on whitespace and punctuation in the same op
             support_detokenization=True,
         )
 
     @classmethod
-    def train(cls, texts, vocab_size, min_frequency=1, max_unique_chars=1000, verbose=True, **kwargs):
+    def train(cls, texts, vocab_size, min_frequency=1, max_unique_chars=1000, special_tokens=None, verbose=True,
+              **kwargs):
         """Learns a vocabulary of at most `vocab_size` tokens from `texts` (specials included).
 
         Words are counted with BERT's basic splitter (case kept) and the vocabulary is learned by
@@ -81,16 +91,19 @@ class WordPieceTokenizer(Tokenizer):
             min_frequency: the lowest count the learner may accept for a piece.
             max_unique_chars: the most distinct characters kept; words with rarer characters are not learned
                 (they tokenize to `[UNK]`). Capped so that the characters and their `##` forms fit `vocab_size`.
+            special_tokens: extra special tokens (ids 4, 5, ...), each kept as one id; no text may contain one.
             verbose: show progress while reading `texts`.
             **kwargs: passed to the constructor (e.g. `name`).
         """
-        require_int_at_least("vocab_size", vocab_size, len(SPECIAL_TOKENS) + 2,
-                           f" (the {len(SPECIAL_TOKENS)} special tokens and one character alone and with '##')")
+        special_tokens = check_special_tokens(special_tokens, reserved=SPECIAL_TOKENS)
+        reserved = [*SPECIAL_TOKENS, *special_tokens]
+        require_int_at_least("vocab_size", vocab_size, len(reserved) + 2,
+                             f" (the {len(reserved)} special tokens and one character alone and with '##')")
         require_int_at_least("min_frequency", min_frequency)
         require_int_at_least("max_unique_chars", max_unique_chars)
         splitter = BasicTokenizer(lower_case=False)
         counts = collections.Counter()
-        for batch in text_batches(texts, verbose=verbose):
+        for batch in text_batches(texts, verbose=verbose, special_tokens=special_tokens):
             words = splitter.tokenize(batch)  # (B, None) strings
             counts.update(words.flat_values.numpy().tolist())
         word_counts = {word.decode("utf-8"): count for word, count in counts.items() if b"\0" not in word}
@@ -98,16 +111,16 @@ class WordPieceTokenizer(Tokenizer):
             raise ValueError("texts holds no words: expected text with at least one non-space character")
         if verbose:
             print(f"Learning a WordPiece vocabulary of {vocab_size} tokens from {len(word_counts)} distinct words")
-        max_unique_chars = min(max_unique_chars, (vocab_size - len(SPECIAL_TOKENS)) // 2)
+        max_unique_chars = min(max_unique_chars, (vocab_size - len(reserved)) // 2)
         vocabulary = learner.learn(
             word_counts,
             vocab_size,
-            list(SPECIAL_TOKENS),
+            reserved,
             lower_thresh=min_frequency,
             max_unique_chars=max_unique_chars,
             joiner=SUFFIX_INDICATOR,
         )
-        return cls(_fit_to_size(vocabulary, vocab_size), **kwargs)
+        return cls(_fit_to_size(vocabulary, vocab_size, reserved), special_tokens=special_tokens, **kwargs)
 
     @property
     def vocab_size(self):
@@ -127,13 +140,13 @@ class WordPieceTokenizer(Tokenizer):
         return self._wordpiece.detokenize(ids)  # (B,)
 
 
-def _fit_to_size(vocabulary, vocab_size):
+def _fit_to_size(vocabulary, vocab_size, reserved):
     """The learner can overshoot `vocab_size`; drop its rarest pieces, never a character or its `##` form."""
     if len(vocabulary) <= vocab_size:
         return vocabulary
     chars = {token for token in vocabulary if len(token.removeprefix(SUFFIX_INDICATOR)) == 1}
-    required = [token for token in vocabulary if token in SPECIAL_TOKENS or token in chars]
-    others = [token for token in vocabulary if token not in SPECIAL_TOKENS and token not in chars]  # frequent first
+    required = [token for token in vocabulary if token in reserved or token in chars]
+    others = [token for token in vocabulary if token not in reserved and token not in chars]  # frequent first
     kept = set(required + others[: vocab_size - len(required)])
     return [token for token in vocabulary if token in kept]
 

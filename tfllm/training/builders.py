@@ -7,6 +7,8 @@ import dataclasses
 
 import tensorflow as tf
 
+from tfllm.checks import require_choice
+from tfllm.choices import ARCHITECTURES, TOKENIZERS
 from tfllm.data import clean_text, lm_dataset, load_texts
 from tfllm.models import LSTMLM, SimpleRNNLM, TransformerLM
 from tfllm.tokenizers import ByteTokenizer, CharTokenizer, SentencePieceTokenizer, WordPieceTokenizer
@@ -24,7 +26,7 @@ class CorpusTexts:
 @dataclasses.dataclass(frozen=True)
 class ValidationData:
     """The validation batches of a run: the periodic estimate of the validation loss during training (the final
-    figures of a run are exact: `tfllm.training.evaluation.evaluate_texts` on the whole split).
+    figures of a run are exact: `tfllm.evaluation.evaluate_texts` on the whole split).
 
     Attributes:
         batches: `(x, y)` int32 (B, T) batches in corpus order, exactly `steps` of them (a known cardinality, so
@@ -63,16 +65,14 @@ def build_tokenizer(data_config, train_texts, verbose=False):
     >>> build_tokenizer(DataConfig("kjv", "char", None, False), [b"abcab"]).vocab_size  # 4 special ids + a, b, c
     7
     """
-    kind, vocab_size = data_config.tokenizer, data_config.vocab_size
+    kind, vocab_size = require_choice("data.tokenizer", data_config.tokenizer, TOKENIZERS), data_config.vocab_size
     if kind == "byte":
         return ByteTokenizer()
     if kind == "char":
         return CharTokenizer.train(train_texts, max_vocab_size=vocab_size, verbose=verbose)
     if kind == "wordpiece":
         return WordPieceTokenizer.train(train_texts, vocab_size, verbose=verbose)
-    if kind == "sentencepiece":
-        return SentencePieceTokenizer.train(train_texts, vocab_size, verbose=verbose)
-    raise ValueError(f"data.tokenizer={kind!r} is invalid: expected byte, char, wordpiece or sentencepiece")
+    return SentencePieceTokenizer.train(train_texts, vocab_size, verbose=verbose)
 
 
 def build_model(model_config, tokenizer=None, vocab_size=None):
@@ -90,6 +90,7 @@ def build_model(model_config, tokenizer=None, vocab_size=None):
         raise ValueError("build_model needs a tokenizer or a vocab_size: the model's vocabulary is theirs")
     vocab_size = tokenizer.vocab_size if vocab_size is None else vocab_size
     config = model_config
+    require_choice("model.architecture", config.architecture, ARCHITECTURES)
     if config.architecture == "transformer":
         return TransformerLM(
             vocab_size,
@@ -102,9 +103,7 @@ def build_model(model_config, tokenizer=None, vocab_size=None):
             position_embedding=config.position_embedding,
             tokenizer=tokenizer,
         )
-    recurrent = {"lstm": LSTMLM, "rnn": SimpleRNNLM}.get(config.architecture)
-    if recurrent is None:
-        raise ValueError(f"model.architecture={config.architecture!r} is invalid: expected transformer, lstm or rnn")
+    recurrent = {"lstm": LSTMLM, "rnn": SimpleRNNLM}[config.architecture]
     return recurrent(
         vocab_size,
         hidden_dim=config.hidden_dim,

@@ -1,31 +1,41 @@
-"""The configuration of a pretraining run: what model, on what text, trained how. Small frozen dataclasses.
+"""The configuration of a run: what model, on what text, trained how. Small frozen dataclasses.
 
-A `RunConfig` is three sections, each a frozen dataclass: `model` (`ModelConfig`: the architecture and its sizes,
-independent of the vocabulary), `data` (`DataConfig`: the corpus and the tokenizer) and `train` (`TrainConfig`: the
-optimization, precision and bookkeeping). A run directory stores it as `config.json`, so a run can always be
-rebuilt and resumed exactly as it was started.
+A pretraining run's `RunConfig` is three sections, each a frozen dataclass: `model` (`ModelConfig`: the architecture
+and its sizes, independent of the vocabulary), `data` (`DataConfig`: the corpus and the tokenizer) and `train`
+(`TrainConfig`: the optimization, precision and bookkeeping). A fine-tuning run's config is one more section of the
+same kind, `FinetuneConfig`. A run directory stores the config it ran with (`tfllm.training.run_directory`), so a
+run can always be rebuilt and resumed exactly as it was started.
 
 Every default value lives in one table, `DEFAULTS`, below: the data defaults, then the model and training defaults
-of each architecture. `RunConfig.default(architecture)` reads it; nothing else holds a default size.
+of each architecture, then fine-tuning's. `RunConfig.default(architecture)` reads it; nothing else holds a default.
+The named choices (architectures, tokenizers, precisions, fine-tuning tasks) are `tfllm.choices`'; a field that takes
+one says which in its metadata (`choices`), which `validate` and the command line's flags read.
 
 Types are checked when a section is made (`from_dict` and the constructors raise a `ValueError` naming the key and
-the expected type); values are checked by `RunConfig.validate`, which pretraining calls before any long work.
+the expected type); values are checked by `validate`, which the recipes call before any long work.
 """
 
 import dataclasses
 import json
-import math
 import numbers
+import os
 import types
 import typing
 
+from tfllm.checks import (
+    require_choice,
+    require_divisible,
+    require_int_at_least,
+    require_number_at_least,
+    require_positive_int,
+    require_positive_number,
+    require_probability,
+    require_rate,
+    require_text,
+)
+from tfllm.choices import ARCHITECTURES, FINETUNE_TASKS, JIT_COMPILE, POSITION_EMBEDDINGS, PRECISIONS, TOKENIZERS
 from tfllm.training.atomic import atomic_write_text
 
-ARCHITECTURES = ("transformer", "lstm", "rnn")
-TOKENIZERS = ("byte", "char", "wordpiece", "sentencepiece")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-POSITION_EMBEDDINGS = ("learned", "rotary")
-JIT_COMPILE = ("auto", True, False)
 DEFAULT_ARCHITECTURE = "transformer"
 
 # Training defaults shared by the three architectures; `DEFAULTS["train"]` adds what differs.
@@ -93,13 +103,15 @@ DEFAULTS = {
         "lstm": {**_TRAIN, "steps": 1000},
         "rnn": {**_TRAIN, "steps": 1200, "learning_rate": 1e-3},
     },
+    # `FinetuneConfig`'s, for every task; a fine-tuning run is short and starts from a trained model.
+    "finetune": {"steps": 300, "batch_size": 16, "sequence_length": None, "learning_rate": 1e-3, "seed": 0},
 }
 
 
 class _Section:
-    """Type checks (and light normalization: list -> tuple, int -> float) shared by the three sections."""
+    """Type checks (and light normalization: list -> tuple, int -> float) shared by every section."""
 
-    section = None  # the key of the section in `RunConfig.to_dict()`, used to name fields in errors
+    section = None  # the key of the section in a config file, used to name fields in errors
 
     def __post_init__(self):
         hints = typing.get_type_hints(type(self))
@@ -109,20 +121,30 @@ class _Section:
 
     @classmethod
     def from_dict(cls, values):
-        """Makes the section from a dict; unknown keys, missing keys and wrong types raise a `ValueError`."""
+        """Makes the section from a dict; unknown keys, missing keys (of fields without a default) and wrong types
+        raise a `ValueError` naming the key."""
         if not isinstance(values, dict):
             raise ValueError(f"{cls.section}={values!r} is invalid: expected a dict (a JSON object)")
-        names = [field.name for field in dataclasses.fields(cls)]
+        fields = dataclasses.fields(cls)
+        names = [field.name for field in fields]
         unknown = sorted(set(values) - set(names))
         if unknown:
             raise ValueError(
                 f"unknown key {cls.section}.{unknown[0]} in the config: expected keys of {cls.section} are "
                 f"{', '.join(names)}"
             )
-        missing = [name for name in names if name not in values]
+        missing = [field.name for field in fields if field.name not in values and field.default is dataclasses.MISSING]
         if missing:
             raise ValueError(f"the config has no {cls.section}.{missing[0]}: every key of {cls.section} is required")
         return cls(**values)
+
+    def check_choices(self):
+        """Raises a `ValueError` for the first field set to something else than one of its `choices` (None, where the
+        type allows it, is left to `validate`)."""
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if "choices" in field.metadata and value is not None:
+                require_choice(f"{self.section}.{field.name}", value, field.metadata["choices"])
 
     def to_dict(self):
         """The section as a JSON-ready dict (tuples become lists)."""
@@ -155,14 +177,14 @@ class ModelConfig(_Section):
 
     section = "model"
 
-    architecture: str
+    architecture: str = dataclasses.field(metadata={"choices": ARCHITECTURES})
     num_layers: int
     hidden_dim: int
     num_heads: int | None
     intermediate_dim: int | None
     max_sequence_length: int | None
     dropout: float
-    position_embedding: str | None
+    position_embedding: str | None = dataclasses.field(metadata={"choices": POSITION_EMBEDDINGS})
 
     @classmethod
     def default(cls, architecture=DEFAULT_ARCHITECTURE):
@@ -198,7 +220,7 @@ class DataConfig(_Section):
     section = "data"
 
     corpus: str
-    tokenizer: str
+    tokenizer: str = dataclasses.field(metadata={"choices": TOKENIZERS})
     vocab_size: int | None
     clean: bool
 
@@ -256,7 +278,7 @@ class TrainConfig(_Section):
     warmup_steps: int
     weight_decay: float
     gradient_accumulation_steps: int
-    precision: str
+    precision: str = dataclasses.field(metadata={"choices": PRECISIONS})
     seed: int
     eval_every: int
     validation_steps: int | None
@@ -266,7 +288,7 @@ class TrainConfig(_Section):
     sample_tokens: int
     sample_temperature: float
     sample_top_p: float
-    jit_compile: str | bool
+    jit_compile: str | bool = dataclasses.field(metadata={"choices": JIT_COMPILE})
 
     @classmethod
     def default(cls, architecture=DEFAULT_ARCHITECTURE):
@@ -288,7 +310,7 @@ class RunConfig:
     >>> RunConfig.default(model={"hidden_dim": 250, "num_heads": 4}).validate()
     Traceback (most recent call last):
     ...
-    ValueError: model.hidden_dim=250 is not divisible by model.num_heads=4
+    ValueError: model.hidden_dim=250 is not divisible by model.num_heads=4.
     """
 
     model: ModelConfig
@@ -296,9 +318,15 @@ class RunConfig:
     train: TrainConfig
 
     def __post_init__(self):
-        for name, kind in (("model", ModelConfig), ("data", DataConfig), ("train", TrainConfig)):
+        for name, kind in self.sections().items():
             if not isinstance(getattr(self, name), kind):
                 raise ValueError(f"{name}={getattr(self, name)!r} is invalid: expected a {kind.__name__}")
+
+    @classmethod
+    def sections(cls):
+        """The section classes, by name: `{"model": ModelConfig, "data": DataConfig, "train": TrainConfig}`."""
+        hints = typing.get_type_hints(cls)
+        return {field.name: hints[field.name] for field in dataclasses.fields(cls)}
 
     @classmethod
     def default(cls, architecture=DEFAULT_ARCHITECTURE, model=None, data=None, train=None):
@@ -324,7 +352,7 @@ class RunConfig:
         """
         if not isinstance(values, dict):
             raise ValueError(f"the config is a {type(values).__name__}: expected a dict (a JSON object)")
-        sections = ("model", "data", "train")
+        sections = cls.sections()
         unknown = sorted(set(values) - set(sections))
         if unknown:
             raise ValueError(f"unknown key {unknown[0]} in the config: expected the sections {', '.join(sections)}")
@@ -343,15 +371,11 @@ class RunConfig:
                 "data": _data_defaults(values["data"]),
                 "train": {**DEFAULTS["train"][architecture], **values["train"]},
             }
-        return cls(
-            model=ModelConfig.from_dict(values["model"]),
-            data=DataConfig.from_dict(values["data"]),
-            train=TrainConfig.from_dict(values["train"]),
-        )
+        return cls(**{name: section.from_dict(values[name]) for name, section in sections.items()})
 
     def to_dict(self):
         """The config as a JSON-ready dict of the three sections."""
-        return {"model": self.model.to_dict(), "data": self.data.to_dict(), "train": self.train.to_dict()}
+        return {name: getattr(self, name).to_dict() for name in self.sections()}
 
     def to_json(self, path):
         """Writes the config to `path` as indented JSON, atomically."""
@@ -373,7 +397,7 @@ class RunConfig:
         values = self.to_dict()
         for name, changes in sections.items():
             if name not in values:
-                raise ValueError(f"unknown section {name}: expected model, data or train")
+                raise ValueError(f"unknown section {name}: expected {', '.join(values)}")
             values[name] = {**values[name], **changes}
         return RunConfig.from_dict(values)
 
@@ -393,23 +417,33 @@ class RunConfig:
         Args:
             num_replicas: replicas of the distribution strategy, which must divide `train.batch_size`.
         """
-        model, data, train = self.model, self.data, self.train
-        _choice("model.architecture", model.architecture, ARCHITECTURES)
-        _positive("model.num_layers", model.num_layers)
-        _positive("model.hidden_dim", model.hidden_dim)
-        _rate("model.dropout", model.dropout)
+        for name in self.sections():
+            getattr(self, name).check_choices()
+        self._validate_model()
+        self._validate_data()
+        self._validate_train()
+        num_replicas = require_positive_int("num_replicas", num_replicas)
+        if self.train.batch_size % num_replicas:
+            raise ValueError(
+                f"train.batch_size={self.train.batch_size} is not divisible by the number of replicas "
+                f"({num_replicas}): every replica must get the same share of the global batch"
+            )
+        return self
+
+    def _validate_model(self):
+        model = self.model
+        require_positive_int("model.num_layers", model.num_layers)
+        require_positive_int("model.hidden_dim", model.hidden_dim)
+        require_rate("model.dropout", model.dropout)
         if model.architecture == "transformer":
             for name in ("num_heads", "intermediate_dim", "max_sequence_length"):
-                _positive(f"model.{name}", getattr(model, name), why=" (the Transformer needs it)")
-            if model.hidden_dim % model.num_heads:
-                raise ValueError(
-                    f"model.hidden_dim={model.hidden_dim} is not divisible by model.num_heads={model.num_heads}"
-                )
-            _choice("model.position_embedding", model.position_embedding, POSITION_EMBEDDINGS)
+                require_positive_int(f"model.{name}", getattr(model, name), why=" (the Transformer needs it)")
+            require_divisible("model.hidden_dim", model.hidden_dim, "model.num_heads", model.num_heads)
+            require_choice("model.position_embedding", model.position_embedding, POSITION_EMBEDDINGS)
 
-        _choice("data.tokenizer", data.tokenizer, TOKENIZERS)
-        if not data.corpus:
-            raise ValueError("data.corpus='' is invalid: expected a corpus name (kjv, shakespeare) or a path")
+    def _validate_data(self):
+        data = self.data
+        require_text("data.corpus", data.corpus, "a corpus name (kjv, shakespeare) or a path")
         if data.tokenizer == "byte" and data.vocab_size is not None:
             raise ValueError(
                 f"data.vocab_size={data.vocab_size} is invalid for data.tokenizer='byte': its vocabulary is fixed "
@@ -420,42 +454,28 @@ class RunConfig:
                 f"data.vocab_size=None is invalid for data.tokenizer={data.tokenizer!r}: expected the size of the "
                 "vocabulary to learn"
             )
-        if data.vocab_size is not None and data.vocab_size < 5:
-            raise ValueError(
-                f"data.vocab_size={data.vocab_size} is invalid: expected at least 5 (4 special tokens and one more)"
-            )
+        if data.vocab_size is not None:
+            require_int_at_least("data.vocab_size", data.vocab_size, 5, " (4 special tokens and one more)")
 
+    def _validate_train(self):
+        train, model = self.train, self.model
         for name in ("steps", "batch_size", "sequence_length", "gradient_accumulation_steps", "eval_every",
                      "checkpoint_every", "sample_tokens"):
-            _positive(f"train.{name}", getattr(train, name))
+            require_positive_int(f"train.{name}", getattr(train, name))
         for name in ("validation_steps", "sample_every"):
             if getattr(train, name) is not None:
-                _positive(f"train.{name}", getattr(train, name), why=" or None")
-        if not (math.isfinite(train.learning_rate) and train.learning_rate > 0):
-            raise ValueError(f"train.learning_rate={train.learning_rate!r} is invalid: expected a number > 0")
-        if not (math.isfinite(train.weight_decay) and train.weight_decay >= 0):
-            raise ValueError(f"train.weight_decay={train.weight_decay!r} is invalid: expected a number >= 0")
-        if train.warmup_steps < 0:
-            raise ValueError(f"train.warmup_steps={train.warmup_steps} is invalid: expected an integer >= 0")
-        if train.seed < 0:
-            raise ValueError(f"train.seed={train.seed} is invalid: expected an integer >= 0")
+                require_positive_int(f"train.{name}", getattr(train, name), why=" or None")
+        require_positive_number("train.learning_rate", train.learning_rate)
+        require_number_at_least("train.weight_decay", train.weight_decay, 0)
+        require_int_at_least("train.warmup_steps", train.warmup_steps, 0)
+        require_int_at_least("train.seed", train.seed, 0)
         if train.steps % train.gradient_accumulation_steps:
             raise ValueError(
                 f"train.steps={train.steps} is not divisible by train.gradient_accumulation_steps="
                 f"{train.gradient_accumulation_steps}: the last update would be left half accumulated"
             )
-        _choice("train.precision", train.precision, PRECISIONS)
-        if train.jit_compile not in JIT_COMPILE:
-            raise ValueError(f"train.jit_compile={train.jit_compile!r} is invalid: expected 'auto', true or false")
-        if not (math.isfinite(train.sample_temperature) and train.sample_temperature >= 0):
-            raise ValueError(
-                f"train.sample_temperature={train.sample_temperature!r} is invalid: expected a number >= 0 (0 is "
-                "greedy)"
-            )
-        if not 0 < train.sample_top_p <= 1:
-            raise ValueError(
-                f"train.sample_top_p={train.sample_top_p!r} is invalid: expected a probability in (0, 1] (1 is off)"
-            )
+        require_number_at_least("train.sample_temperature", train.sample_temperature, 0, " (0 is greedy)")
+        require_probability("train.sample_top_p", train.sample_top_p, " (1 is off)")
         if not train.sample_prompts or not all(train.sample_prompts):
             raise ValueError(
                 f"train.sample_prompts={list(train.sample_prompts)!r} is invalid: expected at least one prompt, "
@@ -472,13 +492,6 @@ class RunConfig:
                     f"train.sample_tokens={train.sample_tokens} leaves no room for a prompt in "
                     f"model.max_sequence_length={model.max_sequence_length}: expected fewer"
                 )
-        num_replicas = _positive("num_replicas", num_replicas)
-        if train.batch_size % num_replicas:
-            raise ValueError(
-                f"train.batch_size={train.batch_size} is not divisible by the number of replicas ({num_replicas}): "
-                "every replica must get the same share of the global batch"
-            )
-        return self
 
     def __str__(self):
         lines = []
@@ -486,6 +499,72 @@ class RunConfig:
             lines.append(f"{section}:")
             lines.extend(f"  {key}: {json.dumps(value)}" for key, value in values.items())
         return "\n".join(lines)
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneConfig(_Section):
+    """What to fine-tune on, and how: the `finetune` section of a fine-tuning run (`tfllm.training.finetune_run`).
+
+    Attributes:
+        task: "continue" (more pretraining), "sft" (prompt/completion pairs) or "classify" (a classification head).
+        data: the corpus ("continue"), the prompt/completion pairs or "qa" ("sft"), the labelled texts
+            ("classify"); see `tfllm.training.finetune_run`.
+        steps: optimizer steps.
+        batch_size: sequences per step.
+        sequence_length: tokens per sequence; None: the parent's training length.
+        learning_rate: the peak learning rate (warmup, then cosine decay for "continue" and "sft"; constant for
+            "classify").
+        seed: seeds the weights of a new head and the data order.
+
+    Example:
+
+    >>> FinetuneConfig("sft", "qa", steps=200).validate()  # "qa": the embedded question/answer pairs
+    FinetuneConfig(task='sft', data='qa', steps=200, batch_size=16, sequence_length=None, learning_rate=0.001, seed=0)
+    >>> FinetuneConfig.from_dict({"task": "sft", "data": "qa", "steps": "200"})  # as finetune.json is read back
+    Traceback (most recent call last):
+    ...
+    ValueError: finetune.steps='200' has the type str: expected int
+    >>> FinetuneConfig("translate", "qa").validate()
+    Traceback (most recent call last):
+    ...
+    ValueError: finetune.task='translate' is invalid: expected one of 'continue', 'sft', 'classify'.
+    """
+
+    section = "finetune"
+
+    task: str = dataclasses.field(metadata={"choices": FINETUNE_TASKS})
+    data: str
+    steps: int = DEFAULTS["finetune"]["steps"]
+    batch_size: int = DEFAULTS["finetune"]["batch_size"]
+    sequence_length: int | None = DEFAULTS["finetune"]["sequence_length"]
+    learning_rate: float = DEFAULTS["finetune"]["learning_rate"]
+    seed: int = DEFAULTS["finetune"]["seed"]
+
+    def validate(self, num_replicas=1):
+        """Checks every value before any work; a `ValueError` names the first bad one. Returns the config.
+
+        Args:
+            num_replicas: replicas of the distribution strategy, which must divide `batch_size`.
+        """
+        self.check_choices()
+        require_text("finetune.data", self.data, "a corpus name or a file path")
+        require_positive_int("finetune.steps", self.steps)
+        require_positive_int("finetune.batch_size", self.batch_size)
+        if self.sequence_length is not None:
+            require_positive_int("finetune.sequence_length", self.sequence_length, why=" or None")
+        require_positive_number("finetune.learning_rate", self.learning_rate)
+        require_int_at_least("finetune.seed", self.seed, 0)
+        if self.task in ("sft", "classify") and self.data != "qa" and not os.path.isfile(self.data):
+            raise ValueError(f"finetune.data={self.data!r} does not exist: expected a JSONL or CSV file"
+                             + (" (or 'qa', the embedded question/answer pairs)" if self.task == "sft" else ""))
+        if self.task == "classify" and self.data == "qa":
+            raise ValueError("finetune.data='qa' holds prompt/completion pairs, not labelled texts: expected a JSONL "
+                             "or CSV file with text and label")
+        num_replicas = require_positive_int("num_replicas", num_replicas)
+        if self.batch_size % num_replicas:
+            raise ValueError(f"finetune.batch_size={self.batch_size} is not divisible by the number of replicas "
+                             f"({num_replicas})")
+        return self
 
 
 def _data_defaults(values):
@@ -498,25 +577,7 @@ def _data_defaults(values):
 
 
 def _known_architecture(architecture):
-    return _choice("model.architecture", architecture, ARCHITECTURES)
-
-
-def _choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(f"{name}={value!r} is invalid: expected one of {', '.join(map(repr, choices))}")
-    return value
-
-
-def _positive(name, value, why=""):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"{name}={value!r} is invalid: expected a positive integer{why}")
-    return int(value)
-
-
-def _rate(name, value):
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"{name}={value!r} is invalid: expected a rate in [0, 1)")
-    return value
+    return require_choice("model.architecture", architecture, ARCHITECTURES)
 
 
 def _type_name(annotation):

@@ -95,6 +95,7 @@ def supervised_finetune(
     log_every=None,
     callbacks=None,
     verbose=0,
+    template=None,
 ):
     """Supervised fine-tuning (SFT) of a `CausalLM` on prompt/completion pairs: the loss falls on completions only.
 
@@ -116,6 +117,8 @@ def supervised_finetune(
         validation_pairs: optional held-out pairs, evaluated every `log_every` steps.
         log_every: steps per Keras epoch; must divide `steps`. None means `steps`.
         callbacks, verbose: passed to `fit`.
+        template: a `tfllm.data.PromptTemplate` or `ChatTemplate` rendering `pairs` (then records with its
+            fields); it becomes the model's `prompt_template`, saved with it, so `generate` applies it.
 
     Returns:
         The Keras `History`.
@@ -137,10 +140,14 @@ def supervised_finetune(
     """
     steps = require_positive_int("steps", steps)
     tokenizer = _tokenizer_of(model)
-    train = sft_dataset(pairs, tokenizer, sequence_length, batch_size, shuffle=True, seed=seed).repeat()
+    train = sft_dataset(pairs, tokenizer, sequence_length, batch_size, shuffle=True, seed=seed,
+                        template=template).repeat()
     validation = None
     if validation_pairs is not None:
-        validation = sft_dataset(validation_pairs, tokenizer, sequence_length, batch_size, shuffle=False)
+        validation = sft_dataset(validation_pairs, tokenizer, sequence_length, batch_size, shuffle=False,
+                                 template=template)
+    if template is not None:
+        model.prompt_template = template
     model.compile(
         learning_rate=learning_rate,
         warmup_steps=_warmup(warmup_steps, steps),

@@ -16,8 +16,15 @@ Starting the same run again restores the latest checkpoint, step s, and continue
 
 So the steps trained after a resume are steps s + 1 .. steps, and the optimizer ends with `steps` iterations
 (`steps // gradient_accumulation_steps` updates), as in an uninterrupted run.
+
+The recipe reads as four phases, each a function of this module that runs (and is tested) on its own: `open_run`
+(check the config and the directory, read the corpus, start or resume the directory), `build_run` (the tokenizer,
+the model, the validation batches, the checkpoint restored), `train_run` (the callbacks, the `fit` calls of
+`fit_plan`, Ctrl-C) and `write_results` (the model, the history, the loss curve, the exact evaluation and
+`metrics.json`, last).
 """
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -27,8 +34,11 @@ import time
 import keras
 import tensorflow as tf
 
-from tfllm.training.atomic import atomic_path, atomic_write_text
+from tfllm.evaluation import corpus_words, evaluate_texts, known_word_share, memorization_report
+from tfllm.training.atomic import atomic_write_text
 from tfllm.training.builders import (
+    CorpusTexts,
+    ValidationData,
     build_model,
     build_texts,
     build_tokenizer,
@@ -45,14 +55,10 @@ from tfllm.training.callbacks import (
     StepCheckpoint,
     ThroughputCallback,
 )
-from tfllm.training.evaluation import evaluate_texts
+from tfllm.training.config import RunConfig
 from tfllm.training.loss_curve import plot_loss_curve
-from tfllm.training.memorization import memorization_report
 from tfllm.training.run_directory import HISTORY, METRICS, RunDirectory, RunDirectoryError
 from tfllm.training.strategies import barrier, is_chief
-from tfllm.training.word_share import corpus_words, known_word_share
-
-TOKENIZER_FILE = "tokenizer.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,15 +73,19 @@ class PretrainResult:
         resumed_from_step: the step the run was resumed from (0 for a fresh run).
         history: the loss history (`LossHistory.to_dict()`: every step's loss, every validation's logs).
 
-    Example (made by hand here; `pretrain`'s example gets one from a run):
+    `pretrain`'s example returns one from a run; here one is made from a config and its untrained model, to show
+    where the files of a run are:
 
-    >>> result = PretrainResult("runs/first", config=None, model=None, metrics={}, resumed_from_step=0, history={})
+    >>> from tfllm.tokenizers import ByteTokenizer
+    >>> config = RunConfig.default("lstm", model={"hidden_dim": 8}, data={"tokenizer": "byte"})
+    >>> model = build_model(config.model, ByteTokenizer())
+    >>> result = PretrainResult("runs/first", config, model, metrics={}, resumed_from_step=0, history={})
     >>> result.paths["model"], result.paths["checkpoints"]
     ('runs/first/model.keras', 'runs/first/checkpoints')
     """
 
     run_dir: str
-    config: object
+    config: RunConfig
     model: keras.Model
     metrics: dict
     resumed_from_step: int
@@ -103,7 +113,8 @@ def pretrain(config, run_dir, strategy=None, overwrite=False, verbose=1, callbac
     Everything is checked before the long work starts: the config (`config.validate`, including that the global
     batch splits evenly over the strategy's replicas) and the run directory (a complete run is refused unless
     `overwrite`; an unfinished run of the same config is resumed from its last checkpoint; an unfinished run of
-    another config is refused, naming the differences).
+    another config is refused, naming the differences). The work is four phases, `open_run`, `build_run`,
+    `train_run` and `write_results`.
 
     Args:
         config: a `RunConfig`.
@@ -152,146 +163,211 @@ def pretrain(config, run_dir, strategy=None, overwrite=False, verbose=1, callbac
     >>> result.metrics["validation_documents"], result.metrics["validation_bytes"]  # exact, over the whole split
     (3, 268)
     >>> from tfllm.training import load_run
-    >>> loaded_config, model = load_run(result.run_dir)  # the config and the trained model, read back
-    >>> loaded_config == config, type(model).__name__, model.count_params() == result.model.count_params()
-    (True, 'LSTMLM', True)
+    >>> loaded = load_run(result.run_dir)  # the config and the trained model, read back
+    >>> loaded.kind, loaded.config == config, type(loaded.model).__name__, loaded.parent is None
+    ('pretrain', True, 'LSTMLM', True)
     >>> pretrain(config, result.run_dir, verbose=0)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     tfllm.training.run_directory.RunDirectoryError: ...run holds a complete run: use overwrite=True (--overwrite) ...
     """
     started = time.perf_counter()
+    opened = open_run(config, run_dir, strategy, overwrite, verbose)
+    with _dtype_policy(config.train.precision):
+        built = build_run(opened)
+        trained = train_run(opened, built, callbacks, peak_flops)
+        if not opened.writer:
+            # Another worker of a multi-worker job: its weights are the chief's, which writes the run.
+            return PretrainResult(opened.run.path, config, built.model, {}, built.start_step,
+                                  built.state.history.to_dict())
+        metrics = write_results(opened, built, trained)
+    _say(
+        opened.verbose,
+        f"Validation loss {metrics['validation_loss']:.4f} nats/token, perplexity "
+        f"{metrics['validation_perplexity']:.3f}, {metrics['bits_per_byte']:.3f} bits per byte; "
+        f"{config.train.steps} steps in {time.perf_counter() - started:.1f} s. Run directory: {opened.run.path}",
+    )
+    return PretrainResult(opened.run.path, config, built.model, metrics, built.start_step,
+                          built.state.history.to_dict())
+
+
+@dataclasses.dataclass(frozen=True)
+class OpenedRun:
+    """What `open_run` checked and started.
+
+    Attributes:
+        config: the validated `RunConfig`.
+        run: its `RunDirectory`.
+        resume: whether the directory holds an unfinished run of this config, resumed from its last checkpoint.
+        strategy: the `tf.distribute.Strategy` to train under.
+        writer: whether this process writes the run (the chief of a multi-worker job, or the only process).
+        verbose: the caller's verbosity, 0 on the processes that do not write.
+        texts: the train and validation documents of the corpus (`CorpusTexts`).
+    """
+
+    config: RunConfig
+    run: RunDirectory
+    resume: bool
+    strategy: tf.distribute.Strategy
+    writer: bool
+    verbose: int
+    texts: CorpusTexts
+
+
+def open_run(config, run_dir, strategy=None, overwrite=False, verbose=1):
+    """Phase 1: checks the config and the run directory, reads the corpus, then starts the directory (a new run) or
+    clears what a killed process left in it (a resumed one). Nothing is written before every check has passed, and
+    only the chief of a multi-worker job writes. Returns an `OpenedRun`."""
     strategy = strategy or tf.distribute.get_strategy()
     config.validate(num_replicas=strategy.num_replicas_in_sync)
     run = RunDirectory(run_dir)
     plan = run.plan(config, overwrite)
-    train = config.train
     writer = is_chief(strategy)  # the other workers of a multi-worker job train and write nothing
     barrier(strategy)  # every worker has made its plan before the chief changes the directory
-    if not writer:
-        verbose = 0
-    previous_policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(train.precision)
+    verbose = verbose if writer else 0
+    keras.utils.set_random_seed(config.train.seed)  # the same on every worker: the data is sharded from one stream
+    texts = build_texts(config.data)
+    if writer:
+        run.start(config, plan)
+    _say(verbose, f"{'Resuming' if plan == 'resume' else 'Starting'} the run in {run.path}\n{config}")
+    return OpenedRun(config, run, plan == "resume", strategy, writer, verbose, texts)
+
+
+class _TrainingState:
+    """What a checkpoint saves beside the weights, so that the two always match: the loss history and the seconds
+    trained by this run, over all its sessions."""
+
+    def __init__(self, history, elapsed_before=0.0):
+        self.history = history
+        self.elapsed_before = elapsed_before
+        self.session_start = time.perf_counter()
+
+    def elapsed_seconds(self):
+        return self.elapsed_before + time.perf_counter() - self.session_start
+
+    def to_dict(self):
+        return {"history": self.history.to_dict(), "elapsed_seconds": self.elapsed_seconds()}
+
+
+@dataclasses.dataclass(frozen=True)
+class BuiltRun:
+    """What `build_run` made.
+
+    Attributes:
+        tokenizer: the run's tokenizer (learned, or read back when resuming).
+        model: the compiled model, its weights and optimizer variables made (and restored when resuming).
+        validation: the periodic validation batches (`ValidationData`).
+        checkpoint: the run's `StepCheckpoint`, at the restored step.
+        state: the loss history (`state.history`, a `LossHistory`) and the training time, saved with each checkpoint.
+        start_step: the step the run starts from (0, or the restored one).
+    """
+
+    tokenizer: object
+    model: keras.Model
+    validation: ValidationData
+    checkpoint: StepCheckpoint
+    state: _TrainingState
+    start_step: int
+
+
+def build_run(opened):
+    """Phase 2: the tokenizer, the model (in the strategy's scope, under the dtype policy the caller set), the
+    validation batches, and the checkpoint, restored when the run resumes. Returns a `BuiltRun`."""
+    config, run, train = opened.config, opened.run, opened.config.train
+    tokenizer = _run_tokenizer(opened)
+    with opened.strategy.scope():
+        model = compile_model(build_model(config.model, tokenizer), train)
+        model(tf.zeros((1, train.sequence_length), tf.int32))  # make the weights
+        model.optimizer.build(model.trainable_variables)  # make the optimizer's, so a checkpoint can fill them
+    validation = build_validation_batches(train, tokenizer, opened.texts.validation)
+    checkpoint = StepCheckpoint(run.checkpoints, every=train.checkpoint_every, total_steps=train.steps,
+                                write=opened.writer)
+    restored = (checkpoint.restore(model) if opened.resume else None) or {}
+    start_step = restored.get("step", 0)
+    state = _TrainingState(LossHistory(start_step, records=restored.get("history")),
+                           restored.get("elapsed_seconds", 0.0))
+    checkpoint.extra_state = state.to_dict  # saved with each checkpoint, so the two always match its weights
+    _say(
+        opened.verbose,
+        f"{model.count_params():,} parameters, vocabulary of {tokenizer.vocab_size:,}, "
+        f"{len(opened.texts.train):,} training and {len(opened.texts.validation):,} validation documents, "
+        f"{validation.steps} validation batches"
+        + (f"; resuming at step {start_step} of {train.steps}" if start_step else ""),
+    )
+    return BuiltRun(tokenizer, model, validation, checkpoint, state, start_step)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedRun:
+    """What `train_run` leaves for the results.
+
+    Attributes:
+        throughput: the `ThroughputCallback` (tokens per second, MFU).
+        samples: the `SampleCallback`, which samples the final model.
+        final: the logs of the validation at the last step (`val_loss`, ...).
+    """
+
+    throughput: ThroughputCallback
+    samples: SampleCallback
+    final: dict
+
+
+def train_run(opened, built, callbacks=None, peak_flops=None):
+    """Phase 3: trains the steps from `built.start_step` to `train.steps` in the `fit` calls of `fit_plan`, then
+    makes sure the last step has its validation. Ctrl-C checkpoints the step reached and raises `RunInterrupted`.
+    Returns a `TrainedRun`."""
+    train, model, checkpoint = opened.config.train, built.model, built.checkpoint
+    throughput = ThroughputCallback(train.sequence_length, train.batch_size, peak_flops=peak_flops)
+    samples = SampleCallback(
+        list(train.sample_prompts), every=train.sample_every, max_new_tokens=train.sample_tokens,
+        path=opened.run.samples_path, seed=train.seed, at_train_end=False, initial_step=built.start_step,
+        sampler="random", temperature=train.sample_temperature, top_p=train.sample_top_p,
+    )
+    samples.set_model(model)  # `fit` would do it, but a run resumed at its last step has no `fit` call
+    run_callbacks = _callbacks(opened, built, throughput, samples, callbacks)
     try:
-        keras.utils.set_random_seed(train.seed)  # the same on every worker: the data is sharded from one stream
-        texts = build_texts(config.data)
-        if writer:
-            run.start(config, plan)
-        _say(verbose, f"{'Resuming' if plan == 'resume' else 'Starting'} the run in {run.path}\n{config}")
-        tokenizer = _run_tokenizer(run, config, texts, resume=plan == "resume", verbose=verbose, writer=writer)
-        with strategy.scope():
-            model = compile_model(build_model(config.model, tokenizer), train)
-            model(tf.zeros((1, train.sequence_length), tf.int32))  # make the weights
-            model.optimizer.build(model.trainable_variables)  # make the optimizer's, so a checkpoint can fill them
-        validation = build_validation_batches(train, tokenizer, texts.validation)
-        eval_every = min(train.eval_every, train.steps)
+        for initial_epoch, epochs, steps_per_epoch in fit_plan(built.start_step, train.steps,
+                                                               min(train.eval_every, train.steps)):
+            model.fit(
+                build_train_batches(train, built.tokenizer, opened.texts.train, start_step=checkpoint.step),
+                initial_epoch=initial_epoch,
+                epochs=epochs,
+                steps_per_epoch=steps_per_epoch,
+                validation_data=built.validation.batches,
+                validation_steps=built.validation.steps,
+                callbacks=run_callbacks,
+                verbose=opened.verbose,
+                shuffle=False,
+            )
+    except KeyboardInterrupt:
+        if not opened.writer:
+            raise
+        raise RunInterrupted(_checkpoint_interrupted(model, checkpoint, train.steps)) from None
+    return TrainedRun(throughput, samples, _final_validation(model, built, train.steps))
 
-        session_start = time.perf_counter()
-        checkpoint = StepCheckpoint(
-            run.checkpoints,
-            every=train.checkpoint_every,
-            total_steps=train.steps,
-            # Saved with each checkpoint, so they always match its weights (`history` and `elapsed_before` are
-            # set below, before the first save).
-            extra_state=lambda: {
-                "history": history.to_dict(),
-                "elapsed_seconds": elapsed_before + time.perf_counter() - session_start,
-            },
-            write=writer,
-        )
-        state = (checkpoint.restore(model) if plan == "resume" else None) or {}
-        start_step = state.get("step", 0)
-        elapsed_before = state.get("elapsed_seconds", 0.0)
-        history = LossHistory(start_step, records=state.get("history"))
-        _say(
-            verbose,
-            f"{model.count_params():,} parameters, vocabulary of {tokenizer.vocab_size:,}, "
-            f"{len(texts.train):,} training and {len(texts.validation):,} validation documents, "
-            f"{validation.steps} validation batches"
-            + (f"; resuming at step {start_step} of {train.steps}" if start_step else ""),
-        )
 
-        throughput = ThroughputCallback(train.sequence_length, train.batch_size, peak_flops=peak_flops)
-        samples = SampleCallback(
-            list(train.sample_prompts),
-            every=train.sample_every,
-            max_new_tokens=train.sample_tokens,
-            path=run.samples_path,
-            seed=train.seed,
-            at_train_end=False,
-            initial_step=start_step,
-            sampler="random",
-            temperature=train.sample_temperature,
-            top_p=train.sample_top_p,
-        )
-        samples.set_model(model)  # `fit` would do it, but a run resumed at its last step has no `fit` call
-        run_callbacks = [
-            NaNGuard(checkpoint, initial_step=start_step),
-            throughput,
-            history,
-            checkpoint,
-            *([samples] if writer else []),
-            *(callbacks or []),
-            *([ScalarLogs(run.logs, initial_step=start_step)] if writer else []),
-        ]
-        if verbose:
-            run_callbacks.append(RunProgress(train.steps, initial_step=start_step))
-
-        try:
-            for initial_epoch, epochs, steps_per_epoch in fit_plan(start_step, train.steps, eval_every):
-                model.fit(
-                    build_train_batches(train, tokenizer, texts.train, start_step=checkpoint.step),
-                    initial_epoch=initial_epoch,
-                    epochs=epochs,
-                    steps_per_epoch=steps_per_epoch,
-                    validation_data=validation.batches,
-                    validation_steps=validation.steps,
-                    callbacks=run_callbacks,
-                    verbose=verbose,
-                    shuffle=False,
-                )
-        except KeyboardInterrupt:
-            if not writer:
-                raise
-            raise RunInterrupted(_checkpoint_interrupted(model, checkpoint, train.steps)) from None
-
-        final = history.epochs[-1] if history.epochs and history.epochs[-1]["step"] == train.steps else {}
-        if "val_loss" not in final:  # resumed from the last checkpoint, saved before the last validation
-            final = {f"val_{name}": value for name, value in
-                     model.evaluate(validation.batches, verbose=0, return_dict=True).items()}
-            history.epochs.append({"step": train.steps, **final})
-        if not writer:
-            # Another worker of a multi-worker job: its weights are the chief's, which writes the run.
-            return PretrainResult(run.path, config, model, {}, start_step, history.to_dict())
-        final_samples = samples.sample(train.steps)
-        _say(verbose, f"Samples at step {train.steps}:\n" + "\n".join(sample["text"] for sample in final_samples))
-
-        with atomic_path(run.model_path) as temporary:
-            model.save(temporary)
-        history_records = history.to_dict()
-        run.write_json(HISTORY, history_records)
-        title = f"{config.model.architecture} on {os.path.basename(config.data.corpus)}"
-        plot_loss_curve(history_records, run.loss_curve_path, title=title)
-        _say(verbose, f"Evaluating on the whole validation split ({len(texts.validation):,} documents)")
-        exact = evaluate_texts(model, texts.validation)
-        metrics = _metrics(config, model, history_records, final, exact, throughput, final_samples, start_step,
-                           elapsed_before + time.perf_counter() - session_start, strategy)
-        metrics["known_word_share"] = known_word_share(
-            [sample["text"] for sample in final_samples], corpus_words(texts.train)
-        )
-        metrics["memorization"] = _memorization(model, texts, train.seed)
-        _say(verbose, f"Generated words found in the corpus: {metrics['known_word_share']:.1%}; "
-                      f"{metrics['memorization'].get('summary')}")
-        run.write_json(METRICS, metrics)  # last: its presence marks the run complete
-        _say(
-            verbose,
-            f"Validation loss {metrics['validation_loss']:.4f} nats/token, perplexity "
-            f"{metrics['validation_perplexity']:.3f}, {metrics['bits_per_byte']:.3f} bits per byte; "
-            f"{train.steps} steps in {time.perf_counter() - started:.1f} s. Run directory: {run.path}",
-        )
-        return PretrainResult(run.path, config, model, metrics, start_step, history_records)
-    finally:
-        keras.config.set_dtype_policy(previous_policy)
+def write_results(opened, built, trained):
+    """Phase 4 (the chief only): the final samples, `model.keras`, `history.json`, the loss curve, the exact
+    evaluation on the whole validation split, and `metrics.json`, last. Returns the metrics."""
+    config, run, model, verbose = opened.config, opened.run, built.model, opened.verbose
+    final_samples = trained.samples.sample(config.train.steps)
+    _say(verbose, f"Samples at step {config.train.steps}:\n" + "\n".join(sample["text"] for sample in final_samples))
+    run.save_model(model)
+    history = built.state.history.to_dict()
+    run.write_json(HISTORY, history)
+    plot_loss_curve(history, run.loss_curve_path,
+                    title=f"{config.model.architecture} on {os.path.basename(config.data.corpus)}")
+    _say(verbose, f"Evaluating on the whole validation split ({len(opened.texts.validation):,} documents)")
+    exact = evaluate_texts(model, opened.texts.validation)
+    metrics = _metrics(opened, built, trained, exact, final_samples)
+    metrics["known_word_share"] = known_word_share(
+        [sample["text"] for sample in final_samples], corpus_words(opened.texts.train)
+    )
+    metrics["memorization"] = _memorization(model, opened.texts, config.train.seed)
+    _say(verbose, f"Generated words found in the corpus: {metrics['known_word_share']:.1%}; "
+                  f"{metrics['memorization'].get('summary')}")
+    run.write_json(METRICS, metrics)  # last: its presence marks the run complete
+    return metrics
 
 
 def fit_plan(start_step, steps, eval_every):
@@ -382,12 +458,13 @@ def _checkpoint_interrupted(model, checkpoint, total_steps):
     return f"Interrupted: the run is saved at {where}. Run the same command again to resume it."
 
 
-def _run_tokenizer(run, config, texts, resume, verbose, writer=True, timeout=600):
+def _run_tokenizer(opened, timeout=600):
     """The run's tokenizer: learned once, saved with the checkpoints, and read back when the run resumes (learning
     it again need not give the same ids). The other workers of a multi-worker job read the chief's, waiting for it
     up to `timeout` seconds on a fresh run."""
-    path = os.path.join(run.checkpoints, TOKENIZER_FILE)
-    if not writer and config.data.tokenizer != "byte":
+    config, texts, resume, verbose = opened.config, opened.texts, opened.resume, opened.verbose
+    path = opened.run.tokenizer_path
+    if not opened.writer and config.data.tokenizer != "byte":
         deadline = time.monotonic() + timeout
         while not os.path.exists(path):
             if time.monotonic() > deadline:
@@ -401,16 +478,54 @@ def _run_tokenizer(run, config, texts, resume, verbose, writer=True, timeout=600
     if config.data.tokenizer != "byte":
         _say(verbose, f"Learning a {config.data.tokenizer} vocabulary from {len(texts.train):,} documents")
     tokenizer = build_tokenizer(config.data, texts.train, verbose=verbose == 1)
-    if writer:
+    if opened.writer:
         atomic_write_text(path, json.dumps(keras.saving.serialize_keras_object(tokenizer)))
     return tokenizer
 
 
-def _metrics(config, model, history, final, exact, throughput, samples, start_step, wall_time, strategy):
+def _callbacks(opened, built, throughput, samples, callbacks):
+    """The callbacks of every `fit` call, in order: the NaN guard first, the checkpoint before the caller's."""
+    start_step = built.start_step
+    run_callbacks = [NaNGuard(built.checkpoint, initial_step=start_step), throughput, built.state.history,
+                     built.checkpoint]
+    if opened.writer:
+        run_callbacks.append(samples)
+    run_callbacks.extend(callbacks or [])
+    if opened.writer:
+        run_callbacks.append(ScalarLogs(opened.run.logs, initial_step=start_step))
+    if opened.verbose:
+        run_callbacks.append(RunProgress(opened.config.train.steps, initial_step=start_step))
+    return run_callbacks
+
+
+def _final_validation(model, built, steps):
+    """The logs of the validation at step `steps`, run now if the history has none (a run resumed from its last
+    checkpoint, which is saved before the last validation)."""
+    history = built.state.history
+    final = history.epochs[-1] if history.epochs and history.epochs[-1]["step"] == steps else {}
+    if "val_loss" not in final:
+        final = {f"val_{name}": value for name, value in
+                 model.evaluate(built.validation.batches, verbose=0, return_dict=True).items()}
+        history.epochs.append({"step": steps, **final})
+    return final
+
+
+@contextlib.contextmanager
+def _dtype_policy(name):
+    """The global Keras dtype policy `name` while the model is built and trained, the previous one afterwards."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _metrics(opened, built, trained, exact, samples):
     """The numbers of `metrics.json`. The validation figures are exact (`evaluate_texts` on the whole validation
-    split); `validation_loss_estimate` is the last periodic validation, on `validation_steps` batches."""
-    train = config.train
-    window = [loss for step, loss in zip(history["steps"], history["losses"])
+    split, `exact`); `validation_loss_estimate` is the last periodic validation, on `validation_steps` batches."""
+    train, model, history, throughput = opened.config.train, built.model, built.state.history, trained.throughput
+    window = [loss for step, loss in zip(history.steps, history.losses)
               if step > train.steps - min(train.eval_every, train.steps)]
     return {
         "steps": train.steps,
@@ -424,15 +539,15 @@ def _metrics(config, model, history, final, exact, throughput, samples, start_st
         "validation_bytes": exact.bytes,
         "validation_documents": exact.documents,
         "validation_tokens_per_byte": exact.tokens / exact.bytes if exact.bytes else math.nan,
-        "validation_loss_estimate": float(final["val_loss"]),
+        "validation_loss_estimate": float(trained.final["val_loss"]),
         "tokens_per_second": throughput.tokens_per_second,
         "mfu": throughput.mfu,
         "peak_flops": throughput.peak_flops,
         "training_flops_per_token": throughput.flops_per_token,
-        "wall_time_seconds": wall_time,
-        "resumed_from_step": start_step,
+        "wall_time_seconds": built.state.elapsed_seconds(),
+        "resumed_from_step": built.start_step,
         "parameters": model.count_params(),
-        "num_replicas": strategy.num_replicas_in_sync,
+        "num_replicas": opened.strategy.num_replicas_in_sync,
         "precision": train.precision,
         "samples": samples,
     }

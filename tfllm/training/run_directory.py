@@ -1,23 +1,29 @@
-"""The run directory: everything a pretraining run writes, laid out so that a half-written run is recognized.
+"""Run directories: the one owner of every kind of run tfllm writes, of its files and of how it is read back.
 
 ```
 run_dir/
-  run.json         what wrote the run: its kind ("pretrain" or "finetune"), the run format and the tfllm version
-  config.json      the RunConfig, written first
-  checkpoints/     the latest training state (weights, optimizer, step, loss history) and the tokenizer, for resuming
-  logs/            TensorBoard logs
-  samples.txt      generated samples, by step
+  run.json         what wrote the run: its kind, the run format and the tfllm version; written first
+  config.json      pretrain: the RunConfig
+  finetune.json    finetune: the FinetuneConfig, the parent run directory and the parent's own config file
+  template.json    the prompt template, for a run that has one
+  checkpoints/     pretrain: the latest training state and the tokenizer (tokenizer.json), for resuming
+  logs/            pretrain: TensorBoard logs
+  samples.txt      generated samples (pretrain: by step; finetune "sft": held-out prompts and completions)
   model.keras      the trained model, its tokenizer inside
-  loss_curve.png   training and validation loss by step
-  history.json     the loss of every step and the logs of every validation
+  loss_curve.png   pretrain: training and validation loss by step
+  history.json     the losses of the run
   metrics.json     the final numbers, written last: a run is complete when it exists
 ```
 
-Every file is written atomically (`tfllm.training.atomic`), so each is either absent or whole. A fine-tuning run
-(`tfllm.training.finetune_run`) has `run.json` and `finetune.json` instead of `config.json`, and no checkpoints.
-A run whose `run.json` names another run format than this tfllm's is refused, naming both.
+Each kind of run is one entry of `KINDS`: its config file and class, whether it starts from a parent run, whether an
+unfinished one resumes, and the files of a complete run. `RunDirectory(path, kind)` plans, starts and writes a run;
+`load_run(path)` reads any complete run back as a `LoadedRun`. Every file name of a run is a constant here.
+
+Every file is written atomically (`tfllm.training.atomic`), so each is either absent or whole. A run whose
+`run.json` names another run format than this tfllm's is refused, naming both.
 """
 
+import dataclasses
 import json
 import math
 import os
@@ -27,20 +33,51 @@ import warnings
 import keras
 
 import tfllm
-from tfllm.training.atomic import TEMPORARY_PREFIX, atomic_write_text
-from tfllm.training.config import RunConfig
+import tfllm.models  # noqa: F401  (these two register the classes of the models and tokenizers `load_run` reads)
+import tfllm.tokenizers  # noqa: F401
+from tfllm.checks import require_choice
+from tfllm.training.atomic import TEMPORARY_PREFIX, atomic_path, atomic_write_text
+from tfllm.training.config import FinetuneConfig, RunConfig
 
 RUN = "run.json"
 RUN_FORMAT = 1  # raise when the files of a run change in a way older runs cannot be read by
 CONFIG = "config.json"
+FINETUNE = "finetune.json"
+TEMPLATE = "template.json"
 CHECKPOINTS = "checkpoints"
+TOKENIZER = "tokenizer.json"  # in CHECKPOINTS
 LOGS = "logs"
 SAMPLES = "samples.txt"
 MODEL = "model.keras"
 LOSS_CURVE = "loss_curve.png"
 HISTORY = "history.json"
 METRICS = "metrics.json"
-FINAL_FILES = (CONFIG, MODEL, LOSS_CURVE, HISTORY, SAMPLES, METRICS)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunKind:
+    """What one kind of run stores.
+
+    Attributes:
+        config_file: the file of its config, written right after `run.json`.
+        config_class: the config's class (`from_dict`, `to_dict`, `validate`; `differences` if it resumes).
+        final_files: the files of a complete run, in the order it writes them, `metrics.json` last.
+        has_parent: it starts from another run; its config file records the parent's path, kind and config file.
+        resumes: an unfinished run continues from its last checkpoint when started again; otherwise it is refused
+            unless overwritten.
+    """
+
+    config_file: str
+    config_class: type
+    final_files: tuple
+    has_parent: bool = False
+    resumes: bool = False
+
+
+KINDS = {
+    "pretrain": RunKind(CONFIG, RunConfig, (CONFIG, MODEL, LOSS_CURVE, HISTORY, SAMPLES, METRICS), resumes=True),
+    "finetune": RunKind(FINETUNE, FinetuneConfig, (FINETUNE, MODEL, HISTORY, METRICS), has_parent=True),
+}
 
 
 class RunDirectoryError(ValueError):
@@ -61,11 +98,73 @@ class RunDirectoryError(ValueError):
     """
 
 
+@dataclasses.dataclass(frozen=True)
+class LoadedRun:
+    """A complete run as `load_run` reads it back.
+
+    Attributes:
+        kind: a key of `KINDS` ("pretrain", "finetune").
+        path: the run directory.
+        config: its config (a `RunConfig`, a `FinetuneConfig`, ...: `KINDS[kind].config_class`).
+        model: the trained model (a `CausalLM`, or a `SequenceClassifier` for a classifier), compiled with the
+            defaults of its `compile()`; None for a `parent`.
+        parent: the run it started from (a fine-tuning's), as its config file recorded it when it started: kind,
+            path and config, and its own parent; its model is not loaded. None for a run of its own.
+        template: the prompt template of `template.json` (a dict), or None.
+        metrics: the contents of `metrics.json`; None for a `parent`.
+
+    What the command line asks, answered from the kind and the config: `is_classifier`, `precision`, `corpus`,
+    `sequence_length`.
+
+    Example (`pretrain`'s example reads back the run it trains; here a parent and its child are made by hand):
+
+    >>> from tfllm.training.config import FinetuneConfig, RunConfig
+    >>> parent = LoadedRun("pretrain", "runs/kjv", RunConfig.default("lstm", train={"sequence_length": 64}))
+    >>> run = LoadedRun("finetune", "runs/kjv-sft", FinetuneConfig("sft", "qa"), parent=parent)
+    >>> run.is_classifier, run.corpus, run.precision, run.sequence_length  # what the parent trained on, and how
+    (False, 'kjv', 'float32', 64)
+    """
+
+    kind: str
+    path: str
+    config: object
+    model: object = None
+    parent: "LoadedRun | None" = None
+    template: dict | None = None
+    metrics: dict | None = None
+
+    @property
+    def is_classifier(self):
+        """Whether the model labels texts (a `SequenceClassifier`) instead of generating them."""
+        return self.kind == "finetune" and self.config.task == "classify"
+
+    @property
+    def precision(self):
+        """The dtype policy the model was trained in; a fine-tuning keeps its parent's."""
+        return self.parent.precision if self.kind == "finetune" else self.config.train.precision
+
+    @property
+    def corpus(self):
+        """The corpus the model last learned as a language model: its own, or its parent's for "sft" and
+        "classify"."""
+        if self.kind == "pretrain":
+            return self.config.data.corpus
+        return self.config.data if self.config.task == "continue" else self.parent.corpus
+
+    @property
+    def sequence_length(self):
+        """Tokens per training sequence: the config's, or for a fine-tuning that names none, its parent's."""
+        if self.kind == "pretrain":
+            return self.config.train.sequence_length
+        return self.config.sequence_length or self.parent.sequence_length
+
+
 class RunDirectory:
-    """The paths of a run directory and the checks on its state.
+    """The paths of a run directory of one kind, the checks on its state, and the writes of a run.
 
     Args:
         path: the run directory (it need not exist yet).
+        kind: a key of `KINDS`.
 
     Example:
 
@@ -75,13 +174,21 @@ class RunDirectory:
     (False, False)
     >>> run.missing_files()
     ['config.json', 'model.keras', 'loss_curve.png', 'history.json', 'samples.txt', 'metrics.json']
+    >>> RunDirectory(run.path, "finetune").missing_files()
+    ['finetune.json', 'model.keras', 'history.json', 'metrics.json']
     """
 
-    def __init__(self, path):
+    def __init__(self, path, kind="pretrain"):
         self.path = os.fspath(path)
+        self.kind = require_choice("kind", kind, tuple(KINDS))
 
     def __repr__(self):
-        return f"RunDirectory({self.path!r})"
+        return f"RunDirectory({self.path!r}, {self.kind!r})"
+
+    @property
+    def spec(self):
+        """The `RunKind` of this directory's kind."""
+        return KINDS[self.kind]
 
     def file(self, name):
         """The path of `name` inside the run directory."""
@@ -89,11 +196,15 @@ class RunDirectory:
 
     @property
     def config_path(self):
-        return self.file(CONFIG)
+        return self.file(self.spec.config_file)
 
     @property
     def checkpoints(self):
         return self.file(CHECKPOINTS)
+
+    @property
+    def tokenizer_path(self):
+        return os.path.join(self.checkpoints, TOKENIZER)
 
     @property
     def logs(self):
@@ -119,53 +230,58 @@ class RunDirectory:
     def metrics_path(self):
         return self.file(METRICS)
 
+    @property
+    def template_path(self):
+        return self.file(TEMPLATE)
+
     def is_run(self):
-        """Whether a run was started here (its `config.json` exists)."""
-        return os.path.exists(self.config_path)
+        """Whether a run (of any kind) was started here: it has a `run.json` (or the `config.json` of an older
+        tfllm)."""
+        return os.path.exists(self.file(RUN)) or os.path.exists(self.file(CONFIG))
 
     def missing_files(self):
         """The final files not (yet) written, in the order a run writes them."""
-        return [name for name in FINAL_FILES if not os.path.exists(self.file(name))]
+        return [name for name in self.spec.final_files if not os.path.exists(self.file(name))]
 
     def is_complete(self):
         """Whether the run finished: every final file exists (`metrics.json` is written last)."""
         return not self.missing_files()
 
     def read_config(self):
-        """The `RunConfig` stored in `config.json`; a damaged file raises `RunDirectoryError` naming it."""
-        try:
-            return RunConfig.from_json(self.config_path)
-        except FileNotFoundError:
-            raise RunDirectoryError(f"{self.path} is not a run directory: it has no {CONFIG}") from None
-        except ValueError as error:
-            raise RunDirectoryError(f"{self.config_path} is damaged: {error}") from None
+        """The config stored in the config file; a missing or damaged file raises `RunDirectoryError` naming it."""
+        return self._read_recorded_run().config
 
     def plan(self, config, overwrite=False):
         """Says how a run of `config` can use this directory, without changing anything: `"new"`, `"resume"` or
         `"overwrite"`; raises `RunDirectoryError` when it cannot.
 
         - no directory, or an empty one: `"new"`.
-        - an incomplete run of the same config: `"resume"`.
-        - a complete run: refused unless `overwrite` (`"overwrite"`: it is deleted and trained anew).
-        - an incomplete run of another config: refused, naming the differences, unless `overwrite`.
+        - a run, with `overwrite`: `"overwrite"` (it is deleted and trained anew).
+        - a complete run, a run of another kind, or an unfinished run of a kind that does not resume: refused.
+        - an unfinished run of the same config: `"resume"`; of another config: refused, naming the differences.
         - a non-empty folder that is not a run: always refused (`overwrite` never deletes what tfllm did not write).
         """
         if os.path.isdir(self.path) and os.listdir(self.path) and not self.is_run():
             raise RunDirectoryError(
-                f"{self.path} exists and is not a run directory (it has files but no {CONFIG}): choose a new or "
+                f"{self.path} exists and is not a run directory (it has files but no {RUN}): choose a new or "
                 "empty directory"
             )
         if not self.is_run():
             return "new"
         if overwrite:
             return "overwrite"
-        if read_run_kind(self.path) != "pretrain":
-            raise RunDirectoryError(f"{self.path} holds a fine-tuning run, not a pretraining run: choose another directory")
+        stored = read_run_kind(self.path)
+        if stored != self.kind:
+            raise RunDirectoryError(f"{self.path} holds a {stored} run, not a {self.kind} run: choose another "
+                                    "directory, or use overwrite=True (--overwrite) to replace it")
         if self.is_complete():
             raise RunDirectoryError(
                 f"{self.path} holds a complete run: use overwrite=True (--overwrite) to train it again, or another "
                 "directory"
             )
+        if not self.spec.resumes:
+            raise RunDirectoryError(f"{self.path} holds an unfinished {self.kind} run, which does not resume: use "
+                                    "overwrite=True (--overwrite) to replace it, or another directory")
         differences = self.read_config().differences(config)
         if differences:
             listed = "; ".join(f"{key}: {stored!r} in the run, {new!r} now" for key, stored, new in differences)
@@ -175,19 +291,23 @@ class RunDirectory:
             )
         return "resume"
 
-    def start(self, config, plan):
-        """Carries out a `plan(config, ...)`: deletes an overwritten run, writes `config.json` of a new one, and
-        clears the temporary files a killed process left in a resumed one."""
+    def start(self, config, plan, parent=None):
+        """Carries out a `plan(config, ...)`: deletes an overwritten run, writes `run.json` and the config file of a
+        new one (recording `parent`, the `LoadedRun` it starts from, for a kind that has one), and clears the
+        temporary files a killed process left in a resumed one."""
         if plan == "resume":
             for name in os.listdir(self.path):
                 if name.startswith(TEMPORARY_PREFIX):
                     os.remove(self.file(name))  # left by a process killed while writing
             return
+        if self.spec.has_parent and parent is None:
+            raise ValueError(f"a {self.kind} run starts from a parent run: pass parent=load_run(...)")
         if plan == "overwrite":
             shutil.rmtree(self.path)
         os.makedirs(self.path, exist_ok=True)
-        write_run_marker(self.path, "pretrain")
-        config.to_json(self.config_path)
+        write_run_marker(self.path, self.kind)
+        record = _config_record(LoadedRun(self.kind, self.path, config, parent=parent))
+        atomic_write_text(self.config_path, json.dumps(record, indent=2) + "\n")
 
     def write_json(self, name, values):
         """Writes `values` as indented JSON to `name`, atomically; NaN and infinities become null."""
@@ -197,6 +317,36 @@ class RunDirectory:
         with open(self.file(name), encoding="utf-8") as file:
             return json.load(file)
 
+    def write_text(self, name, text):
+        """Writes `text` to `name`, atomically."""
+        atomic_write_text(self.file(name), text)
+
+    def save_model(self, model):
+        """Saves `model` as `model.keras`, atomically, and its prompt template (if any) as `template.json`."""
+        template = getattr(model, "prompt_template", None)
+        if template is not None:
+            atomic_write_text(self.template_path, json.dumps(template.get_config(), ensure_ascii=False, indent=2))
+        with atomic_path(self.model_path) as temporary:
+            model.save(temporary)
+
+    def _read_recorded_run(self):
+        """The run as its config file records it: a `LoadedRun` without model."""
+        if not os.path.exists(self.config_path):
+            raise RunDirectoryError(f"{self.path} is not a run directory: it has no {self.spec.config_file}")
+        record = _read_json_file(self.config_path)
+        try:
+            return _recorded_run(self.kind, self.path, record)
+        except ValueError as error:
+            raise RunDirectoryError(f"{self.config_path} is damaged: {error}") from None
+
+    def _read_template(self):
+        if not os.path.exists(self.template_path):
+            return None
+        template = _read_json_file(self.template_path)
+        if not isinstance(template, dict):
+            raise RunDirectoryError(f"{self.template_path} is damaged: expected a JSON object")
+        return template
+
 
 def write_run_marker(path, kind):
     """Writes `run.json`: the kind of run, the run format and the tfllm version that wrote it."""
@@ -205,20 +355,16 @@ def write_run_marker(path, kind):
 
 
 def read_run_kind(path):
-    """The kind ("pretrain" or "finetune") of the run in `path`; `RunDirectoryError` if tfllm cannot read it."""
+    """The kind (a key of `KINDS`) of the run in `path`; `RunDirectoryError` if tfllm cannot read it."""
     marker_path = os.path.join(os.fspath(path), RUN)
-    try:
-        with open(marker_path, encoding="utf-8") as file:
-            marker = json.load(file)
-    except FileNotFoundError:
+    if not os.path.exists(marker_path):
         raise RunDirectoryError(
             f"{path} has no {RUN}: it was written by an older tfllm (before run format {RUN_FORMAT}) or by "
             "something else; train it again with this version"
-        ) from None
-    except json.JSONDecodeError as error:
-        raise RunDirectoryError(f"{marker_path} is damaged ({error})") from None
-    if not isinstance(marker, dict) or marker.get("kind") not in ("pretrain", "finetune"):
-        raise RunDirectoryError(f"{marker_path} is damaged: expected a kind of 'pretrain' or 'finetune'")
+        )
+    marker = _read_json_file(marker_path)
+    if not isinstance(marker, dict) or marker.get("kind") not in KINDS:
+        raise RunDirectoryError(f"{marker_path} is damaged: expected a kind of {', '.join(map(repr, KINDS))}")
     if marker.get("format") != RUN_FORMAT:
         raise RunDirectoryError(
             f"{path} was written by tfllm {marker.get('tfllm_version', '?')} in run format {marker.get('format')!r}; "
@@ -228,18 +374,16 @@ def read_run_kind(path):
 
 
 def load_run(run_dir):
-    """The config and the trained model of a complete run directory (pretraining or fine-tuning).
+    """A complete run directory of any kind, read back: its config, its trained model, its parent.
 
     Returns:
-        `(config, model)`: for a pretraining run the `RunConfig` and the `CausalLM`, its tokenizer attached; for a
-        fine-tuning run its `FinetuneConfig` and model (a `CausalLM`, or a `SequenceClassifier` for a classifier
-        run). The model is in the precision it was trained in and compiled with the defaults of its `compile()`
-        (so `evaluate` works; the training settings are in the config).
+        A `LoadedRun`. The model is in the precision it was trained in and compiled with the defaults of its
+        `compile()` (so `evaluate` works; the training settings are in the config).
 
     Raises:
         RunDirectoryError: the directory is not a run, was written by an incompatible tfllm, is unfinished (the
-            message lists the missing files: an interrupted run resumes when it is started again), or its config or
-            `model.keras` is damaged.
+            message lists the missing files: an interrupted pretraining resumes when it is started again), or its
+            config, `model.keras` or another file is damaged.
 
     `pretrain`'s example reads back the run it trains. What is refused, before anything is loaded:
 
@@ -251,32 +395,29 @@ def load_run(run_dir):
     ...
     tfllm.training.run_directory.RunDirectoryError: ...missing does not exist: expected a run directory written ...
     >>> run = RunDirectory(tempfile.mkdtemp())
-    >>> run.start(RunConfig.default("lstm"), "new")  # what a run writes first: config.json and run.json
+    >>> run.start(RunConfig.default("lstm"), "new")  # what a run writes first: run.json and config.json
     >>> load_run(run.path)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     tfllm.training.run_directory.RunDirectoryError: ... holds an unfinished run: model.keras, loss_curve.png, ...
     """
-    run = RunDirectory(run_dir)
-    if not os.path.isdir(run.path):
-        raise RunDirectoryError(f"{run.path} does not exist: expected a run directory written by tfllm")
-    if not any(os.path.exists(run.file(name)) for name in (RUN, CONFIG, "finetune.json")):
-        raise RunDirectoryError(f"{run.path} is not a run directory: it has no {RUN} or {CONFIG}")
-    if read_run_kind(run.path) == "finetune":
-        from tfllm.training.finetune_run import load_finetune_run  # it builds on this module
-
-        return load_finetune_run(run.path)
+    path = os.fspath(run_dir)
+    if not os.path.isdir(path):
+        raise RunDirectoryError(f"{path} does not exist: expected a run directory written by tfllm")
+    if not RunDirectory(path).is_run():
+        raise RunDirectoryError(f"{path} is not a run directory: it has no {RUN} or {CONFIG}")
+    run = RunDirectory(path, read_run_kind(path))
     missing = run.missing_files()
     if missing:
-        raise RunDirectoryError(
-            f"{run.path} holds an unfinished run: {', '.join(missing)} missing. Run the same training again to "
-            "resume it from its last checkpoint"
-        )
-    config = run.read_config()
-    model = load_model_file(run.model_path, config.train.precision)
+        advice = ("Run the same training again to resume it from its last checkpoint" if run.spec.resumes else
+                  f"A {run.kind} run does not resume: run it again with overwrite=True (--overwrite)")
+        raise RunDirectoryError(f"{path} holds an unfinished run: {', '.join(missing)} missing. {advice}")
+    recorded = run._read_recorded_run()
+    metrics = _read_json_file(run.metrics_path)
+    model = load_model_file(run.model_path, recorded.precision)
     if not model.compiled:
         model.compile()  # the defaults, enough for evaluate; fine-tuning compiles with its own settings
-    return config, model
+    return dataclasses.replace(recorded, model=model, template=run._read_template(), metrics=metrics)
 
 
 def load_model_file(path, precision):
@@ -297,6 +438,38 @@ def load_model_file(path, precision):
         ) from error
     finally:
         keras.config.set_dtype_policy(previous_policy)
+
+
+def _config_record(run):
+    """What the config file of `run` (a `LoadedRun`) holds: its config, and for a kind with a parent, the parent's
+    path, kind and config file, so a run can be understood even when its parent has moved."""
+    if not KINDS[run.kind].has_parent:
+        return run.config.to_dict()
+    return {"config": run.config.to_dict(), "parent": os.path.abspath(run.parent.path),
+            "parent_kind": run.parent.kind, "parent_config": _config_record(run.parent)}
+
+
+def _recorded_run(kind, path, record):
+    """The `LoadedRun` (without model) of a config file's `record`; a `ValueError` names what is wrong."""
+    spec = KINDS[kind]
+    if not spec.has_parent:
+        return LoadedRun(kind, path, spec.config_class.from_dict(record))
+    keys = ("config", "parent", "parent_config")
+    if not isinstance(record, dict) or not all(key in record for key in keys):
+        raise ValueError(f"expected a JSON object with the keys {', '.join(keys)}")
+    parent_kind = record.get("parent_kind", "pretrain")  # fine-tunings of pretrained runs before it was recorded
+    if parent_kind not in KINDS:
+        raise ValueError(f"parent_kind={parent_kind!r} is invalid: expected one of {', '.join(map(repr, KINDS))}")
+    parent = _recorded_run(parent_kind, record["parent"], record["parent_config"])
+    return LoadedRun(kind, path, spec.config_class.from_dict(record["config"]), parent=parent)
+
+
+def _read_json_file(path):
+    with open(path, encoding="utf-8") as file:
+        try:
+            return json.load(file)
+        except json.JSONDecodeError as error:
+            raise RunDirectoryError(f"{path} is damaged: not valid JSON ({error})") from None
 
 
 def _finite_or_none(value):

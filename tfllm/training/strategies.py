@@ -28,8 +28,7 @@ import os
 import tensorflow as tf
 
 from tfllm.checks import require_choice, require_positive_int
-
-STRATEGIES = ("auto", "cpu", "mirrored", "multiworker", "tpu")
+from tfllm.choices import STRATEGIES
 
 log = logging.getLogger("tfllm")
 

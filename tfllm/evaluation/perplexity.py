@@ -7,7 +7,7 @@ text is read from its start, each of its tokens is predicted exactly once, and t
   eos belongs to the text because `lm_dataset` trains on documents that each end with an eos: a model is trained to
   say where a text stops, and is charged for it here. (`CausalLM.score` leaves the eos out: it scores a string as
   a prefix, not as a whole document.)
-- Every token is read and predicted by `tfllm.models.scoring` (sliding windows for the Transformer, the state
+- Every token is read and predicted by `tfllm.evaluation.scoring` (sliding windows for the Transformer, the state
   carried from chunk to chunk for RNNs), which `CausalLM.score` uses too, so the two agree token for token.
 - Totals are summed in float64.
 
@@ -23,7 +23,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfllm.data import load_texts
-from tfllm.models.scoring import text_token_ids, token_log_likelihoods
+from tfllm.evaluation.scoring import CHUNK_LENGTH, text_token_ids, token_log_likelihoods
+from tfllm.utf8 import utf8_bytes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +67,7 @@ class EvaluationResult:
         )
 
 
-def evaluate_texts(model, texts, batch_size=32, stride=None, chunk_length=256):
+def evaluate_texts(model, texts, batch_size=32, stride=None, chunk_length=CHUNK_LENGTH):
     """Evaluates a `CausalLM` exactly on `texts`: every token of every text is predicted once.
 
     Args:
@@ -137,7 +138,5 @@ def evaluate_corpus(model, name_or_path="kjv", split="validation", **kwargs):
 
 def _as_bytes_list(texts):
     if isinstance(texts, tf.data.Dataset):
-        return [bytes(text) for text in texts.as_numpy_iterator()]
-    if isinstance(texts, (str, bytes)):
-        texts = [texts]
-    return [text.encode("utf-8") if isinstance(text, str) else bytes(text) for text in texts]
+        texts = texts.as_numpy_iterator()  # scalar strings come out as bytes
+    return utf8_bytes(texts)

@@ -2,7 +2,7 @@
 
 import math
 
-from tfllm.training.word_share import corpus_words, known_word_share
+from tfllm.evaluation import corpus_words, known_word_share
 
 
 def test_words_are_lowercase_letters_with_inner_apostrophes():

@@ -1,8 +1,13 @@
-"""What `CausalLM.generate` and `CausalLM.stream` share: prompts to padded ids, the compiled loops, ids to text.
+"""Text generation for every model: `generate` and `stream` (behind `CausalLM.generate` and `CausalLM.stream`),
+from prompts to padded ids, through the compiled loops, back to text.
 
-The compiled functions are made once per model and per sampler settings, stop tokens and XLA choice, and traced
-once for any batch size and length (their signatures leave both open), so generating again costs no tracing (under
-XLA, a new batch size or padded length costs one compilation):
+A model is seen through what it has, never its class: `tokenizer`, `pad_id`, `max_sequence_length` and the decode
+contract `initial_state(batch_size, max_length)` / `decode(token_ids, state, index)`.
+
+`start` is the setup that `generate` and `stream` share: it checks the settings, builds the sampler, turns the
+prompts into a padded batch and reads them. The compiled functions are made once per model and per sampler
+settings, stop tokens and XLA choice, and traced once for any batch size and length (their signatures leave both
+open), so generating again costs no tracing (under XLA, a new batch size or padded length costs one compilation):
 
 - `prefill`: reads the prompts up to the shortest one's end in one decode call (always the plain graph);
 - `loop`: the whole decode loop after it, the sampler's `run` (`generate`);
@@ -22,7 +27,96 @@ import tensorflow as tf
 from keras import ops
 
 from tfllm.checks import require_positive_int
-from tfllm.generation import BeamSampler, decode_steps
+from tfllm.generation.beam_search import BeamSampler
+from tfllm.generation.decode_loop import decode_steps
+from tfllm.generation.sampler_settings import get_sampler
+from tfllm.utf8 import utf8_bytes, utf8_strings
+
+
+def generate(model, prompts, *, max_new_tokens, sampler, temperature, top_k, top_p, seed, stop_token_ids,
+             strip_prompt, num_beams, jit_compile):
+    """`CausalLM.generate` for any model with the decode contract (the arguments are documented there)."""
+    run = start(model, prompts, max_new_tokens, seed, stop_token_ids, jit_compile, sampler=sampler,
+                temperature=temperature, top_k=top_k, top_p=top_p, num_beams=num_beams)
+    request = run.request
+    token_ids, ends = run.functions["loop"](
+        run.token_ids, run.prompt_lengths, run.state, run.seed, tf.constant(max_new_tokens, tf.int32)
+    )
+    new_ids = request.new_ids(np.asarray(token_ids), np.asarray(ends))
+    if request.texts_in and strip_prompt:
+        outputs = utf8_strings(continuation_bytes(model, request.prompt_ids, new_ids))
+    elif request.texts_in:
+        outputs = utf8_strings(detokenize(model, [prompt + new for prompt, new in zip(request.prompt_ids, new_ids)]))
+    else:
+        outputs = new_ids if strip_prompt else [prompt + new for prompt, new in zip(request.prompt_ids, new_ids)]
+    return outputs[0] if request.single else outputs
+
+
+def stream(model, prompts, *, max_new_tokens, sampler, temperature, top_k, top_p, seed, stop_token_ids, chunk_tokens,
+           jit_compile):
+    """`CausalLM.stream` for any model with the decode contract (the arguments are documented there)."""
+    chunk_tokens = require_positive_int("chunk_tokens", chunk_tokens)
+    run = start(model, prompts, max_new_tokens, seed, stop_token_ids, jit_compile, streaming=True, sampler=sampler,
+                temperature=temperature, top_k=top_k, top_p=top_p)
+    request, functions, token_ids, state = run.request, run.functions, run.token_ids, run.state
+    index = int(request.prompt_lengths.min())
+    end = tf.constant(np.minimum(request.prompt_lengths + max_new_tokens, request.token_ids.shape[1]), tf.int32)
+    chunk = tf.constant(chunk_tokens, tf.int32)
+    text = TextStream(model, request.prompt_ids) if request.texts_in else None
+    sent = [0] * len(request.prompt_ids)
+    while True:
+        token_ids, state, index, end = functions["steps"](
+            token_ids, run.prompt_lengths, state, index, end, run.seed, chunk
+        )
+        ends = np.minimum(np.asarray(end), int(index))  # what each row holds so far
+        new_ids = request.new_ids(np.asarray(token_ids), ends)
+        finished = not np.any(int(index) < np.asarray(end))
+        if text is not None:
+            pieces = text.update(new_ids, final=finished)
+        else:
+            pieces = [ids[done:] for ids, done in zip(new_ids, sent)]
+            sent = [len(ids) for ids in new_ids]
+        yield pieces[0] if request.single else pieces
+        if finished:
+            return
+
+
+@dataclasses.dataclass
+class Generation:
+    """A generation set up by `start`, ready for its compiled loop.
+
+    Attributes:
+        request: the `GenerationRequest` (the prompts' ids, and how to give the outputs back).
+        functions: the model's compiled `prefill`, `loop` and `steps` for these settings (`compiled`).
+        token_ids: int32 (B, S) tensor: the padded prompts and room for the new tokens.
+        prompt_lengths: int32 (B,) tensor.
+        state: the decode state after `prefill`.
+        seed: int32 scalar tensor.
+    """
+
+    request: "GenerationRequest"
+    functions: dict
+    token_ids: tf.Tensor
+    prompt_lengths: tf.Tensor
+    state: object
+    seed: tf.Tensor
+
+
+def start(model, prompts, max_new_tokens, seed, stop_token_ids, jit_compile, streaming=False, **sampler_settings):
+    """What `generate` and `stream` do before their loop, as a `Generation`: checks the settings, builds the sampler
+    (`sampler_settings` are `tfllm.generation.get_sampler`'s), makes the prompts a padded batch (`prepare`), gets
+    the compiled functions and reads the prompts (`prefill`). `streaming` refuses beam search."""
+    sampler = get_sampler(**sampler_settings)
+    if streaming and isinstance(sampler, BeamSampler):
+        raise ValueError("sampler='beam' cannot stream: beam search knows its best sequence only at the end.")
+    xla = use_xla(jit_compile, sampler)
+    request = prepare(model, prompts, max_new_tokens, stop_token_ids, xla)
+    functions = compiled(model, sampler, request.stop_token_ids, xla)
+    token_ids, lengths = tf.constant(request.token_ids), tf.constant(request.prompt_lengths)
+    seed = np.random.randint(0, 2**31 - 1) if seed is None else seed
+    return Generation(
+        request, functions, token_ids, lengths, functions["prefill"](token_ids, lengths), tf.constant(seed, tf.int32)
+    )
 
 
 @dataclasses.dataclass
@@ -87,7 +181,7 @@ def prompt_token_ids(model, texts):
     """Each text prompt's ids: a bos, then its tokens."""
     if model.tokenizer is None:
         raise ValueError("text prompts need a tokenizer: attach one with tokenizer=..., or pass token ids.")
-    ragged = model.tokenizer.tokenize(tf.constant([t if isinstance(t, bytes) else t.encode() for t in texts]))
+    ragged = model.tokenizer.tokenize(tf.constant(utf8_bytes(texts), tf.string))
     return [[model.tokenizer.bos_id] + ids for ids in ragged.to_list()]
 
 
@@ -246,6 +340,6 @@ def _fit_context(token_lists, max_new_tokens, limit):
         warnings.warn(
             f"prompts longer than {room} tokens (max_sequence_length={limit} - max_new_tokens={max_new_tokens}) "
             "lose their beginning.",
-            stacklevel=4,
+            stacklevel=6,  # the caller of CausalLM.generate (or of next() on CausalLM.stream)
         )
     return [ids[-room:] for ids in token_lists]

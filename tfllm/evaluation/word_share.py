@@ -2,15 +2,19 @@
 
 import re
 
+from tfllm.utf8 import utf8_strings
+
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
 
 
 def corpus_words(texts):
-    """The set of lowercase words (letters, with an inner apostrophe) in `texts` (str or UTF-8 bytes)."""
+    """The set of lowercase words (letters, with an inner apostrophe) in `texts` (str or UTF-8 bytes).
+
+    >>> sorted(corpus_words(["And God said,", b"Lord's day 7"]))
+    ['and', 'day', 'god', "lord's", 'said']
+    """
     words = set()
-    for text in texts:
-        if isinstance(text, bytes):
-            text = text.decode("utf-8", errors="replace")
+    for text in utf8_strings(texts):
         words.update(word.lower() for word in _WORD.findall(text))
     return words
 

@@ -13,6 +13,7 @@ import dataclasses
 import numpy as np
 
 from tfllm.checks import require_positive_int
+from tfllm.utf8 import utf8_bytes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,9 +148,7 @@ def memorization_report(model, train_texts, heldout_texts, prefix_tokens=32, con
 
 
 def _sample_windows(tokenizer, texts, window, samples, seed):
-    if isinstance(texts, (str, bytes)):
-        texts = [texts]
-    texts = [text.encode("utf-8") if isinstance(text, str) else bytes(text) for text in texts]
+    texts = utf8_bytes(texts)
     if not texts:
         raise ValueError("texts is empty: expected at least one text.")
     token_lists = [np.asarray(ids, np.int32) for ids in tokenizer.tokenize(texts).to_list()]

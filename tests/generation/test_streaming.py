@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tfllm.models import LSTMLM, TransformerLM
-from tfllm.models.text_generation import TextStream
+from tfllm.generation.text_generation import TextStream
 from tfllm.tokenizers import ByteTokenizer, SentencePieceTokenizer
 
 CORPUS = ["In the beginning God created the heaven and the earth.", "And God said, Let there be light."] * 20

@@ -27,8 +27,8 @@ efficiency is about `min(1, compute time / transfer time)` when the two overlap.
 import dataclasses
 
 from tfllm.checks import require_choice, require_positive_int
+from tfllm.choices import PRECISIONS
 
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 STATE_BYTES_PER_PARAMETER = 16  # float32 weight, gradient, and AdamW's two moments
 HEAD_DIM = 64
 

@@ -1,14 +1,17 @@
 """The log-likelihood of every token of a text under a `CausalLM`, each token predicted once, in batches.
 
-This is the engine of `CausalLM.score` and of exact evaluation (`tfllm.training.evaluation`), so the two agree
-token for token:
+This is the engine of `CausalLM.score` and of exact evaluation (`tfllm.evaluation.evaluate_texts`), so the two agree
+token for token; the SavedModel's `score` signature (`tfllm.export`) runs the same rules in its graph
+(`window_bounds`, `window_log_likelihoods`, `decode_log_likelihoods`). A model is seen through its decode contract
+(`tokenizer`, `pad_id`, `max_sequence_length`, `initial_state`, `decode`, and calling it on token ids):
 
 - A model with a `max_sequence_length` (the Transformer) reads a text longer than its context through a sliding
   window: windows of `max_sequence_length` tokens that move by `stride` (half a context by default); a window
   counts only the tokens that the previous one did not predict, so each token gets at least
   `max_sequence_length - stride` tokens of left context where the text has them.
-- A model without one (the RNNs) reads the whole text with its decode state carried from chunk to chunk, so every
-  token sees everything before it and memory stays bounded by the chunk, however long the text.
+- A model without one (the RNNs) reads the whole text with its decode state carried from chunk to chunk
+  (`CHUNK_LENGTH` tokens by default), so every token sees everything before it and memory stays bounded by the
+  chunk, however long the text.
 - Texts are batched (sorted by length, right-padded, the padding masked out) and each batch goes through one
   compiled function, traced once per model.
 """
@@ -20,6 +23,9 @@ import numpy as np
 import tensorflow as tf
 
 from tfllm.checks import require_positive_int
+from tfllm.utf8 import utf8_bytes
+
+CHUNK_LENGTH = 256  # tokens a recurrent model reads per decode call
 
 
 def text_token_ids(model, texts, batch_size=256):
@@ -28,7 +34,7 @@ def text_token_ids(model, texts, batch_size=256):
     tokenizer = model.tokenizer
     if tokenizer is None:
         raise ValueError("scoring text needs a tokenizer: attach one to the model with tokenizer=...")
-    texts = [text.encode("utf-8") if isinstance(text, str) else bytes(text) for text in texts]
+    texts = utf8_bytes(texts)
     token_lists = []
     for start in range(0, len(texts), batch_size):
         ragged = tokenizer.tokenize(tf.constant(texts[start : start + batch_size], tf.string))
@@ -37,7 +43,7 @@ def text_token_ids(model, texts, batch_size=256):
     return token_lists
 
 
-def token_log_likelihoods(model, token_lists, batch_size=32, stride=None, chunk_length=256):
+def token_log_likelihoods(model, token_lists, batch_size=32, stride=None, chunk_length=CHUNK_LENGTH):
     """log p(ids[i] | ids[:i]) for i = 1 .. len(ids) - 1 of each sequence: a list of float64 arrays.
 
     Args:
@@ -63,7 +69,7 @@ def token_log_likelihoods(model, token_lists, batch_size=32, stride=None, chunk_
     if context is None:
         return _streamed(model, token_lists, batch_size, chunk_length)
     if stride is None:
-        stride = max(context // 2, 1)
+        stride = default_stride(context)
     if isinstance(stride, bool) or not isinstance(stride, numbers.Integral) or not 1 <= stride <= context:
         raise ValueError(f"stride={stride!r} is invalid: expected an integer in [1, max_sequence_length={context}].")
     return _windowed(model, token_lists, batch_size, int(stride))
@@ -82,10 +88,61 @@ def sliding_windows(length, context, stride):
     windows = []
     first = 1
     while first < length:
-        stop = min(length, first + stride if first > 1 else context + 1)
-        windows.append((max(0, stop - 1 - context), first, stop))
+        begin, stop = (int(value) for value in window_bounds(first, length, context, stride))
+        windows.append((begin, first, stop))
         first = stop
     return windows
+
+
+def window_bounds(first, length, context, stride, xp=np):
+    """The rule of `sliding_windows`, one window at a time: `(begin, stop)` of the window whose first counted
+    prediction is position `first` of a sequence of `length` tokens.
+
+    The one source of the rule for the Python windows here and the graph loop of the SavedModel's `score`:
+    `xp` is the array namespace, NumPy for numbers (the default) or `keras.ops` for tensors (then `first` and
+    `length` may be (B,) tensors, a window per row).
+
+    >>> [int(value) for value in window_bounds(first=1, length=10, context=4, stride=2)]  # the first window
+    [0, 5]
+    >>> [int(value) for value in window_bounds(first=9, length=10, context=4, stride=2)]  # the last one
+    [5, 10]
+    """
+    stop = xp.where(first > 1, xp.minimum(first + stride, length), xp.minimum(context + 1, length))
+    return xp.maximum(stop - 1 - context, 0), stop
+
+
+def default_stride(context):
+    """How far a window moves when the caller does not say: half the context, so each prediction reads at least
+    half a context of left context where the text has it.
+
+    >>> default_stride(128), default_stride(1)
+    (64, 1)
+    """
+    return max(context // 2, 1)
+
+
+def next_token_log_likelihoods(logits, targets):
+    """log p(targets[b, t] | what the logits read), (B, T) float32, from logits (B, T, V) of any float dtype.
+
+    >>> import numpy as np
+    >>> logits = np.log(np.asarray([[[0.5, 0.25, 0.25]]], np.float32))  # (B, T, V)
+    >>> np.round(np.exp(next_token_log_likelihoods(logits, np.asarray([[1]], np.int32)).numpy()), 6)
+    array([[0.25]], dtype=float32)
+    """
+    return -tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=tf.cast(logits, tf.float32))
+
+
+def window_log_likelihoods(model, token_ids, targets):
+    """log p(targets | token_ids) (B, T) of a window read in one forward pass: `targets` are `token_ids` moved by
+    one (the same rule in `token_log_likelihoods` and in the SavedModel's graph)."""
+    return next_token_log_likelihoods(model(token_ids, training=False), targets)  # (B, T)
+
+
+def decode_log_likelihoods(model, token_ids, targets, state, index):
+    """log p(targets | ...) (B, C) of a chunk read with `model.decode` from position `index` on the carried
+    `state`, and the new state (the rule for models without a context, here and in the SavedModel's graph)."""
+    logits, state = model.decode(token_ids, state, index)  # (B, C, V)
+    return next_token_log_likelihoods(logits, targets), state
 
 
 def _windowed(model, token_lists, batch_size, stride):
@@ -97,7 +154,7 @@ def _windowed(model, token_lists, batch_size, stride):
         for begin, first, stop in sliding_windows(len(ids), context, stride)
     ]
     rows.sort(key=lambda row: row[3] - row[1], reverse=True)  # similar lengths share a batch: less padding
-    window_log_likelihoods = _compiled(model, "windows", lambda: _make_window_function(model))
+    window_function = _compiled(model, "windows", lambda: _make_window_function(model))
     results = [np.zeros(len(ids) - 1, np.float64) for ids in token_lists]
     pad_id = model.pad_id
     for start in range(0, len(rows), batch_size):
@@ -109,7 +166,7 @@ def _windowed(model, token_lists, batch_size, stride):
             ids = token_lists[text]
             x[row, : stop - 1 - begin] = ids[begin : stop - 1]
             y[row, : stop - 1 - begin] = ids[begin + 1 : stop]
-        values = window_log_likelihoods(tf.constant(x), tf.constant(y)).numpy()  # (B, T)
+        values = window_function(tf.constant(x), tf.constant(y)).numpy()  # (B, T)
         for row, (text, begin, first, stop) in enumerate(batch):
             # Column j predicts position begin + 1 + j; this window counts positions first .. stop - 1.
             results[text][first - 1 : stop - 1] = values[row, first - 1 - begin : stop - 1 - begin]
@@ -146,10 +203,6 @@ def _streamed(model, token_lists, batch_size, chunk_length):
     return results
 
 
-def _log_likelihoods(logits, targets):
-    return -tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=tf.cast(logits, tf.float32))
-
-
 def _make_window_function(model):
     model_ref = weakref.ref(model)
 
@@ -157,10 +210,10 @@ def _make_window_function(model):
         autograph=False,  # plain graph code: nothing for AutoGraph to convert
         input_signature=[tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None, None], tf.int32)],  # x, y (B, T)
     )
-    def window_log_likelihoods(x, y):
-        return _log_likelihoods(model_ref()(x, training=False), y)  # (B, T)
+    def window_function(x, y):
+        return window_log_likelihoods(model_ref(), x, y)  # (B, T)
 
-    return window_log_likelihoods
+    return window_function
 
 
 def _make_stream_function(model):
@@ -168,8 +221,7 @@ def _make_stream_function(model):
 
     @tf.function(reduce_retracing=True, autograph=False)
     def step(x, y, state, index):
-        logits, state = model_ref().decode(x, state, index)  # (B, C, V)
-        return _log_likelihoods(logits, y), state
+        return decode_log_likelihoods(model_ref(), x, y, state, index)
 
     return step
 

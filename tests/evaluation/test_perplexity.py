@@ -1,0 +1,87 @@
+"""Exact evaluation: golden numbers on a uniform model, each token counted once, windows and chunks vs one full pass,
+agreement with `CausalLM.score`."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.evaluation.common import TEXTS, VOCAB, byte_ids, direct_nats, lstm, total_nats, transformer
+from tfllm.evaluation import EvaluationResult, evaluate_corpus, evaluate_texts
+from tfllm.models import LSTMLM, SimpleRNNLM
+from tfllm.tokenizers import ByteTokenizer
+
+
+@pytest.mark.parametrize("make", [transformer, lstm], ids=["transformer", "lstm"])
+def test_a_uniform_model_has_loss_ln_vocab_and_the_golden_bits_per_byte(make):
+    model = make()
+    model(np.ones((1, 2), np.int32))
+    embedding = model.token_embedding if hasattr(model, "token_embedding") else model.embedding
+    embedding.embeddings.assign(np.zeros((VOCAB, 16), np.float32))  # tied logits h @ 0 = 0: uniform
+    result = evaluate_texts(model, TEXTS, batch_size=3)
+    tokens = sum(len(text.encode("utf-8")) + 1 for text in TEXTS)  # every byte and each eos, once
+    size = sum(len(text.encode("utf-8")) for text in TEXTS)
+    assert (result.tokens, result.bytes, result.documents) == (tokens, size, 4)
+    assert result.loss == pytest.approx(math.log(VOCAB), rel=1e-6)
+    assert result.perplexity == pytest.approx(VOCAB, rel=1e-5)
+    assert result.bits_per_byte == pytest.approx(tokens * math.log(VOCAB) / (size * math.log(2)), rel=1e-6)
+
+
+def test_texts_that_fit_give_the_full_pass_whatever_the_stride_and_batch():
+    model = transformer(context=64)
+    expected = sum(direct_nats(model, byte_ids(text)) for text in TEXTS)
+    for stride, batch_size in [(None, 32), (1, 1), (64, 2)]:
+        result = evaluate_texts(model, TEXTS, batch_size=batch_size, stride=stride)
+        assert total_nats(result) == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_long_text_through_windows_is_close_to_a_full_pass_with_a_longer_context():
+    # Rotary positions have no weights, so the same weights serve a model with a short and one with a long context.
+    long_model = transformer(context=256, position_embedding="rotary")
+    text = " ".join(["and the earth was without form and void"] * 5)  # 199 bytes
+    expected = direct_nats(long_model, byte_ids(text))
+    short_model = transformer(context=32, position_embedding="rotary")
+    short_model(np.ones((1, 2), np.int32))
+    short_model.set_weights(long_model.get_weights())
+    for stride in (16, 4):
+        result = evaluate_texts(short_model, [text], stride=stride)
+        assert result.tokens == 200 and np.isfinite(result.loss)
+        assert total_nats(result) == pytest.approx(expected, rel=0.01)
+    with pytest.raises(ValueError, match="stride=33"):
+        evaluate_texts(short_model, [text], stride=33)
+
+
+@pytest.mark.parametrize("make", [lstm, lambda: SimpleRNNLM(VOCAB, hidden_dim=8, num_layers=2,
+                                                              tokenizer=ByteTokenizer())], ids=["lstm", "rnn"])
+def test_recurrent_state_carried_chunk_by_chunk_equals_one_full_pass(make):
+    model = make()
+    texts = [text * 7 for text in TEXTS]  # up to 386 tokens
+    expected = sum(direct_nats(model, byte_ids(text)) for text in texts)
+    for chunk_length, batch_size in [(5, 3), (64, 1), (1000, 4)]:
+        result = evaluate_texts(model, texts, batch_size=batch_size, chunk_length=chunk_length)
+        assert total_nats(result) == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("make", [lambda: transformer(context=64), lstm], ids=["transformer", "lstm"])
+def test_agrees_with_score_which_leaves_out_the_eos(make):
+    model = make()
+    texts = [TEXTS[0], TEXTS[3]]
+    log_likelihood, counts = model.score(texts)
+    for text, score_ll, count in zip(texts, log_likelihood, counts):
+        ids = byte_ids(text)
+        eos_nats = -float(tf.nn.log_softmax(model(np.asarray([ids[:-1]], np.int32)))[0, -1, 2])
+        result = evaluate_texts(model, [text])
+        assert result.tokens == count + 1
+        assert total_nats(result) - eos_nats == pytest.approx(-float(score_ll), rel=1e-5)
+
+
+def test_evaluate_corpus_reads_a_split_and_checks_its_arguments(tmp_path):
+    path = tmp_path / "tiny.txt"
+    path.write_text("abc\n\ndef")
+    result = evaluate_corpus(lstm(), str(path), split=None)
+    assert isinstance(result, EvaluationResult) and (result.tokens, result.bytes) == (9, 8)
+    with pytest.raises(ValueError, match="tokenizer"):
+        evaluate_texts(LSTMLM(VOCAB, hidden_dim=4), ["abc"])
+    with pytest.raises(ValueError, match="empty"):
+        evaluate_texts(lstm(), [])

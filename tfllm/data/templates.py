@@ -1,0 +1,244 @@
+"""Prompt templates: how a task's fields, or a chat's messages, become the text a model reads and learns.
+
+A template renders a record as segments of text, each marked as prompt (read, not learned) or completion (learned):
+`sft_dataset` tokenizes the segments and puts the loss on the completions; `generate` renders the prompt alone and
+lets the model write the rest. Special tokens of the tokenizer (`<en>`, `<user>`, ...) are written in the formats as
+text: the tokenizer reads each one as its single id. A template is saved with the model (its `.keras` file and the
+run directory), so the command line and a SavedModel apply it without the user retyping the format.
+"""
+
+import dataclasses
+import string
+
+import tensorflow as tf
+
+KINDS = ("fields", "chat")
+CHAT_ROLES = ("system", "user", "assistant")
+
+
+def _fields_of(template_format, what):
+    """The field names of a format string, in order of first use; a `ValueError` names a malformed one."""
+    if not isinstance(template_format, str):
+        raise ValueError(f"{what}={template_format!r} is invalid: expected a format string such as '<en>{{source}}<zh>'")
+    try:
+        parsed = list(string.Formatter().parse(template_format))
+    except ValueError as error:
+        raise ValueError(f"{what}={template_format!r} is not a valid format string: {error}") from None
+    names = []
+    for _, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if not name.isidentifier() or spec or conversion:
+            raise ValueError(f"{what}={template_format!r} has the field {{{name}}}: expected plain names such as "
+                             "{source}, without format specs or indexing")
+        if name not in names:
+            names.append(name)
+    return tuple(names)
+
+
+@dataclasses.dataclass(frozen=True)
+class PromptTemplate:
+    """A task's fields -> prompt and completion, each a format string with `{field}` placeholders.
+
+    Args:
+        prompt: what the model reads, e.g. `"<en>{source}<zh>"`.
+        completion: what it learns to write after it, e.g. `"{target}"`; the sequence ends with eos.
+
+    Example:
+
+    >>> template = PromptTemplate("<en>{en}<zh>", "{zh}")
+    >>> template.fields, template.prompt_fields
+    (('en', 'zh'), ('en',))
+    >>> template.format_prompt({"en": "How is the weather?"})
+    '<en>How is the weather?<zh>'
+    >>> template.format_prompt("How is the weather?")  # one prompt field: a plain string fills it
+    '<en>How is the weather?<zh>'
+    >>> template.segments({"en": "How is the weather?", "zh": "天气如何？"})
+    [('<en>How is the weather?<zh>', False), ('天气如何？', True)]
+    >>> PromptTemplate.from_config(template.get_config()) == template
+    True
+    >>> template.format_prompt({"fr": "Quel temps fait-il ?"})
+    Traceback (most recent call last):
+    ...
+    ValueError: the record has no field 'en' that the template's prompt '<en>{en}<zh>' names (its fields: ['fr'])
+    """
+
+    prompt: str = "{prompt}"
+    completion: str = "{completion}"
+
+    def __post_init__(self):
+        if not self.prompt_fields:
+            raise ValueError(f"prompt={self.prompt!r} names no field: expected at least one, e.g. '{{question}}'")
+        _fields_of(self.completion, "completion")
+
+    kind = "fields"
+
+    @property
+    def prompt_fields(self):
+        return _fields_of(self.prompt, "prompt")
+
+    @property
+    def fields(self):
+        """Every field a training record needs, prompt fields first."""
+        return tuple(dict.fromkeys(self.prompt_fields + _fields_of(self.completion, "completion")))
+
+    def format_prompt(self, record):
+        """The prompt text of `record`: a dict of fields, or a string when the prompt has exactly one field."""
+        return _format(self.prompt, self._as_record(record), "prompt")
+
+    def format_prompt_tensor(self, texts):
+        """`format_prompt` in graph code, for a prompt with one field: (B,) strings -> (B,) prompts.
+
+        >>> PromptTemplate("<en>{en}<zh>", "{zh}").format_prompt_tensor(tf.constant(["Hi"])).numpy().tolist()
+        [b'<en>Hi<zh>']
+        """
+        if len(self.prompt_fields) != 1:
+            raise ValueError(f"the prompt {self.prompt!r} has the fields {list(self.prompt_fields)}: only a prompt "
+                             "with one field can be filled from one string input")
+        return _join_format(self.prompt, {self.prompt_fields[0]: texts})
+
+    def segments(self, record):
+        """`[(prompt text, False), (completion text, True)]`: what `sft_dataset` reads and learns."""
+        record = self._as_record(record)
+        return [(_format(self.prompt, record, "prompt"), False), (_format(self.completion, record, "completion"), True)]
+
+    def get_config(self):
+        return {"kind": self.kind, "prompt": self.prompt, "completion": self.completion}
+
+    @classmethod
+    def from_config(cls, config):
+        return template_from_config(config)
+
+    def _as_record(self, record):
+        if isinstance(record, str):
+            if len(self.prompt_fields) != 1:
+                raise ValueError(f"a plain string cannot fill the prompt {self.prompt!r}, which has the fields "
+                                 f"{list(self.prompt_fields)}: pass a dict")
+            return {self.prompt_fields[0]: record}
+        if not isinstance(record, dict):
+            raise ValueError(f"record={record!r:.60} is invalid: expected a dict of fields {list(self.fields)}")
+        return record
+
+
+@dataclasses.dataclass(frozen=True)
+class ChatTemplate:
+    """A conversation (a list of `{"role", "content"}` messages) -> text, one format per role.
+
+    The convention of OpenAI messages and Hugging Face chat templates: roles "system", "user", "assistant". The
+    assistant's format is split at `{content}`: what comes before is read (it is also the generation prompt that
+    asks the model to answer), the content and what follows it are learned, on every assistant turn.
+
+    Args:
+        user, assistant, system: formats with one `{content}` field, e.g. `"<user>{content}"`.
+
+    Example:
+
+    >>> template = ChatTemplate("<user>{content}", "<assistant>{content}")
+    >>> messages = [{"role": "user", "content": "天气如何"}, {"role": "assistant", "content": "今天天气很好"}]
+    >>> template.segments(messages)
+    [('<user>天气如何', False), ('<assistant>', False), ('今天天气很好', True)]
+    >>> template.format_prompt(messages[:1])  # the history, then the assistant's prefix
+    '<user>天气如何<assistant>'
+    >>> template.format_prompt("天气如何")  # a plain string is one user message
+    '<user>天气如何<assistant>'
+    """
+
+    user: str = "<user>{content}"
+    assistant: str = "<assistant>{content}"
+    system: str = "<system>{content}"
+
+    kind = "chat"
+    fields = ("messages",)
+
+    def __post_init__(self):
+        for role in CHAT_ROLES:
+            if _fields_of(getattr(self, role), role) != ("content",):
+                raise ValueError(f"{role}={getattr(self, role)!r} is invalid: expected exactly one field, {{content}}")
+
+    def format_prompt(self, messages):
+        """The text of the conversation so far, ending with the assistant's prefix: what the model continues."""
+        messages = self._messages(messages)
+        prefix, _ = self.assistant.split("{content}", 1)
+        return "".join(text for text, _ in self._message_segments(messages)) + prefix
+
+    def format_prompt_tensor(self, texts):
+        """`format_prompt` in graph code for one user message per row: (B,) strings -> (B,) prompts."""
+        prefix, _ = self.assistant.split("{content}", 1)
+        return tf.strings.join([_join_format(self.user, {"content": texts}), prefix])
+
+    def segments(self, messages):
+        """`(text, learned)` segments of a conversation: only the assistant turns' content (and suffix) is learned."""
+        if isinstance(messages, dict) and "messages" in messages:
+            messages = messages["messages"]
+        return self._message_segments(self._messages(messages))
+
+    def get_config(self):
+        return {"kind": self.kind, "user": self.user, "assistant": self.assistant, "system": self.system}
+
+    @classmethod
+    def from_config(cls, config):
+        return template_from_config(config)
+
+    def _message_segments(self, messages):
+        segments = []
+        for message in messages:
+            role_format = getattr(self, message["role"])
+            if message["role"] != "assistant":
+                segments.append((role_format.format(content=message["content"]), False))
+                continue
+            prefix, suffix = role_format.split("{content}", 1)
+            segments += [(prefix, False), (message["content"] + suffix, True)]
+        return [(text, learned) for text, learned in segments if text]
+
+    @staticmethod
+    def _messages(messages):
+        if isinstance(messages, str):
+            return [{"role": "user", "content": messages}]
+        messages = list(messages)
+        for index, message in enumerate(messages):
+            if not isinstance(message, dict) or message.get("role") not in CHAT_ROLES:
+                raise ValueError(f"message {index} ({message!r:.60}) is invalid: expected a dict with a role in "
+                                 f"{list(CHAT_ROLES)} and a content string")
+            if not isinstance(message.get("content"), str):
+                raise ValueError(f"message {index} has content {message.get('content')!r:.40}: expected a string")
+        return messages
+
+
+def template_from_config(config):
+    """The `PromptTemplate` or `ChatTemplate` of a `get_config()` dict (None gives None).
+
+    >>> template_from_config({"kind": "chat", "user": "Q: {content}\\n", "assistant": "A: {content}\\n",
+    ...                       "system": "{content}\\n"}).format_prompt("Hi")
+    'Q: Hi\\nA: '
+    """
+    if config is None or isinstance(config, (PromptTemplate, ChatTemplate)):
+        return config
+    if not isinstance(config, dict) or config.get("kind") not in KINDS:
+        raise ValueError(f"template config {config!r:.80} is invalid: expected a dict with kind in {list(KINDS)}")
+    values = {key: value for key, value in config.items() if key != "kind"}
+    cls = PromptTemplate if config["kind"] == "fields" else ChatTemplate
+    known = {field.name for field in dataclasses.fields(cls)}
+    if set(values) - known:
+        raise ValueError(f"template config has unknown keys {sorted(set(values) - known)}: expected {sorted(known)}")
+    return cls(**values)
+
+
+def _join_format(template_format, tensors):
+    """A format string filled with (B,) string tensors, by `tf.strings.join` of its literal parts and fields."""
+    parts = []
+    for literal, name, _, _ in string.Formatter().parse(template_format):
+        if literal:
+            parts.append(literal)  # Formatter.parse has already turned "{{" into "{"
+        if name is not None:
+            parts.append(tensors[name])
+    return tf.strings.join(parts) if parts else tf.constant("")
+
+
+def _format(template_format, record, what):
+    for name in _fields_of(template_format, what):
+        if name not in record:
+            raise ValueError(f"the record has no field {name!r} that the template's {what} {template_format!r} "
+                             f"names (its fields: {sorted(record)})")
+        if not isinstance(record[name], str):
+            raise ValueError(f"the record's field {name!r} is {record[name]!r:.40}: expected a string")
+    return template_format.format(**record)

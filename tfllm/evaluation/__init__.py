@@ -1,0 +1,28 @@
+"""Evaluation written once for every model: per-token scoring, exact perplexity and bits per byte, the memorization
+check, and the share of generated words that a corpus uses.
+
+A model is seen through its decode contract (`tokenizer`, `decode`, `generate`, ...), never its class, so this
+package imports nothing of `tfllm.models`; `CausalLM.score`, training and export ask it.
+"""
+
+from tfllm.evaluation.memorization import MemorizationReport, memorization_rate, memorization_report
+from tfllm.evaluation.perplexity import EvaluationResult, evaluate_corpus, evaluate_texts
+from tfllm.evaluation.scoring import sliding_windows, token_log_likelihoods
+from tfllm.evaluation.word_share import corpus_words, known_word_share
+
+__all__ = [
+    # Exact perplexity and bits per byte over whole texts.
+    "EvaluationResult",
+    "evaluate_corpus",
+    "evaluate_texts",
+    # Does the model recite its training text?
+    "MemorizationReport",
+    "memorization_rate",
+    "memorization_report",
+    # The per-token scores behind `CausalLM.score` and the numbers above.
+    "sliding_windows",
+    "token_log_likelihoods",
+    # Does generated text use the corpus's words?
+    "corpus_words",
+    "known_word_share",
+]
