@@ -52,7 +52,7 @@ def test_console_script_is_installed():
                  "--overwrite", "--seed", "resumes"]),
     (["evaluate"], ["RUN_DIR", "--corpus", "--split", "--json"]),
     (["generate"], ["--prompt", "--prompts-file", "--max-new-tokens", "--temperature", "--top-k", "--top-p",
-                    "--seed", "--stream", "--num-beams"]),
+                    "--seed", "--stream", "--num-beams", "--no-template"]),
     (["finetune"], ["--task", "sft", "classify", "continue", "--data", "--output-dir"]),
     (["export"], ["RUN_DIR", "OUT_DIR", "--max-new-tokens-limit"]),
 ])
@@ -192,6 +192,7 @@ def test_finetune_sft_and_classify_make_new_runs_that_record_their_parent(worksp
     assert record["parent"] == str(folder / "run") and record["config"]["task"] == "sft"
     assert 0 <= json.loads((folder / "sft" / "metrics.json").read_text())["exact_match"] <= 1
     assert tfllm_command("generate", folder / "sft", "--prompt", "Q: say 3\nA: ", "--max-new-tokens", 3).returncode == 0
+    assert not (folder / "sft" / "template.json").exists()  # pairs of a file carry their own prompt format
 
     classify = tfllm_command("finetune", folder / "run", "--task", "classify", "--data", folder / "labelled.jsonl",
                              "--steps", 6, "--output-dir", folder / "classify", "--quiet")
@@ -333,3 +334,9 @@ def test_the_console_script_exits_2_with_one_line_and_debug_shows_the_traceback(
     assert quiet.returncode == 2 and quiet.stderr.strip().count("\n") == 0 and "does not exist" in quiet.stderr
     loud = tfllm_command("evaluate", tmp_path / "nowhere", "--debug")
     assert loud.returncode != 0 and "Traceback" in loud.stderr
+
+
+def test_generate_applies_the_runs_template_unless_told_not_to():
+    parser = cli.build_parser()
+    assert parser.parse_args(["generate", "runs/x", "--prompt", "hi"]).apply_template is True
+    assert parser.parse_args(["generate", "runs/x", "--prompt", "hi", "--no-template"]).apply_template is False

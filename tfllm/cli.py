@@ -235,6 +235,8 @@ def _add_generate(commands):
     parser.add_argument("--num-beams", type=int, metavar="N", help="beam search with N beams (deterministic)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="the same seed gives the same text")
     parser.add_argument("--stream", action="store_true", help="print the text as it is generated")
+    parser.add_argument("--no-template", dest="apply_template", action="store_false",
+                        help="read the prompts as they are, not wrapped in the run's prompt template (template.json)")
     _debug_flag(parser)
     parser.set_defaults(run=_generate)
 
@@ -374,7 +376,7 @@ def _generate(args):
     model = run.model
     settings = {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature, "top_k": args.top_k,
                 "top_p": args.top_p if args.top_p < 1 else None, "seed": args.seed,
-                "sampler": "random" if args.temperature > 0 else "greedy"}
+                "sampler": "random" if args.temperature > 0 else "greedy", "apply_template": args.apply_template}
     if args.top_k and args.top_p < 1 and args.temperature > 0:  # both: top-k, then top-p, as the SavedModel does
         from tfllm.generation import RequestSampler
 

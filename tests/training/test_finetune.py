@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tests.training.common import write_kjv_verses
-from tfllm.data import PromptTemplate, question_answer_pairs, sft_dataset
+from tfllm.data import QUESTION_ANSWER_TEMPLATE, PromptTemplate, question_answer_pairs, sft_dataset
 from tfllm.evaluation import evaluate_texts
 from tfllm.models import LSTMLM, TransformerLM
 from tfllm.tokenizers import ByteTokenizer
@@ -123,6 +123,13 @@ def test_finetune_run_records_its_parents_and_refuses_what_it_cannot_use(tmp_pat
     assert loaded.parent.path == os.path.abspath(continued.run_dir) and loaded.parent.config == continued.config
     assert (loaded.sequence_length, loaded.corpus, loaded.is_classifier) == (32, corpus, False)
     assert loaded.metrics == answered.metrics and os.path.exists(os.path.join(answered.run_dir, "samples.txt"))
+    # The questions were asked through the QA template, which the run keeps: a plain question is wrapped in it.
+    assert loaded.template == QUESTION_ANSWER_TEMPLATE.get_config()
+    assert loaded.model.prompt_template == QUESTION_ANSWER_TEMPLATE
+    assert "--- prompt: 'Q: " in open(os.path.join(answered.run_dir, "samples.txt"), encoding="utf-8").read()
+    question = "what is a computer?"
+    assert loaded.model.generate(question, max_new_tokens=3) == loaded.model.generate(
+        f"Q: {question}\nA: ", max_new_tokens=3, apply_template=False)
 
     config = FinetuneConfig("sft", "qa", steps=1)
     with pytest.raises(RunDirectoryError, match="is the parent run"):

@@ -11,7 +11,7 @@ from tfllm.data.splits import SPLITS, split_of
 from tfllm.data.classification import classification_dataset
 from tfllm.data.language_modeling import lm_dataset, token_windows
 from tfllm.data.supervised import sft_dataset
-from tfllm.data.templates import ChatTemplate, PromptTemplate, template_from_config
+from tfllm.data.templates import ChatTemplate, PromptTemplate, template_from_config, wrap_prompts
 
 # A small question/answer set for the fine-tuning demos.
-from tfllm.data.question_answering import question_answer_pairs
+from tfllm.data.question_answering import QUESTION_ANSWER_TEMPLATE, question_answer_pairs, question_answer_records

@@ -11,9 +11,28 @@ import importlib.resources
 import yaml
 
 from tfllm.data.splits import check_split, split_of
+from tfllm.data.templates import PromptTemplate
+
+# How the fine-tuning recipe (`tfllm finetune --task sft --data qa`) asks, saved with the model it trains.
+QUESTION_ANSWER_TEMPLATE = PromptTemplate("Q: {question}\nA: ", "{answer}")
 
 
-def question_answer_pairs(split=None, prompt_format="Q: {question}\nA: "):
+def question_answer_records(split=None):
+    """The English chatterbot-corpus dialogs as `{"question", "answer"}` dicts, for `QUESTION_ANSWER_TEMPLATE`.
+
+    The split is tfllm's split rule (`split_of`) applied to the question's text, so a question asked in several
+    dialogs never lands on both sides, and every machine gets the same split.
+
+    >>> record = question_answer_records("train")[0]
+    >>> sorted(record), QUESTION_ANSWER_TEMPLATE.format_prompt(record).startswith("Q: ")
+    (['answer', 'question'], True)
+    """
+    check_split(split)
+    return [{"question": question, "answer": answer} for question, answer in _english_pairs()
+            if split is None or split_of(question) == split]
+
+
+def question_answer_pairs(split=None, prompt_format=QUESTION_ANSWER_TEMPLATE.prompt):
     """The English chatterbot-corpus dialogs as `{"prompt", "completion"}` dicts, ready for `sft_dataset`.
 
     The split is tfllm's split rule (`split_of`) applied to the question's text, so a question asked in several
@@ -31,12 +50,8 @@ def question_answer_pairs(split=None, prompt_format="Q: {question}\nA: "):
     >>> len(pairs) > 2000
     True
     """
-    check_split(split)
-    return [
-        {"prompt": prompt_format.format(question=question), "completion": answer}
-        for question, answer in _english_pairs()
-        if split is None or split_of(question) == split
-    ]
+    return [{"prompt": prompt_format.format(question=record["question"]), "completion": record["answer"]}
+            for record in question_answer_records(split)]
 
 
 @functools.lru_cache(maxsize=1)

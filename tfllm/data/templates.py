@@ -223,6 +223,29 @@ def template_from_config(config):
     return cls(**values)
 
 
+def wrap_prompts(template, prompts):
+    """What `generate` reads: string prompts, records (dicts) or one conversation (a list of messages) wrapped in
+    `template`, one string or a list of them; token ids, and anything when `template` is None, as they are.
+
+    >>> template = PromptTemplate("Q: {question}\\nA: ", "{answer}")
+    >>> wrap_prompts(template, "Why?"), wrap_prompts(template, [{"question": "Why?"}, "How?"])
+    ('Q: Why?\\nA: ', ['Q: Why?\\nA: ', 'Q: How?\\nA: '])
+    >>> wrap_prompts(template, [[1, 5, 6]]), wrap_prompts(None, "Why?")  # token ids; no template
+    ([[1, 5, 6]], 'Why?')
+    >>> wrap_prompts(ChatTemplate(), [{"role": "user", "content": "Hi"}])  # one conversation, one prompt
+    '<user>Hi<assistant>'
+    """
+    if template is None:
+        return prompts
+    is_conversation = template.kind == "chat" and isinstance(prompts, list) and bool(prompts) and all(
+        isinstance(message, dict) and "role" in message for message in prompts)
+    if isinstance(prompts, (str, dict)) or is_conversation:
+        return template.format_prompt(prompts)
+    if isinstance(prompts, (list, tuple)) and prompts and all(isinstance(prompt, (str, dict)) for prompt in prompts):
+        return [template.format_prompt(prompt) for prompt in prompts]
+    return prompts
+
+
 def _join_format(template_format, tensors):
     """A format string filled with (B,) string tensors, by `tf.strings.join` of its literal parts and fields."""
     parts = []

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 
 from tfllm.checks import require_positive_int
-from tfllm.data.templates import template_from_config
+from tfllm.data.templates import template_from_config, wrap_prompts
 from tfllm.evaluation import scoring
 from tfllm.generation import text_generation
 from tfllm.models.metrics import Perplexity
@@ -279,17 +279,9 @@ class CausalLM(MultiWorkerFit, keras.Model):
         )
 
     def _templated(self, prompts, apply_template=True):
-        """String prompts (or records, or one conversation) wrapped in the prompt template; token ids as they are."""
-        template = self.prompt_template if apply_template else None
-        if template is None or self.tokenizer is None:
+        if not apply_template or self.tokenizer is None:
             return prompts
-        is_conversation = template.kind == "chat" and isinstance(prompts, list) and all(
-            isinstance(message, dict) and "role" in message for message in prompts) and prompts
-        if isinstance(prompts, (str, dict)) or is_conversation:
-            return template.format_prompt(prompts)
-        if isinstance(prompts, (list, tuple)) and prompts and all(isinstance(p, (str, dict)) for p in prompts):
-            return [template.format_prompt(prompt) for prompt in prompts]
-        return prompts
+        return wrap_prompts(self.prompt_template, prompts)
 
     def score(self, texts, per_token=False):
         """Log-likelihood (natural log) of each text under the model, and its number of tokens.

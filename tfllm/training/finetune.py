@@ -118,7 +118,8 @@ def supervised_finetune(
         log_every: steps per Keras epoch; must divide `steps`. None means `steps`.
         callbacks, verbose: passed to `fit`.
         template: a `tfllm.data.PromptTemplate` or `ChatTemplate` rendering `pairs` (then records with its
-            fields); it becomes the model's `prompt_template`, saved with it, so `generate` applies it.
+            fields). It becomes the model's `prompt_template`, saved with it, so `generate` applies it; without
+            one the prompts carry their own format, and the model's template is cleared.
 
     Returns:
         The Keras `History`.
@@ -146,8 +147,7 @@ def supervised_finetune(
     if validation_pairs is not None:
         validation = sft_dataset(validation_pairs, tokenizer, sequence_length, batch_size, shuffle=False,
                                  template=template)
-    if template is not None:
-        model.prompt_template = template
+    model.prompt_template = template
     model.compile(
         learning_rate=learning_rate,
         warmup_steps=_warmup(warmup_steps, steps),

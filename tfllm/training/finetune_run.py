@@ -6,8 +6,10 @@ The recipe behind `tfllm finetune`. Three tasks (`FinetuneConfig.task`), each on
 - "continue": more pretraining on another corpus (`data` is a corpus name or path, as `load_corpus` takes it);
   reports the exact validation loss and bits per byte of that corpus.
 - "sft": supervised fine-tuning on prompt/completion pairs (`data` is a JSONL or CSV file with `prompt` and
-  `completion`, or "qa" for the embedded question/answer pairs); the loss falls on completions only. Reports the
-  validation loss on held-out pairs and the share of them whose greedy completion is exactly the reference.
+  `completion`, or "qa" for the embedded question/answer pairs, asked through `QUESTION_ANSWER_TEMPLATE`, which
+  is saved with the model so that `tfllm generate` takes a plain question); the loss falls on completions only.
+  Reports the validation loss on held-out pairs and the share of them whose greedy completion is exactly the
+  reference.
 - "classify": a `SequenceClassifier` on the model (`data` is a JSONL or CSV file with `text` and `label`); reports
   the held-out accuracy against always answering the most frequent class.
 
@@ -26,7 +28,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from tfllm.data import load_texts, question_answer_pairs, split_of
+from tfllm.data import QUESTION_ANSWER_TEMPLATE, PromptTemplate, load_texts, question_answer_records, split_of
 from tfllm.data.records import read_records
 from tfllm.evaluation import evaluate_texts
 from tfllm.training.config import FinetuneConfig
@@ -119,7 +121,7 @@ def finetune_run(parent_dir, config, run_dir, overwrite=False, verbose=1, strate
         metrics = {"validation_loss": result.loss, "validation_perplexity": result.perplexity,
                    "bits_per_byte": result.bits_per_byte, "validation_tokens": result.tokens}
     elif config.task == "sft":
-        metrics, samples = _sft_report(model, data.heldout, history)
+        metrics, samples = _sft_report(model, data.heldout, data.template, history)
     else:
         metrics = _classifier_report(model, label_names, data.heldout)
     run.save_model(model)
@@ -146,7 +148,7 @@ def _train(config, parent, data, verbose):
                                                         **common)
     if config.task == "sft":
         return parent.model, None, supervised_finetune(parent.model, data.train, validation_pairs=data.heldout,
-                                                       **common)
+                                                       template=data.template, **common)
     return train_classifier(parent.model, data.train, validation_examples=data.heldout, **common)
 
 
@@ -164,6 +166,7 @@ def evaluate_classifier(run):
 class _Split:
     train: list
     heldout: list
+    template: PromptTemplate | None = None  # how "sft" records become prompt and completion (None: they are pairs)
 
 
 def _split(config):
@@ -171,7 +174,8 @@ def _split(config):
     if config.task == "continue":
         return _Split(load_texts(config.data, "train"), load_texts(config.data, "validation"))
     if config.data == "qa":
-        return _Split(question_answer_pairs("train"), question_answer_pairs("validation"))
+        return _Split(question_answer_records("train"), question_answer_records("validation"),
+                      QUESTION_ANSWER_TEMPLATE)
     fields = ("prompt", "completion") if config.task == "sft" else ("text", "label")
     columns = read_records(config.data, fields, "prompt/completion pairs" if config.task == "sft" else "labelled texts")
     records = [dict(zip(fields, values)) for values in zip(*columns)]
@@ -185,25 +189,29 @@ def _split(config):
     return _Split(train, heldout)
 
 
-def _sft_report(model, pairs, history, limit=64):
-    """Validation loss and the exact-match rate of greedy completions on up to `limit` held-out pairs."""
-    pairs = pairs[:limit]
-    completions = model.generate([pair["prompt"] for pair in pairs], max_new_tokens=_answer_budget(model, pairs),
-                                 strip_prompt=True)
-    matches = [completion.strip() == pair["completion"].strip() for completion, pair in zip(completions, pairs)]
+def _sft_report(model, records, template, history, limit=64):
+    """Validation loss and the exact-match rate of greedy completions on up to `limit` held-out records (the model
+    wraps each in its prompt template, as `tfllm generate` does)."""
+    records = records[:limit]
+    template = template or PromptTemplate()  # pairs: {"prompt", "completion"} as they are
+    prompts = [template.format_prompt(record) for record in records]
+    references = [template.segments(record)[-1][0] for record in records]
+    completions = model.generate(prompts, max_new_tokens=_answer_budget(model, references), strip_prompt=True,
+                                 apply_template=False)
+    matches = [completion.strip() == reference.strip() for completion, reference in zip(completions, references)]
     lines = []
-    for pair, completion, match in zip(pairs, completions, matches):
-        lines += [f"--- prompt: {pair['prompt']!r}", f"reference: {pair['completion']}",
+    for prompt, reference, completion, match in zip(prompts, references, completions, matches):
+        lines += [f"--- prompt: {prompt!r}", f"reference: {reference}",
                   f"model ({'exact' if match else 'differs'}): {completion}"]
-    metrics = {"exact_match": float(np.mean(matches)), "exact_match_samples": len(pairs)}
+    metrics = {"exact_match": float(np.mean(matches)), "exact_match_samples": len(records)}
     if "val_loss" in history.history:
         metrics["validation_loss"] = float(history.history["val_loss"][-1])
     return metrics, "\n".join(lines) + "\n"
 
 
-def _answer_budget(model, pairs):
+def _answer_budget(model, references):
     """New tokens for completions: the longest reference's, plus room, within a Transformer's context."""
-    longest = max(len(ids) for ids in model.tokenizer.tokenize([pair["completion"] for pair in pairs]).to_list())
+    longest = max(len(ids) for ids in model.tokenizer.tokenize(references).to_list())
     budget = longest + 8
     if model.max_sequence_length is not None:
         budget = min(budget, model.max_sequence_length // 2)

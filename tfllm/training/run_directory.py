@@ -325,7 +325,7 @@ class RunDirectory:
         """Saves `model` as `model.keras`, atomically, and its prompt template (if any) as `template.json`."""
         template = getattr(model, "prompt_template", None)
         if template is not None:
-            atomic_write_text(self.template_path, json.dumps(template.get_config(), ensure_ascii=False, indent=2))
+            self.write_json(TEMPLATE, template.get_config())
         with atomic_path(self.model_path) as temporary:
             model.save(temporary)
 
