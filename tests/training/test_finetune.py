@@ -124,7 +124,7 @@ def test_finetune_run_records_its_parents_and_refuses_what_it_cannot_use(tmp_pat
     assert (loaded.sequence_length, loaded.corpus, loaded.is_classifier) == (32, corpus, False)
     assert loaded.metrics == answered.metrics and os.path.exists(os.path.join(answered.run_dir, "samples.txt"))
     # The questions were asked through the QA template, which the run keeps: a plain question is wrapped in it.
-    assert loaded.template == QUESTION_ANSWER_TEMPLATE.get_config()
+    assert loaded.template == QUESTION_ANSWER_TEMPLATE
     assert loaded.model.prompt_template == QUESTION_ANSWER_TEMPLATE
     assert "--- prompt: 'Q: " in open(os.path.join(answered.run_dir, "samples.txt"), encoding="utf-8").read()
     question = "what is a computer?"

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import tfllm
+from tfllm.data import PromptTemplate
 from tfllm.models import LSTMLM
 from tfllm.tokenizers import ByteTokenizer
 from tfllm.training import FinetuneConfig, LoadedRun, RunConfig
@@ -160,10 +161,10 @@ def test_a_classifier_run_says_so_and_a_template_is_read_when_present(runs, tmp_
     _finish(run, _tiny_model())
     assert load_run(run.path).is_classifier and load_run(run.path).template is None
     template = pathlib.Path(run.template_path)
-    template.write_text('{"prompt": "<en>{source}<zh>", "completion": "{target}"}')
-    assert load_run(run.path).template == {"prompt": "<en>{source}<zh>", "completion": "{target}"}
+    template.write_text('{"kind": "fields", "prompt": "<en>{source}<zh>", "completion": "{target}"}')
+    assert load_run(run.path).template == PromptTemplate("<en>{source}<zh>", "{target}")
     template.write_text("[1, 2]")
-    with pytest.raises(RunDirectoryError, match=r"template\.json is damaged: expected a JSON object"):
+    with pytest.raises(RunDirectoryError, match=r"template\.json is damaged: template config \[1, 2\] is invalid"):
         load_run(run.path)
 
 

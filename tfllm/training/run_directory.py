@@ -36,6 +36,7 @@ import tfllm
 import tfllm.models  # noqa: F401  (these two register the classes of the models and tokenizers `load_run` reads)
 import tfllm.tokenizers  # noqa: F401
 from tfllm.checks import require_choice
+from tfllm.data.templates import ChatTemplate, PromptTemplate, template_from_config
 from tfllm.training.atomic import TEMPORARY_PREFIX, atomic_path, atomic_write_text
 from tfllm.training.config import FinetuneConfig, RunConfig
 
@@ -110,7 +111,7 @@ class LoadedRun:
             defaults of its `compile()`; None for a `parent`.
         parent: the run it started from (a fine-tuning's), as its config file recorded it when it started: kind,
             path and config, and its own parent; its model is not loaded. None for a run of its own.
-        template: the prompt template of `template.json` (a dict), or None.
+        template: the `PromptTemplate` or `ChatTemplate` of `template.json`, or None.
         metrics: the contents of `metrics.json`; None for a `parent`.
 
     What the command line asks, answered from the kind and the config: `is_classifier`, `precision`, `corpus`,
@@ -130,7 +131,7 @@ class LoadedRun:
     config: object
     model: object = None
     parent: "LoadedRun | None" = None
-    template: dict | None = None
+    template: PromptTemplate | ChatTemplate | None = None
     metrics: dict | None = None
 
     @property
@@ -342,10 +343,11 @@ class RunDirectory:
     def _read_template(self):
         if not os.path.exists(self.template_path):
             return None
-        template = _read_json_file(self.template_path)
-        if not isinstance(template, dict):
-            raise RunDirectoryError(f"{self.template_path} is damaged: expected a JSON object")
-        return template
+        config = _read_json_file(self.template_path)
+        try:
+            return template_from_config(config)
+        except ValueError as error:
+            raise RunDirectoryError(f"{self.template_path} is damaged: {error}") from None
 
 
 def write_run_marker(path, kind):
