@@ -4,10 +4,14 @@ import dataclasses
 import json
 import os
 import pathlib
+import pty
+import select
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -54,7 +58,7 @@ def test_console_script_is_installed():
     (["generate"], ["--prompt", "--prompts-file", "--max-new-tokens", "--temperature", "--top-k", "--top-p",
                     "--seed", "--stream", "--num-beams", "--no-template"]),
     (["finetune"], ["--task", "sft", "classify", "continue", "--data", "--output-dir"]),
-    (["export"], ["RUN_DIR", "OUT_DIR", "--max-new-tokens-limit"]),
+    (["export"], ["RUN_DIR", "OUT_DIR", "--version", "--xla", "--no-xla", "measurement", "--max-new-tokens-limit"]),
 ])
 def test_help_describes_every_command_and_option(command, expected, capsys):
     with pytest.raises(SystemExit) as exit:
@@ -203,8 +207,8 @@ def test_finetune_sft_and_classify_make_new_runs_that_record_their_parent(worksp
     assert refused.returncode == 2 and "holds a classifier" in refused.stderr
 
 
-SERVE = r'''
-import sys
+SERVE = r"""
+import json, sys
 class _NoTfllm:
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] == "tfllm":
@@ -212,25 +216,42 @@ class _NoTfllm:
 sys.meta_path.insert(0, _NoTfllm())
 import tensorflow as tf, tensorflow_text  # noqa: F401
 served = tf.saved_model.load(sys.argv[1])
-out = served.signatures["generate"](prompts=tf.constant(["In the", "And"]), max_new_tokens=tf.constant(6),
-                                    temperature=tf.constant(0.0), top_k=tf.constant(0), top_p=tf.constant(1.0),
-                                    seed=tf.constant(0))
-print("\n".join(text.decode("utf-8") for text in out["text"].numpy()))
-'''
+rows = {"prompts": ["In the", "And"], "max_new_tokens": [6, 6], "temperature": [0.0, 0.0], "top_k": [0, 0],
+        "top_p": [1.0, 1.0], "seed": [0, 0]}
+texts = served.signatures["generate"](**{name: tf.constant(value) for name, value in rows.items()})["text"]
+print("\n".join(text.decode("utf-8") for text in texts.numpy()))
+for body in sys.argv[2:]:  # REST bodies in the row format, each instance's values stacked as TF Serving does
+    body = json.loads(body)
+    signature = served.signatures[body.get("signature_name", "serving_default")]
+    specs = signature.structured_input_signature[1]
+    instances = [row if isinstance(row, dict) else {"prompts": row} for row in body["instances"]]
+    inputs = {name: tf.constant([row[name] for row in instances], specs[name].dtype) for name in specs}
+    print("\n".join(text.decode("utf-8") for text in signature(**inputs)["text"].numpy()))
+"""
 
 
-def test_export_writes_a_saved_model_that_a_fresh_process_serves(workspace):
+def test_export_writes_a_numbered_version_that_a_fresh_process_serves_as_the_printed_requests_ask(workspace):
     folder, _ = workspace
-    exported = tfllm_command("export", folder / "run", folder / "exported")
+    exported = tfllm_command("export", folder / "run", folder / "exported")  # under XLA, as tfllm generate
     assert exported.returncode == 0, exported.stderr[-3000:]
-    assert "served.signatures[\"generate\"]" in exported.stdout and "saved_model_cli show" in exported.stdout
+    assert (folder / "exported" / "1" / "saved_model.pb").exists() and "saved_model_cli show" in exported.stdout
+    bodies = [shlex.split(line)[-1] for line in exported.stdout.splitlines() if line.strip().startswith("curl ")]
+    assert [json.loads(body).get("signature_name") for body in bodies] == [None, "generate"]
     (folder / "serve.py").write_text(SERVE)
-    served = subprocess.run([sys.executable, folder / "serve.py", folder / "exported"], capture_output=True, text=True,
-                            timeout=300, env=ENV)
+    served = subprocess.run([sys.executable, folder / "serve.py", folder / "exported" / "1", *bodies],
+                            capture_output=True, text=True, timeout=300, env=ENV)
     assert served.returncode == 0, served.stderr[-3000:]
-    generated = tfllm_command("generate", folder / "run", "--prompt", "In the", "--prompt", "And", "--temperature", 0,
-                              "--max-new-tokens", 6)
-    assert served.stdout == generated.stdout
+    greedy = tfllm_command("generate", folder / "run", "--prompt", "In the", "--prompt", "And", "--temperature", 0,
+                           "--max-new-tokens", 6)
+    row = json.loads(bodies[1])["instances"][0]  # the run's sampling settings (TINY: 8 tokens, 0.8, top-p 0.9)
+    assert (row["max_new_tokens"], row["temperature"], row["top_p"]) == (8, 0.8, 0.9)
+    sampled = tfllm_command("generate", folder / "run", "--prompt", row["prompts"], "--temperature", 0.8,
+                            "--top-p", 0.9, "--seed", 0, "--max-new-tokens", 8)
+    lines = served.stdout.splitlines()
+    assert lines[:2] == greedy.stdout.splitlines() and lines[-1] == sampled.stdout.strip()
+    assert lines[2].startswith(row["prompts"])  # serving_default: the run's settings, a new seed per request
+    again = tfllm_command("export", folder / "run", folder / "exported")
+    assert again.returncode == 2 and "exported/1 exists and is not empty: choose another --version" in again.stderr
 
 
 def _train_until_checkpoint(folder, config, run, at_least, send):
@@ -313,7 +334,7 @@ def test_bad_input_is_one_line_and_exit_status_2(workspace, tmp_path, capsys):
          "finetune.steps=0 is invalid"),
         (["train", "--corpus", tmp_path / "no-such-corpus.txt", "--output-dir", tmp_path / "r"], "no-such-corpus"),
         (["finetune", folder / "run", "--task", "sft", "--data", tmp_path / "none.jsonl"], "does not exist"),
-        (["export", folder / "run", folder], "exists and is not empty"),
+        (["export", folder / "run", folder, "--version", 0], "version=0 is invalid"),
     ]
     for argv, message in cases:
         code, err = _one_line_error(argv, capsys)
@@ -340,3 +361,100 @@ def test_generate_applies_the_runs_template_unless_told_not_to():
     parser = cli.build_parser()
     assert parser.parse_args(["generate", "runs/x", "--prompt", "hi"]).apply_template is True
     assert parser.parse_args(["generate", "runs/x", "--prompt", "hi", "--no-template"]).apply_template is False
+
+
+def test_generate_answers_each_line_of_standard_input_as_it_arrives(workspace):
+    folder, _ = workspace
+    greedy = ["--temperature", "0", "--max-new-tokens", "6"]
+    expected = tfllm_command("generate", folder / "run", "--prompt", "In the", "--prompt", "And", *greedy).stdout
+    process = subprocess.Popen([SCRIPT, "generate", folder / "run", *greedy], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=ENV, bufsize=0)
+    try:
+        process.stdin.write(b"In the\n")
+        process.stdin.flush()
+        first = _read_within(process.stdout.fileno(), seconds=300)  # standard input is still open
+        assert first.startswith(b"In the")
+        process.stdin.write(b"And\n")
+        process.stdin.close()
+        rest = process.stdout.read()
+        assert process.wait(timeout=120) == 0
+    finally:
+        process.kill()
+    assert (first + rest).decode() == expected
+
+
+def _read_within(descriptor, seconds):
+    ready, _, _ = select.select([descriptor], [], [], seconds)
+    assert ready, f"no answer within {seconds} s"
+    return os.read(descriptor, 1 << 16)
+
+
+def test_streamed_text_on_a_terminal_shows_only_tfllm_s_lines(workspace):
+    # A SentencePiece run, as by default: its C++ library logged "normalizer.cc(51) LOG(INFO) precompiled_charsmap is
+    # empty" in the middle of the text; TensorFlow its oneDNN and CUDA lines. A user's environment: no log level set.
+    folder, _ = workspace
+    run = folder / "sentencepiece"
+    trained = tfllm_command("train", "--config", folder / "tiny.yaml", "--tokenizer", "sentencepiece", "--vocab-size",
+                            400, "--output-dir", run, "--quiet")
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    command = [SCRIPT, "generate", run, "--prompt", "In the", "--prompt", "And", "--temperature", "0",
+               "--max-new-tokens", "12"]
+    user_env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    terminal, child = pty.openpty()
+    process = subprocess.Popen([*command, "--stream"], stdin=child, stdout=child, stderr=child, env=user_env)
+    os.close(child)
+    screen, deadline = b"", time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline:
+            if select.select([terminal], [], [], 1)[0]:
+                try:
+                    chunk = os.read(terminal, 1 << 16)
+                except OSError:  # EIO: the command ended and closed the terminal
+                    break
+                if not chunk:
+                    break
+                screen += chunk
+        assert process.wait(timeout=60) == 0, screen.decode(errors="replace")
+    finally:
+        process.kill()
+        os.close(terminal)
+    shown = screen.decode().replace("\r\n", "\n")
+    assert not any(noise in shown for noise in ("LOG(", "oneDNN", "I0000", "W0000", "E0000", "WARNING")), shown
+    piped = subprocess.run(command, capture_output=True, text=True, timeout=300, env=user_env)
+    assert shown == piped.stdout  # every line is the text of a prompt
+
+
+def test_keras_loads_a_runs_model_after_import_tfllm(workspace):
+    folder, _ = workspace
+    script = ("import sys, tfllm, keras\nmodel = keras.saving.load_model(sys.argv[1])\n"
+              "print(type(model).__name__, model.tokenizer.vocab_size)")
+    for first in ("", "import keras\n"):  # tfllm before keras, or after
+        loaded = subprocess.run([sys.executable, "-c", first + script, folder / "run" / "model.keras"],
+                                capture_output=True, text=True, timeout=300, env=ENV)
+        assert loaded.returncode == 0, loaded.stderr[-3000:]
+        assert loaded.stdout.split() == ["TransformerLM", "259"]
+
+
+def test_a_failure_that_is_not_bad_input_is_exit_1_with_its_traceback_saved(tmp_path, monkeypatch, capsys):
+    import keras
+
+    from tfllm.checks import require_positive_int
+
+    run = tmp_path / "run"
+    run.mkdir()
+    monkeypatch.setattr(cli, "_evaluate", lambda args: keras.layers.Dense(-1))  # a ValueError from inside Keras
+    code, err = _one_line_error(["evaluate", run], capsys)
+    assert code == 1 and err.count("\n") == 1 and f"the traceback is in {run / 'error.log'}" in err, err
+    log = (run / "error.log").read_text()
+    assert log.startswith("Traceback") and "keras/src/layers/core/dense.py" in log
+
+    monkeypatch.setattr(cli, "_train", lambda args: keras.layers.Dense(-1))  # no run directory yet: a temporary file
+    code, err = _one_line_error(["train"], capsys)
+    saved = err.rsplit("the traceback is in ", 1)[1].rstrip(")\n")
+    assert code == 1 and os.path.dirname(saved) == tempfile.gettempdir(), err
+    assert "Traceback" in pathlib.Path(saved).read_text()
+    os.remove(saved)
+
+    monkeypatch.setattr(cli, "_evaluate", lambda args: require_positive_int("train.steps", 0))  # tfllm's own check
+    code, err = _one_line_error(["evaluate", run], capsys)
+    assert code == 2 and err == "tfllm evaluate: error: train.steps=0 is invalid: expected a positive integer.\n"

@@ -7,8 +7,13 @@ whole life of a language model: text, tokens, pretraining, fine-tuning, evaluati
 __version__ = "0.1.0"
 
 import importlib
+import importlib.abc
+import importlib.util
+import sys
 
 _SUBPACKAGES = ("data", "evaluation", "export", "generation", "layers", "models", "tokenizers", "training")
+# The subpackages whose classes Keras must know by name ("tfllm>TransformerLM") to load a model.keras.
+_KERAS_OBJECTS = ("layers", "tokenizers", "models")
 
 
 def __getattr__(name):
@@ -16,3 +21,53 @@ def __getattr__(name):
     if name in _SUBPACKAGES:
         return importlib.import_module(f"tfllm.{name}")
     raise AttributeError(f"module 'tfllm' has no attribute {name!r}")
+
+
+class _Registry(dict):
+    """Keras's registry of serializable classes ("tfllm>TransformerLM" -> class), which imports tfllm's layers,
+    tokenizers and models the first time Keras looks up one of them (they register themselves on import)."""
+
+    def __contains__(self, name):
+        if isinstance(name, str) and name.startswith("tfllm>") and not super().__contains__(name):
+            for package in _KERAS_OBJECTS:
+                importlib.import_module(f"tfllm.{package}")
+        return super().__contains__(name)
+
+
+def _register_on_lookup():
+    # Keras 3 looks a registered name up with `name in GLOBAL_CUSTOM_OBJECTS` (get_registered_object); without that
+    # attribute the error of load_model says to import tfllm.models, as the README does.
+    from keras.src.saving import object_registration
+
+    if type(getattr(object_registration, "GLOBAL_CUSTOM_OBJECTS", None)) is dict:
+        object_registration.GLOBAL_CUSTOM_OBJECTS = _Registry(object_registration.GLOBAL_CUSTOM_OBJECTS)
+
+
+class _AfterKerasImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Swaps in the `_Registry` as soon as Keras is imported, so that after `import tfllm`,
+    `keras.saving.load_model("runs/x/model.keras")` works without importing `tfllm.models` first, while
+    `import tfllm` alone loads no TensorFlow (the CLI answers --help at once)."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "keras":
+            return None
+        sys.meta_path.remove(self)  # once, and so that the lookup below finds the real keras
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        self.loader = spec.loader
+        spec.loader = self
+        return spec
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        self.loader.exec_module(module)
+        _register_on_lookup()
+
+
+if "keras" in sys.modules:
+    _register_on_lookup()
+else:
+    sys.meta_path.insert(0, _AfterKerasImport())

@@ -1,10 +1,14 @@
 import io
+import os
 import random
+import subprocess
+import sys
 
 import pytest
 import sentencepiece as spm
 import tensorflow as tf
 from hypothesis import given, settings, strategies as st
+from sentencepiece import sentencepiece_model_pb2
 
 from tests.tokenizers import common
 from tfllm.tokenizers import SentencePieceTokenizer
@@ -147,3 +151,40 @@ def test_a_model_made_elsewhere_keeps_its_own_ids():
     assert tokenizer.special_tokens == {"<s>": 1, "</s>": 2, "<unk>": 0}
     ids = tokenizer.tokenize("the cat").numpy().tolist()
     assert tokenizer.detokenize([1, *ids, 2]).numpy() == b"the cat"
+
+
+def _without_normalization_rule(proto):
+    """`proto` as tfllm's `train` made it before it wrote the identity rule (the runs of earlier versions)."""
+    model = sentencepiece_model_pb2.ModelProto.FromString(proto)
+    model.normalizer_spec.precompiled_charsmap = b""
+    return model.SerializeToString()
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=st.one_of(TEXT, st.lists(st.sampled_from([" ", "\u2581", "a", "\ufffd", "中"]), max_size=20).map("".join)))
+def test_identity_rule_keeps_every_id_of_an_earlier_model(tokenizer, text):
+    earlier = _without_normalization_rule(tokenizer.proto)
+    assert sentencepiece_model_pb2.ModelProto.FromString(tokenizer.proto).normalizer_spec.precompiled_charsmap
+    assert SentencePieceTokenizer(earlier).proto == tokenizer.proto  # an earlier run's model gets the rule on loading
+    assert tokenizer.tokenize(text).numpy().tolist() == spm.SentencePieceProcessor(model_proto=earlier).encode(text)
+
+
+def test_loading_and_tokenizing_print_nothing(tokenizer, tmp_path):
+    # SentencePiece used to log "normalizer.cc(51) LOG(INFO) precompiled_charsmap is empty" at every load and call.
+    (tmp_path / "proto").write_bytes(_without_normalization_rule(tokenizer.proto))
+    script = f"""
+import os, sys
+import tensorflow as tf
+from tfllm.tokenizers import SentencePieceTokenizer
+tf.config.list_physical_devices()  # TensorFlow's own start-up lines (CUDA probing) come before the marker
+sys.stderr.flush()
+os.write(2, b"--imported--\\n")
+tokenizer = SentencePieceTokenizer(open({str(tmp_path / "proto")!r}, "rb").read())
+ids = tokenizer.tokenize(["the cat sat", "a\\u2581b"])
+print(tokenizer.detokenize(ids).numpy().tolist(), tokenizer.tokenize("the").numpy().tolist(), flush=True)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.split("--imported--\n", 1)[1] == ""
+    assert done.stdout == f"[b'the cat sat', b'a b'] {tokenizer.tokenize('the').numpy().tolist()}\n"

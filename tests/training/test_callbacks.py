@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from tfllm.training.callbacks import LossHistory, StepCheckpoint, read_checkpoint_state
+from tfllm.training.callbacks import LossHistory, ScalarLogs, StepCheckpoint, read_checkpoint_state
 from tfllm.training.pretrain import fit_plan
 
 
@@ -76,3 +76,24 @@ def test_fit_plan_trains_every_step_once_in_globally_numbered_epochs():
                     assert epoch_steps[-1] == min((epoch + 1) * every, steps)  # it ends at a validation
                     trained.extend(epoch_steps)
             assert trained == list(range(start + 1, steps + 1)), (start, steps, every)
+
+
+def test_scalar_logs_average_the_steps_since_the_last_point_across_a_resume_and_skipped_steps(tmp_path):
+    model = _compiled_dense()
+    # Resumed at step 5: the restored history holds steps 1-5, whose losses the first window (4, 8] starts with.
+    history = LossHistory(initial_step=5, records={"steps": [1, 2, 3, 4, 5], "losses": [9.0, 9.0, 9.0, 9.0, 8.0]})
+    logs = ScalarLogs(tmp_path, every=4, history=history, initial_step=5)
+    for callback in (history, logs):
+        callback.set_model(model)
+        callback.on_epoch_begin(1)
+    for batch, mean in enumerate([6.0, 5.0, 4.0, 3.5, 3.0, 2.5, 2.0]):  # steps 6-12, losses 6, 4, 2, 2, 1, 0, -1
+        for callback in (history, logs):
+            callback.on_train_batch_end(batch, {"loss": mean, "tokens_per_second": float("nan")})
+    assert logs.written == [(8, pytest.approx((8 + 6 + 4 + 2) / 4)), (12, pytest.approx((2 + 1 + 0 - 1) / 4))]
+
+    skipping = ScalarLogs(tmp_path / "skipping", every=4)  # `steps_per_execution=3`: Keras reports every 3rd step
+    skipping.set_model(model)
+    skipping.on_epoch_begin(0)
+    for batch in (2, 5, 8, 11):
+        skipping.on_train_batch_end(batch, {"loss": float(batch)})
+    assert skipping.written == [(6, 5.0), (9, 8.0), (12, 11.0)]  # a point each time a multiple of 4 is passed

@@ -202,3 +202,15 @@ def test_finetune_validate_names_the_field_and_the_value(tmp_path):
             config.validate()
     with pytest.raises(ValueError, match=r"finetune\.batch_size=16 is not divisible by the number of replicas \(3\)"):
         FinetuneConfig("sft", "qa").validate(num_replicas=3)
+
+
+def test_a_config_written_before_later_keys_loads_as_it_ran():
+    recorded = RunConfig.default().to_dict()
+    for key in ("time_budget_minutes", "log_every"):
+        del recorded["train"][key]
+    config = RunConfig.from_dict(recorded)  # strict: every other key is still required
+    assert config.train.time_budget_minutes is None  # older runs trained all their steps
+    assert config.train.log_every == 5
+    del recorded["train"]["steps"]
+    with pytest.raises(ValueError, match="the config has no train.steps"):
+        RunConfig.from_dict(recorded)

@@ -1,25 +1,35 @@
 """A SavedModel that serves strings in and strings out: tokenizer, decode loop and sampler all inside the graph.
 
-The export holds three signatures, callable from `tf.saved_model.load` in a process that has only tensorflow and
-tensorflow-text (for the tokenizer ops), from TensorFlow Serving, or from any language with TensorFlow bindings:
+The export follows TensorFlow Serving's conventions: it is written as a numbered version (`OUT_DIR/1/`), and every
+input of every signature has the batch dimension first, so both REST formats work (the row format's "instances",
+each a dict of one row's values, and the columnar format's "inputs"). It is callable from `tf.saved_model.load` in a
+process that has only tensorflow and tensorflow-text (for the tokenizer ops), from TensorFlow Serving, or from any
+language with TensorFlow bindings:
 
-- `generate`: `prompts` string[B], `max_new_tokens` int32[], `temperature` float32[] (0 = greedy), `top_k` int32[]
-  (0 = off), `top_p` float32[] (1.0 = off), `seed` int32[] -> `{"text": string[B], "completion": string[B]}`:
-  `text` is the prompt and its continuation (what `CausalLM.generate` returns), `completion` the continuation
-  alone (`strip_prompt=True`). Each row stops at the tokenizer's eos.
+- `serving_default`: `prompts` string[B] -> `{"text": string[B]}`, with the sampling settings fixed at export
+  (`export_saved_model`'s `max_new_tokens`, `temperature`, `top_k`, `top_p`, `seed`): a plain `:predict` works.
+- `generate`: `prompts` string[B] and one setting per row: `max_new_tokens` int32[B], `temperature` float32[B]
+  (0 = greedy), `top_k` int32[B] (0 = off), `top_p` float32[B] (1.0 = off), `seed` int32[B]
+  -> `{"text": string[B], "completion": string[B]}`: `text` is the prompt and its continuation (what
+  `CausalLM.generate` returns), `completion` the continuation alone (`strip_prompt=True`). Each row stops at the
+  tokenizer's eos or after its own `max_new_tokens`, and draws with its own seed as if it were alone in the batch:
+  row i is `model.generate(prompts[i], max_new_tokens=max_new_tokens[i], ..., seed=seed[i])`, whatever rows the
+  request (or TensorFlow Serving's batching) puts beside it.
 - `score`: `texts` string[B] -> `{"log_likelihood": float32[B], "num_tokens": int32[B]}`, as `CausalLM.score`.
-- `serving_default`: `token_ids` int32[B, T] -> `{"logits": float32[B, T, V]}`.
+
+Every string returned is valid UTF-8: a model may generate bytes that are not (a byte tokenizer can emit any byte,
+a SentencePiece model half a character), and those are replaced by U+FFFD, as `CausalLM.generate` does in Python.
 
 Limits fixed at export bound the work of a request: `max_new_tokens` at most `max_new_tokens_limit`, at most
 `max_batch_size` texts, prompts of at most `max_prompt_tokens` tokens (longer ones lose their beginning, as in
-`CausalLM.generate`) and texts to score of at most `max_score_tokens` (longer ones are refused). A request outside them fails with
-an `InvalidArgumentError` that names the input and the limit, before any decoding. The limits are stored in the
-export as scalars (`loaded.max_new_tokens_limit`, ...).
+`CausalLM.generate`) and texts to score of at most `max_score_tokens` (longer ones are refused). A request outside
+them fails with an `InvalidArgumentError` that names the input and the limit, before any decoding. The limits are
+stored in the export as scalars (`loaded.max_new_tokens_limit`, ...).
 
-Decoding runs as `CausalLM.generate` runs it: a prefill, then the compiled loop, under XLA where `generate` would
-use it (`tfllm.generation.text_generation.use_xla`), with a `tfllm.generation.RequestSampler` that draws what
-`generate`'s samplers draw for the same settings and seed. So the loaded signature is as fast as `model.generate`
-and gives the same text.
+Decoding runs as `CausalLM.generate` runs it: a prefill, then the compiled loop, with a
+`tfllm.generation.RequestSampler` that draws what `generate`'s samplers draw for the same settings and seed, so the
+loaded signature gives the same text. The loop runs in the plain graph or under XLA (`jit_compile`); see
+`DEFAULT_JIT_COMPILE` for which, and why.
 """
 
 import os
@@ -28,7 +38,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from tfllm.checks import require_positive_int
+from tfllm.checks import require_int_at_least, require_number_at_least, require_positive_int, require_probability
 from tfllm.evaluation.scoring import (
     CHUNK_LENGTH,
     decode_log_likelihoods,
@@ -37,20 +47,38 @@ from tfllm.evaluation.scoring import (
     window_log_likelihoods,
 )
 from tfllm.generation import RequestSampler, decode_loop
-from tfllm.generation.text_generation import prefill_state, use_xla
+from tfllm.generation.text_generation import prefill_state
 from tfllm.models import CausalLM
 
-DEFAULT_MAX_NEW_TOKENS = 256
+DEFAULT_MAX_NEW_TOKENS = 64  # serving_default's, as `CausalLM.generate`'s (within the limit)
+DEFAULT_MAX_NEW_TOKENS_LIMIT = 256
 DEFAULT_MAX_PROMPT_TOKENS = 1024  # for models without a context limit (RNNs)
+# By measurement (benchmarks/export.py --xla, 2-core x86 CPU, default model sizes, 8 prompts x 64 tokens): the
+# exported generate under XLA ran 1.92x / 1.35x the plain graph's speed for the Transformer (greedy / top-p), 1.53x /
+# 1.02x for the LSTM, 1.04x / 0.58x for the SimpleRNN.
+DEFAULT_JIT_COMPILE = True
 
 
-def export_saved_model(model, path, max_new_tokens_limit=None, max_prompt_tokens=None, max_score_tokens=4096,
-                       max_batch_size=64, verbose=False):
-    """Writes `model` (a `CausalLM` with a tokenizer) as a SavedModel with `generate`, `score` and `serving_default`.
+def export_saved_model(model, path, *, version=1, max_new_tokens=None, temperature=0.0, top_k=0, top_p=1.0, seed=None,
+                       jit_compile=DEFAULT_JIT_COMPILE, max_new_tokens_limit=None, max_prompt_tokens=None,
+                       max_score_tokens=4096, max_batch_size=64, verbose=False):
+    """Writes `model` (a `CausalLM` with a tokenizer) as version `version` of a SavedModel served by TensorFlow
+    Serving's conventions: `path/<version>/`, with the signatures `serving_default`, `generate` and `score`.
 
     Args:
         model: a `tfllm.models.CausalLM` with its tokenizer attached.
-        path: the SavedModel directory to write (created; an existing non-empty directory is refused).
+        path: the model's base directory (TensorFlow Serving's `--model_base_path`); created if needed.
+        version: the version number, a positive integer: the export goes to `path/<version>/`, which must not exist
+            or be empty.
+        max_new_tokens, temperature, top_k, top_p, seed: the sampling settings of `serving_default` (strings in,
+            strings out): `max_new_tokens` new tokens at most (default: 64, or `max_new_tokens_limit` if less),
+            temperature 0 is greedy, top_k 0 and top_p 1.0 are off; seed None draws a new seed for each request.
+            The `generate` signature takes its settings with each request instead.
+        jit_compile: run the decode loop under XLA (True) or in the plain graph (False). On the 2-core CPU it was
+            measured on, XLA generates faster but for a sampling SimpleRNN (`DEFAULT_JIT_COMPILE`); TensorFlow
+            Serving on CPUs counts XLA as experimental, so False is the safe choice for a server that refuses it.
+            Sampled draws are reproducible for a seed within one choice: XLA's random numbers are not the plain
+            graph's.
         max_new_tokens_limit: the most new tokens a request may ask for. Default: 256, or half a Transformer's
             context if that is less.
         max_prompt_tokens: the longest prompt, in tokens (its bos included); longer prompts lose their beginning.
@@ -61,10 +89,10 @@ def export_saved_model(model, path, max_new_tokens_limit=None, max_prompt_tokens
         verbose: print the signatures written.
 
     Returns:
-        `path`.
+        The version directory written, `path/<version>`: what `tf.saved_model.load` takes.
 
     The export loads in any process with tensorflow and tensorflow-text (`import tensorflow_text` registers the
-    tokenizer ops): `served = tf.saved_model.load(path)`, then `served.signatures["generate"](...)`.
+    tokenizer ops): `served = tf.saved_model.load(version_dir)`, then `served.signatures["generate"](...)`.
 
     Example (a tiny untrained model; the export's greedy text is the model's):
 
@@ -73,14 +101,20 @@ def export_saved_model(model, path, max_new_tokens_limit=None, max_prompt_tokens
     >>> from tfllm.tokenizers import ByteTokenizer
     >>> keras.utils.set_random_seed(0)
     >>> model = LSTMLM(259, hidden_dim=8, tokenizer=ByteTokenizer())
-    >>> path = export_saved_model(model, os.path.join(tempfile.mkdtemp(), "exported"))
+    >>> path = export_saved_model(model, os.path.join(tempfile.mkdtemp(), "lstm"), max_new_tokens=4)
+    >>> os.path.basename(path)  # version 1
+    '1'
     >>> served = tf.saved_model.load(path)
-    >>> out = served.signatures["generate"](prompts=tf.constant(["In the beginning"]), max_new_tokens=tf.constant(4),
-    ...                                     temperature=tf.constant(0.0), top_k=tf.constant(0), top_p=tf.constant(1.0),
-    ...                                     seed=tf.constant(0))
+    >>> out = served.signatures["generate"](prompts=tf.constant(["In the beginning", "And"]),  # one setting per row
+    ...                                     max_new_tokens=tf.constant([4, 2]), temperature=tf.constant([0.0, 0.0]),
+    ...                                     top_k=tf.constant([0, 0]), top_p=tf.constant([1.0, 1.0]),
+    ...                                     seed=tf.constant([0, 0]))
     >>> sorted(out), out["text"].shape
-    (['completion', 'text'], TensorShape([1]))
-    >>> out["text"].numpy()[0].decode("utf-8", "replace") == model.generate("In the beginning", max_new_tokens=4)
+    (['completion', 'text'], TensorShape([2]))
+    >>> out["text"].numpy()[0].decode("utf-8") == model.generate("In the beginning", max_new_tokens=4)
+    True
+    >>> served.signatures["serving_default"](prompts=tf.constant(["In the beginning"]))["text"].numpy()[0] == (
+    ...     out["text"].numpy()[0])
     True
     >>> int(served.signatures["score"](texts=tf.constant(["Amen."]))["num_tokens"][0]), int(served.max_batch_size)
     (5, 64)
@@ -93,43 +127,45 @@ def export_saved_model(model, path, max_new_tokens_limit=None, max_prompt_tokens
     if template is not None and template.kind == "fields" and len(template.prompt_fields) != 1:
         raise ValueError(f"the model's prompt template {template.prompt!r} has the fields "
                          f"{list(template.prompt_fields)}: an export fills one field from each prompt string")
-    path = os.fspath(path)
-    if os.path.isdir(path) and os.listdir(path):
-        raise ValueError(f"{path} exists and is not empty: choose a new directory for the export")
+    version_dir = os.path.join(os.fspath(path), str(require_positive_int("version", version)))
+    if os.path.isdir(version_dir) and os.listdir(version_dir):
+        raise ValueError(f"{version_dir} exists and is not empty: choose another --version (or a new directory)")
     limits = _limits(model, max_new_tokens_limit, max_prompt_tokens, max_score_tokens, max_batch_size)
+    defaults = _defaults(limits["max_new_tokens_limit"], max_new_tokens, temperature, top_k, top_p, seed)
     if not model.built:
         model(ops.zeros((1, 2), "int32"))
 
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.track(model.tokenizer)
-    endpoints = _Endpoints(model, **limits)
+    endpoints = _Endpoints(model, bool(jit_compile), defaults, **limits)
+    archive.add_endpoint(
+        "serving_default", endpoints.serve, input_signature=[tf.TensorSpec([None], tf.string, name="prompts")]
+    )
     archive.add_endpoint(
         "generate",
         endpoints.generate,
         input_signature=[
             tf.TensorSpec([None], tf.string, name="prompts"),
-            tf.TensorSpec([], tf.int32, name="max_new_tokens"),
-            tf.TensorSpec([], tf.float32, name="temperature"),
-            tf.TensorSpec([], tf.int32, name="top_k"),
-            tf.TensorSpec([], tf.float32, name="top_p"),
-            tf.TensorSpec([], tf.int32, name="seed"),
+            tf.TensorSpec([None], tf.int32, name="max_new_tokens"),
+            tf.TensorSpec([None], tf.float32, name="temperature"),
+            tf.TensorSpec([None], tf.int32, name="top_k"),
+            tf.TensorSpec([None], tf.float32, name="top_p"),
+            tf.TensorSpec([None], tf.int32, name="seed"),
         ],
     )
     archive.add_endpoint("score", endpoints.score, input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
-    archive.add_endpoint(
-        "serving_default", endpoints.logits, input_signature=[tf.TensorSpec([None, None], tf.int32, name="token_ids")]
-    )
     for name, value in limits.items():
         setattr(archive._tf_trackable, name, tf.Variable(value, trainable=False, dtype=tf.int32, name=name))
-    archive.write_out(path, verbose=verbose)
-    return path
+    archive.write_out(version_dir, verbose=verbose)
+    return version_dir
 
 
 def _limits(model, max_new_tokens_limit, max_prompt_tokens, max_score_tokens, max_batch_size):
     context = model.max_sequence_length
     if max_new_tokens_limit is None:
-        max_new_tokens_limit = DEFAULT_MAX_NEW_TOKENS if context is None else min(DEFAULT_MAX_NEW_TOKENS, context // 2)
+        max_new_tokens_limit = (DEFAULT_MAX_NEW_TOKENS_LIMIT if context is None
+                                else min(DEFAULT_MAX_NEW_TOKENS_LIMIT, context // 2))
     max_new_tokens_limit = require_positive_int("max_new_tokens_limit", max_new_tokens_limit)
     if context is not None and max_new_tokens_limit >= context:
         raise ValueError(
@@ -146,30 +182,69 @@ def _limits(model, max_new_tokens_limit, max_prompt_tokens, max_score_tokens, ma
     }
 
 
+def _defaults(limit, max_new_tokens, temperature, top_k, top_p, seed):
+    """serving_default's settings, checked: `max_new_tokens` (None: 64 or the limit), ..., `seed` (None: drawn)."""
+    if max_new_tokens is None:
+        max_new_tokens = min(DEFAULT_MAX_NEW_TOKENS, limit)
+    max_new_tokens = require_positive_int("max_new_tokens", max_new_tokens)
+    if max_new_tokens > limit:
+        raise ValueError(f"max_new_tokens={max_new_tokens} is above max_new_tokens_limit={limit}: expected at most "
+                         "the limit")
+    return {
+        "max_new_tokens": max_new_tokens,
+        "temperature": require_number_at_least("temperature", temperature, 0, " (0 is greedy)"),
+        "top_k": require_int_at_least("top_k", top_k, 0, " (0 is off)"),
+        "top_p": require_probability("top_p", top_p, " (1 is off)"),
+        "seed": None if seed is None else require_int_at_least("seed", seed, 0),
+    }
+
+
 class _Endpoints:
     """The functions behind the signatures, closed over the model (whose variables the archive tracks)."""
 
-    def __init__(self, model, max_new_tokens_limit, max_prompt_tokens, max_score_tokens, max_batch_size):
+    def __init__(self, model, jit_compile, defaults, max_new_tokens_limit, max_prompt_tokens, max_score_tokens,
+                 max_batch_size):
         self.model = model
         self.tokenizer = model.tokenizer
+        self.defaults = defaults
         self.max_new_tokens_limit = max_new_tokens_limit
         self.max_prompt_tokens = max_prompt_tokens
         self.max_score_tokens = max_score_tokens
         self.max_batch_size = max_batch_size
         self.stop_token_ids = (model.tokenizer.eos_id,)
-        @tf.function(jit_compile=use_xla("auto", RequestSampler(0.0, 0, 1.0)), autograph=False)
-        def loop(token_ids, prompt_lengths, state, seed, max_new_tokens, temperature, top_k, top_p):
+
+        @tf.function(jit_compile=jit_compile, autograph=False)
+        def loop(token_ids, prompt_lengths, state, max_new_tokens, temperature, top_k, top_p, seed):
+            # Each row draws with its own seed (`RequestSampler`); the loop's seed only carries the position.
             return decode_loop(
                 model.decode, token_ids, prompt_lengths, state, ops.min(prompt_lengths),
-                RequestSampler(temperature, top_k, top_p), seed, max_new_tokens, self.stop_token_ids, model.pad_id,
+                RequestSampler(temperature, top_k, top_p, seeds=seed), 0, max_new_tokens, self.stop_token_ids,
+                model.pad_id,
             )
 
         self.loop = loop
 
+    def serve(self, prompts):
+        rows = tf.shape(prompts)[:1]
+        settings = {name: tf.fill(rows, value) for name, value in self.defaults.items() if name != "seed"}
+        if self.defaults["seed"] is None:  # a new seed for each request, as `CausalLM.generate` with seed=None
+            seed = tf.fill(rows, tf.random.uniform([], 0, 2**31 - 1, tf.int32))
+        else:
+            seed = tf.fill(rows, self.defaults["seed"])
+        out = self.generate(prompts, settings["max_new_tokens"], ops.cast(settings["temperature"], "float32"),
+                            settings["top_k"], ops.cast(settings["top_p"], "float32"), seed)
+        return {"text": out["text"]}
+
     def generate(self, prompts, max_new_tokens, temperature, top_k, top_p, seed):
         model, tokenizer = self.model, self.tokenizer
-        checks = [
-            self._check_batch(prompts, "prompts"),
+        checks = [self._check_batch(prompts, "prompts")] + [
+            tf.debugging.assert_equal(
+                tf.size(setting), tf.size(prompts),
+                message=f"{name} must hold one value per prompt (every input is batch-major: one row per prompt)",
+            )
+            for name, setting in [("max_new_tokens", max_new_tokens), ("temperature", temperature), ("top_k", top_k),
+                                  ("top_p", top_p), ("seed", seed)]
+        ] + [
             tf.debugging.assert_greater_equal(max_new_tokens, 1, message="max_new_tokens must be at least 1"),
             tf.debugging.assert_less_equal(
                 max_new_tokens, self.max_new_tokens_limit,
@@ -187,15 +262,15 @@ class _Endpoints:
         with tf.control_dependencies(checks):
             prompt_ids = self._with_bos(tokenizer.tokenize(prompts))  # (B, None)
         # A Transformer's context holds the prompt and the new tokens: prompts lose their beginning to fit.
-        room = self.max_prompt_tokens
+        room = ops.full_like(max_new_tokens, self.max_prompt_tokens)  # (B,)
         if model.max_sequence_length is not None:
             room = ops.minimum(room, model.max_sequence_length - max_new_tokens)
         prompt_ids = _last_tokens(prompt_ids, room)
         lengths = ops.cast(prompt_ids.row_lengths(), "int32")  # (B,)
-        total = ops.max(lengths) + max_new_tokens
-        token_ids = _dense(prompt_ids, total, model.pad_id)  # (B, S)
+        # The loop runs to the latest end of the batch; each row ends after its own max_new_tokens (`row_limits`).
+        token_ids = _dense(prompt_ids, ops.max(lengths + max_new_tokens), model.pad_id)  # (B, S)
         state = prefill_state(model, token_ids, lengths)
-        token_ids, ends = self.loop(token_ids, lengths, state, seed, max_new_tokens, temperature, top_k, top_p)
+        token_ids, ends = self.loop(token_ids, lengths, state, max_new_tokens, temperature, top_k, top_p, seed)
         # The new ids of each row: positions lengths .. ends - 1, less a final eos.
         positions = ops.arange(ops.shape(token_ids)[1])[None]  # (1, S)
         is_new = (positions >= lengths[:, None]) & (positions < ends[:, None])
@@ -208,7 +283,7 @@ class _Endpoints:
         starts_with_prompt = tf.equal(tf.strings.substr(text, tf.zeros_like(prompt_bytes), prompt_bytes), prompt_text)
         after_prompt = tf.strings.substr(text, prompt_bytes, tf.strings.length(text) - prompt_bytes)
         completion = tf.where(starts_with_prompt, after_prompt, tokenizer.detokenize(new_ids))
-        return {"text": text, "completion": completion}
+        return {"text": _valid_utf8(text), "completion": _valid_utf8(completion)}
 
     def score(self, texts):
         model, tokenizer = self.model, self.tokenizer
@@ -235,9 +310,6 @@ class _Endpoints:
         counted = ops.arange(ops.shape(dense)[1] - 1)[None] < num_tokens[:, None]  # (B, T - 1)
         return {"log_likelihood": ops.sum(ops.where(counted, log_likelihoods, 0.0), axis=1), "num_tokens": num_tokens}
 
-    def logits(self, token_ids):
-        return {"logits": ops.cast(self.model(token_ids), "float32")}
-
     def _with_bos(self, ragged):
         bos = tf.fill([ragged.nrows(), 1], tf.constant(self.tokenizer.bos_id, tf.int32))
         return tf.concat([tf.RaggedTensor.from_tensor(bos), ragged], axis=1)
@@ -247,6 +319,12 @@ class _Endpoints:
             tf.size(texts), self.max_batch_size,
             message=f"{name} holds more texts than max_batch_size={self.max_batch_size}, the limit of this export",
         )
+
+
+def _valid_utf8(texts):
+    """`texts` with each invalid UTF-8 sequence replaced by U+FFFD, as Python's `bytes.decode("utf-8", "replace")`
+    (`tfllm.utf8.utf8_strings`) replaces it."""
+    return tf.strings.unicode_transcode(texts, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD)
 
 
 def _dense(ragged, width, pad_id):

@@ -2,12 +2,14 @@
 
 import base64
 import binascii
+import functools
 import io
 import os
 
 import keras
 import sentencepiece as spm
 import tensorflow as tf
+from sentencepiece import sentencepiece_model_pb2
 from tensorflow_text.python.ops.sentencepiece_tokenizer import gen_sentencepiece_tokenizer as sentencepiece_ops
 
 from tfllm.checks import require_int_at_least
@@ -64,7 +66,7 @@ class SentencePieceTokenizer(Tokenizer):
     """
 
     def __init__(self, proto, special_tokens=None, **kwargs):
-        proto = _proto_bytes(proto)
+        proto = _with_identity_rule(_proto_bytes(proto))
         processor = spm.SentencePieceProcessor()
         try:
             processor.LoadFromSerializedProto(proto)
@@ -186,6 +188,33 @@ def _role_tokens(processor):
             raise ValueError(f"proto has no {role} piece ({role}_id = {token_id}): tfllm's language models need "
                              "bos, eos and unk")
     return roles
+
+
+def _with_identity_rule(proto):
+    """`proto` with its identity normalization written as a rule that changes nothing, if it has none.
+
+    SentencePiece logs "precompiled_charsmap is empty. use identity normalization." to the terminal each time it
+    loads a model without a normalization rule (tensorflow-text: at every call). The rule "▁" (U+2581) -> " " is the
+    identity for the models `train` makes (and the runs of earlier versions): the normalizer escapes the space back to
+    "▁", so the normalized text, its alignment and so every id stay the same. Models whose normalizer would treat
+    that space otherwise (no escaping, or extra whitespace removed), or that have a rule already, are left as they are.
+    """
+    try:
+        model = sentencepiece_model_pb2.ModelProto.FromString(proto)
+    except Exception:  # protobuf's DecodeError; __init__ names a proto that is not a model
+        return proto
+    spec = model.normalizer_spec
+    if spec.precompiled_charsmap or not spec.escape_whitespaces or spec.remove_extra_whitespaces:
+        return proto
+    spec.precompiled_charsmap = _space_symbol_charsmap()
+    return model.SerializeToString()
+
+
+@functools.cache
+def _space_symbol_charsmap():
+    spm.set_min_log_level(1)  # the builder's INFO lines ("Loading CharsMap of size=1") are noise too
+    spec = spm.SentencePieceNormalizer(norm_map=[("\u2581", " ")]).serialized_normalizer_spec()
+    return sentencepiece_model_pb2.NormalizerSpec.FromString(spec).precompiled_charsmap
 
 
 def _pieces_of_at_most(text, max_bytes):

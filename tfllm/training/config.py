@@ -48,6 +48,9 @@ _TRAIN = {
     "gradient_accumulation_steps": 1,
     "precision": "float32",
     "seed": 0,
+    # 200 points or more per TensorBoard curve in every default run: 100 or more even when the time budget trains
+    # only half of its steps.
+    "log_every": 5,
     "eval_every": 400,
     "validation_steps": 10,
     "checkpoint_every": 200,
@@ -57,10 +60,15 @@ _TRAIN = {
     "sample_temperature": 0.8,
     "sample_top_p": 0.9,
     "jit_compile": "auto",
+    # The steps that fit in this many minutes, at most `steps`, so that a default run ends within 10 minutes on a
+    # 2-core CPU twice as slow as the one it was measured on (README, Quickstart): the samples during training, the
+    # tokenizer before it and the evaluation after it are not in the budget, and took 3 more minutes there.
+    "time_budget_minutes": 5.0,
 }
 
 # Every default, in one place. Measured on a 2-core CPU with the embedded KJV corpus: `tfllm train` (the
-# Transformer) ends in about 7 minutes at about 1.4 bits per byte on the validation split (the issue's goal: at most
+# Transformer) trains the steps its time budget lets it (all 1,600: about 7.5 minutes end to end, about 1.4 bits per
+# byte on the validation split; the times with the budget are in the README's Quickstart; the issue's goal: at most
 # 10 minutes and 2.0 bits per byte). SentencePiece pieces of the KJV average 3.6 bytes, so a step of 16 x 128 tokens
 # reads about 7 KB of text, 3.6 times what the byte tokenizer would read at nearly the same cost.
 DEFAULTS = {
@@ -112,6 +120,9 @@ class _Section:
     """Type checks (and light normalization: list -> tuple, int -> float) shared by every section."""
 
     section = None  # the key of the section in a config file, used to name fields in errors
+    # Keys added after run format 1, with the value that reproduces how a config written before them ran: an older
+    # run directory's config.json still loads and resumes as it was.
+    keys_added_later = {}
 
     def __post_init__(self):
         hints = typing.get_type_hints(type(self))
@@ -125,6 +136,7 @@ class _Section:
         raise a `ValueError` naming the key."""
         if not isinstance(values, dict):
             raise ValueError(f"{cls.section}={values!r} is invalid: expected a dict (a JSON object)")
+        values = {**cls.keys_added_later, **values}
         fields = dataclasses.fields(cls)
         names = [field.name for field in fields]
         unknown = sorted(set(values) - set(names))
@@ -237,6 +249,10 @@ class TrainConfig(_Section):
     Attributes:
         steps: training batches in total; with gradient accumulation the optimizer applies
             `steps // gradient_accumulation_steps` updates.
+        time_budget_minutes: train only the steps that fit in this many minutes (None: all `steps`). The first
+            steps are timed (they count), then the step count is fixed once, at most `steps`, so that the training
+            steps and their validations fit; the samples and the evaluation after training come on top. The count
+            is recorded in the run's `run.json` (a resumed run keeps it) and in `metrics.json`.
         batch_size: sequences per batch, across all replicas (the global batch).
         sequence_length: tokens per sequence.
         learning_rate: peak of the warmup-cosine schedule, which decays over `steps`.
@@ -245,6 +261,8 @@ class TrainConfig(_Section):
         gradient_accumulation_steps: batches whose gradients are averaged into one update (1: none).
         precision: "float32", "mixed_bfloat16" or "mixed_float16" (the Keras dtype policy while building the model).
         seed: seeds the weights, the data order and the samples.
+        log_every: steps between TensorBoard points of the training loss (the mean over those steps), the
+            learning rate, tokens/s and MFU, in the run's `logs/`.
         eval_every: steps between validations (the Keras "epoch").
         validation_steps: validation batches per validation; None reads the whole validation split.
         checkpoint_every: steps between checkpoints (and one at the end).
@@ -270,8 +288,10 @@ class TrainConfig(_Section):
     """
 
     section = "train"
+    keys_added_later = {"time_budget_minutes": None, "log_every": 5}
 
     steps: int
+    time_budget_minutes: float | None
     batch_size: int
     sequence_length: int
     learning_rate: float
@@ -280,6 +300,7 @@ class TrainConfig(_Section):
     gradient_accumulation_steps: int
     precision: str = dataclasses.field(metadata={"choices": PRECISIONS})
     seed: int
+    log_every: int
     eval_every: int
     validation_steps: int | None
     checkpoint_every: int
@@ -459,12 +480,14 @@ class RunConfig:
 
     def _validate_train(self):
         train, model = self.train, self.model
-        for name in ("steps", "batch_size", "sequence_length", "gradient_accumulation_steps", "eval_every",
-                     "checkpoint_every", "sample_tokens"):
+        for name in ("steps", "batch_size", "sequence_length", "gradient_accumulation_steps", "log_every",
+                     "eval_every", "checkpoint_every", "sample_tokens"):
             require_positive_int(f"train.{name}", getattr(train, name))
         for name in ("validation_steps", "sample_every"):
             if getattr(train, name) is not None:
                 require_positive_int(f"train.{name}", getattr(train, name), why=" or None")
+        if train.time_budget_minutes is not None:
+            require_positive_number("train.time_budget_minutes", train.time_budget_minutes)
         require_positive_number("train.learning_rate", train.learning_rate)
         require_number_at_least("train.weight_decay", train.weight_decay, 0)
         require_int_at_least("train.warmup_steps", train.warmup_steps, 0)

@@ -1,7 +1,7 @@
 """`pretrain`: trains a language model from a `RunConfig` into a run directory, resuming it if it was interrupted.
 
-The recipe behind `tfllm train`. Steps are batches: a run trains exactly `config.train.steps` of them, whether it
-runs in one go or is killed and started again any number of times.
+The recipe behind `tfllm train`. Steps are batches: a run trains exactly `config.train.steps` of them (or the
+count its time budget fixed, below), whether it runs in one go or is killed and started again any number of times.
 
 How resuming works. Training state is checkpointed every `checkpoint_every` steps and at the last step
 (`StepCheckpoint`: weights, optimizer variables with the iteration count, the step, the loss history; atomic).
@@ -16,6 +16,14 @@ Starting the same run again restores the latest checkpoint, step s, and continue
 
 So the steps trained after a resume are steps s + 1 .. steps, and the optimizer ends with `steps` iterations
 (`steps // gradient_accumulation_steps` updates), as in an uninterrupted run.
+
+A time budget (`train.time_budget_minutes`) fixes the step count once, at the start of training (`fix_steps`): the
+first `MEASURED_STEPS` steps are trained and timed (they are the run's first steps, not a rehearsal), the count is
+set to what fits in the rest of the budget at the measured speed (at most `train.steps`), recorded in `run.json`,
+and the model is compiled again, its optimizer state kept, so that the cosine decays over that count. The timed
+steps lie in the warmup (the default's is 100 steps), where the learning rate does not depend on the count, so the
+run is the one `train.steps` = that count would have trained. A resumed run reads the count back instead of timing
+again, so it ends where the first session planned, whatever the speed of the machine it resumes on.
 
 The recipe reads as four phases, each a function of this module that runs (and is tested) on its own: `open_run`
 (check the config and the directory, read the corpus, start or resume the directory), `build_run` (the tokenizer,
@@ -59,6 +67,10 @@ from tfllm.training.config import RunConfig
 from tfllm.training.loss_curve import plot_loss_curve
 from tfllm.training.run_directory import HISTORY, METRICS, RunDirectory, RunDirectoryError
 from tfllm.training.strategies import barrier, is_chief
+
+MEASURED_STEPS = 20  # the steps a time budget times before it fixes the step count
+UNTIMED_STEPS = 4  # the first of them, left out of the timing: tracing the train step, warming caches
+TIME_BUDGET = "time_budget"  # what `run.json` records of it: the fixed count, and the speed it was fixed from
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,7 +197,7 @@ def pretrain(config, run_dir, strategy=None, overwrite=False, verbose=1, callbac
         opened.verbose,
         f"Validation loss {metrics['validation_loss']:.4f} nats/token, perplexity "
         f"{metrics['validation_perplexity']:.3f}, {metrics['bits_per_byte']:.3f} bits per byte; "
-        f"{config.train.steps} steps in {time.perf_counter() - started:.1f} s. Run directory: {opened.run.path}",
+        f"{metrics['steps']} steps in {time.perf_counter() - started:.1f} s. Run directory: {opened.run.path}",
     )
     return PretrainResult(opened.run.path, config, built.model, metrics, built.start_step,
                           built.state.history.to_dict())
@@ -203,6 +215,7 @@ class OpenedRun:
         writer: whether this process writes the run (the chief of a multi-worker job, or the only process).
         verbose: the caller's verbosity, 0 on the processes that do not write.
         texts: the train and validation documents of the corpus (`CorpusTexts`).
+        budget: what `run.json` records of the time budget (`fix_steps`) when the run resumes one, else None.
     """
 
     config: RunConfig
@@ -212,6 +225,12 @@ class OpenedRun:
     writer: bool
     verbose: int
     texts: CorpusTexts
+    budget: dict | None = None
+
+    @property
+    def steps(self):
+        """The run's steps: the count its time budget fixed, else `config.train.steps`."""
+        return self.budget["steps"] if self.budget else self.config.train.steps
 
 
 def open_run(config, run_dir, strategy=None, overwrite=False, verbose=1):
@@ -230,7 +249,8 @@ def open_run(config, run_dir, strategy=None, overwrite=False, verbose=1):
     if writer:
         run.start(config, plan)
     _say(verbose, f"{'Resuming' if plan == 'resume' else 'Starting'} the run in {run.path}\n{config}")
-    return OpenedRun(config, run, plan == "resume", strategy, writer, verbose, texts)
+    budget = run.recorded(TIME_BUDGET) if plan == "resume" else None
+    return OpenedRun(config, run, plan == "resume", strategy, writer, verbose, texts, budget)
 
 
 class _TrainingState:
@@ -273,7 +293,8 @@ class BuiltRun:
 def build_run(opened):
     """Phase 2: the tokenizer, the model (in the strategy's scope, under the dtype policy the caller set), the
     validation batches, and the checkpoint, restored when the run resumes. Returns a `BuiltRun`."""
-    config, run, train = opened.config, opened.run, opened.config.train
+    config, run = opened.config, opened.run
+    train = dataclasses.replace(config.train, steps=opened.steps)  # the cosine decays over the run's steps
     tokenizer = _run_tokenizer(opened)
     with opened.strategy.scope():
         model = compile_model(build_model(config.model, tokenizer), train)
@@ -305,17 +326,20 @@ class TrainedRun:
         throughput: the `ThroughputCallback` (tokens per second, MFU).
         samples: the `SampleCallback`, which samples the final model.
         final: the logs of the validation at the last step (`val_loss`, ...).
+        steps: the steps the run trained: `train.steps`, or the count its time budget fixed.
     """
 
     throughput: ThroughputCallback
     samples: SampleCallback
     final: dict
+    steps: int
 
 
 def train_run(opened, built, callbacks=None, peak_flops=None):
-    """Phase 3: trains the steps from `built.start_step` to `train.steps` in the `fit` calls of `fit_plan`, then
-    makes sure the last step has its validation. Ctrl-C checkpoints the step reached and raises `RunInterrupted`.
-    Returns a `TrainedRun`."""
+    """Phase 3: trains the steps from `built.start_step` to the run's last step in the `fit` calls of `fit_plan`,
+    then makes sure the last step has its validation. A run with a time budget whose step count is not fixed yet
+    fixes it first (`fix_steps`). Ctrl-C checkpoints the step reached and raises `RunInterrupted`. Returns a
+    `TrainedRun`."""
     train, model, checkpoint = opened.config.train, built.model, built.checkpoint
     throughput = ThroughputCallback(train.sequence_length, train.batch_size, peak_flops=peak_flops)
     samples = SampleCallback(
@@ -325,33 +349,141 @@ def train_run(opened, built, callbacks=None, peak_flops=None):
     )
     samples.set_model(model)  # `fit` would do it, but a run resumed at its last step has no `fit` call
     run_callbacks = _callbacks(opened, built, throughput, samples, callbacks)
+    steps = opened.steps
     try:
-        for initial_epoch, epochs, steps_per_epoch in fit_plan(built.start_step, train.steps,
-                                                               min(train.eval_every, train.steps)):
-            model.fit(
-                build_train_batches(train, built.tokenizer, opened.texts.train, start_step=checkpoint.step),
-                initial_epoch=initial_epoch,
-                epochs=epochs,
-                steps_per_epoch=steps_per_epoch,
-                validation_data=built.validation.batches,
-                validation_steps=built.validation.steps,
-                callbacks=run_callbacks,
-                verbose=opened.verbose,
-                shuffle=False,
-            )
+        _set_total_steps(run_callbacks, steps, min(train.eval_every, steps))
+        if (train.time_budget_minutes is not None and opened.budget is None
+                and steps - built.start_step > MEASURED_STEPS):
+            steps = fix_steps(opened, built, run_callbacks)
+        _fit(opened, built, run_callbacks, fit_plan(checkpoint.step, steps, min(train.eval_every, steps)))
     except KeyboardInterrupt:
         if not opened.writer:
             raise
-        raise RunInterrupted(_checkpoint_interrupted(model, checkpoint, train.steps)) from None
-    return TrainedRun(throughput, samples, _final_validation(model, built, train.steps))
+        raise RunInterrupted(_checkpoint_interrupted(model, checkpoint, steps)) from None
+    return TrainedRun(throughput, samples, _final_validation(model, built, steps), steps)
+
+
+def fix_steps(opened, built, run_callbacks):
+    """Fixes the step count of a run with a time budget: trains and times the next `MEASURED_STEPS` steps (with
+    the validation of each epoch they end, and one at their end), takes the steps that fit in the rest of the
+    budget (`steps_within_budget`, at most `train.steps`, a multiple of the gradient accumulation), records them in
+    `run.json` (the chief; every worker reads them back) and compiles the model again so that its schedule decays
+    over them, its optimizer state kept. Returns the count."""
+    train, model, checkpoint = opened.config.train, built.model, built.checkpoint
+    start, every = checkpoint.step, min(train.eval_every, train.steps)
+    _say(opened.verbose, f"Timing steps {start + 1}-{start + MEASURED_STEPS} to fit the time budget of "
+                         f"{train.time_budget_minutes:g} minutes")
+    stopwatch = _Stopwatch()
+    _fit(opened, built, [*run_callbacks, stopwatch], fit_plan(start, start + MEASURED_STEPS, every))
+    if opened.writer:
+        done, multiple = checkpoint.step, train.gradient_accumulation_steps
+        seconds_left = 60 * train.time_budget_minutes - built.state.elapsed_seconds()
+        more = steps_within_budget(seconds_left, stopwatch.seconds_per_step(), stopwatch.seconds_per_validation(),
+                                   every)
+        steps = min(train.steps, done + more)
+        steps = max(steps - steps % multiple, -(-done // multiple) * multiple)
+        opened.run.record(TIME_BUDGET, {
+            "minutes": train.time_budget_minutes, "steps": steps, "configured_steps": train.steps,
+            "measured_steps": done - start, "seconds_per_step": stopwatch.seconds_per_step(),
+            "seconds_per_validation": stopwatch.seconds_per_validation(),
+        })
+    barrier(opened.strategy)
+    steps = opened.run.recorded(TIME_BUDGET)["steps"]
+    _recompile(model, dataclasses.replace(train, steps=steps), opened.strategy)
+    _set_total_steps(run_callbacks, steps, min(train.eval_every, steps))
+    _say(opened.verbose, f"The time budget fixes the run at {steps} of {train.steps} steps")
+    return steps
+
+
+def steps_within_budget(seconds_left, seconds_per_step, seconds_per_validation, eval_every):
+    """How many more steps fit in `seconds_left`, each taking `seconds_per_step`, with a validation of
+    `seconds_per_validation` every `eval_every` steps.
+
+    >>> steps_within_budget(100.0, 0.5, 3.0, eval_every=10)  # 10 steps and their validation: 8 s
+    125
+    >>> steps_within_budget(-5.0, 0.5, 3.0, eval_every=10)  # the budget was spent already
+    0
+    """
+    window = eval_every * seconds_per_step + seconds_per_validation  # the seconds of an epoch
+    return max(math.floor(seconds_left * eval_every / window), 0)
+
+
+def _fit(opened, built, run_callbacks, plan):
+    """The `fit` calls of `plan` (a `fit_plan`), from the checkpoint's step on."""
+    train, model = opened.config.train, built.model
+    for initial_epoch, epochs, steps_per_epoch in plan:
+        model.fit(
+            build_train_batches(train, built.tokenizer, opened.texts.train, start_step=built.checkpoint.step),
+            initial_epoch=initial_epoch,
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            validation_data=built.validation.batches,
+            validation_steps=built.validation.steps,
+            callbacks=run_callbacks,
+            verbose=opened.verbose,
+            shuffle=False,
+        )
+
+
+class _Stopwatch(keras.callbacks.Callback):
+    """Times the steps (each from the end of the step before it, validations left out, after the first
+    `UNTIMED_STEPS`) and the validations of `fit` calls."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps, self.validations = [], []
+        self._seen, self._last, self._validation_start = 0, None, None
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        self._seen += 1
+        if self._last is not None and self._seen > UNTIMED_STEPS:
+            self.steps.append(now - self._last)
+        self._last = now
+
+    def on_test_begin(self, logs=None):
+        self._validation_start = time.perf_counter()
+
+    def on_test_end(self, logs=None):
+        seconds = time.perf_counter() - self._validation_start
+        self.validations.append(seconds)
+        if self._last is not None:
+            self._last += seconds  # the next step's time is its own
+
+    def seconds_per_step(self):
+        return sum(self.steps) / len(self.steps)
+
+    def seconds_per_validation(self):
+        return max(self.validations, default=0.0)  # the first one traces the test step: a safe side estimate
+
+
+def _set_total_steps(run_callbacks, steps, eval_every):
+    """Tells the callbacks that count to the run's last step (the checkpoint, the progress bar) the run's steps,
+    which a time budget may have fixed below `train.steps`."""
+    for callback in run_callbacks:
+        if isinstance(callback, (StepCheckpoint, RunProgress)):
+            callback.total_steps = steps
+        if isinstance(callback, RunProgress):
+            callback.eval_every = eval_every
+
+
+def _recompile(model, train, strategy):
+    """Compiles `model` again for `train` (its schedule decays over `train.steps`), keeping the optimizer's state,
+    its iteration count included."""
+    values = [keras.ops.convert_to_numpy(variable) for variable in model.optimizer.variables]
+    with strategy.scope():
+        compile_model(model, train)
+        model.optimizer.build(model.trainable_variables)
+    for variable, value in zip(model.optimizer.variables, values, strict=True):
+        variable.assign(value)
 
 
 def write_results(opened, built, trained):
     """Phase 4 (the chief only): the final samples, `model.keras`, `history.json`, the loss curve, the exact
     evaluation on the whole validation split, and `metrics.json`, last. Returns the metrics."""
     config, run, model, verbose = opened.config, opened.run, built.model, opened.verbose
-    final_samples = trained.samples.sample(config.train.steps)
-    _say(verbose, f"Samples at step {config.train.steps}:\n" + "\n".join(sample["text"] for sample in final_samples))
+    final_samples = trained.samples.sample(trained.steps)
+    _say(verbose, f"Samples at step {trained.steps}:\n" + "\n".join(sample["text"] for sample in final_samples))
     run.save_model(model)
     history = built.state.history.to_dict()
     run.write_json(HISTORY, history)
@@ -484,15 +616,18 @@ def _run_tokenizer(opened, timeout=600):
 
 
 def _callbacks(opened, built, throughput, samples, callbacks):
-    """The callbacks of every `fit` call, in order: the NaN guard first, the checkpoint before the caller's."""
+    """The callbacks of every `fit` call, in order: the NaN guard first, the checkpoint before the caller's. The
+    TensorBoard logs (the chief's) follow the throughput and the loss history, whose figures they write."""
     start_step = built.start_step
     run_callbacks = [NaNGuard(built.checkpoint, initial_step=start_step), throughput, built.state.history,
                      built.checkpoint]
     if opened.writer:
+        samples.log_dir = opened.run.logs  # every sampling, the final one after training too, goes to TensorBoard
         run_callbacks.append(samples)
     run_callbacks.extend(callbacks or [])
     if opened.writer:
-        run_callbacks.append(ScalarLogs(opened.run.logs, initial_step=start_step))
+        run_callbacks.append(ScalarLogs(opened.run.logs, every=opened.config.train.log_every,
+                                        history=built.state.history, initial_step=start_step))
     if opened.verbose:
         run_callbacks.append(RunProgress(opened.config.train.steps, initial_step=start_step))
     return run_callbacks
@@ -525,12 +660,14 @@ def _metrics(opened, built, trained, exact, samples):
     """The numbers of `metrics.json`. The validation figures are exact (`evaluate_texts` on the whole validation
     split, `exact`); `validation_loss_estimate` is the last periodic validation, on `validation_steps` batches."""
     train, model, history, throughput = opened.config.train, built.model, built.state.history, trained.throughput
-    window = [loss for step, loss in zip(history.steps, history.losses)
-              if step > train.steps - min(train.eval_every, train.steps)]
+    steps = trained.steps
+    window = [loss for step, loss in zip(history.steps, history.losses) if step > steps - min(train.eval_every, steps)]
     return {
-        "steps": train.steps,
+        "steps": steps,
+        "configured_steps": train.steps,
+        "time_budget": opened.run.recorded(TIME_BUDGET),  # None: no time budget fixed the steps
         "optimizer_updates": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
-        "tokens_seen": train.steps * train.batch_size * train.sequence_length,
+        "tokens_seen": steps * train.batch_size * train.sequence_length,
         "train_loss": sum(window) / len(window) if window else math.nan,
         "validation_loss": exact.loss,
         "validation_perplexity": exact.perplexity,

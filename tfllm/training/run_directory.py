@@ -2,7 +2,8 @@
 
 ```
 run_dir/
-  run.json         what wrote the run: its kind, the run format and the tfllm version; written first
+  run.json         what wrote the run: its kind, the run format and the tfllm version; written first. Then what
+                   the run decided once and keeps when it resumes (`record`: the steps its time budget fixed)
   config.json      pretrain: the RunConfig
   finetune.json    finetune: the FinetuneConfig, the parent run directory and the parent's own config file
   template.json    the prompt template, for a run that has one
@@ -317,6 +318,19 @@ class RunDirectory:
     def read_json(self, name):
         with open(self.file(name), encoding="utf-8") as file:
             return json.load(file)
+
+    def record(self, name, value):
+        """Adds `name: value` to `run.json`, atomically: what a run decides once and keeps when it resumes (the
+        step count a time budget fixed)."""
+        marker = _read_json_file(self.file(RUN))
+        atomic_write_text(self.file(RUN), json.dumps({**marker, name: value}, indent=2) + "\n")
+
+    def recorded(self, name):
+        """What `record` wrote under `name` in `run.json`, or None."""
+        if not os.path.exists(self.file(RUN)):
+            return None
+        marker = _read_json_file(self.file(RUN))
+        return marker.get(name) if isinstance(marker, dict) else None
 
     def write_text(self, name, text):
         """Writes `text` to `name`, atomically."""

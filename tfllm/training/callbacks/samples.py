@@ -2,15 +2,19 @@
 
 import os
 
+import tensorflow as tf
+
 from tfllm.training.atomic import atomic_write_text
 from tfllm.training.callbacks.step_callback import StepCallback
+from tfllm.training.callbacks.summaries import write_text
 
 
 class SampleCallback(StepCallback):
     """Continues `prompts` with `model.generate` every `every` steps and when training ends.
 
-    Each sampling appends a block headed by the step to `path` (rewritten atomically) and adds one dict per
-    prompt, `{"step": ..., "prompt": ..., "text": ...}`, to `samples`.
+    Each sampling appends a block headed by the step to `path` (rewritten atomically), writes the texts as the
+    TensorBoard text summary `samples` in `log_dir/samples` (one row per prompt), and adds one dict per prompt,
+    `{"step": ..., "prompt": ..., "text": ...}`, to `samples`.
 
     Args:
         prompts: the prompts (strings; the model needs a tokenizer).
@@ -20,6 +24,8 @@ class SampleCallback(StepCallback):
         seed: the generation seed (the same step and weights give the same text).
         at_train_end: also sample in `on_train_end` (once per step: not again if the last step was sampled).
         initial_step: the step the run starts from.
+        log_dir: the TensorBoard folder of the run (the texts go to its `samples` folder), or None. It may be set
+            after the callback is made, before it samples.
         **generate_kwargs: more arguments of `model.generate` (`sampler`, `temperature`, `top_k`, `top_p`).
 
     In training: `model.fit(..., callbacks=[SampleCallback(prompts, every=500, path=...)])`. `sample` also works on
@@ -38,20 +44,26 @@ class SampleCallback(StepCallback):
     (100, 'In the beginning', True)
     >>> open(path).read().splitlines()[:2]
     ['=== step 100 ===', "--- prompt: 'In the beginning'"]
+    >>> samples.log_dir = os.path.dirname(path)  # from now on, TensorBoard's Text tab shows them too
+    >>> _ = samples.sample(step=200)
+    >>> os.listdir(os.path.join(samples.log_dir, "samples"))[0].startswith("events.out.tfevents")
+    True
     """
 
     def __init__(self, prompts, every=None, max_new_tokens=64, path=None, seed=0, at_train_end=True,
-                 initial_step=0, **generate_kwargs):
+                 initial_step=0, log_dir=None, **generate_kwargs):
         super().__init__(initial_step)
         self.prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         self.every = every
         self.max_new_tokens = max_new_tokens
         self.path = None if path is None else os.fspath(path)
+        self.log_dir = None if log_dir is None else os.fspath(log_dir)
         self.seed = seed
         self.at_train_end = at_train_end
         self.generate_kwargs = generate_kwargs
         self.samples = []
         self._sampled_step = None
+        self._writer = None
 
     def on_step_end(self, step, logs):
         if self.every and step % self.every == 0:
@@ -73,7 +85,18 @@ class SampleCallback(StepCallback):
         self._sampled_step = step
         if self.path is not None:
             _append(self.path, format_samples(new))
+        if self.log_dir is not None:
+            self._write_summary(new)
         return new
+
+    def _write_summary(self, samples):
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "samples"))
+        # Markdown: an indented block keeps the text's line breaks and shows it as written.
+        rows = ["\n".join("    " + line for line in sample["text"].splitlines() or [""]) for sample in samples]
+        with self._writer.as_default():
+            write_text("samples", rows, step=samples[0]["step"])
+        self._writer.flush()
 
 
 def format_samples(samples):
