@@ -3,6 +3,8 @@
 import json
 import os
 
+import keras
+
 from tfllm.data import load_texts
 from tfllm.training import RunConfig
 
@@ -61,3 +63,16 @@ def _write_jsonl(path, texts):
         for text in texts:
             file.write(json.dumps({"text": text}) + "\n")
     return path
+
+
+class InterruptAfter(keras.callbacks.Callback):
+    """Raises KeyboardInterrupt (as Ctrl-C would) after `steps` training batches."""
+
+    def __init__(self, steps):
+        super().__init__()
+        self.steps, self.seen = steps, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen += 1
+        if self.seen == self.steps:
+            raise KeyboardInterrupt

@@ -16,7 +16,9 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.util import event_pb2
 
-from tests.training.common import PEAK_FLOPS, files_under, tiny_config, write_kjv_verses, write_repetitive_corpus
+from tests.training.common import (
+    PEAK_FLOPS, InterruptAfter, files_under, tiny_config, write_kjv_verses, write_repetitive_corpus,
+)
 from tfllm.data import load_texts
 from tfllm.training import (
     RunConfig,
@@ -163,17 +165,6 @@ def test_the_loss_goes_down_on_a_repetitive_corpus(tmp_path):
     assert result.metrics["validation_loss"] < 0.6 * math.log(259)
 
 
-class _InterruptAfter(keras.callbacks.Callback):
-    def __init__(self, steps):
-        super().__init__()
-        self.steps, self.seen = steps, 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.seen += 1
-        if self.seen == self.steps:
-            raise KeyboardInterrupt
-
-
 @pytest.fixture(scope="module")
 def uninterrupted(verses, tmp_path_factory):
     """An 8-step run without interruption, to compare resumed runs with."""
@@ -193,7 +184,7 @@ def _assert_same_training(result, uninterrupted):
 def test_an_interrupted_run_resumes_mid_epoch_and_ends_at_the_requested_step(uninterrupted, tmp_path):
     config = uninterrupted[0]
     with pytest.raises(KeyboardInterrupt):
-        pretrain(config, tmp_path / "run", verbose=0, peak_flops=PEAK_FLOPS, callbacks=[_InterruptAfter(5)])
+        pretrain(config, tmp_path / "run", verbose=0, peak_flops=PEAK_FLOPS, callbacks=[InterruptAfter(5)])
     with pytest.raises(RunDirectoryError, match="unfinished run"):
         load_run(tmp_path / "run")
     # Ctrl-C saves the step it stopped at (5), not only the last periodic checkpoint (4).
@@ -252,7 +243,7 @@ def test_a_run_killed_with_sigkill_resumes_from_its_last_checkpoint(uninterrupte
 
 
 def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(verses, tmp_path):
-    class PoisonAfter(_InterruptAfter):
+    class PoisonAfter(InterruptAfter):
         def on_train_batch_end(self, batch, logs=None):
             self.seen += 1
             if self.seen == self.steps:

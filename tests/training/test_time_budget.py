@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.training.common import PEAK_FLOPS, tiny_config, write_kjv_verses
+from tests.training.common import PEAK_FLOPS, InterruptAfter, tiny_config, write_kjv_verses
 from tfllm import cli
 from tfllm.training import RunConfig, RunDirectory, pretrain
 from tfllm.training.callbacks.progress import RunProgress
@@ -29,17 +29,6 @@ def _budget_config(verses, **train):
     # The warmup covers the timed steps, where the learning rate does not depend on the step count.
     return tiny_config(verses, "lstm", **{"steps": 30, "eval_every": 10, "checkpoint_every": 5, "warmup_steps": 20,
                                           "time_budget_minutes": 60.0, **train})
-
-
-class _InterruptAfter(keras.callbacks.Callback):
-    def __init__(self, steps):
-        super().__init__()
-        self.steps, self.seen = steps, 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.seen += 1
-        if self.seen == self.steps:
-            raise KeyboardInterrupt
 
 
 def test_a_spent_budget_stops_the_run_after_the_timed_steps(verses, tmp_path):
@@ -68,7 +57,7 @@ def test_the_fixed_count_is_recorded_kept_on_resuming_and_trains_as_if_configure
     # As if the machine were slow: 10 more steps fit after the 20 timed ones.
     monkeypatch.setattr(pretrain_module, "steps_within_budget", lambda *args: 10)
     with pytest.raises(RunInterrupted, match="saved at step 23 of 30"):
-        pretrain(config, tmp_path / "run", verbose=0, peak_flops=PEAK_FLOPS, callbacks=[_InterruptAfter(23)])
+        pretrain(config, tmp_path / "run", verbose=0, peak_flops=PEAK_FLOPS, callbacks=[InterruptAfter(23)])
     assert RunDirectory(tmp_path / "run").recorded("time_budget")["steps"] == 30
 
     def timed_again(*args):
