@@ -6,7 +6,6 @@ import json
 import math
 import re
 
-import keras
 import numpy as np
 import pytest
 
