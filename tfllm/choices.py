@@ -12,3 +12,5 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 JIT_COMPILE = ("auto", True, False)
 STRATEGIES = ("auto", "cpu", "mirrored", "multiworker", "tpu")
 FINETUNE_TASKS = ("continue", "sft", "classify")
+# What a training run learns from its data: "lm" (language modeling of a corpus), "translate" (parallel pairs).
+TRAIN_TASKS = ("lm", "translate")

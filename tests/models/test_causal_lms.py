@@ -166,6 +166,35 @@ def test_compile_defaults_train_a_language_model():
     np.testing.assert_allclose(result["perplexity"], np.exp(expected), rtol=1e-4)
 
 
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_set_decay_steps_reaches_the_compiled_train_step_without_a_new_trace(jit_compile):
+    # With decay_steps=1 the second step would run at a tenth of the peak rate; moved to 10,000 it runs at about
+    # the peak. AdamW's first updates are about the learning rate in size, so the step shows which rate it used.
+    x, y = _tokens(4, 8), _tokens(4, 8, seed=1)
+
+    def second_update(moved):
+        keras.utils.set_random_seed(0)
+        model = _model("lstm")
+        model.compile(learning_rate=1e-2, warmup_steps=0, decay_steps=1, weight_decay=0.0, jit_compile=jit_compile)
+        model.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False)
+        compiled_step = model.train_function
+        if moved:
+            model.set_decay_steps(10_000)
+        before = [w.numpy() for w in model.trainable_weights]
+        model.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False)
+        assert model.train_function is compiled_step
+        return max(np.abs(w.numpy() - b).max() for w, b in zip(model.trainable_weights, before))
+
+    assert second_update(moved=True) > 5 * second_update(moved=False)
+
+
+def test_set_decay_steps_needs_the_default_optimizer():
+    model = _model("lstm")
+    model.compile(optimizer="adam", loss="mse")
+    with pytest.raises(ValueError, match="compiled with the default optimizer"):
+        model.set_decay_steps(100)
+
+
 @pytest.mark.parametrize("name", ["rnn", "lstm", "transformer"])
 def test_fit_with_the_defaults_learns_a_repeating_text(name):
     model = _model(name)

@@ -10,8 +10,12 @@ from tfllm.data.splits import SPLITS, split_of
 # Pipelines: texts -> batches for training.
 from tfllm.data.classification import classification_dataset
 from tfllm.data.language_modeling import lm_dataset, token_windows
+from tfllm.data.packing import pack_sequences
 from tfllm.data.supervised import sft_dataset
-from tfllm.data.templates import ChatTemplate, PromptTemplate, template_from_config, wrap_prompts
+from tfllm.data.templates import ChatTemplate, PromptTemplate, TranslationTemplate, template_from_config, wrap_prompts
 
 # A small question/answer set for the fine-tuning demos.
 from tfllm.data.question_answering import QUESTION_ANSWER_TEMPLATE, question_answer_pairs, question_answer_records
+
+# English-Chinese sentence pairs for machine translation.
+from tfllm.data.parallel import PARALLEL_CORPUS_NAMES, load_parallel_corpus, parallel_texts

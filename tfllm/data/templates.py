@@ -12,7 +12,7 @@ import string
 
 import tensorflow as tf
 
-KINDS = ("fields", "chat")
+KINDS = ("fields", "chat", "translation")
 CHAT_ROLES = ("system", "user", "assistant")
 
 
@@ -204,19 +204,144 @@ class ChatTemplate:
         return messages
 
 
+@dataclasses.dataclass(frozen=True)
+class TranslationTemplate:
+    """Translation by one model in every direction between `languages`, the language-model way: the source's
+    language tag, the source, the target's tag; then the model writes the target (and eos).
+
+    Each language code is written as the special token `<code>` (`special_tokens` lists them: train the tokenizer
+    with them). A record is a pair with one field per language (`{"en": ..., "zh": ...}`, as
+    `tfllm.data.load_parallel_corpus` gives them); `directed` turns pairs into one record per direction, with the
+    fields `source`, `target`, `source_language` and `target_language` that `segments` and `format_prompt` read.
+
+    Args:
+        languages: the language codes, e.g. `("en", "zh")`; two or more.
+
+    Example:
+
+    >>> template = TranslationTemplate(("en", "zh"))
+    >>> template.special_tokens
+    ['<en>', '<zh>']
+    >>> records = template.directed([{"en": "How is the weather?", "zh": "天气如何？"}])
+    >>> [template.segments(record) for record in records]
+    [[('<en>How is the weather?<zh>', False), ('天气如何？', True)], [('<zh>天气如何？<en>', False), ('How is the weather?', True)]]
+    >>> template.format_prompt({"source": "今天天气很好。", "target_language": "en"})  # two languages: the source's is the other
+    '<zh>今天天气很好。<en>'
+    >>> template.format_prompt_tensor(tf.constant(["Hi", "你好"]), tf.constant(["zh", "en"])).numpy().tolist() == [
+    ...     "<en>Hi<zh>".encode(), "<zh>你好<en>".encode()]
+    True
+    """
+
+    languages: tuple = ("en", "zh")
+
+    kind = "translation"
+    fields = ("source", "target", "source_language", "target_language")
+
+    def __post_init__(self):
+        languages = self.languages
+        if isinstance(languages, str) or len(languages) < 2 or len(set(languages)) != len(languages) or not all(
+                isinstance(code, str) and code.isidentifier() for code in languages):
+            raise ValueError(f"languages={languages!r} is invalid: expected two or more distinct codes such as "
+                             "('en', 'zh')")
+        object.__setattr__(self, "languages", tuple(languages))
+
+    @property
+    def special_tokens(self):
+        """The language tags, one special token per language: `['<en>', '<zh>']`."""
+        return [f"<{code}>" for code in self.languages]
+
+    def check_language(self, language, what="target"):
+        """Returns `language` if the template has it, else raises a `ValueError` naming the ones it has."""
+        if language not in self.languages:
+            raise ValueError(f"{what} language {language!r} is not one this model translates: expected one of "
+                             f"{list(self.languages)}")
+        return language
+
+    def source_language(self, target_language, source_language=None):
+        """The source's language: `source_language` when given, else the other one of a two-language template."""
+        self.check_language(target_language)
+        if source_language is not None:
+            if self.check_language(source_language, "source") == target_language:
+                raise ValueError(f"source and target language are both {target_language!r}: nothing to translate")
+            return source_language
+        if len(self.languages) != 2:
+            raise ValueError(f"this model translates between {list(self.languages)}: name the source language too")
+        return next(code for code in self.languages if code != target_language)
+
+    def directed(self, pairs, directions=None):
+        """One record per pair and direction (every ordered pair of languages that both sides have, by default).
+
+        Args:
+            pairs: dicts with a text per language code (other keys are kept out).
+            directions: `(source, target)` tuples, e.g. `[("zh", "en")]`; None means every direction.
+        """
+        directions = directions or [(a, b) for a in self.languages for b in self.languages if a != b]
+        for source, target in directions:
+            self.check_language(source, "source"), self.check_language(target)
+        records = []
+        for index, pair in enumerate(pairs):
+            for source, target in directions:
+                if source not in pair or target not in pair:
+                    raise ValueError(f"pair {index} ({pair!r:.60}) has no {source!r} or no {target!r} text")
+                records.append({"source": pair[source], "target": pair[target], "source_language": source,
+                                "target_language": target})
+        return records
+
+    def format_prompt(self, record):
+        """`<source language>source<target language>`: a record with `source` and `target_language` (and
+        `source_language`, which a two-language template can infer)."""
+        if not isinstance(record, dict) or not isinstance(record.get("source"), str) or "target_language" not in record:
+            raise ValueError(f"a translation prompt needs a dict with 'source' text and a 'target_language' (one "
+                             f"of {list(self.languages)}), not {record!r:.60}: use model.translate(texts, target=...)")
+        target = record["target_language"]
+        source = self.source_language(target, record.get("source_language"))
+        return f"<{source}>{record['source']}<{target}>"
+
+    def format_prompt_tensor(self, texts, target_languages, source_languages=None):
+        """`format_prompt` in graph code: (B,) texts and (B,) target codes (and source codes, which a
+        two-language template infers) -> (B,) prompts. A code the template does not have is an error at run time."""
+        codes = tf.constant(list(self.languages))
+        check = tf.debugging.Assert(
+            tf.reduce_all(tf.reduce_any(tf.equal(target_languages[:, None], codes[None, :]), axis=1)),
+            ["target language must be one of", codes, "got", target_languages])
+        with tf.control_dependencies([check]):
+            target_languages = tf.identity(target_languages)
+        if source_languages is None:
+            if len(self.languages) != 2:
+                raise ValueError(f"this model translates between {list(self.languages)}: pass source languages too")
+            first, second = self.languages
+            source_languages = tf.where(tf.equal(target_languages, first), second, first)
+        return tf.strings.join(["<", source_languages, ">", texts, "<", target_languages, ">"])
+
+    def segments(self, record):
+        """`[(prompt text, False), (target text, True)]` of a directed record: the loss falls on the target."""
+        for field in self.fields:
+            if not isinstance(record.get(field) if isinstance(record, dict) else None, str):
+                raise ValueError(f"a translation record needs the string fields {list(self.fields)}: "
+                                 f"{record!r:.80} (turn pairs into records with TranslationTemplate.directed)")
+        return [(self.format_prompt(record), False), (record["target"], True)]
+
+    def get_config(self):
+        return {"kind": self.kind, "languages": list(self.languages)}
+
+    @classmethod
+    def from_config(cls, config):
+        return template_from_config(config)
+
+
 def template_from_config(config):
-    """The `PromptTemplate` or `ChatTemplate` of a `get_config()` dict (None gives None).
+    """The `PromptTemplate`, `ChatTemplate` or `TranslationTemplate` of a `get_config()` dict (None gives None).
 
     >>> template_from_config({"kind": "chat", "user": "Q: {content}\\n", "assistant": "A: {content}\\n",
     ...                       "system": "{content}\\n"}).format_prompt("Hi")
     'Q: Hi\\nA: '
     """
-    if config is None or isinstance(config, (PromptTemplate, ChatTemplate)):
+    if config is None or isinstance(config, (PromptTemplate, ChatTemplate, TranslationTemplate)):
         return config
     if not isinstance(config, dict) or config.get("kind") not in KINDS:
         raise ValueError(f"template config {config!r:.80} is invalid: expected a dict with kind in {list(KINDS)}")
     values = {key: value for key, value in config.items() if key != "kind"}
-    cls = PromptTemplate if config["kind"] == "fields" else ChatTemplate
+    cls = {"fields": PromptTemplate, "chat": ChatTemplate, "translation": TranslationTemplate}[config["kind"]]
     known = {field.name for field in dataclasses.fields(cls)}
     if set(values) - known:
         raise ValueError(f"template config has unknown keys {sorted(set(values) - known)}: expected {sorted(known)}")

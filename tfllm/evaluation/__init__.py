@@ -1,5 +1,5 @@
 """Evaluation written once for every model: per-token scoring, exact perplexity and bits per byte, the memorization
-check, and the share of generated words that a corpus uses.
+check, the share of generated words that a corpus uses, and translation scores with the baselines to beat.
 
 A model is seen through its decode contract (`tokenizer`, `decode`, `generate`, ...), never its class, so this
 package imports nothing of `tfllm.models`; `CausalLM.score`, training and export ask it.
@@ -8,6 +8,8 @@ package imports nothing of `tfllm.models`; `CausalLM.score`, training and export
 from tfllm.evaluation.memorization import MemorizationReport, memorization_rate, memorization_report
 from tfllm.evaluation.perplexity import EvaluationResult, evaluate_corpus, evaluate_texts
 from tfllm.evaluation.scoring import sliding_windows, token_log_likelihoods
+from tfllm.evaluation.translation_baselines import MostCommonTarget, NearestNeighbourRetrieval
+from tfllm.evaluation.translation_metrics import TranslationScores, translation_scores
 from tfllm.evaluation.word_share import corpus_words, known_word_share
 
 __all__ = [
@@ -25,4 +27,9 @@ __all__ = [
     # Does generated text use the corpus's words?
     "corpus_words",
     "known_word_share",
+    # How good is a translation, and what must a model beat?
+    "TranslationScores",
+    "translation_scores",
+    "MostCommonTarget",
+    "NearestNeighbourRetrieval",
 ]

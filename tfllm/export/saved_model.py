@@ -8,6 +8,7 @@ language with TensorFlow bindings:
 
 - `serving_default`: `prompts` string[B] -> `{"text": string[B]}`, with the sampling settings fixed at export
   (`export_saved_model`'s `max_new_tokens`, `temperature`, `top_k`, `top_p`, `seed`): a plain `:predict` works.
+  A translation model's is `translate` (below).
 - `generate`: `prompts` string[B] and one setting per row: `max_new_tokens` int32[B], `temperature` float32[B]
   (0 = greedy), `top_k` int32[B] (0 = off), `top_p` float32[B] (1.0 = off), `seed` int32[B]
   -> `{"text": string[B], "completion": string[B]}`: `text` is the prompt and its continuation (what
@@ -16,6 +17,24 @@ language with TensorFlow bindings:
   row i is `model.generate(prompts[i], max_new_tokens=max_new_tokens[i], ..., seed=seed[i])`, whatever rows the
   request (or TensorFlow Serving's batching) puts beside it.
 - `score`: `texts` string[B] -> `{"log_likelihood": float32[B], "num_tokens": int32[B]}`, as `CausalLM.score`.
+- `translate`, for a model that translates (its `prompt_template` is a `tfllm.data.TranslationTemplate` of two
+  languages): `texts` string[B] and `target_language` string[B], one code per row ("zh", "en")
+  -> `{"translation": string[B]}`. Row i is `model.translate(texts[i], target=target_language[i])`, the text alone:
+  greedy, from the other language, at most 3 new tokens per source token + 8 (`CausalLM.translate`'s rule for one
+  text), but stopped after `max_new_tokens_limit`; a source too long for the context (or `max_prompt_tokens`) is
+  cut to its first tokens, its language tags kept, silently (a graph cannot warn, as `CausalLM.translate` does),
+  and a character cut in two dropped (`CausalLM.translate` writes U+FFFD, which can push a tag out of the context).
+  The translation has no special tokens and no surrounding whitespace. A code the model does not translate into
+  fails with an `InvalidArgumentError` ("target language must be one of ...").
+
+A translation model's `serving_default` is `translate` (same inputs and output): a plain `:predict` on the model,
+`{"instances": [{"texts": "天气如何？", "target_language": "en"}]}`, translates, which is what it was trained for. A
+lone string cannot fill a translation prompt, which needs its target; a target fixed at export would send every
+text of the other language into the language it is already in. The export's sampling settings (`max_new_tokens`,
+`temperature`, ...) are then unused: translations are greedy, as `CausalLM.translate`'s. Its `generate` reads the
+prompts as written, with no template (`model.generate(prompts, apply_template=False)`): a client writes the tags
+itself (`"<zh>天气如何？<en>"`) to sample translations with its own settings. `rest_request_examples` gives a request
+body for each signature.
 
 Every string returned is valid UTF-8: a model may generate bytes that are not (a byte tokenizer can emit any byte,
 a SentencePiece model half a character), and those are replaced by U+FFFD, as `CausalLM.generate` does in Python.
@@ -32,9 +51,11 @@ loaded signature gives the same text. The loop runs in the plain graph or under 
 `DEFAULT_JIT_COMPILE` for which, and why.
 """
 
+import json
 import os
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
@@ -48,6 +69,7 @@ from tfllm.evaluation.scoring import (
 )
 from tfllm.generation import RequestSampler, decode_loop
 from tfllm.generation.text_generation import prefill_state
+from tfllm.generation.translation import translation_budget
 from tfllm.models import CausalLM
 
 DEFAULT_MAX_NEW_TOKENS = 64  # serving_default's, as `CausalLM.generate`'s (within the limit)
@@ -63,7 +85,8 @@ def export_saved_model(model, path, *, version=1, max_new_tokens=None, temperatu
                        jit_compile=DEFAULT_JIT_COMPILE, max_new_tokens_limit=None, max_prompt_tokens=None,
                        max_score_tokens=4096, max_batch_size=64, verbose=False):
     """Writes `model` (a `CausalLM` with a tokenizer) as version `version` of a SavedModel served by TensorFlow
-    Serving's conventions: `path/<version>/`, with the signatures `serving_default`, `generate` and `score`.
+    Serving's conventions: `path/<version>/`, with the signatures `serving_default`, `generate` and `score`, and
+    `translate` for a model that translates (see the module).
 
     Args:
         model: a `tfllm.models.CausalLM` with its tokenizer attached.
@@ -73,20 +96,21 @@ def export_saved_model(model, path, *, version=1, max_new_tokens=None, temperatu
         max_new_tokens, temperature, top_k, top_p, seed: the sampling settings of `serving_default` (strings in,
             strings out): `max_new_tokens` new tokens at most (default: 64, or `max_new_tokens_limit` if less),
             temperature 0 is greedy, top_k 0 and top_p 1.0 are off; seed None draws a new seed for each request.
-            The `generate` signature takes its settings with each request instead.
+            The `generate` signature takes its settings with each request instead. A translation model's
+            `serving_default` is `translate`, greedy, and leaves them unused.
         jit_compile: run the decode loop under XLA (True) or in the plain graph (False). On the 2-core CPU it was
             measured on, XLA generates faster but for a sampling SimpleRNN (`DEFAULT_JIT_COMPILE`); TensorFlow
             Serving on CPUs counts XLA as experimental, so False is the safe choice for a server that refuses it.
             Sampled draws are reproducible for a seed within one choice: XLA's random numbers are not the plain
             graph's.
-        max_new_tokens_limit: the most new tokens a request may ask for. Default: 256, or half a Transformer's
-            context if that is less.
+        max_new_tokens_limit: the most new tokens a request may ask for (and a translation may write). Default:
+            256, or half a Transformer's context if that is less.
         max_prompt_tokens: the longest prompt, in tokens (its bos included); longer prompts lose their beginning.
             Default: a Transformer's context minus one (what the shortest request leaves room for); 1024 for RNNs.
         max_score_tokens: the longest text `score` reads, in tokens (a Transformer reads it through sliding
             windows); longer texts are refused.
         max_batch_size: the most texts per request.
-        verbose: print the signatures written.
+        verbose: print the signatures written, and a REST request body for each (`rest_request_examples`).
 
     Returns:
         The version directory written, `path/<version>`: what `tf.saved_model.load` takes.
@@ -127,6 +151,9 @@ def export_saved_model(model, path, *, version=1, max_new_tokens=None, temperatu
     if template is not None and template.kind == "fields" and len(template.prompt_fields) != 1:
         raise ValueError(f"the model's prompt template {template.prompt!r} has the fields "
                          f"{list(template.prompt_fields)}: an export fills one field from each prompt string")
+    if template is not None and template.kind == "translation" and len(template.languages) != 2:
+        raise ValueError(f"the model translates between {list(template.languages)}: an export's translate signature "
+                         "infers the source language, so it takes a two-language TranslationTemplate")
     version_dir = os.path.join(os.fspath(path), str(require_positive_int("version", version)))
     if os.path.isdir(version_dir) and os.listdir(version_dir):
         raise ValueError(f"{version_dir} exists and is not empty: choose another --version (or a new directory)")
@@ -139,26 +166,70 @@ def export_saved_model(model, path, *, version=1, max_new_tokens=None, temperatu
     archive.track(model)
     archive.track(model.tokenizer)
     endpoints = _Endpoints(model, bool(jit_compile), defaults, **limits)
-    archive.add_endpoint(
-        "serving_default", endpoints.serve, input_signature=[tf.TensorSpec([None], tf.string, name="prompts")]
-    )
-    archive.add_endpoint(
-        "generate",
-        endpoints.generate,
-        input_signature=[
-            tf.TensorSpec([None], tf.string, name="prompts"),
-            tf.TensorSpec([None], tf.int32, name="max_new_tokens"),
-            tf.TensorSpec([None], tf.float32, name="temperature"),
-            tf.TensorSpec([None], tf.int32, name="top_k"),
-            tf.TensorSpec([None], tf.float32, name="top_p"),
-            tf.TensorSpec([None], tf.int32, name="seed"),
-        ],
-    )
-    archive.add_endpoint("score", endpoints.score, input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
+    for name, (function, input_signature) in _signatures(endpoints).items():
+        archive.add_endpoint(name, function, input_signature=input_signature)
     for name, value in limits.items():
         setattr(archive._tf_trackable, name, tf.Variable(value, trainable=False, dtype=tf.int32, name=name))
     archive.write_out(version_dir, verbose=verbose)
+    if verbose:
+        for name, body in rest_request_examples(model, max_new_tokens=defaults["max_new_tokens"]).items():
+            print(f"REST request body for {name}: {json.dumps(body, ensure_ascii=False)}")
     return version_dir
+
+
+def _signatures(endpoints):
+    """Each signature's name -> (function, input signature): batch-major inputs, one row per text. A translation
+    model has no "serving_default" here: `ExportArchive.write_out` makes the first signature, `translate`, also
+    serving_default (one function traced, not two)."""
+    prompts = [tf.TensorSpec([None], tf.string, name="prompts")]
+    generate = prompts + [
+        tf.TensorSpec([None], tf.int32, name="max_new_tokens"),
+        tf.TensorSpec([None], tf.float32, name="temperature"),
+        tf.TensorSpec([None], tf.int32, name="top_k"),
+        tf.TensorSpec([None], tf.float32, name="top_p"),
+        tf.TensorSpec([None], tf.int32, name="seed"),
+    ]
+    translate = [tf.TensorSpec([None], tf.string, name="texts"),
+                 tf.TensorSpec([None], tf.string, name="target_language")]
+    first = {"translate": (endpoints.translate, translate)} if endpoints.translates else {
+        "serving_default": (endpoints.serve, prompts)}
+    return first | {
+        "generate": (endpoints.generate, generate),
+        "score": (endpoints.score, [tf.TensorSpec([None], tf.string, name="texts")]),
+    }
+
+
+def rest_request_examples(model, prompt="In the beginning", target_language=None,
+                          max_new_tokens=DEFAULT_MAX_NEW_TOKENS):
+    """A TensorFlow Serving `:predict` request body (row format) for each signature of `model`'s export, by name.
+
+    Args:
+        model: the exported `CausalLM`.
+        prompt: the text of the examples.
+        target_language: a translation model's target in the examples (default: the last of its languages).
+        max_new_tokens: the `generate` example's, within the export's `max_new_tokens_limit`.
+
+    >>> from tfllm.data import TranslationTemplate
+    >>> from tfllm.models import LSTMLM
+    >>> model = LSTMLM(261, hidden_dim=8, prompt_template=TranslationTemplate(("en", "zh")))
+    >>> rest_request_examples(model, "天气如何？", "en")["translate"]
+    {'signature_name': 'translate', 'instances': [{'texts': '天气如何？', 'target_language': 'en'}]}
+    >>> sorted(rest_request_examples(LSTMLM(259, hidden_dim=8)))
+    ['generate', 'score', 'serving_default']
+    """
+    row = {"prompts": prompt, "max_new_tokens": max_new_tokens, "temperature": 0.0, "top_k": 0, "top_p": 1.0,
+           "seed": 0}
+    examples = {
+        "serving_default": {"instances": [prompt]},
+        "generate": {"signature_name": "generate", "instances": [row]},
+        "score": {"signature_name": "score", "instances": [{"texts": prompt}]},
+    }
+    template = model.prompt_template
+    if template is not None and template.kind == "translation":
+        translation = {"texts": prompt, "target_language": target_language or template.languages[-1]}
+        examples["serving_default"] = {"instances": [translation]}
+        examples["translate"] = {"signature_name": "translate", "instances": [translation]}
+    return examples
 
 
 def _limits(model, max_new_tokens_limit, max_prompt_tokens, max_score_tokens, max_batch_size):
@@ -212,6 +283,8 @@ class _Endpoints:
         self.max_score_tokens = max_score_tokens
         self.max_batch_size = max_batch_size
         self.stop_token_ids = (model.tokenizer.eos_id,)
+        template = model.prompt_template
+        self.translates = template is not None and template.kind == "translation"
 
         @tf.function(jit_compile=jit_compile, autograph=False)
         def loop(token_ids, prompt_lengths, state, max_new_tokens, temperature, top_k, top_p, seed):
@@ -236,7 +309,6 @@ class _Endpoints:
         return {"text": out["text"]}
 
     def generate(self, prompts, max_new_tokens, temperature, top_k, top_p, seed):
-        model, tokenizer = self.model, self.tokenizer
         checks = [self._check_batch(prompts, "prompts")] + [
             tf.debugging.assert_equal(
                 tf.size(setting), tf.size(prompts),
@@ -256,11 +328,40 @@ class _Endpoints:
             tf.debugging.assert_greater(top_p, 0.0, message="top_p must be in (0, 1] (1 is off)"),
             tf.debugging.assert_less_equal(top_p, 1.0, message="top_p must be in (0, 1] (1 is off)"),
         ]
-        template = model.prompt_template
-        if template is not None:  # the prompts are what the template's one field holds, as for `model.generate`
+        template = self.model.prompt_template
+        # The prompts are what the template's one field holds, as for `model.generate`; a translation prompt
+        # needs its target, so a translation model's are read as written (its translate signature fills them).
+        if template is not None and not self.translates:
             prompts = template.format_prompt_tensor(prompts)  # (B,)
         with tf.control_dependencies(checks):
-            prompt_ids = self._with_bos(tokenizer.tokenize(prompts))  # (B, None)
+            prompts = tf.identity(prompts)
+        return self._continue(prompts, max_new_tokens, temperature, top_k, top_p, seed)
+
+    def translate(self, texts, target_language):
+        model, tokenizer = self.model, self.tokenizer
+        checks = [self._check_batch(texts, "texts"), tf.debugging.assert_equal(
+            tf.size(target_language), tf.size(texts),
+            message="target_language must hold one value per text (every input is batch-major: one row per text)")]
+        with tf.control_dependencies(checks):
+            texts, target_language = tf.identity(texts), tf.identity(target_language)
+        source_ids = tokenizer.tokenize(texts)  # (B, None)
+        lengths = ops.cast(source_ids.row_lengths(), "int32")  # (B,)
+        max_new_tokens, room = translation_budget(lengths, model.max_sequence_length, self.max_prompt_tokens, xp=ops)
+        # A long source keeps its first `room` tokens, as text, as `CausalLM.translate` cuts it; but a character
+        # cut in two is dropped, where Python's U+FFFD (3 bytes for 1 or 2) would push the prompt's tags out.
+        cut = tf.strings.unicode_transcode(tokenizer.detokenize(_first_tokens(source_ids, room)), "UTF-8", "UTF-8",
+                                           errors="ignore")
+        texts = tf.where(lengths > room, cut, texts)
+        prompts = model.prompt_template.format_prompt_tensor(texts, target_language)  # (B,): <source>text<target>
+        greedy = {"temperature": tf.zeros_like(lengths, tf.float32), "top_k": tf.zeros_like(lengths),
+                  "top_p": tf.ones_like(lengths, tf.float32), "seed": tf.zeros_like(lengths)}
+        out = self._continue(prompts, ops.minimum(max_new_tokens, self.max_new_tokens_limit), **greedy)
+        return {"translation": _strip_whitespace(out["completion"])}
+
+    def _continue(self, prompts, max_new_tokens, temperature, top_k, top_p, seed):
+        """The decode loop after checked prompts (B,): `{"text", "completion"}`, each (B,) valid UTF-8."""
+        model, tokenizer = self.model, self.tokenizer
+        prompt_ids = self._with_bos(tokenizer.tokenize(prompts))  # (B, None)
         # A Transformer's context holds the prompt and the new tokens: prompts lose their beginning to fit.
         room = ops.full_like(max_new_tokens, self.max_prompt_tokens)  # (B,)
         if model.max_sequence_length is not None:
@@ -325,6 +426,26 @@ def _valid_utf8(texts):
     """`texts` with each invalid UTF-8 sequence replaced by U+FFFD, as Python's `bytes.decode("utf-8", "replace")`
     (`tfllm.utf8.utf8_strings`) replaces it."""
     return tf.strings.unicode_transcode(texts, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD)
+
+
+def _strip_whitespace(texts):
+    r"""`texts` (valid UTF-8) without the whitespace around them: what Python's `str.strip()` takes off (Unicode
+    spaces such as U+3000 too, which `tf.strings.strip` leaves).
+
+    >>> [text.decode() for text in _strip_whitespace(tf.constant(["\u3000 天气\n", "\x1cA B\xa0"])).numpy()]
+    ['天气', 'A B']
+    """
+    space = r"[\t-\r\x1c-\x1f\x85\p{Z}]"  # str.isspace: Zs, Zl, Zp, and the ASCII and C1 separators
+    return tf.strings.regex_replace(texts, f"^{space}+|{space}+$", "")
+
+
+def _first_tokens(ragged, count):
+    """The first `count` tokens of each row of a ragged (B, None) tensor."""
+    lengths = ragged.row_lengths()
+    keep = ops.cast(ops.arange(ops.shape(ragged.flat_values)[0]), "int64") < ops.repeat(
+        ragged.row_starts() + ops.minimum(lengths, ops.cast(count, "int64")), lengths
+    )
+    return tf.ragged.boolean_mask(ragged, tf.RaggedTensor.from_row_lengths(keep, lengths))
 
 
 def _dense(ragged, width, pad_id):

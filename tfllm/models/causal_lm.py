@@ -16,7 +16,7 @@ import numpy as np
 from tfllm.checks import require_positive_int
 from tfllm.data.templates import template_from_config, wrap_prompts
 from tfllm.evaluation import scoring
-from tfllm.generation import text_generation
+from tfllm.generation import text_generation, translation
 from tfllm.models.metrics import Perplexity
 from tfllm.models.multi_worker import MultiWorkerFit
 from tfllm.models.schedules import WarmupCosineDecay
@@ -133,8 +133,9 @@ class CausalLM(MultiWorkerFit, keras.Model):
             }
         if gradient_accumulation_steps == 1:
             gradient_accumulation_steps = None  # Keras accepts only 2 or more
+        self._schedule = None
         if optimizer == "auto":
-            schedule = WarmupCosineDecay(learning_rate, warmup_steps, max(decay_steps, warmup_steps + 1))
+            schedule = self._schedule = WarmupCosineDecay(learning_rate, warmup_steps, max(decay_steps, warmup_steps + 1))
             optimizer = keras.optimizers.AdamW(
                 learning_rate=schedule,
                 weight_decay=weight_decay,
@@ -162,6 +163,24 @@ class CausalLM(MultiWorkerFit, keras.Model):
             jit_compile=jit_compile,
             **kwargs,
         )
+
+    def set_decay_steps(self, decay_steps):
+        """Moves the end of the default schedule's cosine to `decay_steps` without compiling again: the train step
+        already traced (and XLA-compiled) reads it from a variable. For a model compiled with the default optimizer.
+
+        >>> from tfllm.models import LSTMLM
+        >>> model = LSTMLM(259, hidden_dim=8)
+        >>> model.compile(decay_steps=1000)
+        >>> model.set_decay_steps(500)
+        >>> model.optimizer.get_config()["learning_rate"]["config"]["decay_steps"]
+        500
+        """
+        if getattr(self, "_schedule", None) is None:
+            raise ValueError("set_decay_steps needs a model compiled with the default optimizer (`compile()` with "
+                             "optimizer='auto'); this one has its own.")
+        self._schedule.set_decay_steps(max(decay_steps, self._schedule.warmup_steps + 1))
+        if self._default_compile_arguments is not None:
+            self._default_compile_arguments["decay_steps"] = decay_steps
 
     @property
     def prompt_template(self):
@@ -277,6 +296,47 @@ class CausalLM(MultiWorkerFit, keras.Model):
             self, self._templated(prompts, apply_template), max_new_tokens=max_new_tokens, sampler=sampler, temperature=temperature, top_k=top_k,
             top_p=top_p, seed=seed, stop_token_ids=stop_token_ids, chunk_tokens=chunk_tokens, jit_compile=jit_compile,
         )
+
+    def translate(self, texts, target, source=None, max_new_tokens=None, sampler="greedy", num_beams=None,
+                  **sampling):
+        """Translates `texts` into the language `target`, for a model trained to translate (its `prompt_template`
+        is a `tfllm.data.TranslationTemplate`, as `tfllm train --task translate` makes).
+
+        Each text is read as `<source>text<target>` and the model writes the translation (greedy by default; beam
+        search with `sampler="beam"` or `num_beams`; any sampler of `generate`). A text too long for the context is
+        cut to its first tokens, with a warning.
+
+        Args:
+            texts: a string or a list of strings.
+            target: the target language's code, one of the template's `languages` (e.g. "zh").
+            source: the source language's code; None means the other language of a two-language model.
+            max_new_tokens: the longest translation in tokens; None means 3 per token of the longest text, plus 8.
+            sampler, num_beams, **sampling: as `generate` takes them (`temperature`, `top_p`, `seed`, ...).
+
+        Returns:
+            A string for a string, a list of strings for a list.
+
+        Example:
+
+        >>> from tfllm.data import TranslationTemplate
+        >>> from tfllm.models import LSTMLM
+        >>> from tfllm.tokenizers import ByteTokenizer
+        >>> template = TranslationTemplate(("en", "zh"))
+        >>> model = LSTMLM(261, hidden_dim=8, tokenizer=ByteTokenizer(special_tokens=template.special_tokens),
+        ...                prompt_template=template)  # untrained: its translations are noise
+        >>> isinstance(model.translate("How is the weather?", target="zh", max_new_tokens=4), str)
+        True
+        >>> model.translate(["天气如何？"], target="fr")
+        Traceback (most recent call last):
+        ...
+        ValueError: target language 'fr' is not one this model translates: expected one of ['en', 'zh']
+        """
+        template = self.prompt_template
+        if template is None or template.kind != "translation":
+            raise ValueError("translate needs a model trained to translate (a TranslationTemplate as its "
+                             f"prompt_template, as `tfllm train --task translate` makes); this one has {template!r}")
+        return translation.translate(self, template, texts, target, source=source, max_new_tokens=max_new_tokens,
+                                     sampler=sampler, num_beams=num_beams, **sampling)
 
     def _templated(self, prompts, apply_template=True):
         if not apply_template or self.tokenizer is None:

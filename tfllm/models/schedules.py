@@ -30,11 +30,25 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
         if not 0 <= final_fraction <= 1:
             raise ValueError(f"final_fraction={final_fraction!r} is invalid: expected a fraction in [0, 1].")
         self.final_fraction = float(final_fraction)
+        # Read by `__call__` from a variable, so that `set_decay_steps` reaches train steps already traced.
+        self._decay_steps = keras.Variable(float(self.decay_steps), trainable=False, name="decay_steps")
+
+    def set_decay_steps(self, decay_steps):
+        """Moves the end of the cosine to `decay_steps`, in train steps already traced too (no new trace, no new
+        XLA compilation). A run with a time budget fixes its step count this way after timing its first steps.
+
+        >>> schedule = WarmupCosineDecay(1e-3, warmup_steps=10, decay_steps=110)
+        >>> schedule.set_decay_steps(210)
+        >>> round(float(schedule(110)), 6), schedule.get_config()["decay_steps"]
+        (0.00055, 210)
+        """
+        self.decay_steps = require_int_at_least("decay_steps", decay_steps, self.warmup_steps + 1)
+        self._decay_steps.assign(float(self.decay_steps))
 
     def __call__(self, step):
         step = ops.cast(step, "float32")
         warmup = step / max(self.warmup_steps, 1)
-        progress = ops.clip((step - self.warmup_steps) / (self.decay_steps - self.warmup_steps), 0.0, 1.0)
+        progress = ops.clip((step - self.warmup_steps) / (self._decay_steps - self.warmup_steps), 0.0, 1.0)
         cosine = 0.5 * (1.0 + ops.cos(math.pi * progress))
         decayed = self.final_fraction + (1.0 - self.final_fraction) * cosine
         return self.peak_learning_rate * ops.where(step < self.warmup_steps, warmup, decayed)

@@ -56,23 +56,27 @@ def build_texts(data_config):
     return CorpusTexts(train=read("train"), validation=read("validation"))
 
 
-def build_tokenizer(data_config, train_texts, verbose=False):
-    """The tokenizer of `data_config.tokenizer`, its vocabulary learned from `train_texts` (byte learns nothing).
+def build_tokenizer(data_config, train_texts, verbose=False, special_tokens=None):
+    """The tokenizer of `data_config.tokenizer`, its vocabulary learned from `train_texts` (byte learns nothing),
+    with the extra `special_tokens` (a task's, such as the language tags of translation) as single ids.
 
     >>> from tfllm.training.config import DataConfig
     >>> build_tokenizer(DataConfig.default("byte"), []).vocab_size
     259
     >>> build_tokenizer(DataConfig("kjv", "char", None, False), [b"abcab"]).vocab_size  # 4 special ids + a, b, c
     7
+    >>> build_tokenizer(DataConfig.default("byte"), [], special_tokens=["<en>", "<zh>"]).special_tokens["<zh>"]
+    260
     """
     kind, vocab_size = require_choice("data.tokenizer", data_config.tokenizer, TOKENIZERS), data_config.vocab_size
+    extra = {"special_tokens": list(special_tokens)} if special_tokens else {}
     if kind == "byte":
-        return ByteTokenizer()
+        return ByteTokenizer(**extra)
     if kind == "char":
-        return CharTokenizer.train(train_texts, max_vocab_size=vocab_size, verbose=verbose)
+        return CharTokenizer.train(train_texts, max_vocab_size=vocab_size, verbose=verbose, **extra)
     if kind == "wordpiece":
-        return WordPieceTokenizer.train(train_texts, vocab_size, verbose=verbose)
-    return SentencePieceTokenizer.train(train_texts, vocab_size, verbose=verbose)
+        return WordPieceTokenizer.train(train_texts, vocab_size, verbose=verbose, **extra)
+    return SentencePieceTokenizer.train(train_texts, vocab_size, verbose=verbose, **extra)
 
 
 def build_model(model_config, tokenizer=None, vocab_size=None):

@@ -33,7 +33,15 @@ from tfllm.checks import (
     require_rate,
     require_text,
 )
-from tfllm.choices import ARCHITECTURES, FINETUNE_TASKS, JIT_COMPILE, POSITION_EMBEDDINGS, PRECISIONS, TOKENIZERS
+from tfllm.choices import (
+    ARCHITECTURES,
+    FINETUNE_TASKS,
+    JIT_COMPILE,
+    POSITION_EMBEDDINGS,
+    PRECISIONS,
+    TOKENIZERS,
+    TRAIN_TASKS,
+)
 from tfllm.training.atomic import atomic_write_text
 
 DEFAULT_ARCHITECTURE = "transformer"
@@ -72,7 +80,7 @@ _TRAIN = {
 # 10 minutes and 2.0 bits per byte). SentencePiece pieces of the KJV average 3.6 bytes, so a step of 16 x 128 tokens
 # reads about 7 KB of text, 3.6 times what the byte tokenizer would read at nearly the same cost.
 DEFAULTS = {
-    "data": {"corpus": "kjv", "tokenizer": "sentencepiece", "clean": False},
+    "data": {"corpus": "kjv", "tokenizer": "sentencepiece", "clean": False, "task": "lm"},
     # By tokenizer: the vocabulary to learn when the config names none (byte's is fixed; char keeps every character).
     "vocab_size": {"byte": None, "char": None, "wordpiece": 4096, "sentencepiece": 4096},
     "model": {
@@ -111,6 +119,17 @@ DEFAULTS = {
         "lstm": {**_TRAIN, "steps": 1000},
         "rnn": {**_TRAIN, "steps": 1200, "learning_rate": 1e-3},
     },
+    # What a task changes in the defaults above, by section. `data.task="translate"` (`tfllm train --task translate`): the
+    # HSK sentence pairs, a joint vocabulary of both languages, a model with dropout (a few thousand short pairs
+    # overfit), short sequences, a time budget within the issue's 15 minutes on 2 cores with the evaluation after it.
+    "task": {"translate": {
+        "data": {"corpus": "hsk", "vocab_size": 3000},
+        "model": {"transformer": {"dropout": 0.1, "max_sequence_length": 96}},
+        "train": {"steps": 6000, "time_budget_minutes": 11.0, "batch_size": 32, "sequence_length": 64,
+                  "learning_rate": 2e-3, "warmup_steps": 200, "eval_every": 250, "validation_steps": None,
+                  "checkpoint_every": 250, "sample_every": 1000, "sample_tokens": 32, "sample_temperature": 0.0,
+                  "sample_prompts": ("<zh>天气如何？<en>", "<en>The weather is very nice today.<zh>")},
+    }},
     # `FinetuneConfig`'s, for every task; a fine-tuning run is short and starts from a trained model.
     "finetune": {"steps": 300, "batch_size": 16, "sequence_length": None, "learning_rate": 1e-3, "seed": 0},
 }
@@ -216,11 +235,14 @@ class DataConfig(_Section):
             (None keeps every character), None for "byte".
         clean: run `tfllm.data.clean_text` on every document first (NFC, control characters out, whitespace
             folded). Off keeps the bytes as they are, which the lossless byte tokenizer wants.
+        task: what the run learns: "lm" (the corpus as text), or "translate" (a parallel corpus, as
+            `tfllm.data.load_parallel_corpus` takes it: one model translates in both directions); "translate" changes
+            the defaults of the other keys (`DEFAULTS["task"]["translate"]`).
 
     Example:
 
     >>> DataConfig.default()
-    DataConfig(corpus='kjv', tokenizer='sentencepiece', vocab_size=4096, clean=False)
+    DataConfig(corpus='kjv', tokenizer='sentencepiece', vocab_size=4096, clean=False, task='lm')
     >>> DataConfig.default("byte").vocab_size is None  # the byte tokenizer learns nothing
     True
     >>> DataConfig("kjv", "byte", None, clean="no")
@@ -230,11 +252,13 @@ class DataConfig(_Section):
     """
 
     section = "data"
+    keys_added_later = {"task": "lm"}
 
     corpus: str
     tokenizer: str = dataclasses.field(metadata={"choices": TOKENIZERS})
     vocab_size: int | None
     clean: bool
+    task: str = dataclasses.field(default=DEFAULTS["data"]["task"], metadata={"choices": TRAIN_TASKS})
 
     @classmethod
     def default(cls, tokenizer=None):
@@ -386,11 +410,16 @@ class RunConfig:
         if fill_defaults:
             architecture = values["model"].get("architecture", DEFAULT_ARCHITECTURE)
             architecture = _checked("model.architecture", architecture, str)
+            _known_architecture(architecture)
+            task = DEFAULTS["task"].get(values["data"].get("task"), {})  # what a task changes in the defaults
+            task_data = dict(task.get("data", {}))
+            if "tokenizer" in values["data"]:  # another tokenizer than the task's: its own vocabulary default
+                task_data.pop("vocab_size", None)
             values = {
-                "model": {"architecture": architecture, **DEFAULTS["model"][_known_architecture(architecture)],
-                          **values["model"]},
-                "data": _data_defaults(values["data"]),
-                "train": {**DEFAULTS["train"][architecture], **values["train"]},
+                "model": {"architecture": architecture, **DEFAULTS["model"][architecture],
+                          **task.get("model", {}).get(architecture, {}), **values["model"]},
+                "data": _data_defaults({**task_data, **values["data"]}),
+                "train": {**DEFAULTS["train"][architecture], **task.get("train", {}), **values["train"]},
             }
         return cls(**{name: section.from_dict(values[name]) for name, section in sections.items()})
 

@@ -54,7 +54,9 @@ from tfllm.training.builders import (
     build_validation_batches,
     compile_model,
 )
+from tfllm.training import translation_task
 from tfllm.training.callbacks import (
+    BestWeights,
     LossHistory,
     NaNGuard,
     RunProgress,
@@ -193,12 +195,14 @@ def pretrain(config, run_dir, strategy=None, overwrite=False, verbose=1, callbac
             return PretrainResult(opened.run.path, config, built.model, {}, built.start_step,
                                   built.state.history.to_dict())
         metrics = write_results(opened, built, trained)
-    _say(
-        opened.verbose,
-        f"Validation loss {metrics['validation_loss']:.4f} nats/token, perplexity "
-        f"{metrics['validation_perplexity']:.3f}, {metrics['bits_per_byte']:.3f} bits per byte; "
-        f"{metrics['steps']} steps in {time.perf_counter() - started:.1f} s. Run directory: {opened.run.path}",
-    )
+    if _translates(config):
+        summary = (f"Best validation loss {metrics['validation_loss']:.4f} nats/token (step "
+                   f"{metrics['best_step']})")
+    else:
+        summary = (f"Validation loss {metrics['validation_loss']:.4f} nats/token, perplexity "
+                   f"{metrics['validation_perplexity']:.3f}, {metrics['bits_per_byte']:.3f} bits per byte")
+    _say(opened.verbose, f"{summary}; {metrics['steps']} steps in {time.perf_counter() - started:.1f} s. "
+                         f"Run directory: {opened.run.path}")
     return PretrainResult(opened.run.path, config, built.model, metrics, built.start_step,
                           built.state.history.to_dict())
 
@@ -214,7 +218,8 @@ class OpenedRun:
         strategy: the `tf.distribute.Strategy` to train under.
         writer: whether this process writes the run (the chief of a multi-worker job, or the only process).
         verbose: the caller's verbosity, 0 on the processes that do not write.
-        texts: the train and validation documents of the corpus (`CorpusTexts`).
+        texts: the train and validation documents of the corpus (`CorpusTexts`); for a translation run, the
+            pairs of every split (`translation_task.ParallelTexts`).
         budget: what `run.json` records of the time budget (`fix_steps`) when the run resumes one, else None.
     """
 
@@ -224,7 +229,7 @@ class OpenedRun:
     strategy: tf.distribute.Strategy
     writer: bool
     verbose: int
-    texts: CorpusTexts
+    texts: CorpusTexts | translation_task.ParallelTexts
     budget: dict | None = None
 
     @property
@@ -245,7 +250,7 @@ def open_run(config, run_dir, strategy=None, overwrite=False, verbose=1):
     barrier(strategy)  # every worker has made its plan before the chief changes the directory
     verbose = verbose if writer else 0
     keras.utils.set_random_seed(config.train.seed)  # the same on every worker: the data is sharded from one stream
-    texts = build_texts(config.data)
+    texts = translation_task.read_parallel_texts(config.data) if _translates(config) else build_texts(config.data)
     if writer:
         run.start(config, plan)
     _say(verbose, f"{'Resuming' if plan == 'resume' else 'Starting'} the run in {run.path}\n{config}")
@@ -300,7 +305,10 @@ def build_run(opened):
         model = compile_model(build_model(config.model, tokenizer), train)
         model(tf.zeros((1, train.sequence_length), tf.int32))  # make the weights
         model.optimizer.build(model.trainable_variables)  # make the optimizer's, so a checkpoint can fill them
-    validation = build_validation_batches(train, tokenizer, opened.texts.validation)
+    if _translates(config):
+        validation = translation_task.validation_batches(train, tokenizer, opened.texts)
+    else:
+        validation = build_validation_batches(train, tokenizer, opened.texts.validation)
     checkpoint = StepCheckpoint(run.checkpoints, every=train.checkpoint_every, total_steps=train.steps,
                                 write=opened.writer)
     restored = (checkpoint.restore(model) if opened.resume else None) or {}
@@ -311,7 +319,8 @@ def build_run(opened):
     _say(
         opened.verbose,
         f"{model.count_params():,} parameters, vocabulary of {tokenizer.vocab_size:,}, "
-        f"{len(opened.texts.train):,} training and {len(opened.texts.validation):,} validation documents, "
+        f"{len(opened.texts.train):,} training and {len(opened.texts.validation):,} validation "
+        f"{'pairs' if _translates(config) else 'documents'}, "
         f"{validation.steps} validation batches"
         + (f"; resuming at step {start_step} of {train.steps}" if start_step else ""),
     )
@@ -367,8 +376,8 @@ def fix_steps(opened, built, run_callbacks):
     """Fixes the step count of a run with a time budget: trains and times the next `MEASURED_STEPS` steps (with
     the validation of each epoch they end, and one at their end), takes the steps that fit in the rest of the
     budget (`steps_within_budget`, at most `train.steps`, a multiple of the gradient accumulation), records them in
-    `run.json` (the chief; every worker reads them back) and compiles the model again so that its schedule decays
-    over them, its optimizer state kept. Returns the count."""
+    `run.json` (the chief; every worker reads them back) and moves the end of the schedule's cosine to it
+    (`set_decay_steps`: the train step already compiled is kept, no new trace). Returns the count."""
     train, model, checkpoint = opened.config.train, built.model, built.checkpoint
     start, every = checkpoint.step, min(train.eval_every, train.steps)
     _say(opened.verbose, f"Timing steps {start + 1}-{start + MEASURED_STEPS} to fit the time budget of "
@@ -389,7 +398,7 @@ def fix_steps(opened, built, run_callbacks):
         })
     barrier(opened.strategy)
     steps = opened.run.recorded(TIME_BUDGET)["steps"]
-    _recompile(model, dataclasses.replace(train, steps=steps), opened.strategy)
+    model.set_decay_steps(steps)
     _set_total_steps(run_callbacks, steps, min(train.eval_every, steps))
     _say(opened.verbose, f"The time budget fixes the run at {steps} of {train.steps} steps")
     return steps
@@ -411,9 +420,15 @@ def steps_within_budget(seconds_left, seconds_per_step, seconds_per_validation, 
 def _fit(opened, built, run_callbacks, plan):
     """The `fit` calls of `plan` (a `fit_plan`), from the checkpoint's step on."""
     train, model = opened.config.train, built.model
+    train = dataclasses.replace(train, steps=opened.steps)
     for initial_epoch, epochs, steps_per_epoch in plan:
+        start = built.checkpoint.step
+        if _translates(opened.config):
+            batches = translation_task.train_batches(train, built.tokenizer, opened.texts, start_step=start)
+        else:
+            batches = build_train_batches(train, built.tokenizer, opened.texts.train, start_step=start)
         model.fit(
-            build_train_batches(train, built.tokenizer, opened.texts.train, start_step=built.checkpoint.step),
+            batches,
             initial_epoch=initial_epoch,
             epochs=epochs,
             steps_per_epoch=steps_per_epoch,
@@ -467,20 +482,11 @@ def _set_total_steps(run_callbacks, steps, eval_every):
             callback.eval_every = eval_every
 
 
-def _recompile(model, train, strategy):
-    """Compiles `model` again for `train` (its schedule decays over `train.steps`), keeping the optimizer's state,
-    its iteration count included."""
-    values = [keras.ops.convert_to_numpy(variable) for variable in model.optimizer.variables]
-    with strategy.scope():
-        compile_model(model, train)
-        model.optimizer.build(model.trainable_variables)
-    for variable, value in zip(model.optimizer.variables, values, strict=True):
-        variable.assign(value)
-
-
 def write_results(opened, built, trained):
     """Phase 4 (the chief only): the final samples, `model.keras`, `history.json`, the loss curve, the exact
     evaluation on the whole validation split, and `metrics.json`, last. Returns the metrics."""
+    if _translates(opened.config):
+        return _write_translation_results(opened, built, trained)
     config, run, model, verbose = opened.config, opened.run, built.model, opened.verbose
     final_samples = trained.samples.sample(trained.steps)
     _say(verbose, f"Samples at step {trained.steps}:\n" + "\n".join(sample["text"] for sample in final_samples))
@@ -498,6 +504,36 @@ def write_results(opened, built, trained):
     metrics["memorization"] = _memorization(model, opened.texts, config.train.seed)
     _say(verbose, f"Generated words found in the corpus: {metrics['known_word_share']:.1%}; "
                   f"{metrics['memorization'].get('summary')}")
+    run.write_json(METRICS, metrics)  # last: its presence marks the run complete
+    return metrics
+
+
+def _write_translation_results(opened, built, trained):
+    """`write_results` of a translation run: the best validation's weights, the translation template saved with
+    the model, then the test split's chrF and BLEU beside the baselines (`translation_task.translation_report`)."""
+    config, run, model, verbose = opened.config, opened.run, built.model, opened.verbose
+    best = BestWeights(run.checkpoints).restore(model) or {"step": trained.steps,
+                                                           "val_loss": float(trained.final["val_loss"])}
+    final_samples = trained.samples.sample(trained.steps)
+    model.prompt_template = translation_task.translation_template()
+    run.save_model(model)
+    history = built.state.history.to_dict()
+    run.write_json(HISTORY, history)
+    plot_loss_curve(history, run.loss_curve_path,
+                    title=f"{config.model.architecture} translating {os.path.basename(config.data.corpus)}")
+    _say(verbose, f"Kept the weights of step {best['step']} (validation loss {best['val_loss']:.4f}); translating "
+                  f"the test split ({len(opened.texts.test):,} pairs, both directions)")
+    report = translation_task.translation_report(model, opened.texts)
+    _say(verbose, "\n".join(translation_task.report_lines(report)))
+    metrics = {
+        **_metrics(opened, built, trained, None, final_samples),
+        "validation_loss": best["val_loss"],
+        "best_step": best["step"],
+        "train_pairs": len(opened.texts.train),
+        "train_sentence_pairs": len(opened.texts.train_sentences),
+        "validation_pairs": len(opened.texts.validation),
+        "translation": report,
+    }
     run.write_json(METRICS, metrics)  # last: its presence marks the run complete
     return metrics
 
@@ -609,7 +645,11 @@ def _run_tokenizer(opened, timeout=600):
             return keras.saving.deserialize_keras_object(json.load(file))
     if config.data.tokenizer != "byte":
         _say(verbose, f"Learning a {config.data.tokenizer} vocabulary from {len(texts.train):,} documents")
-    tokenizer = build_tokenizer(config.data, texts.train, verbose=verbose == 1)
+    if _translates(config):
+        tokenizer = build_tokenizer(config.data, translation_task.tokenizer_texts(texts), verbose=verbose == 1,
+                                    special_tokens=translation_task.translation_template().special_tokens)
+    else:
+        tokenizer = build_tokenizer(config.data, texts.train, verbose=verbose == 1)
     if opened.writer:
         atomic_write_text(path, json.dumps(keras.saving.serialize_keras_object(tokenizer)))
     return tokenizer
@@ -621,6 +661,8 @@ def _callbacks(opened, built, throughput, samples, callbacks):
     start_step = built.start_step
     run_callbacks = [NaNGuard(built.checkpoint, initial_step=start_step), throughput, built.state.history,
                      built.checkpoint]
+    if _translates(opened.config):  # a few thousand pairs overfit: keep the weights of the best validation
+        run_callbacks.append(BestWeights(opened.run.checkpoints, initial_step=start_step, write=opened.writer))
     if opened.writer:
         samples.log_dir = opened.run.logs  # every sampling, the final one after training too, goes to TensorBoard
         run_callbacks.append(samples)
@@ -658,24 +700,18 @@ def _dtype_policy(name):
 
 def _metrics(opened, built, trained, exact, samples):
     """The numbers of `metrics.json`. The validation figures are exact (`evaluate_texts` on the whole validation
-    split, `exact`); `validation_loss_estimate` is the last periodic validation, on `validation_steps` batches."""
+    split, `exact`; None leaves them out); `validation_loss_estimate` is the last periodic validation, on
+    `validation_steps` batches."""
     train, model, history, throughput = opened.config.train, built.model, built.state.history, trained.throughput
     steps = trained.steps
     window = [loss for step, loss in zip(history.steps, history.losses) if step > steps - min(train.eval_every, steps)]
-    return {
+    metrics = {
         "steps": steps,
         "configured_steps": train.steps,
         "time_budget": opened.run.recorded(TIME_BUDGET),  # None: no time budget fixed the steps
         "optimizer_updates": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
         "tokens_seen": steps * train.batch_size * train.sequence_length,
         "train_loss": sum(window) / len(window) if window else math.nan,
-        "validation_loss": exact.loss,
-        "validation_perplexity": exact.perplexity,
-        "bits_per_byte": exact.bits_per_byte,
-        "validation_tokens": exact.tokens,
-        "validation_bytes": exact.bytes,
-        "validation_documents": exact.documents,
-        "validation_tokens_per_byte": exact.tokens / exact.bytes if exact.bytes else math.nan,
         "validation_loss_estimate": float(trained.final["val_loss"]),
         "tokens_per_second": throughput.tokens_per_second,
         "mfu": throughput.mfu,
@@ -688,6 +724,17 @@ def _metrics(opened, built, trained, exact, samples):
         "precision": train.precision,
         "samples": samples,
     }
+    if exact is not None:
+        metrics.update({
+            "validation_loss": exact.loss,
+            "validation_perplexity": exact.perplexity,
+            "bits_per_byte": exact.bits_per_byte,
+            "validation_tokens": exact.tokens,
+            "validation_bytes": exact.bytes,
+            "validation_documents": exact.documents,
+            "validation_tokens_per_byte": exact.tokens / exact.bytes if exact.bytes else math.nan,
+        })
+    return metrics
 
 
 def _memorization(model, texts, seed):
@@ -698,6 +745,10 @@ def _memorization(model, texts, seed):
     except ValueError as error:  # texts too short for one window: nothing to check
         return {"summary": f"memorization not checked: {error}"}
     return {**dataclasses.asdict(report), "summary": str(report)}
+
+
+def _translates(config):
+    return config.data.task == "translate"
 
 
 def _say(verbose, message):

@@ -1,6 +1,7 @@
 """Callbacks of a pretraining run: throughput and MFU, samples, the NaN guard, step checkpoints, loss history,
 TensorBoard scalars and the run's progress bar."""
 
+from tfllm.training.callbacks.best_weights import BestWeights
 from tfllm.training.callbacks.checkpoint import StepCheckpoint, read_checkpoint_state
 from tfllm.training.callbacks.loss_history import LossHistory
 from tfllm.training.callbacks.nan_guard import NaNGuard, TrainingDivergedError

@@ -1,0 +1,68 @@
+"""`CausalLM.translate`: the template's prompt, the direction's tags, long sources cut at their end, clear errors."""
+
+import numpy as np
+import pytest
+
+from tfllm.data import PromptTemplate, TranslationTemplate
+from tfllm.models import LSTMLM, TransformerLM
+from tfllm.tokenizers import ByteTokenizer
+
+TEMPLATE = TranslationTemplate(("en", "zh"))
+
+
+def _model(context=None):
+    tokenizer = ByteTokenizer(special_tokens=TEMPLATE.special_tokens)
+    if context is None:
+        return LSTMLM(tokenizer.vocab_size, hidden_dim=8, tokenizer=tokenizer, prompt_template=TEMPLATE)
+    return TransformerLM(tokenizer.vocab_size, num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16,
+                         max_sequence_length=context, tokenizer=tokenizer, prompt_template=TEMPLATE)
+
+
+def test_translate_generates_after_the_tagged_prompt_in_either_direction():
+    model = _model()
+    for text, target, prompt in [("How is the weather?", "zh", "<en>How is the weather?<zh>"),
+                                 ("天气如何？", "en", "<zh>天气如何？<en>")]:
+        expected = model.generate(prompt, max_new_tokens=6, strip_prompt=True, apply_template=False).strip()
+        assert model.translate(text, target=target, max_new_tokens=6) == expected
+    assert model.translate(["a", "b"], target="zh", max_new_tokens=3) == [
+        model.translate("a", target="zh", max_new_tokens=3), model.translate("b", target="zh", max_new_tokens=3)]
+
+
+def test_beam_search_and_sampling_pass_through():
+    model = _model()
+    beams = model.translate(["Hello", "Good night"], target="zh", max_new_tokens=4, num_beams=3)
+    assert len(beams) == 2 and all(isinstance(text, str) for text in beams)
+    drawn = model.translate("Hello", target="zh", max_new_tokens=4, sampler="top_p", top_p=0.9, seed=3)
+    assert drawn == model.translate("Hello", target="zh", max_new_tokens=4, sampler="top_p", top_p=0.9, seed=3)
+
+
+def test_a_source_longer_than_the_context_loses_its_end_not_its_tags():
+    model = _model(context=32)
+    long_text = "x" * 100
+    with pytest.warns(UserWarning, match="cut to their first tokens"):
+        cut = model.translate(long_text, target="zh", max_new_tokens=8)
+    room = 32 - 8 - 3
+    expected = model.generate("<en>" + "x" * room + "<zh>", max_new_tokens=8, strip_prompt=True,
+                              apply_template=False).strip()
+    assert cut == expected
+
+
+@pytest.mark.parametrize("template, message", [
+    (None, "needs a model trained to translate"),
+    (PromptTemplate("Q: {question}\nA: ", "{answer}"), "needs a model trained to translate"),
+])
+def test_a_model_that_does_not_translate_says_so(template, message):
+    model = LSTMLM(259, hidden_dim=8, tokenizer=ByteTokenizer(), prompt_template=template)
+    with pytest.raises(ValueError, match=message):
+        model.translate("Hello", target="zh")
+
+
+def test_an_unknown_language_and_empty_input_are_named():
+    model = _model()
+    with pytest.raises(ValueError, match="target language 'fr'"):
+        model.translate("Hello", target="fr")
+    with pytest.raises(ValueError, match="source language 'de'"):
+        model.translate("Hello", target="zh", source="de")
+    with pytest.raises(ValueError, match="texts is empty"):
+        model.translate([], target="zh")
+    np.testing.assert_equal(TEMPLATE.languages, ("en", "zh"))

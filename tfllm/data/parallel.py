@@ -1,0 +1,268 @@
+"""English-Chinese sentence pairs for machine translation: the HSK sentences, or the user's own parallel files.
+
+Every source is read completely when `load_parallel_corpus` is called, so a missing file or a broken line is
+reported (with the file and the line) before any training starts.
+
+The split keeps test and validation sentences out of training on both sides. Pairs that share their English text
+or their Chinese text, directly or through a chain of such pairs, form one group, and a whole group goes to one
+split: `split_of(zh + "\\t" + en)` of the group's smallest pair (comparing `(zh, en)` by code point). So no English
+and no Chinese text of the validation or test split appears in training, and a pair's split depends only on the
+texts of its group, never on the order of the lines or on the other groups.
+"""
+
+import json
+import os
+
+from tfllm.data.hsk import hsk_sentences, word_gloss
+from tfllm.data.splits import check_split, split_of
+
+PARALLEL_CORPUS_NAMES = ("hsk",)
+LANGUAGES = ("en", "zh")
+TABLE_SUFFIXES = (".tsv", ".txt")
+JSONL_SUFFIX = ".jsonl"
+
+
+def load_parallel_corpus(name_or_path="hsk", split=None, include_glosses=False, fields=LANGUAGES):
+    """English-Chinese pairs as a list of `{"en": ..., "zh": ..., "ref": ...}` dicts, in the order of the source.
+
+    Texts are stripped of surrounding whitespace and otherwise kept as they are (no change to the Chinese script,
+    punctuation or spacing).
+
+    Args:
+        name_or_path: A corpus name or the user's parallel data.
+            - `"hsk"` (the default): the 4,274 HSK graded sentences with a real translation (see `tfllm.data.hsk`);
+              `ref` is the sentence id, such as `"hsk1-0141"`.
+            - The path of a `.tsv` or `.txt` file of `english<TAB>chinese` lines (the Tatoeba/Anki "cmn-eng" format;
+              further columns, such as the attribution, are ignored).
+            - The path of a `.jsonl` file: one JSON object a line, with the English and Chinese under `fields`.
+            - A pair `(english_path, chinese_path)` of line-aligned text files: line n of one translates line n of
+              the other.
+            For a file, `ref` is `"FILE:LINE"` (the English file's, for a pair). Blank lines are skipped.
+        split: None for everything, or `"train"`, `"validation"` or `"test"`: about 90/5/5 by a stable hash of each
+            group of pairs that share a text (see the module docstring).
+        include_glosses: `"hsk"` only. Adds a pair `{"en": gloss, "zh": word, "ref": "gloss:WORD"}` for each word of
+            the training sentences that has a gloss (`tfllm.data.hsk.word_gloss`: its first dictionary sense),
+            once per word, after the sentences, leaving out any whose text is a validation or test sentence. Only
+            for `split=None` and `"train"`: validation and test measure sentence translation and get none.
+        fields: The English and the Chinese field of a `.jsonl` file, such as `("english", "chinese")`.
+
+    Returns:
+        A non-empty list of dicts with `str` values.
+
+    Raises:
+        ValueError: an unknown corpus name (the message lists the known ones) or split, glosses or `fields` asked of
+            a source without them, an unsupported suffix, an empty file or split, a line with one side or an empty
+            side, a JSONL line that is not JSON or lacks a field, line-aligned files of different lengths.
+        FileNotFoundError: a path that does not exist.
+        ModuleNotFoundError: `"hsk"` without the package `hsk-sentences-audio`.
+
+    >>> pairs = load_parallel_corpus("hsk")
+    >>> len(pairs), pairs[140]
+    (4274, {'en': 'The weather is very nice today.', 'zh': '今天天气很好。', 'ref': 'hsk1-0141'})
+    >>> [len(load_parallel_corpus(split=split)) for split in ("train", "validation", "test")]
+    [3853, 222, 199]
+    >>> load_parallel_corpus(split="train", include_glosses=True)[-1]["ref"].startswith("gloss:")
+    True
+    """
+    check_split(split)
+    fields = _check_fields(fields, name_or_path)
+    if _is_name(name_or_path):
+        sentences = hsk_sentences()
+        pairs = [{"en": s.en, "zh": s.zh, "ref": s.ref} for s in sentences]
+        words = {s.ref: s.words for s in sentences}
+    elif include_glosses:
+        raise ValueError(
+            f"include_glosses=True needs the corpus 'hsk' (its word glosses); {name_or_path!r} has no glosses"
+        )
+    else:
+        pairs, words = _read_pairs(name_or_path, fields), {}
+    splits = _group_splits(pairs)
+    chosen = [pair for pair, pair_split in zip(pairs, splits) if split is None or pair_split == split]
+    if include_glosses and split in (None, "train"):
+        training = [pair for pair, pair_split in zip(pairs, splits) if pair_split == "train"]
+        held_out = [pair for pair, pair_split in zip(pairs, splits) if pair_split != "train"]
+        chosen += _gloss_pairs(training, words, held_out)
+    if not chosen:
+        raise ValueError(
+            f"the {split!r} split of the parallel corpus {name_or_path!r} is empty; it has too few groups of pairs "
+            "for a 90/5/5 split by hash: use split=None, or more pairs"
+        )
+    return chosen
+
+
+def parallel_texts(pairs, language):
+    """One side of `pairs` (from `load_parallel_corpus`): the list of their `"en"` or `"zh"` texts, in order.
+
+    For training a tokenizer or pretraining on the text of one language; repeated texts are kept.
+
+    >>> pairs = [{"en": "Hello!", "zh": "你好！", "ref": "a:1"}, {"en": "Thanks.", "zh": "谢谢。", "ref": "a:2"}]
+    >>> parallel_texts(pairs, "zh")
+    ['你好！', '谢谢。']
+    """
+    if language not in LANGUAGES:
+        raise ValueError(f"language={language!r} is not one of {', '.join(map(repr, LANGUAGES))}")
+    return [pair[language] for pair in pairs]
+
+
+def _is_name(name_or_path):
+    if isinstance(name_or_path, str) and name_or_path in PARALLEL_CORPUS_NAMES:
+        return True
+    if isinstance(name_or_path, (tuple, list, os.PathLike)):
+        return False
+    if isinstance(name_or_path, str) and name_or_path and (
+        os.path.exists(os.path.expanduser(name_or_path))
+        or os.sep in name_or_path
+        or "/" in name_or_path
+        or os.path.splitext(name_or_path)[1]
+    ):
+        return False
+    raise ValueError(
+        f"unknown parallel corpus {name_or_path!r}: expected one of {', '.join(map(repr, PARALLEL_CORPUS_NAMES))}, "
+        f"the path of a {'/'.join((*TABLE_SUFFIXES, JSONL_SUFFIX))} file, or a pair (english_path, chinese_path)"
+    )
+
+
+def _check_fields(fields, name_or_path):
+    fields = tuple(fields) if isinstance(fields, (tuple, list)) else fields
+    if not (isinstance(fields, tuple) and len(fields) == 2 and all(isinstance(f, str) and f for f in fields)):
+        raise ValueError(f"fields={fields!r}: expected two field names (english, chinese), such as ('en', 'zh')")
+    if fields[0] == fields[1]:
+        raise ValueError(f"fields={fields!r}: the English and the Chinese field must differ")
+    is_jsonl = isinstance(name_or_path, (str, os.PathLike)) and os.fspath(name_or_path).lower().endswith(JSONL_SUFFIX)
+    if fields != LANGUAGES and not is_jsonl:
+        raise ValueError(f"fields={fields!r} names the fields of a {JSONL_SUFFIX} file; {name_or_path!r} is not one")
+    return fields
+
+
+def _group_splits(pairs):
+    """The split of each pair: pairs sharing a text, transitively, are one group hashed by its smallest pair."""
+    parent = list(range(len(pairs)))
+
+    def root(index):
+        while parent[index] != index:
+            parent[index] = parent[parent[index]]
+            index = parent[index]
+        return index
+
+    first_with = {}
+    for index, pair in enumerate(pairs):
+        for text in (("en", pair["en"]), ("zh", pair["zh"])):
+            other = first_with.setdefault(text, index)
+            parent[root(index)] = root(other)
+    smallest = {}
+    for index, pair in enumerate(pairs):
+        group = root(index)
+        smallest[group] = min(smallest.get(group, (pair["zh"], pair["en"])), (pair["zh"], pair["en"]))
+    keys = {group: split_of(f"{zh}\t{en}") for group, (zh, en) in smallest.items()}
+    return [keys[root(index)] for index in range(len(pairs))]
+
+
+def _gloss_pairs(training, words, held_out):
+    held_out_texts = {pair[side] for pair in held_out for side in LANGUAGES}
+    glosses = {}
+    for pair in training:
+        for word, gloss_en in words[pair["ref"]]:
+            gloss = word_gloss(gloss_en)
+            if gloss and word not in glosses and word not in held_out_texts and gloss not in held_out_texts:
+                glosses[word] = gloss
+    return [{"en": gloss, "zh": word, "ref": f"gloss:{word}"} for word, gloss in glosses.items()]
+
+
+def _read_pairs(source, fields):
+    if isinstance(source, (tuple, list)):
+        if len(source) != 2:
+            raise ValueError(f"a pair of line-aligned files is (english_path, chinese_path); got {len(source)} paths")
+        english, chinese = (_existing(path) for path in source)
+        return _aligned_pairs(english, chinese)
+    path = _existing(source)
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix in TABLE_SUFFIXES:
+        return _table_pairs(path)
+    if suffix == JSONL_SUFFIX:
+        return _jsonl_pairs(path, fields)
+    raise ValueError(
+        f"{path!r}: unsupported suffix {suffix or '(none)'!r}; a parallel corpus file is a .tsv/.txt file of "
+        "english<TAB>chinese lines or a .jsonl file"
+    )
+
+
+def _existing(path):
+    text = os.path.expanduser(os.fspath(path))
+    if not os.path.exists(text):
+        raise FileNotFoundError(f"the parallel corpus file {text!r} does not exist")
+    if os.path.isdir(text):
+        raise ValueError(f"{text!r} is a folder; a parallel corpus is a file, or a pair of line-aligned files")
+    return text
+
+
+def _lines(path):
+    """The lines of a UTF-8 file (without line breaks or a byte order mark), or a ValueError naming a bad byte."""
+    with open(path, "rb") as file:
+        data = file.read()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise ValueError(f"{path}, line {line}: not valid UTF-8 (byte {data[error.start]:#04x})") from None
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    if not any(line.strip() for line in lines):
+        raise ValueError(f"the parallel corpus file {path!r} is empty: it holds no pairs")
+    return lines
+
+
+def _pair(path, number, en, zh):
+    en, zh = en.strip(), zh.strip()
+    for name, text in (("English", en), ("Chinese", zh)):
+        if not text:
+            raise ValueError(f"{path}, line {number}: the {name} side is empty")
+    return {"en": en, "zh": zh, "ref": f"{path}:{number}"}
+
+
+def _table_pairs(path):
+    pairs = []
+    for number, line in enumerate(_lines(path), start=1):
+        if not line.strip():
+            continue
+        columns = line.split("\t")
+        if len(columns) < 2:
+            raise ValueError(f"{path}, line {number}: one column; expected english<TAB>chinese")
+        pairs.append(_pair(path, number, columns[0], columns[1]))
+    return pairs
+
+
+def _jsonl_pairs(path, fields):
+    pairs = []
+    for number, line in enumerate(_lines(path), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}, line {number}: not valid JSON ({error.msg} at column {error.colno})") from None
+        for field in fields:
+            if not isinstance(record, dict) or field not in record:
+                raise ValueError(f"{path}, line {number}: no {field!r} field; expected an object with {list(fields)}")
+            if not isinstance(record[field], str):
+                raise ValueError(f"{path}, line {number}: {field!r} is {type(record[field]).__name__}, not a string")
+        pairs.append(_pair(path, number, record[fields[0]], record[fields[1]]))
+    return pairs
+
+
+def _aligned_pairs(english, chinese):
+    english_lines, chinese_lines = _lines(english), _lines(chinese)
+    if len(english_lines) != len(chinese_lines):
+        raise ValueError(
+            f"line-aligned files of different lengths: {english!r} has {len(english_lines)} lines, {chinese!r} has "
+            f"{len(chinese_lines)}"
+        )
+    pairs = []
+    for number, (en, zh) in enumerate(zip(english_lines, chinese_lines), start=1):
+        if not en.strip() and not zh.strip():
+            continue
+        for path, text, other in ((english, en, chinese), (chinese, zh, english)):
+            if not text.strip():
+                raise ValueError(f"{path}, line {number}: empty, but line {number} of {other} is not")
+        pairs.append(_pair(english, number, en, zh))
+    return pairs

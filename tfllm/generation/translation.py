@@ -1,0 +1,72 @@
+"""Translation with a causal language model: the source in the model's translation template, the target generated.
+
+A model trained on `<en>source<zh>` -> target (`tfllm.data.TranslationTemplate`) translates by generating after
+the prompt. A source longer than the model's context loses its end, not its language tags: the source's tokens are
+cut to fit the context with room for the translation, with a warning.
+"""
+
+import warnings
+
+import numpy as np
+import tensorflow as tf
+
+from tfllm.utf8 import utf8_bytes
+
+# With no `max_new_tokens`, a translation gets this many tokens per source token, plus `_EXTRA_TOKENS`: enough for
+# English of a Chinese sentence (more, shorter pieces) and the reverse.
+_TOKENS_PER_SOURCE_TOKEN = 3
+_EXTRA_TOKENS = 8
+_TAG_TOKENS = 3  # bos, the source's language tag, the target's
+
+
+def translate(model, template, texts, target, source=None, max_new_tokens=None, **generate_arguments):
+    """`CausalLM.translate` for a model with a translation template (the arguments are documented there)."""
+    source = template.source_language(target, source)
+    single = isinstance(texts, (str, bytes))
+    texts = [texts] if single else list(texts)
+    if not texts:
+        raise ValueError("texts is empty: expected at least one text to translate")
+    token_lists = model.tokenizer.tokenize(tf.constant(utf8_bytes(texts), tf.string)).to_list()
+    longest = max(len(ids) for ids in token_lists)
+    if max_new_tokens is None:
+        max_new_tokens = _TOKENS_PER_SOURCE_TOKEN * longest + _EXTRA_TOKENS
+    limit = model.max_sequence_length
+    if limit is not None:
+        if max_new_tokens + _TAG_TOKENS >= limit:
+            max_new_tokens = limit // 2  # a long source shares the context with its translation
+        room = limit - max_new_tokens - _TAG_TOKENS
+        if longest > room:
+            warnings.warn(f"texts longer than {room} tokens (the model's context of {limit} less {max_new_tokens} "
+                          "tokens for the translation) are cut to their first tokens", stacklevel=3)
+            texts = [text if len(ids) <= room else _text_of(model, ids[:room])
+                     for text, ids in zip(texts, token_lists)]
+    prompts = [template.format_prompt({"source": text, "source_language": source, "target_language": target})
+               for text in texts]
+    outputs = model.generate(prompts, max_new_tokens=max_new_tokens, strip_prompt=True, apply_template=False,
+                             **generate_arguments)
+    outputs = [output.strip() for output in outputs]
+    return outputs[0] if single else outputs
+
+
+def _text_of(model, ids):
+    # A cut inside a character drops its bytes (a U+FFFD in their place would be longer, in tokens, than the cut).
+    return model.tokenizer.detokenize(tf.ragged.constant([ids], tf.int32)).numpy()[0].decode("utf-8", "ignore")
+
+
+def translation_budget(source_lengths, context, max_prompt_tokens, xp=np):
+    """The length rule of a translation, for each text alone: `(max_new_tokens, room)`, the new tokens it may write
+    and the source tokens its prompt keeps, from its number of source tokens, the model's `context` (None for RNNs)
+    and the most prompt tokens allowed. `xp` is NumPy, or `keras.ops` in graph code (the SavedModel's `translate`).
+
+    >>> translation_budget(np.array([2, 5, 40]), context=32, max_prompt_tokens=31)  # 3 per token + 8; long: half
+    (array([14, 23, 16]), array([15,  6, 13]))
+    >>> translation_budget(np.array([2, 40]), context=None, max_prompt_tokens=1024)
+    (array([ 14, 128]), array([1021, 1021]))
+    """
+    max_new_tokens = _TOKENS_PER_SOURCE_TOKEN * source_lengths + _EXTRA_TOKENS
+    room = xp.full_like(source_lengths, max_prompt_tokens)
+    if context is not None:
+        # A long source shares the context with its translation.
+        max_new_tokens = xp.where(max_new_tokens + _TAG_TOKENS >= context, context // 2, max_new_tokens)
+        room = xp.minimum(room, context - max_new_tokens)
+    return max_new_tokens, xp.maximum(room - _TAG_TOKENS, 0)

@@ -1,0 +1,181 @@
+"""The translation task of a training run (`data.task="translate"`, `tfllm train --task translate`).
+
+One decoder-only model learns both directions between English and Chinese, the language-model way: each pair of
+the parallel corpus (`tfllm.data.load_parallel_corpus`) becomes two records, `<en>source<zh>` -> target and
+`<zh>source<en>` -> target, with the loss on the target only (`TranslationTemplate`), packed several to a row
+(`pack_sequences`). The tokenizer
+learns one joint vocabulary from both sides, with the language tags as special tokens. With the HSK corpus, the
+training split's word glosses are extra pairs. Validation is the loss of the validation split's records; the
+weights of the best validation are kept (`BestWeights`), since a few thousand short pairs overfit.
+
+The figures of a run (`translation_report`) are the field's: chrF and BLEU (sacrebleu) of greedy translations of
+the test split in each direction, beside the same metrics for two baselines on the same sentences, the most common
+training target and nearest-neighbour retrieval (`tfllm.evaluation.translation_baselines`), so that the numbers
+mean something.
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from tfllm.data import TranslationTemplate, load_parallel_corpus, pack_sequences, sft_dataset
+from tfllm.evaluation import MostCommonTarget, NearestNeighbourRetrieval, token_log_likelihoods, translation_scores
+from tfllm.training.builders import ValidationData
+
+LANGUAGES = ("en", "zh")
+MEMORY_CANDIDATES = 4  # training targets `memory_rerank` lets the model choose among, beside its own translation
+# The textbook's own example, both ways, translated in every report.
+EXAMPLES = ({"source": "天气如何？", "target_language": "en"}, {"source": "今天天气很好。", "target_language": "en"},
+            {"source": "How is the weather?", "target_language": "zh"},
+            {"source": "The weather is very nice today.", "target_language": "zh"})
+
+
+@dataclasses.dataclass(frozen=True)
+class ParallelTexts:
+    """The pairs of a translation run, by split (lists of `{"en", "zh", "ref"}` dicts); `train` holds the word
+    glosses of the HSK corpus too (their `ref` starts with "gloss:")."""
+
+    train: list
+    validation: list
+    test: list
+
+    @property
+    def train_sentences(self):
+        """The training pairs without the glosses: what the baselines look up."""
+        return [pair for pair in self.train if not pair["ref"].startswith("gloss:")]
+
+
+def translation_template():
+    """The template of every translation run: English and Chinese, both directions."""
+    return TranslationTemplate(LANGUAGES)
+
+
+def read_parallel_texts(data_config):
+    """The train (with the glosses, for the HSK corpus), validation and test pairs of `data_config.corpus`."""
+    corpus = data_config.corpus
+    return ParallelTexts(
+        train=load_parallel_corpus(corpus, "train", include_glosses=corpus == "hsk"),
+        validation=load_parallel_corpus(corpus, "validation"),
+        test=load_parallel_corpus(corpus, "test"),
+    )
+
+
+def tokenizer_texts(texts):
+    """What the joint vocabulary learns from: both sides of every training pair."""
+    return [pair[language] for pair in texts.train for language in LANGUAGES]
+
+
+def train_batches(train_config, tokenizer, texts, start_step=0):
+    """Batches `start_step + 1 .. train_config.steps` of the run: `(x, y, sample_weight)` int32/int32/float32
+    (B, T), the records of both directions packed several to a row (`tfllm.data.pack_sequences`: a pair is about 20
+    tokens), pass k over them in the order of the seed `train_config.seed * 100003 + k` (fixed, so a resumed run or
+    another worker sees the same batches)."""
+    config = train_config
+    sequences, weights = _record_tokens(tokenizer, translation_template().directed(texts.train))
+    rows_needed, passes = config.steps * config.batch_size, []
+    while sum(len(x) for x, _, _ in passes) < rows_needed:
+        order = np.random.RandomState(config.seed * 100_003 + len(passes)).permutation(len(sequences))
+        passes.append(pack_sequences([sequences[i] for i in order], [weights[i] for i in order],
+                                     config.sequence_length, tokenizer.fill_id))
+    x, y, weight = (np.concatenate(parts)[start_step * config.batch_size: rows_needed] for parts in zip(*passes))
+    return tf.data.Dataset.from_tensor_slices((x, y, weight)).batch(config.batch_size, drop_remainder=True)
+
+
+def _record_tokens(tokenizer, records):
+    """Each record's `[bos, prompt..., target..., eos]` ids, and the loss weights: 1 on the target and eos."""
+    template = translation_template()
+    segments = [template.segments(record) for record in records]
+    prompts = tokenizer.tokenize(tf.constant([segment[0][0] for segment in segments])).to_list()
+    targets = tokenizer.tokenize(tf.constant([segment[1][0] for segment in segments])).to_list()
+    bos, eos = tokenizer.bos_id, tokenizer.eos_id
+    sequences = [[bos, *prompt, *target, eos] for prompt, target in zip(prompts, targets)]
+    weights = [[0.0] * (1 + len(prompt)) + [1.0] * (len(target) + 1) for prompt, target in zip(prompts, targets)]
+    return sequences, weights
+
+
+def validation_batches(train_config, tokenizer, texts):
+    """The validation records of both directions, every one, in order (`ValidationData`)."""
+    records = translation_template().directed(texts.validation)
+    batches = sft_dataset(records, tokenizer, train_config.sequence_length, train_config.batch_size, shuffle=False,
+                          template=translation_template())
+    steps = -(-len(records) // train_config.batch_size)
+    if train_config.validation_steps is not None:
+        steps = min(steps, train_config.validation_steps)
+        batches = batches.take(steps)
+    return ValidationData(batches, steps)
+
+
+def translation_report(model, texts, num_beams=None):
+    """chrF and BLEU of `model`'s translations of the test split, each direction, beside the two baselines, and
+    the textbook's examples: a JSON-ready dict.
+
+    Args:
+        model: a model with a `TranslationTemplate` (its `translate`).
+        texts: the run's `ParallelTexts`.
+        num_beams: also score beam search with this many beams (slower); None scores greedy decoding only.
+    """
+    report = {"test_sentences": len(texts.test), "directions": {}}
+    for source, target in ((a, b) for a in LANGUAGES for b in LANGUAGES if a != b):
+        sources = [pair[source] for pair in texts.test]
+        references = [pair[target] for pair in texts.test]
+        systems = {"greedy": model.translate(sources, target=target)}
+        if num_beams:
+            systems[f"beam{num_beams}"] = model.translate(sources, target=target, num_beams=num_beams)
+        sentences = texts.train_sentences
+        retrieval = NearestNeighbourRetrieval(sentences, source, target)
+        systems["memory_rerank"] = memory_rerank(model, retrieval, sources, target, systems["greedy"])
+        systems["most_common"] = MostCommonTarget(sentences, source, target).translate(sources)
+        systems["retrieval"] = retrieval.translate(sources)
+        scores = {name: translation_scores(hypotheses, references, target) for name, hypotheses in systems.items()}
+        report["directions"][f"{source}->{target}"] = {
+            "systems": {name: {"chrf": score.chrf, "bleu": score.bleu} for name, score in scores.items()},
+            "signatures": {"chrf": scores["greedy"].chrf_signature, "bleu": scores["greedy"].bleu_signature},
+            "samples": [{"source": s, "reference": r, "greedy": g}
+                        for s, r, g in list(zip(sources, references, systems["greedy"]))[:5]],
+        }
+    report["examples"] = [
+        {**example, "translation": model.translate(example["source"], target=example["target_language"])}
+        for example in EXAMPLES]
+    return report
+
+
+def memory_rerank(model, retrieval, sources, target, hypotheses, k=MEMORY_CANDIDATES):
+    """The model and a translation memory together: for each source, the candidate the model finds most likely as
+    its translation (mean log-probability per token, eos included), among its own translation (`hypotheses`) and
+    the targets of the `k` training pairs whose sources are most similar (`retrieval.nearest`).
+
+    The memory brings whole, fluent sentences the model could not write; the model judges which one translates
+    this source. With k candidates and no model (its own hypothesis left out, the nearest kept) this is the
+    retrieval baseline.
+    """
+    template, tokenizer = model.prompt_template, model.tokenizer
+    indices, _ = retrieval.nearest(sources, k=min(k, len(retrieval.targets)))
+    candidates = [[hypothesis, *(retrieval.targets[i] for i in row)] for hypothesis, row in zip(hypotheses, indices)]
+    prompts = [template.format_prompt({"source": text, "target_language": target}) for text in sources]
+    prompt_ids = tokenizer.tokenize(tf.constant(prompts)).to_list()
+    flat = [candidate for row in candidates for candidate in row]
+    candidate_ids = tokenizer.tokenize(tf.constant(flat)).to_list()
+    owners = [index for index, row in enumerate(candidates) for _ in row]
+    sequences = [[tokenizer.bos_id, *prompt_ids[owner], *ids, tokenizer.eos_id]
+                 for owner, ids in zip(owners, candidate_ids)]
+    log_likelihoods = token_log_likelihoods(model, sequences)  # each predicted token's, after the bos
+    per_token = np.asarray([np.mean(values[len(prompt_ids[owner]):])  # the candidate's tokens and its eos
+                            for owner, values in zip(owners, log_likelihoods)])
+    chosen, start = [], 0
+    for row in candidates:
+        best = int(np.argmax(per_token[start: start + len(row)]))
+        chosen.append(row[best])
+        start += len(row)
+    return chosen
+
+
+def report_lines(report):
+    """The report as a few lines of text: one per direction and system, then the examples."""
+    lines = [f"Test split: {report['test_sentences']} sentences; chrF2 / BLEU (sacrebleu)"]
+    for direction, figures in report["directions"].items():
+        figures = ", ".join(f"{name} {values['chrf']:.1f} / {values['bleu']:.1f}"
+                            for name, values in figures["systems"].items())
+        lines.append(f"  {direction}: {figures}")
+    lines += [f"  {example['source']} -> {example['translation']}" for example in report["examples"]]
+    return lines
