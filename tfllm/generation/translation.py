@@ -27,13 +27,12 @@ def translate(model, template, texts, target, source=None, max_new_tokens=None, 
     if not texts:
         raise ValueError("texts is empty: expected at least one text to translate")
     token_lists = model.tokenizer.tokenize(tf.constant(utf8_bytes(texts), tf.string)).to_list()
-    longest = max(len(ids) for ids in token_lists)
-    if max_new_tokens is None:
-        max_new_tokens = _TOKENS_PER_SOURCE_TOKEN * longest + _EXTRA_TOKENS
-    limit = model.max_sequence_length
+    longest, limit = max(len(ids) for ids in token_lists), model.max_sequence_length
+    if max_new_tokens is None:  # the rule of the SavedModel's translate signature, for the longest text
+        max_new_tokens = int(translation_budget(np.array([longest]), limit, longest + _TAG_TOKENS)[0][0])
+    elif limit is not None and max_new_tokens + _TAG_TOKENS >= limit:
+        max_new_tokens = limit // 2  # a long source shares the context with its translation
     if limit is not None:
-        if max_new_tokens + _TAG_TOKENS >= limit:
-            max_new_tokens = limit // 2  # a long source shares the context with its translation
         room = limit - max_new_tokens - _TAG_TOKENS
         if longest > room:
             warnings.warn(f"texts longer than {room} tokens (the model's context of {limit} less {max_new_tokens} "

@@ -19,7 +19,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from tfllm.data import TranslationTemplate, load_parallel_corpus, pack_sequences, sft_dataset
+from tfllm.data import TranslationTemplate, load_parallel_corpus, pack_sequences, parallel_texts, sft_dataset
 from tfllm.evaluation import MostCommonTarget, NearestNeighbourRetrieval, token_log_likelihoods, translation_scores
 from tfllm.training.builders import ValidationData
 
@@ -63,7 +63,7 @@ def read_parallel_texts(data_config):
 
 def tokenizer_texts(texts):
     """What the joint vocabulary learns from: both sides of every training pair."""
-    return [pair[language] for pair in texts.train for language in LANGUAGES]
+    return [text for language in LANGUAGES for text in parallel_texts(texts.train, language)]
 
 
 def train_batches(train_config, tokenizer, texts, start_step=0):
