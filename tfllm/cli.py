@@ -219,7 +219,8 @@ def _add_evaluate(commands):
         "evaluate", help="exact perplexity and bits per byte of a run's model on a corpus split",
         description="Evaluate the model of a run directory: every token of every text of the split predicted once "
                     "(loss, perplexity, bits per byte). A classifier run reports its held-out accuracy; a "
-                    "translation run, chrF and BLEU on its test split (greedy and beam) beside the baselines.",
+                    "translation run, chrF and BLEU on its test split (greedy, beam, and with its translation "
+                    "memory) beside the baselines.",
     )
     parser.add_argument("run_dir", metavar="RUN_DIR")
     parser.add_argument("--corpus", metavar="NAME|PATH", help="default: the corpus the run trained on")
@@ -266,6 +267,12 @@ def _add_translate(commands):
     parser.add_argument("--num-beams", type=int, metavar="N", help="beam search with N beams (default: greedy)")
     parser.add_argument("--max-new-tokens", type=int, metavar="N", help="the longest translation, in tokens "
                         "(default: 3 per source token, plus 8)")
+    parser.add_argument("--memory", action="store_true",
+                        help="translate with the run's training pairs as a translation memory: each text gets the "
+                             "target of one of the training pairs whose source is most similar, the one the model "
+                             "reads the text back from best (nothing is generated)")
+    parser.add_argument("--memory-candidates", type=int, metavar="K",
+                        help="training pairs retrieved per text with --memory (default 8)")
     _debug_flag(parser)
     parser.set_defaults(run=_translate)
 
@@ -469,6 +476,7 @@ def _translate(args):
     first = next(texts, None)
     if first is None:
         raise BadInput("no text: give the texts to translate, or lines on standard input")
+    _check_memory_flags(args)
     from tfllm.training import load_run
 
     run = load_run(_existing_run(args.run_dir))
@@ -480,10 +488,35 @@ def _translate(args):
     settings = {"max_new_tokens": args.max_new_tokens}
     if args.num_beams:
         settings.update(sampler="beam", num_beams=args.num_beams)
+    if args.memory:
+        settings = {"memory": _training_pairs_memory(run, args.memory_candidates)}
     for text in itertools.chain([first], texts):
         translation = run.model.translate(text, target=args.target, source=args.source, **settings)
         print(_one_line(translation), flush=True)  # one line per text, whatever the model writes
     return 0
+
+
+def _check_memory_flags(args):
+    if args.memory_candidates is not None and not args.memory:
+        raise BadInput("--memory-candidates is for --memory")
+    if args.memory_candidates is not None and args.memory_candidates < 1:
+        raise BadInput(f"--memory-candidates {args.memory_candidates}: expected at least 1 pair per text")
+    if args.memory and (args.num_beams or args.max_new_tokens is not None):
+        raise BadInput("--memory chooses among the training sentences and generates nothing: drop --num-beams and "
+                       "--max-new-tokens")
+
+
+def _training_pairs_memory(run, k):
+    """The `TranslationMemory` of a translation run's training pairs (the sentences, without word glosses)."""
+    from tfllm.data import load_parallel_corpus
+    from tfllm.evaluation import TranslationMemory
+
+    data = run.config.data
+    try:
+        pairs = load_parallel_corpus(data.corpus, "train", train_pairs=data.train_pairs)
+    except (OSError, ValueError) as error:
+        raise BadInput(f"--memory needs the run's training pairs, from {data.corpus!r}: {error}") from None
+    return TranslationMemory(pairs, k=k)
 
 
 def _one_line(text):

@@ -100,6 +100,26 @@ def test_glosses_come_from_training_words_only():
         assert load_parallel_corpus("hsk", split=split, include_glosses=True) == held_out[split]
 
 
+def test_a_smaller_training_sample_is_nested_and_brings_only_its_own_glosses():
+    full = load_parallel_corpus("hsk", split="train")
+    samples = {count: load_parallel_corpus("hsk", split="train", train_pairs=count) for count in (1000, 2000)}
+    assert [len(sample) for sample in samples.values()] == [1000, 2000]
+    assert {p["ref"] for p in samples[1000]} < {p["ref"] for p in samples[2000]} < {p["ref"] for p in full}
+    assert [p for p in full if p in samples[1000]] == samples[1000]  # in the corpus's order
+    assert load_parallel_corpus("hsk", split="train", train_pairs=len(full)) == full
+    for split in ("validation", "test"):  # unchanged
+        assert load_parallel_corpus("hsk", split=split, train_pairs=1000) == load_parallel_corpus("hsk", split=split)
+    glosses = [p for p in load_parallel_corpus("hsk", "train", include_glosses=True, train_pairs=1000)
+               if p["ref"].startswith("gloss:")]
+    kept = {p["ref"] for p in samples[1000]}
+    words = {word for s in hsk_sentences() if s.ref in kept for word, _ in s.words}
+    assert 0 < len(glosses) < 4603 and {p["zh"] for p in glosses} <= words
+    with pytest.raises(ValueError, match="train_pairs=3854 is more than the 3853 pairs of the training split"):
+        load_parallel_corpus("hsk", split="train", train_pairs=3854)
+    with pytest.raises(ValueError, match="train_pairs"):
+        load_parallel_corpus("hsk", train_pairs=0)
+
+
 def test_a_tatoeba_tsv_with_an_attribution_column(tmp_path):
     path = tmp_path / "cmn.txt"
     path.write_bytes(

@@ -27,7 +27,8 @@ from tfllm.tokenizers import ByteTokenizer
 
 TEMPLATE = TranslationTemplate(("en", "zh"))
 # Both directions in one batch. Byte tokens: the Transformer's context of 32 cuts the first (19 tokens) to 13 and
-# the second (6) to 3, the last inside its "？" (`_translation_budget`); the LSTM's rule gives the first 65 new tokens.
+# the last (15) to 13, inside its "？", and keeps the second (6) whole (`translation_budget`); the LSTM's rule gives
+# the first 65 new tokens.
 ROWS = [("How is the weather?", "zh"), ("你好", "en"), ("Hi", "zh"), ("天气如何？", "en")]
 # The export's (max_new_tokens_limit, jit_compile): 28 lets the Transformer write what translate writes.
 EXPORTS = {"lstm": (60, True), "transformer": (28, False)}

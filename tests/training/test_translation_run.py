@@ -52,8 +52,11 @@ def test_the_task_changes_the_defaults_and_a_byte_tokenizer_keeps_its_own():
     assert RunConfig.default(data={"task": "translate", "tokenizer": "byte"}).data.vocab_size is None
     assert RunConfig.default().data.task == "lm"  # and configs written before the key load as language modeling
     old = RunConfig.default().to_dict()
-    del old["data"]["task"]
-    assert RunConfig.from_dict(old).data.task == "lm"
+    del old["data"]["task"], old["data"]["train_pairs"]
+    assert RunConfig.from_dict(old).data.task == "lm" and RunConfig.from_dict(old).data.train_pairs is None
+    assert RunConfig.default(data={"task": "translate", "train_pairs": 1000}).data.train_pairs == 1000
+    with pytest.raises(ValueError, match="data.train_pairs=1000 is for data.task='translate'"):
+        RunConfig.default(data={"train_pairs": 1000})
 
 
 def test_the_run_keeps_its_best_validation_and_reports_both_directions_against_baselines(translation_run):
@@ -65,7 +68,7 @@ def test_the_run_keeps_its_best_validation_and_reports_both_directions_against_b
     assert report["test_sentences"] > 0 and set(report["directions"]) == {"en->zh", "zh->en"}
     for direction in report["directions"].values():
         systems = direction["systems"]
-        assert {"greedy", "most_common", "retrieval"} <= set(systems)
+        assert {"greedy", "memory", "most_common", "retrieval"} == set(systems)
         assert all(0 <= systems[name]["chrf"] <= 100 for name in ("greedy", "most_common", "retrieval"))
     assert "tok:zh" in report["directions"]["en->zh"]["signatures"]["bleu"]
     assert [example["source"] for example in report["examples"]][:2] == ["天气如何？", "今天天气很好。"]
@@ -90,37 +93,30 @@ def test_the_command_line_translates_arguments_and_standard_input(translation_ru
     assert piped.stdout.split("\n") == [*expected, ""]
 
 
+def test_the_command_line_translates_with_the_runs_training_pairs_as_memory(translation_run):
+    from tfllm.data import load_parallel_corpus
+    from tfllm.evaluation import TranslationMemory
+
+    memory = TranslationMemory(load_parallel_corpus(translation_run.config.data.corpus, "train"), k=2)
+    texts = ["one two", "three"]
+    expected = [translation_run.model.translate(text, target="zh", memory=memory) for text in texts]
+    assert all(choice in memory.retrieval("en", "zh").targets for choice in expected)
+    given = tfllm_command("translate", translation_run.run_dir, "--to", "zh", "--memory", "--memory-candidates", "2",
+                          *texts)
+    assert given.returncode == 0, given.stderr
+    assert given.stdout.split("\n") == [*expected, ""]
+
+
 @pytest.mark.parametrize("args, message", [
     (["translate", "{run}", "--to", "fr", "hello"], "target language 'fr'"),
+    (["translate", "{run}", "--to", "zh", "--memory", "--memory-candidates", "0", "one"], "--memory-candidates 0"),
+    (["translate", "{run}", "--to", "zh", "--memory-candidates", "2", "one"], "--memory-candidates is for --memory"),
+    (["translate", "{run}", "--to", "zh", "--memory", "--num-beams", "2", "one"], "generates nothing"),
     (["generate", "{run}", "--prompt", "hello"], "holds a translation model: use tfllm translate"),
 ])
 def test_bad_requests_are_one_line_and_exit_2(translation_run, args, message):
     result = tfllm_command(*[arg.format(run=translation_run.run_dir) for arg in args])
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
-
-
-def test_memory_rerank_picks_the_candidate_whose_own_tokens_the_model_finds_likeliest(monkeypatch):
-    from tfllm.evaluation import NearestNeighbourRetrieval
-    from tfllm.models import LSTMLM
-    from tfllm.tokenizers import ByteTokenizer
-    from tfllm.training import translation_task
-
-    template = TranslationTemplate(LANGUAGES)
-    model = LSTMLM(261, hidden_dim=4, tokenizer=ByteTokenizer(special_tokens=template.special_tokens),
-                   prompt_template=template)
-    pairs = [{"en": "one", "zh": "一"}, {"en": "two", "zh": "二"}, {"en": "ten", "zh": "十"}]
-    retrieval = NearestNeighbourRetrieval(pairs, "en", "zh")
-    seen = []
-
-    def scores(model, sequences):  # log p of each predicted token: -1 on the 6 of the prompt, then by candidate
-        seen.extend(sequences)
-        two = [byte + 3 for byte in "二".encode()]  # the byte tokenizer's ids are bytes + 3
-        return [[-1.0] * 6 + [-0.1 if ids[7:-1] == two else -2.0] * (len(ids) - 7) for ids in sequences]
-
-    monkeypatch.setattr(translation_task, "token_log_likelihoods", scores)
-    chosen = translation_task.memory_rerank(model, retrieval, ["twoo"], "zh", ["x"], k=2)
-    assert len(seen) == 3 and all(len(ids) >= 9 for ids in seen)  # "x" and the two nearest targets, with the prompt
-    assert chosen == ["二"]
 
 
 def test_export_prints_translate_requests_for_a_translation_run(translation_run, tmp_path):

@@ -10,9 +10,11 @@ and no Chinese text of the validation or test split appears in training, and a p
 texts of its group, never on the order of the lines or on the other groups.
 """
 
+import hashlib
 import json
 import os
 
+from tfllm.checks import require_positive_int
 from tfllm.data.hsk import hsk_sentences, word_gloss
 from tfllm.data.splits import check_split, split_of
 
@@ -22,7 +24,7 @@ TABLE_SUFFIXES = (".tsv", ".txt")
 JSONL_SUFFIX = ".jsonl"
 
 
-def load_parallel_corpus(name_or_path="hsk", split=None, include_glosses=False, fields=LANGUAGES):
+def load_parallel_corpus(name_or_path="hsk", split=None, include_glosses=False, fields=LANGUAGES, train_pairs=None):
     """English-Chinese pairs as a list of `{"en": ..., "zh": ..., "ref": ...}` dicts, in the order of the source.
 
     Texts are stripped of surrounding whitespace and otherwise kept as they are (no change to the Chinese script,
@@ -45,6 +47,10 @@ def load_parallel_corpus(name_or_path="hsk", split=None, include_glosses=False, 
             once per word, after the sentences, leaving out any whose text is a validation or test sentence. Only
             for `split=None` and `"train"`: validation and test measure sentence translation and get none.
         fields: The English and the Chinese field of a `.jsonl` file, such as `("english", "chinese")`.
+        train_pairs: None for the whole training split, or a number of its pairs to keep (for a learning curve):
+            those whose `"zh\ten"` text has the smallest SHA-256, a sample that is the same on every machine and
+            holds every smaller one. The glosses then come from the words of these pairs only. Validation and test
+            are unchanged.
 
     Returns:
         A non-empty list of dicts with `str` values.
@@ -63,6 +69,8 @@ def load_parallel_corpus(name_or_path="hsk", split=None, include_glosses=False, 
     [3853, 222, 199]
     >>> load_parallel_corpus(split="train", include_glosses=True)[-1]["ref"].startswith("gloss:")
     True
+    >>> len(load_parallel_corpus(split="train", train_pairs=1000)), len(load_parallel_corpus(train_pairs=1000))
+    (1000, 1421)
     """
     check_split(split)
     fields = _check_fields(fields, name_or_path)
@@ -76,11 +84,15 @@ def load_parallel_corpus(name_or_path="hsk", split=None, include_glosses=False, 
         )
     else:
         pairs, words = _read_pairs(name_or_path, fields), {}
+    if train_pairs is not None:
+        train_pairs = require_positive_int("train_pairs", train_pairs)
     splits = _group_splits(pairs)
-    chosen = [pair for pair, pair_split in zip(pairs, splits) if split is None or pair_split == split]
+    if train_pairs is not None:
+        splits = _sample_training(pairs, splits, train_pairs)
+    chosen = [pair for pair, pair_split in zip(pairs, splits) if pair_split and split in (None, pair_split)]
     if include_glosses and split in (None, "train"):
         training = [pair for pair, pair_split in zip(pairs, splits) if pair_split == "train"]
-        held_out = [pair for pair, pair_split in zip(pairs, splits) if pair_split != "train"]
+        held_out = [pair for pair, pair_split in zip(pairs, splits) if pair_split in ("validation", "test")]
         chosen += _gloss_pairs(training, words, held_out)
     if not chosen:
         raise ValueError(
@@ -155,6 +167,17 @@ def _group_splits(pairs):
         smallest[group] = min(smallest.get(group, (pair["zh"], pair["en"])), (pair["zh"], pair["en"]))
     keys = {group: split_of(f"{zh}\t{en}") for group, (zh, en) in smallest.items()}
     return [keys[root(index)] for index in range(len(pairs))]
+
+
+def _sample_training(pairs, splits, count):
+    """`splits` with the training pairs beyond the `count` of smallest hash marked None (in no split)."""
+    training = [index for index, pair_split in enumerate(splits) if pair_split == "train"]
+    if count > len(training):
+        raise ValueError(f"train_pairs={count} is more than the {len(training)} pairs of the training split")
+    digest = {index: hashlib.sha256(f"{pairs[index]['zh']}\t{pairs[index]['en']}".encode()).digest()
+              for index in training}
+    kept = set(sorted(training, key=digest.__getitem__)[:count])
+    return [pair_split if pair_split != "train" or index in kept else None for index, pair_split in enumerate(splits)]
 
 
 def _gloss_pairs(training, words, held_out):

@@ -1,5 +1,6 @@
 """Evaluation written once for every model: per-token scoring, exact perplexity and bits per byte, the memorization
-check, the share of generated words that a corpus uses, and translation scores with the baselines to beat.
+check, the share of generated words that a corpus uses, and translation scores with the baselines to beat, and
+a translation memory the model chooses from.
 
 A model is seen through its decode contract (`tokenizer`, `decode`, `generate`, ...), never its class, so this
 package imports nothing of `tfllm.models`; `CausalLM.score`, training and export ask it.
@@ -9,6 +10,7 @@ from tfllm.evaluation.memorization import MemorizationReport, memorization_rate,
 from tfllm.evaluation.perplexity import EvaluationResult, evaluate_corpus, evaluate_texts
 from tfllm.evaluation.scoring import sliding_windows, token_log_likelihoods
 from tfllm.evaluation.translation_baselines import MostCommonTarget, NearestNeighbourRetrieval
+from tfllm.evaluation.translation_memory import TranslationMemory, candidate_log_likelihoods, memory_translations
 from tfllm.evaluation.translation_metrics import TranslationScores, translation_scores
 from tfllm.evaluation.word_share import corpus_words, known_word_share
 
@@ -32,4 +34,8 @@ __all__ = [
     "translation_scores",
     "MostCommonTarget",
     "NearestNeighbourRetrieval",
+    # The model and the training pairs together: retrieved candidates, chosen by the model both ways.
+    "TranslationMemory",
+    "candidate_log_likelihoods",
+    "memory_translations",
 ]

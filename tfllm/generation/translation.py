@@ -59,13 +59,18 @@ def translation_budget(source_lengths, context, max_prompt_tokens, xp=np):
 
     >>> translation_budget(np.array([2, 5, 40]), context=32, max_prompt_tokens=31)  # 3 per token + 8; long: half
     (array([14, 23, 16]), array([15,  6, 13]))
+    >>> translation_budget(np.array([23, 60]), context=96, max_prompt_tokens=95)  # the source first, up to half
+    (array([70, 48]), array([23, 45]))
     >>> translation_budget(np.array([2, 40]), context=None, max_prompt_tokens=1024)
     (array([ 14, 128]), array([1021, 1021]))
     """
     max_new_tokens = _TOKENS_PER_SOURCE_TOKEN * source_lengths + _EXTRA_TOKENS
     room = xp.full_like(source_lengths, max_prompt_tokens)
     if context is not None:
-        # A long source shares the context with its translation.
-        max_new_tokens = xp.where(max_new_tokens + _TAG_TOKENS >= context, context // 2, max_new_tokens)
+        # When both do not fit, the source keeps its tokens and the translation gets the rest of the context, or
+        # half of it when the source is longer than that.
+        fits = source_lengths + max_new_tokens + _TAG_TOKENS <= context
+        max_new_tokens = xp.where(fits, max_new_tokens,
+                                  xp.maximum(context - _TAG_TOKENS - source_lengths, context // 2))
         room = xp.minimum(room, context - max_new_tokens)
     return max_new_tokens, xp.maximum(room - _TAG_TOKENS, 0)

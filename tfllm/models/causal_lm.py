@@ -298,7 +298,7 @@ class CausalLM(MultiWorkerFit, keras.Model):
         )
 
     def translate(self, texts, target, source=None, max_new_tokens=None, sampler="greedy", num_beams=None,
-                  **sampling):
+                  memory=None, **sampling):
         """Translates `texts` into the language `target`, for a model trained to translate (its `prompt_template`
         is a `tfllm.data.TranslationTemplate`, as `tfllm train --task translate` makes).
 
@@ -310,8 +310,12 @@ class CausalLM(MultiWorkerFit, keras.Model):
             texts: a string or a list of strings.
             target: the target language's code, one of the template's `languages` (e.g. "zh").
             source: the source language's code; None means the other language of a two-language model.
-            max_new_tokens: the longest translation in tokens; None means 3 per token of the longest text, plus 8.
+            max_new_tokens: the longest translation in tokens; None means 3 per token of the longest text, plus 8
+                (less when that and the text do not fit in the context together).
             sampler, num_beams, **sampling: as `generate` takes them (`temperature`, `top_p`, `seed`, ...).
+            memory: a `tfllm.evaluation.TranslationMemory` of training pairs: each translation is then the target
+                of one of the pairs whose source is most similar, the one the model reads the text back from best
+                (nothing is generated; with a few thousand pairs, this beats what a small model writes).
 
         Returns:
             A string for a string, a list of strings for a list.
@@ -335,6 +339,18 @@ class CausalLM(MultiWorkerFit, keras.Model):
         if template is None or template.kind != "translation":
             raise ValueError("translate needs a model trained to translate (a TranslationTemplate as its "
                              f"prompt_template, as `tfllm train --task translate` makes); this one has {template!r}")
+        if memory is not None:
+            if max_new_tokens is not None or sampler != "greedy" or num_beams or sampling:
+                raise ValueError("memory chooses among the memory's sentences and generates nothing: drop "
+                                 "max_new_tokens, sampler, num_beams and the sampling settings")
+            source = template.source_language(target, source)
+            single = isinstance(texts, (str, bytes))
+            texts = [text.decode("utf-8") if isinstance(text, bytes) else text
+                     for text in ([texts] if single else texts)]
+            if not texts:
+                raise ValueError("texts is empty: expected at least one text to translate")
+            chosen = memory.translate(self, texts, target, source)
+            return chosen[0] if single else chosen
         return translation.translate(self, template, texts, target, source=source, max_new_tokens=max_new_tokens,
                                      sampler=sampler, num_beams=num_beams, **sampling)
 

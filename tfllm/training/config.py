@@ -80,7 +80,7 @@ _TRAIN = {
 # 10 minutes and 2.0 bits per byte). SentencePiece pieces of the KJV average 3.6 bytes, so a step of 16 x 128 tokens
 # reads about 7 KB of text, 3.6 times what the byte tokenizer would read at nearly the same cost.
 DEFAULTS = {
-    "data": {"corpus": "kjv", "tokenizer": "sentencepiece", "clean": False, "task": "lm"},
+    "data": {"corpus": "kjv", "tokenizer": "sentencepiece", "clean": False, "task": "lm", "train_pairs": None},
     # By tokenizer: the vocabulary to learn when the config names none (byte's is fixed; char keeps every character).
     "vocab_size": {"byte": None, "char": None, "wordpiece": 4096, "sentencepiece": 4096},
     "model": {
@@ -241,11 +241,13 @@ class DataConfig(_Section):
         task: what the run learns: "lm" (the corpus as text), or "translate" (a parallel corpus, as
             `tfllm.data.load_parallel_corpus` takes it: one model translates in both directions); "translate" changes
             the defaults of the other keys (`DEFAULTS["task"]["translate"]`).
+        train_pairs: "translate" only: train on this many pairs of the training split (a fixed sample, see
+            `load_parallel_corpus`), to see what more data buys; None: all of them.
 
     Example:
 
     >>> DataConfig.default()
-    DataConfig(corpus='kjv', tokenizer='sentencepiece', vocab_size=4096, clean=False, task='lm')
+    DataConfig(corpus='kjv', tokenizer='sentencepiece', vocab_size=4096, clean=False, task='lm', train_pairs=None)
     >>> DataConfig.default("byte").vocab_size is None  # the byte tokenizer learns nothing
     True
     >>> DataConfig("kjv", "byte", None, clean="no")
@@ -255,13 +257,22 @@ class DataConfig(_Section):
     """
 
     section = "data"
-    keys_added_later = {"task": "lm"}
+    keys_added_later = {"task": "lm", "train_pairs": None}
 
     corpus: str
     tokenizer: str = dataclasses.field(metadata={"choices": TOKENIZERS})
     vocab_size: int | None
     clean: bool
     task: str = dataclasses.field(default=DEFAULTS["data"]["task"], metadata={"choices": TRAIN_TASKS})
+    train_pairs: int | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.train_pairs is not None:
+            require_positive_int("data.train_pairs", self.train_pairs)
+            if self.task != "translate":
+                raise ValueError(f"data.train_pairs={self.train_pairs} is for data.task='translate' (a parallel "
+                                 f"corpus), not {self.task!r}")
 
     @classmethod
     def default(cls, tokenizer=None):

@@ -11,7 +11,8 @@ weights of the best validation are kept (`BestWeights`), since a few thousand sh
 The figures of a run (`translation_report`) are the field's: chrF and BLEU (sacrebleu) of greedy translations of
 the test split in each direction, beside the same metrics for two baselines on the same sentences, the most common
 training target and nearest-neighbour retrieval (`tfllm.evaluation.translation_baselines`), so that the numbers
-mean something.
+mean something, and the model with its translation memory (`tfllm.evaluation.TranslationMemory`: the nearest
+training targets, chosen by the model).
 """
 
 import dataclasses
@@ -20,11 +21,10 @@ import numpy as np
 import tensorflow as tf
 
 from tfllm.data import TranslationTemplate, load_parallel_corpus, pack_sequences, parallel_texts, sft_dataset
-from tfllm.evaluation import MostCommonTarget, NearestNeighbourRetrieval, token_log_likelihoods, translation_scores
+from tfllm.evaluation import MostCommonTarget, TranslationMemory, translation_scores
 from tfllm.training.builders import ValidationData
 
 LANGUAGES = ("en", "zh")
-MEMORY_CANDIDATES = 4  # training targets `memory_rerank` lets the model choose among, beside its own translation
 # The textbook's own example, both ways, translated in every report.
 EXAMPLES = ({"source": "天气如何？", "target_language": "en"}, {"source": "今天天气很好。", "target_language": "en"},
             {"source": "How is the weather?", "target_language": "zh"},
@@ -52,10 +52,12 @@ def translation_template():
 
 
 def read_parallel_texts(data_config):
-    """The train (with the glosses, for the HSK corpus), validation and test pairs of `data_config.corpus`."""
+    """The train (with the glosses, for the HSK corpus; `data_config.train_pairs` of them), validation and test
+    pairs of `data_config.corpus`."""
     corpus = data_config.corpus
     return ParallelTexts(
-        train=load_parallel_corpus(corpus, "train", include_glosses=corpus == "hsk"),
+        train=load_parallel_corpus(corpus, "train", include_glosses=corpus == "hsk",
+                                   train_pairs=data_config.train_pairs),
         validation=load_parallel_corpus(corpus, "validation"),
         test=load_parallel_corpus(corpus, "test"),
     )
@@ -116,58 +118,28 @@ def translation_report(model, texts, num_beams=None):
         num_beams: also score beam search with this many beams (slower); None scores greedy decoding only.
     """
     report = {"test_sentences": len(texts.test), "directions": {}}
+    memory = TranslationMemory(texts.train_sentences)
     for source, target in ((a, b) for a in LANGUAGES for b in LANGUAGES if a != b):
         sources = [pair[source] for pair in texts.test]
         references = [pair[target] for pair in texts.test]
         systems = {"greedy": model.translate(sources, target=target)}
         if num_beams:
             systems[f"beam{num_beams}"] = model.translate(sources, target=target, num_beams=num_beams)
-        sentences = texts.train_sentences
-        retrieval = NearestNeighbourRetrieval(sentences, source, target)
-        systems["memory_rerank"] = memory_rerank(model, retrieval, sources, target, systems["greedy"])
-        systems["most_common"] = MostCommonTarget(sentences, source, target).translate(sources)
-        systems["retrieval"] = retrieval.translate(sources)
+        systems["memory"] = model.translate(sources, target=target, memory=memory)
+        systems["most_common"] = MostCommonTarget(texts.train_sentences, source, target).translate(sources)
+        systems["retrieval"] = memory.retrieval(source, target).translate(sources)
         scores = {name: translation_scores(hypotheses, references, target) for name, hypotheses in systems.items()}
         report["directions"][f"{source}->{target}"] = {
             "systems": {name: {"chrf": score.chrf, "bleu": score.bleu} for name, score in scores.items()},
             "signatures": {"chrf": scores["greedy"].chrf_signature, "bleu": scores["greedy"].bleu_signature},
-            "samples": [{"source": s, "reference": r, "greedy": g}
-                        for s, r, g in list(zip(sources, references, systems["greedy"]))[:5]],
+            "samples": [{"source": s, "reference": r, "greedy": g, "memory": m}
+                        for s, r, g, m in list(zip(sources, references, systems["greedy"], systems["memory"]))[:5]],
         }
     report["examples"] = [
-        {**example, "translation": model.translate(example["source"], target=example["target_language"])}
+        {**example, "translation": model.translate(example["source"], target=example["target_language"]),
+         "with_memory": model.translate(example["source"], target=example["target_language"], memory=memory)}
         for example in EXAMPLES]
     return report
-
-
-def memory_rerank(model, retrieval, sources, target, hypotheses, k=MEMORY_CANDIDATES):
-    """The model and a translation memory together: for each source, the candidate the model finds most likely as
-    its translation (mean log-probability per token, eos included), among its own translation (`hypotheses`) and
-    the targets of the `k` training pairs whose sources are most similar (`retrieval.nearest`).
-
-    The memory brings whole, fluent sentences the model could not write; the model judges which one translates
-    this source. With k candidates and no model (its own hypothesis left out, the nearest kept) this is the
-    retrieval baseline.
-    """
-    template, tokenizer = model.prompt_template, model.tokenizer
-    indices, _ = retrieval.nearest(sources, k=min(k, len(retrieval.targets)))
-    candidates = [[hypothesis, *(retrieval.targets[i] for i in row)] for hypothesis, row in zip(hypotheses, indices)]
-    prompts = [template.format_prompt({"source": text, "target_language": target}) for text in sources]
-    prompt_ids = tokenizer.tokenize(tf.constant(prompts)).to_list()
-    flat = [candidate for row in candidates for candidate in row]
-    candidate_ids = tokenizer.tokenize(tf.constant(flat)).to_list()
-    owners = [index for index, row in enumerate(candidates) for _ in row]
-    sequences = [[tokenizer.bos_id, *prompt_ids[owner], *ids, tokenizer.eos_id]
-                 for owner, ids in zip(owners, candidate_ids)]
-    log_likelihoods = token_log_likelihoods(model, sequences)  # each predicted token's, after the bos
-    per_token = np.asarray([np.mean(values[len(prompt_ids[owner]):])  # the candidate's tokens and its eos
-                            for owner, values in zip(owners, log_likelihoods)])
-    chosen, start = [], 0
-    for row in candidates:
-        best = int(np.argmax(per_token[start: start + len(row)]))
-        chosen.append(row[best])
-        start += len(row)
-    return chosen
 
 
 def report_lines(report):
@@ -177,5 +149,6 @@ def report_lines(report):
         figures = ", ".join(f"{name} {values['chrf']:.1f} / {values['bleu']:.1f}"
                             for name, values in figures["systems"].items())
         lines.append(f"  {direction}: {figures}")
-    lines += [f"  {example['source']} -> {example['translation']}" for example in report["examples"]]
+    lines += [f"  {example['source']} -> {example['translation']} (with the memory: {example['with_memory']})"
+              for example in report["examples"]]
     return lines
