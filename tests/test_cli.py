@@ -1,6 +1,13 @@
-"""The `tfllm` command: help, the whole life of a run in subprocesses, nothing lost on a kill, one line on bad input."""
+"""The `tfllm` command: help, the whole life of a run in subprocesses, nothing lost on a kill, one line on bad input.
 
+Each command runs at least once as the console script in a new process; where a test checks only what a command
+writes, it runs `cli.main` in this process (`tfllm_main`) or several commands in one new process (`tfllm_session`),
+which spares TensorFlow's start-up per command.
+"""
+
+import contextlib
 import dataclasses
+import io
 import json
 import os
 import pathlib
@@ -35,6 +42,52 @@ TINY = {  # a Transformer that trains in seconds on the verses of three KJV chap
 def tfllm_command(*args, stdin=None, timeout=600):
     return subprocess.run([SCRIPT, *map(str, args)], input=stdin, capture_output=True, text=True, timeout=timeout,
                           env=ENV, stdin=None if stdin is not None else subprocess.DEVNULL)
+
+
+def tfllm_main(capsys, *args, stdin=None):
+    """`tfllm ARGS` as `tfllm_command` runs it, but in this process: for tests of what a command writes.
+
+    Not for `train` or `finetune` runs, whose default strategy would see this session's two logical CPUs."""
+    capsys.readouterr()
+    saved = sys.stdin
+    sys.stdin = io.StringIO(stdin) if stdin is not None else saved
+    try:
+        code = cli.main([str(arg) for arg in args])
+    except SystemExit as exit:
+        code = exit.code
+    finally:
+        sys.stdin = saved
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, out, err)
+
+
+SESSION = r"""
+import contextlib, io, json, sys
+from tfllm import cli
+
+results = []
+for argv in json.loads(sys.argv[1]):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = cli.main(argv)
+        except SystemExit as exit:
+            code = exit.code
+    results.append([code, out.getvalue(), err.getvalue()])
+with open(sys.argv[2], "w") as file:
+    json.dump(results, file)
+"""
+
+
+def tfllm_session(folder, *commands):
+    """Runs each command (a list of `tfllm` arguments) in turn in one new process; returns their completed processes
+    (exit status, standard output, standard error), as `tfllm_command` does for one."""
+    argvs = [[str(arg) for arg in args] for args in commands]
+    results = folder / "session.json"
+    process = subprocess.run([sys.executable, "-c", SESSION, json.dumps(argvs), results], capture_output=True,
+                             text=True, timeout=900, env=ENV, stdin=subprocess.DEVNULL)
+    assert process.returncode == 0, process.stderr[-3000:]
+    return [subprocess.CompletedProcess(argv, *result) for argv, result in zip(argvs, json.loads(results.read_text()))]
 
 
 def test_version_is_printed(capsys):
@@ -148,7 +201,7 @@ def workspace(tmp_path_factory):
     return folder, trained
 
 
-def test_train_writes_a_complete_run_and_prints_its_numbers_and_a_sample(workspace):
+def test_train_writes_a_complete_run_and_prints_its_numbers_and_a_sample(workspace, capsys):
     folder, trained = workspace
     assert trained.returncode == 0, trained.stderr[-3000:]
     metrics = json.loads((folder / "run" / "metrics.json").read_text())
@@ -156,54 +209,58 @@ def test_train_writes_a_complete_run_and_prints_its_numbers_and_a_sample(workspa
     assert metrics["samples"][0]["text"] in trained.stdout
     assert f"tfllm generate {folder / 'run'}" in trained.stdout
     assert json.loads((folder / "run" / "run.json").read_text())["kind"] == "pretrain"
-    again = tfllm_command("train", "--config", folder / "tiny.yaml", "--output-dir", folder / "run", "--quiet")
+    again = tfllm_main(capsys, "train", "--config", folder / "tiny.yaml", "--output-dir", folder / "run", "--quiet")
     assert again.returncode == 2 and "holds a complete run: use overwrite=True (--overwrite)" in again.stderr
 
 
-def test_evaluate_prints_the_exact_numbers_of_the_run_as_json_and_as_a_table(workspace):
+def test_evaluate_prints_the_exact_numbers_of_the_run_as_json_and_as_a_table(workspace, capsys):
     folder, _ = workspace
-    as_json = tfllm_command("evaluate", folder / "run", "--json")
+    as_json = tfllm_main(capsys, "evaluate", folder / "run", "--json")
     assert as_json.returncode == 0, as_json.stderr[-3000:]
     report = json.loads(as_json.stdout)
     metrics = json.loads((folder / "run" / "metrics.json").read_text())
     assert report["bits_per_byte"] == pytest.approx(metrics["bits_per_byte"], rel=1e-6)
     assert report["tokens"] == metrics["validation_tokens"] and report["split"] == "validation"
-    table = tfllm_command("evaluate", folder / "run", "--split", "train")
+    table = tfllm_main(capsys, "evaluate", folder / "run", "--split", "train")
     assert "bits per byte" in table.stdout and "(train)" in table.stdout
 
 
-def test_generate_from_flags_a_file_and_stdin_streaming_or_not(workspace):
+def test_generate_from_flags_a_file_and_stdin_streaming_or_not(workspace, capsys):
     folder, _ = workspace
     (folder / "prompts.txt").write_text("In the\nAnd\n")
     greedy = ["--temperature", "0", "--max-new-tokens", "6"]
-    from_flags = tfllm_command("generate", folder / "run", "--prompt", "In the", "--prompt", "And", *greedy)
+    from_flags = tfllm_main(capsys, "generate", folder / "run", "--prompt", "In the", "--prompt", "And", *greedy)
     assert from_flags.returncode == 0, from_flags.stderr[-3000:]
     lines = from_flags.stdout.splitlines()
     assert len(lines) == 2 and lines[0].startswith("In the") and lines[1].startswith("And")
-    assert tfllm_command("generate", folder / "run", "--prompts-file", folder / "prompts.txt", *greedy).stdout == \
-        from_flags.stdout
-    assert tfllm_command("generate", folder / "run", *greedy, stdin="In the\nAnd\n").stdout == from_flags.stdout
-    assert tfllm_command("generate", folder / "run", "--prompt", "In the", "--prompt", "And", "--stream",
-                         *greedy).stdout == from_flags.stdout
+    assert tfllm_main(capsys, "generate", folder / "run", "--prompts-file", folder / "prompts.txt",
+                      *greedy).stdout == from_flags.stdout
+    assert tfllm_main(capsys, "generate", folder / "run", *greedy, stdin="In the\nAnd\n").stdout == from_flags.stdout
+    assert tfllm_main(capsys, "generate", folder / "run", "--prompt", "In the", "--prompt", "And", "--stream",
+                      *greedy).stdout == from_flags.stdout
 
 
 def test_finetune_sft_and_classify_make_new_runs_that_record_their_parent(workspace):
     folder, _ = workspace
-    sft = tfllm_command("finetune", folder / "run", "--task", "sft", "--data", folder / "pairs.jsonl", "--steps", 4,
-                        "--output-dir", folder / "sft", "--quiet")
+    sft, generated, classify, evaluated, refused = tfllm_session(
+        folder,
+        ["finetune", folder / "run", "--task", "sft", "--data", folder / "pairs.jsonl", "--steps", 4, "--output-dir",
+         folder / "sft", "--quiet"],
+        ["generate", folder / "sft", "--prompt", "Q: say 3\nA: ", "--max-new-tokens", 3],
+        ["finetune", folder / "run", "--task", "classify", "--data", folder / "labelled.jsonl", "--steps", 6,
+         "--output-dir", folder / "classify", "--quiet"],
+        ["evaluate", folder / "classify", "--json"],
+        ["generate", folder / "classify", "--prompt", "x"])
     assert sft.returncode == 0, sft.stderr[-3000:]
     record = json.loads((folder / "sft" / "finetune.json").read_text())
     assert record["parent"] == str(folder / "run") and record["config"]["task"] == "sft"
     assert 0 <= json.loads((folder / "sft" / "metrics.json").read_text())["exact_match"] <= 1
-    assert tfllm_command("generate", folder / "sft", "--prompt", "Q: say 3\nA: ", "--max-new-tokens", 3).returncode == 0
+    assert generated.returncode == 0, generated.stderr[-3000:]
     assert not (folder / "sft" / "template.json").exists()  # pairs of a file carry their own prompt format
 
-    classify = tfllm_command("finetune", folder / "run", "--task", "classify", "--data", folder / "labelled.jsonl",
-                             "--steps", 6, "--output-dir", folder / "classify", "--quiet")
     assert classify.returncode == 0, classify.stderr[-3000:]
-    report = json.loads(tfllm_command("evaluate", folder / "classify", "--json").stdout)
+    report = json.loads(evaluated.stdout)
     assert report["label_names"] == ["dark", "light"] and 0 <= report["accuracy"] <= 1
-    refused = tfllm_command("generate", folder / "classify", "--prompt", "x")
     assert refused.returncode == 2 and "holds a classifier" in refused.stderr
 
 
@@ -230,7 +287,7 @@ for body in sys.argv[2:]:  # REST bodies in the row format, each instance's valu
 """
 
 
-def test_export_writes_a_numbered_version_that_a_fresh_process_serves_as_the_printed_requests_ask(workspace):
+def test_export_writes_a_numbered_version_that_a_fresh_process_serves_as_the_printed_requests_ask(workspace, capsys):
     folder, _ = workspace
     exported = tfllm_command("export", folder / "run", folder / "exported")  # under XLA, as tfllm generate
     assert exported.returncode == 0, exported.stderr[-3000:]
@@ -241,16 +298,16 @@ def test_export_writes_a_numbered_version_that_a_fresh_process_serves_as_the_pri
     served = subprocess.run([sys.executable, folder / "serve.py", folder / "exported" / "1", *bodies],
                             capture_output=True, text=True, timeout=300, env=ENV)
     assert served.returncode == 0, served.stderr[-3000:]
-    greedy = tfllm_command("generate", folder / "run", "--prompt", "In the", "--prompt", "And", "--temperature", 0,
-                           "--max-new-tokens", 6)
+    greedy = tfllm_main(capsys, "generate", folder / "run", "--prompt", "In the", "--prompt", "And", "--temperature",
+                        0, "--max-new-tokens", 6)
     row = json.loads(bodies[1])["instances"][0]  # the run's sampling settings (TINY: 8 tokens, 0.8, top-p 0.9)
     assert (row["max_new_tokens"], row["temperature"], row["top_p"]) == (8, 0.8, 0.9)
-    sampled = tfllm_command("generate", folder / "run", "--prompt", row["prompts"], "--temperature", 0.8,
-                            "--top-p", 0.9, "--seed", 0, "--max-new-tokens", 8)
+    sampled = tfllm_main(capsys, "generate", folder / "run", "--prompt", row["prompts"], "--temperature", 0.8,
+                         "--top-p", 0.9, "--seed", 0, "--max-new-tokens", 8)
     lines = served.stdout.splitlines()
     assert lines[:2] == greedy.stdout.splitlines() and lines[-1] == sampled.stdout.strip()
     assert lines[2].startswith(row["prompts"])  # serving_default: the run's settings, a new seed per request
-    again = tfllm_command("export", folder / "run", folder / "exported")
+    again = tfllm_main(capsys, "export", folder / "run", folder / "exported")
     assert again.returncode == 2 and "exported/1 exists and is not empty: choose another --version" in again.stderr
 
 
@@ -363,10 +420,10 @@ def test_generate_applies_the_runs_template_unless_told_not_to():
     assert parser.parse_args(["generate", "runs/x", "--prompt", "hi", "--no-template"]).apply_template is False
 
 
-def test_generate_answers_each_line_of_standard_input_as_it_arrives(workspace):
+def test_generate_answers_each_line_of_standard_input_as_it_arrives(workspace, capsys):
     folder, _ = workspace
     greedy = ["--temperature", "0", "--max-new-tokens", "6"]
-    expected = tfllm_command("generate", folder / "run", "--prompt", "In the", "--prompt", "And", *greedy).stdout
+    expected = tfllm_main(capsys, "generate", folder / "run", "--prompt", "In the", "--prompt", "And", *greedy).stdout
     process = subprocess.Popen([SCRIPT, "generate", folder / "run", *greedy], stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=ENV, bufsize=0)
     try:
@@ -389,7 +446,7 @@ def _read_within(descriptor, seconds):
     return os.read(descriptor, 1 << 16)
 
 
-def test_streamed_text_on_a_terminal_shows_only_tfllm_s_lines(workspace):
+def test_streamed_text_on_a_terminal_shows_only_tfllm_s_lines(workspace, capsys):
     # A SentencePiece run, as by default: its C++ library logged "normalizer.cc(51) LOG(INFO) precompiled_charsmap is
     # empty" in the middle of the text; TensorFlow its oneDNN and CUDA lines. A user's environment: no log level set.
     folder, _ = workspace
@@ -420,7 +477,7 @@ def test_streamed_text_on_a_terminal_shows_only_tfllm_s_lines(workspace):
         os.close(terminal)
     shown = screen.decode().replace("\r\n", "\n")
     assert not any(noise in shown for noise in ("LOG(", "oneDNN", "I0000", "W0000", "E0000", "WARNING")), shown
-    piped = subprocess.run(command, capture_output=True, text=True, timeout=300, env=user_env)
+    piped = tfllm_main(capsys, *command[1:])
     assert shown == piped.stdout  # every line is the text of a prompt
 
 

@@ -12,5 +12,6 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 JIT_COMPILE = ("auto", True, False)
 STRATEGIES = ("auto", "cpu", "mirrored", "multiworker", "tpu")
 FINETUNE_TASKS = ("continue", "sft", "classify")
-# What a training run learns from its data: "lm" (language modeling of a corpus), "translate" (parallel pairs).
-TRAIN_TASKS = ("lm", "translate")
+# What a training run learns from its data: "lm" (language modeling of a corpus), "translate" (parallel pairs),
+# "chat" (bilingual text, then conversations).
+TRAIN_TASKS = ("lm", "translate", "chat")

@@ -2,7 +2,8 @@
 
     tfllm train [--model transformer|lstm|rnn] [--corpus kjv|PATH] [--tokenizer ...] [--steps N] [--output-dir DIR]
     tfllm evaluate RUN_DIR [--corpus NAME|PATH] [--split validation] [--json]
-    tfllm generate RUN_DIR --prompt TEXT [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--stream]
+    tfllm generate RUN_DIR --prompt TEXT [--max-new-tokens N] [--temperature T] [--top-p P] [--stream] [--raw]
+    tfllm chat RUN_DIR [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--memory]
     tfllm finetune RUN_DIR --task sft|classify|continue --data PATH [--output-dir DIR]
     tfllm export RUN_DIR OUT_DIR
 
@@ -17,6 +18,7 @@ pointing to its traceback, written to `error.log` in the run directory. `--debug
 """
 
 import argparse
+import contextlib
 import dataclasses
 import inspect
 import itertools
@@ -28,6 +30,7 @@ import tempfile
 import traceback
 import types
 import typing
+import warnings
 
 import yaml
 
@@ -85,6 +88,7 @@ def build_parser():
     _add_evaluate(commands)
     _add_generate(commands)
     _add_translate(commands)
+    _add_chat(commands)
     _add_finetune(commands)
     _add_export(commands)
     return parser
@@ -248,8 +252,9 @@ def _add_generate(commands):
     parser.add_argument("--num-beams", type=int, metavar="N", help="beam search with N beams (deterministic)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="the same seed gives the same text")
     parser.add_argument("--stream", action="store_true", help="print the text as it is generated")
-    parser.add_argument("--no-template", dest="apply_template", action="store_false",
-                        help="read the prompts as they are, not wrapped in the run's prompt template (template.json)")
+    parser.add_argument("--raw", "--no-template", dest="apply_template", action="store_false",
+                        help="read the prompts as they are, not wrapped in the run's prompt template (template.json); "
+                             "a chat run otherwise reads each prompt as a user message and prints the reply")
     _debug_flag(parser)
     parser.set_defaults(run=_generate)
 
@@ -277,6 +282,32 @@ def _add_translate(commands):
     parser.set_defaults(run=_translate)
 
 
+def _add_chat(commands):
+    parser = commands.add_parser(
+        "chat", help="chat with a chat run's model in the terminal",
+        description="Chat with the model of a run trained with --task chat. In a terminal: type a message after "
+                    "'you> ', the reply is shown as it is written, the conversation is kept; /reset starts a new "
+                    "one, /exit or Ctrl-D leaves. With standard input from a pipe or a file: each line is the next "
+                    "user message of one conversation, and each reply is printed on its own line as soon as it is "
+                    "ready.",
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR")
+    parser.add_argument("--max-new-tokens", type=int, metavar="N", help="the longest reply, in tokens (default: 64, "
+                        "fewer when the context is short)")
+    parser.add_argument("--temperature", type=float, metavar="T", help="draw the reply at this temperature (default: "
+                        "greedy; 0 is greedy)")
+    parser.add_argument("--top-k", type=int, metavar="K", help="draw among the K most likely tokens")
+    parser.add_argument("--top-p", type=float, metavar="P", help="nucleus sampling (1 is off)")
+    parser.add_argument("--seed", type=int, metavar="S", help="the same seed gives the same replies")
+    parser.add_argument("--memory", action="store_true",
+                        help="reply with one of the run's training replies: the one the model finds likeliest among "
+                             "those to the training messages most similar to yours (nothing is generated)")
+    parser.add_argument("--memory-candidates", type=int, metavar="K",
+                        help="training replies considered per message with --memory (default 8)")
+    _debug_flag(parser)
+    parser.set_defaults(run=_chat)
+
+
 def _add_finetune(commands):
     parser = commands.add_parser(
         "finetune", help="fine-tune a run's model into a new run directory",
@@ -299,8 +330,9 @@ def _add_export(commands):
         "export", help="write a SavedModel that serves strings, as TensorFlow Serving expects it",
         description="Export the model of a run directory as version N of a SavedModel (OUT_DIR/N/, TensorFlow "
                     "Serving's layout) with the signatures serving_default (prompts -> text, with the run's sampling "
-                    "settings), generate (prompts and one setting per row -> text) and score, loadable with "
-                    "tensorflow and tensorflow-text alone; prints a REST request that works.",
+                    "settings), generate (prompts and one setting per row -> text) and score (and translate or chat, which "
+                    "is then serving_default, for a translation or chat run), loadable with tensorflow and "
+                    "tensorflow-text alone; prints a REST request that works.",
     )
     parser.add_argument("run_dir", metavar="RUN_DIR")
     parser.add_argument("out_dir", metavar="OUT_DIR", help="the model's base directory (TensorFlow Serving's "
@@ -423,6 +455,12 @@ def _train(args):
         print(f"\nRun directory: {result.run_dir}. Next: tfllm translate {result.run_dir} --to zh \"How is the "
               "weather?\"")
         return 0
+    if config.data.task == "chat":
+        from tfllm.training.chat_task import report_lines
+
+        print("\n" + "\n".join(report_lines(metrics["chat"])))
+        print(f"\nRun directory: {result.run_dir}. Next: tfllm chat {result.run_dir}")
+        return 0
     print(f"\n{metrics['bits_per_byte']:.3f} bits per byte on the validation split "
           f"(perplexity {metrics['validation_perplexity']:.2f}); a sample:\n")
     print(metrics["samples"][0]["text"])
@@ -440,6 +478,9 @@ def _evaluate(args):
     if not run.is_classifier and run.model.prompt_template is not None and (
             run.model.prompt_template.kind == "translation"):
         return _evaluate_translation(args, run)
+    if not run.is_classifier and run.model.prompt_template is not None and (
+            run.model.prompt_template.kind == "chat") and run.kind == "pretrain" and run.config.data.task == "chat":
+        return _evaluate_chat(args, run)
     if run.is_classifier:
         report = evaluate_classifier(run)
         print(json.dumps(report) if args.json else "\n".join(f"{key:<18} {value}" for key, value in report.items()))
@@ -471,12 +512,22 @@ def _evaluate_translation(args, run):
     return 0
 
 
+def _evaluate_chat(args, run):
+    from tfllm.training.chat_task import chat_report, read_dialog_texts, report_lines
+
+    if args.corpus or args.split != "validation":
+        raise BadInput("a chat run is evaluated on the test conversations of its own corpus: drop --corpus/--split")
+    report = chat_report(run.model, read_dialog_texts(run.config.data))
+    print(json.dumps(report, ensure_ascii=False) if args.json else "\n".join(report_lines(report)))
+    return 0
+
+
 def _translate(args):
     texts = _prompts(args, args.texts)
     first = next(texts, None)
     if first is None:
         raise BadInput("no text: give the texts to translate, or lines on standard input")
-    _check_memory_flags(args)
+    _check_memory_flags(args, "sentences", ("--num-beams", "--max-new-tokens"))
     from tfllm.training import load_run
 
     run = load_run(_existing_run(args.run_dir))
@@ -496,14 +547,17 @@ def _translate(args):
     return 0
 
 
-def _check_memory_flags(args):
+def _check_memory_flags(args, what, generation_flags):
+    """Refuses --memory-candidates without --memory or below 1, and `generation_flags` (e.g. "--num-beams") given
+    with --memory, which chooses among the training `what` ("sentences", "replies") instead of generating."""
     if args.memory_candidates is not None and not args.memory:
         raise BadInput("--memory-candidates is for --memory")
     if args.memory_candidates is not None and args.memory_candidates < 1:
-        raise BadInput(f"--memory-candidates {args.memory_candidates}: expected at least 1 pair per text")
-    if args.memory and (args.num_beams or args.max_new_tokens is not None):
-        raise BadInput("--memory chooses among the training sentences and generates nothing: drop --num-beams and "
-                       "--max-new-tokens")
+        raise BadInput(f"--memory-candidates {args.memory_candidates}: expected at least 1 candidate per text")
+    given = [flag for flag in generation_flags if getattr(args, flag[2:].replace("-", "_")) is not None]
+    if args.memory and given:
+        raise BadInput(f"--memory chooses among the training {what} and generates nothing: drop "
+                       f"{', '.join(given)}")
 
 
 def _training_pairs_memory(run, k):
@@ -546,12 +600,18 @@ def _generate(args):
     if run.is_classifier:
         raise BadInput(f"{args.run_dir} holds a classifier, which does not generate text")
     model = run.model
-    if args.apply_template and model.prompt_template is not None and model.prompt_template.kind == "translation":
+    template = model.prompt_template if args.apply_template else None
+    if template is not None and template.kind == "translation":
         raise BadInput(f"{args.run_dir} holds a translation model: use tfllm translate {args.run_dir} --to LANG "
-                       "TEXT (or --no-template to continue raw prompts such as '<en>Hello<zh>')")
+                       "TEXT (or --raw to continue raw prompts such as '<en>Hello<zh>')")
+    replies = template is not None and template.kind == "chat"  # a prompt is a user message: print the reply alone
     settings = {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature, "top_k": args.top_k,
                 "top_p": args.top_p if args.top_p < 1 else None, "seed": args.seed,
                 "sampler": "random" if args.temperature > 0 else "greedy", "apply_template": args.apply_template}
+    if replies:
+        from tfllm.generation.chat import chat_stop_token_ids
+
+        settings["stop_token_ids"] = chat_stop_token_ids(model)  # eos, and the end of an assistant turn
     if args.top_k and args.top_p < 1 and args.temperature > 0:  # both: top-k, then top-p, as the SavedModel does
         from tfllm.generation import RequestSampler
 
@@ -562,12 +622,168 @@ def _generate(args):
         settings.update(sampler="beam", num_beams=args.num_beams, top_k=None, top_p=None)
     for prompt in itertools.chain([first], prompts):
         if args.stream:
-            print(prompt, end="", flush=True)
+            print("" if replies else prompt, end="", flush=True)
             for piece in model.stream(prompt, **settings):
                 print(piece, end="", flush=True)
             print(flush=True)
         else:
-            print(model.generate(prompt, **settings), flush=True)
+            print(model.generate(prompt, strip_prompt=replies, **settings), flush=True)
+    return 0
+
+
+def _chat(args):
+    _check_memory_flags(args, "replies", ("--max-new-tokens", "--temperature", "--top-k", "--top-p", "--seed"))
+    from tfllm.training import load_run
+
+    run = load_run(_existing_run(args.run_dir))
+    _require_chat_model(run, args.run_dir)
+    settings = {"memory": _dialogs_memory(run, args.memory_candidates)} if args.memory else _chat_sampling(args)
+    session = _ChatSession(run.model, settings)
+    if sys.stdin.isatty():
+        return _chat_in_terminal(session, args.run_dir)
+    return _chat_from_pipe(session)
+
+
+def _require_chat_model(run, run_dir):
+    """Refuses, as bad input naming what the run holds and the command that fits it, a run without a chat model."""
+    template = None if run.is_classifier else run.model.prompt_template
+    if template is not None and template.kind == "chat":
+        return
+    if run.is_classifier:
+        raise BadInput(f"{run_dir} holds a classifier, not a chat model: tfllm evaluate {run_dir} reports its "
+                       "accuracy (tfllm train --task chat trains a chat model)")
+    if template is not None and template.kind == "translation":
+        raise BadInput(f"{run_dir} holds a translation model, not a chat model: use tfllm translate {run_dir} --to "
+                       "LANG TEXT (tfllm train --task chat trains a chat model)")
+    raise BadInput(f"{run_dir} holds a language model without a chat template, not a chat model: use tfllm generate "
+                   f"{run_dir} --prompt TEXT (tfllm train --task chat trains a chat model)")
+
+
+def _chat_sampling(args):
+    """`model.chat`'s settings from the flags: greedy unless a temperature above 0, --top-k or --top-p asks for a
+    draw (at temperature 1 by default)."""
+    settings = {"max_new_tokens": args.max_new_tokens, "sampler": "greedy"}
+    top_p = args.top_p if args.top_p is not None and args.top_p < 1 else None
+    temperature = 1.0 if args.temperature is None else args.temperature
+    if temperature == 0 or (args.temperature is None and not args.top_k and top_p is None):
+        return settings
+    settings.update(sampler="random", temperature=temperature, top_k=args.top_k, top_p=top_p, seed=args.seed)
+    if args.top_k and top_p is not None:  # both: top-k, then top-p, as generate does
+        from tfllm.generation import RequestSampler
+
+        settings.update(sampler=RequestSampler(temperature, args.top_k, top_p), top_k=None, top_p=None)
+    return settings
+
+
+def _dialogs_memory(run, k):
+    """The `ChatMemory` of a chat run's training dialogs: a fine-tuning's data, else the run's corpus."""
+    from tfllm.data import load_dialogs
+    from tfllm.evaluation import ChatMemory
+
+    corpus = run.config.data if run.kind == "finetune" else run.config.data.corpus
+    try:
+        dialogs = load_dialogs(corpus, split="train")
+    except (OSError, ValueError) as error:
+        raise BadInput(f"--memory needs the run's training dialogs, from {corpus!r}: {error}") from None
+    return ChatMemory(dialogs, k=k)
+
+
+class _ChatSession:
+    """One conversation with a chat model: its history, and the reply to each new user message.
+
+    `settings` are `model.chat`'s (sampling, or a `memory`). A reply that comes out empty leaves the history as it
+    was (an empty assistant turn is not a conversation the model can continue); so does a message `model.chat`
+    refuses, whose error is shown as one line on stderr, as is a warning (a message cut to fit the context)."""
+
+    def __init__(self, model, settings):
+        self.model, self.settings, self.history = model, settings, []
+
+    def reset(self):
+        self.history = []
+
+    def warm_up(self, stream=False):
+        """Compiles what a reply runs, so the first one comes as fast as the next; settings `model.chat` refuses
+        raise here, before the first message, rather than with each one."""
+        with _warnings_as_lines():
+            if stream and "memory" not in self.settings:
+                pieces = self.model.chat("Hello", stream=True, **self.settings)
+                next(pieces, None)  # the first chunk compiles the prefill and the decode steps
+                pieces.close()
+            else:
+                self.model.chat("Hello", **self.settings)
+
+    def reply(self, message, stream=False):
+        """Yields the reply to the user's `message` (in pieces as it is written with `stream`, else whole), then keeps
+        the exchange in the history."""
+        messages = [*self.history, {"role": "user", "content": message}]
+        text = ""
+        with _warnings_as_lines():
+            try:
+                if stream and "memory" not in self.settings:
+                    pieces = self.model.chat(messages, stream=True, **self.settings)
+                else:
+                    pieces = [self.model.chat(messages, **self.settings)]
+                for piece in pieces:
+                    text += piece
+                    yield piece
+            except ValueError as error:
+                if not _raised_by_tfllm(error):
+                    raise
+                print(f"tfllm chat: error: {_one_line(str(error))}", file=sys.stderr, flush=True)
+                return
+        if text.strip():
+            self.history = [*messages, {"role": "assistant", "content": text.strip()}]
+
+
+@contextlib.contextmanager
+def _warnings_as_lines():
+    """Shows each warning (every time it comes) as one line on stderr, `tfllm chat: warning: ...`."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"tfllm chat: warning: {_one_line(str(message))}", file=sys.stderr, flush=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", UserWarning)
+        warnings.showwarning = show
+        yield
+
+
+def _chat_in_terminal(session, run_dir):
+    """The interactive chat: a prompt, the reply streamed, until /exit, Ctrl-D or Ctrl-C (exit status 0)."""
+    try:
+        import readline  # noqa: F401  (line editing and the history of typed lines, for input())
+    except ImportError:  # a Python built without it: plain input()
+        pass
+    try:
+        session.warm_up(stream=True)
+        print(f"Chatting with {run_dir}: /reset starts a new conversation, /exit (or Ctrl-D) leaves.", flush=True)
+        while True:
+            line = input("you> ").strip()
+            if line == "/exit":
+                return 0
+            if line == "/reset":
+                session.reset()
+                print("(a new conversation: the history is cleared)", flush=True)
+            elif line:
+                for piece in session.reply(line, stream=True):
+                    print(piece, end="", flush=True)
+                print(flush=True)
+    except (EOFError, KeyboardInterrupt):
+        print(flush=True)  # the shell's prompt on a line of its own
+        return 0
+
+
+def _chat_from_pipe(session):
+    """Each line of standard input is the next user message; each reply is one line of standard output (an empty
+    one when the model writes nothing, or the message is refused with an error on stderr)."""
+    session.warm_up()
+    for line in sys.stdin:  # a line is answered before the next is read
+        line = line.strip()
+        if line == "/exit":
+            break
+        if line == "/reset":
+            session.reset()
+        elif line:
+            print(_one_line("".join(session.reply(line)).strip()), flush=True)
     return 0
 
 
@@ -606,20 +822,26 @@ def _export(args):
                               **sampling)
     template = run.model.prompt_template
     translates = template is not None and template.kind == "translation"
-    prompt = "天气如何？" if translates else train.sample_prompts[0] if train is not None else "In the beginning"
+    chats = template is not None and template.kind == "chat"
+    prompt = ("天气如何？" if translates or chats else train.sample_prompts[0] if train is not None
+              else "In the beginning")
     examples = rest_request_examples(run.model, prompt, target_language="en",
                                      max_new_tokens=sampling.get("max_new_tokens", 32))
     if not translates:
         examples["generate"]["instances"][0].update(
             temperature=sampling.get("temperature", 0.0), top_p=sampling.get("top_p", 1.0))
-    shown = ("serving_default", "generate") if not translates else ("translate", "generate")
+    shown = ("translate", "generate") if translates else ("chat", "generate") if chats else (
+        "serving_default", "generate")
     url = "http://localhost:8501/v1/models/tfllm:predict"
     base, loop = os.path.abspath(args.out_dir), "under XLA" if args.xla else "in the plain graph"
     what = ("translate (serving_default too): texts and a target language per row -> translations; generate: "
             "prompts read as written, e.g. <zh>天气如何？<en>" if translates else
+            "chat (serving_default too): one user message per row -> the reply, with the run's sampling settings; "
+            "generate: a message per row and its settings -> the message and the reply" if chats else
             "serving_default with the run's sampling settings; generate with one setting per row")
     call = (f"served.signatures[\"translate\"](texts=tf.constant([{prompt!r}]), "
             "target_language=tf.constant([\"en\"]))[\"translation\"]" if translates else
+            f"served.signatures[\"chat\"](messages=tf.constant([{prompt!r}]))[\"replies\"]" if chats else
             f"served.signatures[\"serving_default\"](prompts=tf.constant([{prompt!r}]))[\"text\"]")
     requests = "\n".join(f"    curl -X POST {url} -d {shlex.quote(json.dumps(examples[name], ensure_ascii=False))}"
                          for name in shown)

@@ -188,8 +188,18 @@ def served(tmp_path_factory):
     return models, json.loads((folder / "results.json").read_text()), paths
 
 
+_GENERATED = {}  # (export, prompt, row, options) -> text: the REST tests ask again for rows the tensor tests asked
+
+
 def _generate(models, name, prompt, row, **options):
     """What `model.generate` gives for one prompt alone, with the settings of one row of a request."""
+    key = (name, prompt, tuple(row), tuple(sorted(options.items())))
+    if key not in _GENERATED:
+        _GENERATED[key] = _generate_now(models, name, prompt, row, **options)
+    return _GENERATED[key]
+
+
+def _generate_now(models, name, prompt, row, **options):
     new, temperature, top_k, top_p, seed = row
     if top_k and top_p < 1:  # both at once: model.generate takes that as a sampler object
         settings = {"sampler": RequestSampler(temperature, top_k, top_p)}

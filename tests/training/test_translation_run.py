@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from tests.test_cli import tfllm_command
+from tests.test_cli import tfllm_command, tfllm_main
 from tfllm.data import TranslationTemplate
 from tfllm.training import RunConfig, load_run, pretrain
 from tfllm.training.config import DEFAULTS
@@ -82,18 +82,18 @@ def test_the_saved_model_translates_with_its_template(translation_run):
     assert text == translation_run.model.translate("one two", target="zh", max_new_tokens=4)
 
 
-def test_the_command_line_translates_arguments_and_standard_input(translation_run):
+def test_the_command_line_translates_arguments_and_standard_input(translation_run, capsys):
     run_dir = translation_run.run_dir
     expected = [" ".join(translation_run.model.translate(text, target="zh").replace("\r", "\n").split("\n"))
                 for text in ("one two", "three")]  # one at a time, as the command translates: one line each
     given = tfllm_command("translate", run_dir, "--to", "zh", "one two", "three")
     assert given.returncode == 0, given.stderr
     assert given.stdout.split("\n") == [*expected, ""]
-    piped = tfllm_command("translate", run_dir, "--to", "zh", stdin="one two\nthree\n")
+    piped = tfllm_main(capsys, "translate", run_dir, "--to", "zh", stdin="one two\nthree\n")
     assert piped.stdout.split("\n") == [*expected, ""]
 
 
-def test_the_command_line_translates_with_the_runs_training_pairs_as_memory(translation_run):
+def test_the_command_line_translates_with_the_runs_training_pairs_as_memory(translation_run, capsys):
     from tfllm.data import load_parallel_corpus
     from tfllm.evaluation import TranslationMemory
 
@@ -101,8 +101,8 @@ def test_the_command_line_translates_with_the_runs_training_pairs_as_memory(tran
     texts = ["one two", "three"]
     expected = [translation_run.model.translate(text, target="zh", memory=memory) for text in texts]
     assert all(choice in memory.retrieval("en", "zh").targets for choice in expected)
-    given = tfllm_command("translate", translation_run.run_dir, "--to", "zh", "--memory", "--memory-candidates", "2",
-                          *texts)
+    given = tfllm_main(capsys, "translate", translation_run.run_dir, "--to", "zh", "--memory", "--memory-candidates",
+                       "2", *texts)
     assert given.returncode == 0, given.stderr
     assert given.stdout.split("\n") == [*expected, ""]
 
@@ -114,13 +114,14 @@ def test_the_command_line_translates_with_the_runs_training_pairs_as_memory(tran
     (["translate", "{run}", "--to", "zh", "--memory", "--num-beams", "2", "one"], "generates nothing"),
     (["generate", "{run}", "--prompt", "hello"], "holds a translation model: use tfllm translate"),
 ])
-def test_bad_requests_are_one_line_and_exit_2(translation_run, args, message):
-    result = tfllm_command(*[arg.format(run=translation_run.run_dir) for arg in args])
+def test_bad_requests_are_one_line_and_exit_2(translation_run, args, message, capsys):
+    result = tfllm_main(capsys, *[arg.format(run=translation_run.run_dir) for arg in args])
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1
 
 
-def test_export_prints_translate_requests_for_a_translation_run(translation_run, tmp_path):
-    result = tfllm_command("export", translation_run.run_dir, tmp_path / "served", "--no-xla")
+def test_export_prints_translate_requests_for_a_translation_run(translation_run, tmp_path, capsys):
+    result = tfllm_main(capsys, "export", translation_run.run_dir, tmp_path / "served", "--no-xla")
     assert result.returncode == 0, result.stderr
     assert '{"signature_name": "translate", "instances": [{"texts": "天气如何？", "target_language": "en"}]}' in (
         result.stdout)

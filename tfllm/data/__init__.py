@@ -12,7 +12,10 @@ from tfllm.data.classification import classification_dataset
 from tfllm.data.language_modeling import lm_dataset, token_windows
 from tfllm.data.packing import pack_sequences
 from tfllm.data.supervised import sft_dataset
-from tfllm.data.templates import ChatTemplate, PromptTemplate, TranslationTemplate, template_from_config, wrap_prompts
+from tfllm.data.templates import CHAT_TEMPLATE, ChatTemplate, PromptTemplate, TranslationTemplate, template_from_config, wrap_prompts
+
+# Dialogs for chat, in English and Chinese.
+from tfllm.data.dialogs import DIALOG_CORPUS_NAMES, detect_language, dialog_exchanges, dialog_texts, load_dialogs
 
 # A small question/answer set for the fine-tuning demos.
 from tfllm.data.question_answering import QUESTION_ANSWER_TEMPLATE, question_answer_pairs, question_answer_records

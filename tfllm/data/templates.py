@@ -8,9 +8,13 @@ run directory), so the command line and a SavedModel apply it without the user r
 """
 
 import dataclasses
+import re
 import string
+import warnings
 
 import tensorflow as tf
+
+from tfllm.utf8 import utf8_bytes
 
 KINDS = ("fields", "chat", "translation")
 CHAT_ROLES = ("system", "user", "assistant")
@@ -124,23 +128,33 @@ class PromptTemplate:
 class ChatTemplate:
     """A conversation (a list of `{"role", "content"}` messages) -> text, one format per role.
 
-    The convention of OpenAI messages and Hugging Face chat templates: roles "system", "user", "assistant". The
-    assistant's format is split at `{content}`: what comes before is read (it is also the generation prompt that
-    asks the model to answer), the content and what follows it are learned, on every assistant turn.
+    The convention of OpenAI messages and Hugging Face chat templates: roles "system", "user", "assistant". A
+    conversation is an optional first system message, then user and assistant messages in turn, starting with the
+    user; every content is a non-empty string. The assistant's format is split at `{content}`: what comes before is
+    read (it is also the generation prompt that asks the model to answer), the content and what follows it are
+    learned, on every assistant turn. A marker after the content (`<end>` in `CHAT_TEMPLATE`) is thus learned, and
+    generation stops there (`stop_tokens`).
 
     Args:
-        user, assistant, system: formats with one `{content}` field, e.g. `"<user>{content}"`.
+        user, assistant, system: formats with one `{content}` field, e.g. `"<user>{content}"`. Each `<name>` in
+            them is meant as a special token of the tokenizer (`special_tokens` lists them).
 
     Example:
 
-    >>> template = ChatTemplate("<user>{content}", "<assistant>{content}")
+    >>> template = ChatTemplate("<user>{content}", "<assistant>{content}<end>")
+    >>> template.special_tokens, template.stop_tokens
+    (['<system>', '<user>', '<assistant>', '<end>'], ['<end>'])
     >>> messages = [{"role": "user", "content": "天气如何"}, {"role": "assistant", "content": "今天天气很好"}]
-    >>> template.segments(messages)
-    [('<user>天气如何', False), ('<assistant>', False), ('今天天气很好', True)]
+    >>> template.segments(messages)  # what sft_dataset reads: the answer and its <end> are learned
+    [('<user>天气如何', False), ('<assistant>', False), ('今天天气很好<end>', True)]
     >>> template.format_prompt(messages[:1])  # the history, then the assistant's prefix
     '<user>天气如何<assistant>'
     >>> template.format_prompt("天气如何")  # a plain string is one user message
     '<user>天气如何<assistant>'
+    >>> template.format_prompt(messages)
+    Traceback (most recent call last):
+    ...
+    ValueError: message 1 is the last and has the role 'assistant': a prompt ends with a user message, for the assistant to answer
     """
 
     user: str = "<user>{content}"
@@ -155,22 +169,111 @@ class ChatTemplate:
             if _fields_of(getattr(self, role), role) != ("content",):
                 raise ValueError(f"{role}={getattr(self, role)!r} is invalid: expected exactly one field, {{content}}")
 
+    @property
+    def special_tokens(self):
+        """Every `<name>` marker of the formats (system, user, assistant), once each: train the tokenizer with them."""
+        literals = [text for role in CHAT_ROLES for text in _split_at_content(getattr(self, role))]
+        return list(dict.fromkeys(marker for text in literals for marker in _MARKER.findall(text)))
+
+    @property
+    def stop_tokens(self):
+        """The markers after the assistant's content: the model learns to write them, and generation stops there."""
+        return _MARKER.findall(_split_at_content(self.assistant)[1])
+
     def format_prompt(self, messages):
-        """The text of the conversation so far, ending with the assistant's prefix: what the model continues."""
-        messages = self._messages(messages)
-        prefix, _ = self.assistant.split("{content}", 1)
-        return "".join(text for text, _ in self._message_segments(messages)) + prefix
+        """The text of the conversation so far, ending with the assistant's prefix: what the model continues.
+
+        `messages` is a conversation that ends with a user message, or a plain string (one user message)."""
+        messages = self.check_conversation(messages, last_role="user")
+        return "".join(text for text, _ in self._message_segments(messages)) + _split_at_content(self.assistant)[0]
 
     def format_prompt_tensor(self, texts):
         """`format_prompt` in graph code for one user message per row: (B,) strings -> (B,) prompts."""
-        prefix, _ = self.assistant.split("{content}", 1)
-        return tf.strings.join([_join_format(self.user, {"content": texts}), prefix])
+        return tf.strings.join([_join_format(self.user, {"content": texts}), _split_at_content(self.assistant)[0]])
+
+    def fit_prompt(self, messages, tokenizer, max_tokens):
+        """`format_prompt` in at most `max_tokens` tokens of `tokenizer` (a bos before it not counted): what a model
+        with a limited context reads before its reply.
+
+        The oldest user/assistant exchanges are left out until the prompt fits (a leading system message stays). A
+        last user message too long alone keeps its first tokens (a question's start says most of what it asks),
+        with a `UserWarning`, never an error; the system message goes too if it leaves no room for the question.
+
+        >>> from tfllm.tokenizers import ByteTokenizer
+        >>> template = ChatTemplate(assistant="<assistant>{content}<end>")
+        >>> tokenizer = ByteTokenizer(special_tokens=template.special_tokens)  # a byte or a marker: one token
+        >>> conversation = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"},
+        ...                 {"role": "user", "content": "天气如何"}]
+        >>> template.fit_prompt(conversation, tokenizer, max_tokens=24)  # 3 + 7 + 13 + 1 tokens
+        '<user>Hi<assistant>Hello<end><user>天气如何<assistant>'
+        >>> template.fit_prompt(conversation, tokenizer, max_tokens=20)  # the oldest exchange goes
+        '<user>天气如何<assistant>'
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     template.fit_prompt(conversation, tokenizer, max_tokens=10)  # 8 of the 12 bytes: 2 characters
+        '<user>天气<assistant>'
+        >>> str(caught[0].message)
+        'the last message has 12 tokens, more than a prompt of 10 tokens holds: it keeps its first 8 tokens'
+        """
+        messages = self.check_conversation(messages, last_role="user")
+        first_turn = int(messages[0]["role"] == "system")
+        system, turns = messages[:first_turn], messages[first_turn:]
+        # The candidates, longest first: the whole conversation, then without its oldest exchange, ...
+        prompts = [self.format_prompt(system + turns[start:]) for start in range(0, len(turns), 2)]
+        for prompt, count in zip(prompts, _token_counts(tokenizer, prompts)):
+            if count <= max_tokens:
+                return prompt
+        return self._cut_question(system, turns[-1]["content"], tokenizer, max_tokens)
 
     def segments(self, messages):
-        """`(text, learned)` segments of a conversation: only the assistant turns' content (and suffix) is learned."""
+        """`(text, learned)` segments of a conversation that ends with the assistant's answer (a list of messages,
+        or a dict with them under "messages"): only the assistant turns' content and suffix are learned."""
         if isinstance(messages, dict) and "messages" in messages:
             messages = messages["messages"]
-        return self._message_segments(self._messages(messages))
+        return self._message_segments(self.check_conversation(messages, last_role="assistant"))
+
+    @staticmethod
+    def check_conversation(messages, last_role=None):
+        """The messages of a valid conversation as a list (a plain string is one user message); a `ValueError`
+        names the first message that is wrong: not a dict, an unknown role, content that is not a non-empty
+        string, a turn out of order (an optional first system message, then user, assistant, user, ...), or a last
+        message whose role is not `last_role` ("user" or "assistant"; None accepts either).
+
+        >>> ChatTemplate.check_conversation("Hi")
+        [{'role': 'user', 'content': 'Hi'}]
+        >>> ChatTemplate.check_conversation([{"role": "user", "content": "Hi"}, {"role": "user", "content": "Hi?"}])
+        Traceback (most recent call last):
+        ...
+        ValueError: message 1 has the role 'user' where 'assistant' was expected: a conversation is an optional system message, then user and assistant messages in turn, starting with the user
+        """
+        if isinstance(messages, str):
+            messages = [{"role": "user", "content": messages}]
+        if not isinstance(messages, (list, tuple)):
+            raise ValueError(f"messages={messages!r:.60} is invalid: expected a list of {{'role', 'content'}} dicts "
+                             "or a string")
+        if not messages:
+            raise ValueError("messages is empty: expected at least one user message")
+        for index, message in enumerate(messages):
+            if not isinstance(message, dict) or message.get("role") not in CHAT_ROLES:
+                role = message.get("role") if isinstance(message, dict) else None
+                raise ValueError(f"message {index} ({message!r:.60}) has the role {role!r}: expected a dict with a "
+                                 f"role in {list(CHAT_ROLES)} and a content string")
+            content = message.get("content")
+            if not isinstance(content, str) or not content.strip():
+                raise ValueError(f"message {index} has the content {content!r:.40}: expected a non-empty string")
+            if index == 0:
+                first_turn = int(message["role"] == "system")  # the index of the first user message
+            expected = "system" if index < first_turn else ("user", "assistant")[(index - first_turn) % 2]
+            if message["role"] != expected:
+                raise ValueError(f"message {index} has the role {message['role']!r} where {expected!r} was expected: "
+                                 "a conversation is an optional system message, then user and assistant messages in "
+                                 "turn, starting with the user")
+        if last_role is not None and messages[-1]["role"] != last_role:
+            ending = ("a prompt ends with a user message, for the assistant to answer" if last_role == "user" else
+                      "a training conversation ends with the assistant's answer")
+            raise ValueError(f"message {len(messages) - 1} is the last and has the role {messages[-1]['role']!r}: "
+                             f"{ending}")
+        return list(messages)
 
     def get_config(self):
         return {"kind": self.kind, "user": self.user, "assistant": self.assistant, "system": self.system}
@@ -179,29 +282,59 @@ class ChatTemplate:
     def from_config(cls, config):
         return template_from_config(config)
 
+    def _cut_question(self, system, question, tokenizer, max_tokens):
+        """The prompt of the last user message alone (after the system message if there is room for both), the
+        message cut to its first tokens to fit in `max_tokens`, with a warning."""
+        question = question.strip()
+        question_ids = tokenizer.tokenize(tf.constant([question.encode("utf-8")])).to_list()[0]
+        for kept in (system, []):
+            prompt = self.format_prompt(kept + [{"role": "user", "content": question}])
+            keep = max_tokens - (_token_counts(tokenizer, [prompt])[0] - len(question_ids))  # less the template's
+            while keep >= 1:
+                # A cut inside a character drops its bytes (a U+FFFD in their place would take more tokens).
+                text = tokenizer.detokenize(tf.ragged.constant([question_ids[:keep]], tf.int32)).numpy()[0]
+                text = text.decode("utf-8", "ignore").strip() or question[:1]
+                prompt = self.format_prompt(kept + [{"role": "user", "content": text}])
+                excess = _token_counts(tokenizer, [prompt])[0] - max_tokens
+                if excess <= 0:
+                    dropped = ", and the system message is left out" if system and not kept else ""
+                    warnings.warn(f"the last message has {len(question_ids)} tokens, more than a prompt of "
+                                  f"{max_tokens} tokens holds: it keeps its first {keep} tokens{dropped}",
+                                  UserWarning, stacklevel=3)
+                    return prompt
+                keep -= excess  # a tokenizer that reads the cut text otherwise than as its first tokens
+        raise ValueError(f"a prompt of max_tokens={max_tokens} tokens cannot hold the chat template's tokens and "
+                         "one token of the message: leave more room (fewer new tokens)")
+
     def _message_segments(self, messages):
         segments = []
         for message in messages:
-            role_format = getattr(self, message["role"])
+            prefix, suffix = _split_at_content(getattr(self, message["role"]))
             if message["role"] != "assistant":
-                segments.append((role_format.format(content=message["content"]), False))
-                continue
-            prefix, suffix = role_format.split("{content}", 1)
-            segments += [(prefix, False), (message["content"] + suffix, True)]
+                segments.append((prefix + message["content"] + suffix, False))
+            else:
+                segments += [(prefix, False), (message["content"] + suffix, True)]
         return [(text, learned) for text, learned in segments if text]
 
-    @staticmethod
-    def _messages(messages):
-        if isinstance(messages, str):
-            return [{"role": "user", "content": messages}]
-        messages = list(messages)
-        for index, message in enumerate(messages):
-            if not isinstance(message, dict) or message.get("role") not in CHAT_ROLES:
-                raise ValueError(f"message {index} ({message!r:.60}) is invalid: expected a dict with a role in "
-                                 f"{list(CHAT_ROLES)} and a content string")
-            if not isinstance(message.get("content"), str):
-                raise ValueError(f"message {index} has content {message.get('content')!r:.40}: expected a string")
-        return messages
+
+# The template of chat runs: roles as special tokens, and `<end>` closing each answer (learned, and where generation
+# stops), so that eos keeps its meaning of the end of a document.
+CHAT_TEMPLATE = ChatTemplate(assistant="<assistant>{content}<end>")
+
+_MARKER = re.compile(r"<[^<>\s{}]+>")  # a special token written in a format, e.g. <user>
+
+
+def _token_counts(tokenizer, texts):
+    """How many tokens each text has."""
+    return tokenizer.tokenize(tf.constant(utf8_bytes(texts), tf.string)).row_lengths().numpy().tolist()
+
+
+def _split_at_content(template_format):
+    """`(prefix, suffix)`: the literal text before and after a format's one `{content}` field ("{{" read as "{")."""
+    parsed = list(string.Formatter().parse(template_format))
+    at = next(index for index, (_, name, _, _) in enumerate(parsed) if name is not None)
+    prefix = "".join(literal for literal, _, _, _ in parsed[: at + 1])
+    return prefix, "".join(literal for literal, _, _, _ in parsed[at + 1 :])
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,11 +1,14 @@
 """Evaluation written once for every model: per-token scoring, exact perplexity and bits per byte, the memorization
-check, the share of generated words that a corpus uses, and translation scores with the baselines to beat, and
-a translation memory the model chooses from.
+check, the share of generated words that a corpus uses, translation and chat scores with the baselines to beat, and
+the translation and chat memories the model chooses from.
 
 A model is seen through its decode contract (`tokenizer`, `decode`, `generate`, ...), never its class, so this
 package imports nothing of `tfllm.models`; `CausalLM.score`, training and export ask it.
 """
 
+from tfllm.evaluation.chat_baselines import MostCommonReply, RetrievalReply
+from tfllm.evaluation.chat_memory import ChatMemory, reply_log_likelihoods
+from tfllm.evaluation.chat_metrics import accepted_replies, chat_scores, exact_match, reply_language
 from tfllm.evaluation.memorization import MemorizationReport, memorization_rate, memorization_report
 from tfllm.evaluation.perplexity import EvaluationResult, evaluate_corpus, evaluate_texts
 from tfllm.evaluation.scoring import sliding_windows, token_log_likelihoods
@@ -38,4 +41,13 @@ __all__ = [
     "TranslationMemory",
     "candidate_log_likelihoods",
     "memory_translations",
+    # Chat: how good is a reply, what must a model beat, and the training replies chosen by the model.
+    "chat_scores",
+    "exact_match",
+    "accepted_replies",
+    "reply_language",
+    "MostCommonReply",
+    "RetrievalReply",
+    "ChatMemory",
+    "reply_log_likelihoods",
 ]

@@ -13,9 +13,10 @@ language with TensorFlow bindings:
   (0 = greedy), `top_k` int32[B] (0 = off), `top_p` float32[B] (1.0 = off), `seed` int32[B]
   -> `{"text": string[B], "completion": string[B]}`: `text` is the prompt and its continuation (what
   `CausalLM.generate` returns), `completion` the continuation alone (`strip_prompt=True`). Each row stops at the
-  tokenizer's eos or after its own `max_new_tokens`, and draws with its own seed as if it were alone in the batch:
-  row i is `model.generate(prompts[i], max_new_tokens=max_new_tokens[i], ..., seed=seed[i])`, whatever rows the
-  request (or TensorFlow Serving's batching) puts beside it.
+  tokenizer's eos (a chat model's also at its template's stop tokens, below) or after its own `max_new_tokens`, and
+  draws with its own seed as if it were alone in the batch: row i is `model.generate(prompts[i],
+  max_new_tokens=max_new_tokens[i], ..., seed=seed[i])`, whatever rows the request (or TensorFlow Serving's
+  batching) puts beside it.
 - `score`: `texts` string[B] -> `{"log_likelihood": float32[B], "num_tokens": int32[B]}`, as `CausalLM.score`.
 - `translate`, for a model that translates (its `prompt_template` is a `tfllm.data.TranslationTemplate` of two
   languages): `texts` string[B] and `target_language` string[B], one code per row ("zh", "en")
@@ -26,6 +27,24 @@ language with TensorFlow bindings:
   and a character cut in two dropped (`CausalLM.translate` writes U+FFFD, which can push a tag out of the context).
   The translation has no special tokens and no surrounding whitespace. A code the model does not translate into
   fails with an `InvalidArgumentError` ("target language must be one of ...").
+- `chat`, for a chat model (its `prompt_template` is a `tfllm.data.ChatTemplate`): `messages` string[B], one user
+  message per row (one turn, no history) -> `{"replies": string[B]}`. Row i is `model.chat(messages[i], ...)`
+  with `serving_default`'s settings (`export_saved_model`'s `max_new_tokens`, `temperature`, ..., `seed`): the
+  prompt is the template's (`<user>message<assistant>`), and the reply ends at eos or at a stop token of the
+  template (`<end>`), or after `max_new_tokens`. The reply has no special tokens and no surrounding whitespace. A
+  message too long for the prompt's room (the context less `max_new_tokens`, at most `max_prompt_tokens`, less the
+  bos and the template's own tokens) keeps its first tokens, as `model.chat` keeps them (a question's start says
+  most of what it asks), silently (a graph cannot warn), its surrounding whitespace stripped and a character cut in
+  two dropped (as in `translate`). An empty (or all-whitespace) message fails with an `InvalidArgumentError`, as
+  `model.chat` refuses one.
+
+A chat model's `serving_default` is `chat` (same input and output): a plain `:predict` on the model,
+`{"instances": [{"messages": "天气如何"}]}` (or `{"instances": ["天气如何"]}`), gets the reply alone, which is what
+it was trained for. Its `generate` reads each prompt as a user message, as `model.generate` does (it wraps prompts
+in the model's template): the prompt is `<user>prompt<assistant>`, and decoding stops at eos or a stop token of the
+template (`model.generate(..., stop_token_ids=tfllm.generation.chat.chat_stop_token_ids(model))`, what `tfllm
+generate` does for a chat run); `text` is the message and the reply with the special tokens left out, with the
+request's own sampling settings.
 
 A translation model's `serving_default` is `translate` (same inputs and output): a plain `:predict` on the model,
 `{"instances": [{"texts": "天气如何？", "target_language": "en"}]}`, translates, which is what it was trained for. A
@@ -67,7 +86,7 @@ from tfllm.evaluation.scoring import (
     window_bounds,
     window_log_likelihoods,
 )
-from tfllm.generation import RequestSampler, decode_loop
+from tfllm.generation import RequestSampler, chat_stop_token_ids, decode_loop
 from tfllm.generation.text_generation import prefill_state
 from tfllm.generation.translation import translation_budget
 from tfllm.models import CausalLM
@@ -85,8 +104,8 @@ def export_saved_model(model, path, *, version=1, max_new_tokens=None, temperatu
                        jit_compile=DEFAULT_JIT_COMPILE, max_new_tokens_limit=None, max_prompt_tokens=None,
                        max_score_tokens=4096, max_batch_size=64, verbose=False):
     """Writes `model` (a `CausalLM` with a tokenizer) as version `version` of a SavedModel served by TensorFlow
-    Serving's conventions: `path/<version>/`, with the signatures `serving_default`, `generate` and `score`, and
-    `translate` for a model that translates (see the module).
+    Serving's conventions: `path/<version>/`, with the signatures `serving_default`, `generate` and `score`,
+    `translate` for a model that translates and `chat` for a chat model (see the module).
 
     Args:
         model: a `tfllm.models.CausalLM` with its tokenizer attached.
@@ -96,8 +115,9 @@ def export_saved_model(model, path, *, version=1, max_new_tokens=None, temperatu
         max_new_tokens, temperature, top_k, top_p, seed: the sampling settings of `serving_default` (strings in,
             strings out): `max_new_tokens` new tokens at most (default: 64, or `max_new_tokens_limit` if less),
             temperature 0 is greedy, top_k 0 and top_p 1.0 are off; seed None draws a new seed for each request.
-            The `generate` signature takes its settings with each request instead. A translation model's
-            `serving_default` is `translate`, greedy, and leaves them unused.
+            The `generate` signature takes its settings with each request instead; a chat model's `chat` signature
+            replies with these. A translation model's `serving_default` is `translate`, greedy, and leaves them
+            unused.
         jit_compile: run the decode loop under XLA (True) or in the plain graph (False). On the 2-core CPU it was
             measured on, XLA generates faster but for a sampling SimpleRNN (`DEFAULT_JIT_COMPILE`); TensorFlow
             Serving on CPUs counts XLA as experimental, so False is the safe choice for a server that refuses it.
@@ -159,6 +179,8 @@ def export_saved_model(model, path, *, version=1, max_new_tokens=None, temperatu
         raise ValueError(f"{version_dir} exists and is not empty: choose another --version (or a new directory)")
     limits = _limits(model, max_new_tokens_limit, max_prompt_tokens, max_score_tokens, max_batch_size)
     defaults = _defaults(limits["max_new_tokens_limit"], max_new_tokens, temperature, top_k, top_p, seed)
+    if template is not None and template.kind == "chat":
+        _chat_message_room(model, defaults["max_new_tokens"], limits["max_prompt_tokens"])  # refuses no room
     if not model.built:
         model(ops.zeros((1, 2), "int32"))
 
@@ -179,8 +201,8 @@ def export_saved_model(model, path, *, version=1, max_new_tokens=None, temperatu
 
 def _signatures(endpoints):
     """Each signature's name -> (function, input signature): batch-major inputs, one row per text. A translation
-    model has no "serving_default" here: `ExportArchive.write_out` makes the first signature, `translate`, also
-    serving_default (one function traced, not two)."""
+    or chat model has no "serving_default" here: `ExportArchive.write_out` makes the first signature, `translate`
+    or `chat`, also serving_default (one function traced, not two)."""
     prompts = [tf.TensorSpec([None], tf.string, name="prompts")]
     generate = prompts + [
         tf.TensorSpec([None], tf.int32, name="max_new_tokens"),
@@ -191,8 +213,12 @@ def _signatures(endpoints):
     ]
     translate = [tf.TensorSpec([None], tf.string, name="texts"),
                  tf.TensorSpec([None], tf.string, name="target_language")]
-    first = {"translate": (endpoints.translate, translate)} if endpoints.translates else {
-        "serving_default": (endpoints.serve, prompts)}
+    if endpoints.translates:
+        first = {"translate": (endpoints.translate, translate)}
+    elif endpoints.chats:
+        first = {"chat": (endpoints.chat, [tf.TensorSpec([None], tf.string, name="messages")])}
+    else:
+        first = {"serving_default": (endpoints.serve, prompts)}
     return first | {
         "generate": (endpoints.generate, generate),
         "score": (endpoints.score, [tf.TensorSpec([None], tf.string, name="texts")]),
@@ -205,7 +231,7 @@ def rest_request_examples(model, prompt="In the beginning", target_language=None
 
     Args:
         model: the exported `CausalLM`.
-        prompt: the text of the examples.
+        prompt: the text of the examples (a chat model's user message).
         target_language: a translation model's target in the examples (default: the last of its languages).
         max_new_tokens: the `generate` example's, within the export's `max_new_tokens_limit`.
 
@@ -216,6 +242,10 @@ def rest_request_examples(model, prompt="In the beginning", target_language=None
     {'signature_name': 'translate', 'instances': [{'texts': '天气如何？', 'target_language': 'en'}]}
     >>> sorted(rest_request_examples(LSTMLM(259, hidden_dim=8)))
     ['generate', 'score', 'serving_default']
+    >>> from tfllm.data import ChatTemplate
+    >>> chat_model = LSTMLM(263, hidden_dim=8, prompt_template=ChatTemplate(assistant="<assistant>{content}<end>"))
+    >>> rest_request_examples(chat_model, "天气如何")["chat"]
+    {'signature_name': 'chat', 'instances': [{'messages': '天气如何'}]}
     """
     row = {"prompts": prompt, "max_new_tokens": max_new_tokens, "temperature": 0.0, "top_k": 0, "top_p": 1.0,
            "seed": 0}
@@ -229,6 +259,9 @@ def rest_request_examples(model, prompt="In the beginning", target_language=None
         translation = {"texts": prompt, "target_language": target_language or template.languages[-1]}
         examples["serving_default"] = {"instances": [translation]}
         examples["translate"] = {"signature_name": "translate", "instances": [translation]}
+    if template is not None and template.kind == "chat":
+        examples["serving_default"] = {"instances": [{"messages": prompt}]}
+        examples["chat"] = {"signature_name": "chat", "instances": [{"messages": prompt}]}
     return examples
 
 
@@ -270,6 +303,33 @@ def _defaults(limit, max_new_tokens, temperature, top_k, top_p, seed):
     }
 
 
+def _chat_message_room(model, max_new_tokens, max_prompt_tokens):
+    """The most tokens of a message the `chat` signature keeps: the prompt's room (a Transformer's context less
+    `max_new_tokens`, at most `max_prompt_tokens`) less the bos and the template's own tokens around the message, as
+    `tfllm.generation.chat_prompt` counts them. A `ValueError` when that leaves no room.
+
+    >>> from tfllm.data import ChatTemplate
+    >>> from tfllm.models import TransformerLM
+    >>> from tfllm.tokenizers import ByteTokenizer
+    >>> template = ChatTemplate(assistant="<assistant>{content}<end>")
+    >>> model = TransformerLM(263, num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16,
+    ...                       max_sequence_length=64, tokenizer=ByteTokenizer(special_tokens=template.special_tokens),
+    ...                       prompt_template=template)
+    >>> _chat_message_room(model, max_new_tokens=32, max_prompt_tokens=63)  # 64 - 32 less bos, <user>, <assistant>
+    29
+    """
+    frame = model.prompt_template.format_prompt_tensor(tf.constant([""]))  # the template around an empty message
+    overhead = 1 + int(model.tokenizer.tokenize(frame).row_lengths()[0])  # and the bos
+    context = model.max_sequence_length
+    room = max_prompt_tokens if context is None else min(max_prompt_tokens, context - max_new_tokens)
+    if room <= overhead:
+        raise ValueError(f"a chat prompt of at most {room} tokens (max_prompt_tokens={max_prompt_tokens}, or the "
+                         f"max_sequence_length={context} less max_new_tokens={max_new_tokens}) leaves no room for a "
+                         f"message after the bos and the chat template's {overhead - 1} tokens: expected fewer "
+                         "max_new_tokens or more max_prompt_tokens")
+    return room - overhead
+
+
 class _Endpoints:
     """The functions behind the signatures, closed over the model (whose variables the archive tracks)."""
 
@@ -282,9 +342,13 @@ class _Endpoints:
         self.max_prompt_tokens = max_prompt_tokens
         self.max_score_tokens = max_score_tokens
         self.max_batch_size = max_batch_size
-        self.stop_token_ids = (model.tokenizer.eos_id,)
         template = model.prompt_template
         self.translates = template is not None and template.kind == "translation"
+        self.chats = template is not None and template.kind == "chat"
+        # A chat model's replies end at its template's stop tokens too (`<end>`), in every signature.
+        self.stop_token_ids = tuple(chat_stop_token_ids(model)) if self.chats else (model.tokenizer.eos_id,)
+        if self.chats:
+            self.chat_message_room = _chat_message_room(model, defaults["max_new_tokens"], max_prompt_tokens)
 
         @tf.function(jit_compile=jit_compile, autograph=False)
         def loop(token_ids, prompt_lengths, state, max_new_tokens, temperature, top_k, top_p, seed):
@@ -298,15 +362,19 @@ class _Endpoints:
         self.loop = loop
 
     def serve(self, prompts):
-        rows = tf.shape(prompts)[:1]
+        return {"text": self.generate(prompts, **self._default_settings(prompts))["text"]}
+
+    def _default_settings(self, texts):
+        """The export's sampling settings, one value per row of `texts` (B,): `generate`'s keyword arguments."""
+        rows = tf.shape(texts)[:1]
         settings = {name: tf.fill(rows, value) for name, value in self.defaults.items() if name != "seed"}
         if self.defaults["seed"] is None:  # a new seed for each request, as `CausalLM.generate` with seed=None
             seed = tf.fill(rows, tf.random.uniform([], 0, 2**31 - 1, tf.int32))
         else:
             seed = tf.fill(rows, self.defaults["seed"])
-        out = self.generate(prompts, settings["max_new_tokens"], ops.cast(settings["temperature"], "float32"),
-                            settings["top_k"], ops.cast(settings["top_p"], "float32"), seed)
-        return {"text": out["text"]}
+        return {"max_new_tokens": settings["max_new_tokens"],
+                "temperature": ops.cast(settings["temperature"], "float32"), "top_k": settings["top_k"],
+                "top_p": ops.cast(settings["top_p"], "float32"), "seed": seed}
 
     def generate(self, prompts, max_new_tokens, temperature, top_k, top_p, seed):
         checks = [self._check_batch(prompts, "prompts")] + [
@@ -358,6 +426,24 @@ class _Endpoints:
         out = self._continue(prompts, ops.minimum(max_new_tokens, self.max_new_tokens_limit), **greedy)
         return {"translation": _strip_whitespace(out["completion"])}
 
+    def chat(self, messages):
+        tokenizer = self.tokenizer
+        checks = [self._check_batch(messages, "messages"), tf.debugging.assert_positive(
+            tf.strings.length(_strip_whitespace(messages)),
+            message="a message is empty or only whitespace: expected text for the assistant to answer")]
+        with tf.control_dependencies(checks):
+            messages = tf.identity(messages)
+        # A message too long for the prompt's room keeps its first tokens, stripped first, as `chat_prompt` cuts it;
+        # a character cut in two is dropped (as in `translate`).
+        room = self.chat_message_room
+        stripped = _strip_whitespace(messages)
+        cut = tf.strings.unicode_transcode(tokenizer.detokenize(_first_tokens(tokenizer.tokenize(stripped), room)),
+                                           "UTF-8", "UTF-8", errors="ignore")
+        too_long = tokenizer.tokenize(messages).row_lengths() > room  # (B,)
+        prompts = self.model.prompt_template.format_prompt_tensor(tf.where(too_long, cut, messages))  # (B,)
+        out = self._continue(prompts, **self._default_settings(messages))
+        return {"replies": _strip_whitespace(out["completion"])}
+
     def _continue(self, prompts, max_new_tokens, temperature, top_k, top_p, seed):
         """The decode loop after checked prompts (B,): `{"text", "completion"}`, each (B,) valid UTF-8."""
         model, tokenizer = self.model, self.tokenizer
@@ -372,10 +458,11 @@ class _Endpoints:
         token_ids = _dense(prompt_ids, ops.max(lengths + max_new_tokens), model.pad_id)  # (B, S)
         state = prefill_state(model, token_ids, lengths)
         token_ids, ends = self.loop(token_ids, lengths, state, max_new_tokens, temperature, top_k, top_p, seed)
-        # The new ids of each row: positions lengths .. ends - 1, less a final eos.
+        # The new ids of each row: positions lengths .. ends - 1, less a final stop token.
         positions = ops.arange(ops.shape(token_ids)[1])[None]  # (1, S)
         is_new = (positions >= lengths[:, None]) & (positions < ends[:, None])
-        is_new &= ops.logical_not((positions == ends[:, None] - 1) & (token_ids == tokenizer.eos_id))
+        is_stop = ops.any(token_ids[..., None] == ops.array(self.stop_token_ids, "int32"), axis=-1)  # (B, S)
+        is_new &= ops.logical_not((positions == ends[:, None] - 1) & is_stop)
         new_ids = tf.ragged.boolean_mask(token_ids, is_new)  # (B, None)
         prompt_text = tokenizer.detokenize(prompt_ids)
         text = tokenizer.detokenize(tf.concat([prompt_ids, new_ids], axis=1))

@@ -16,6 +16,7 @@ import numpy as np
 from tfllm.checks import require_positive_int
 from tfllm.data.templates import template_from_config, wrap_prompts
 from tfllm.evaluation import scoring
+from tfllm.generation import chat as chat_generation
 from tfllm.generation import text_generation, translation
 from tfllm.models.metrics import Perplexity
 from tfllm.models.multi_worker import MultiWorkerFit
@@ -353,6 +354,61 @@ class CausalLM(MultiWorkerFit, keras.Model):
             return chosen[0] if single else chosen
         return translation.translate(self, template, texts, target, source=source, max_new_tokens=max_new_tokens,
                                      sampler=sampler, num_beams=num_beams, **sampling)
+
+    def chat(self, messages, max_new_tokens=None, sampler="greedy", memory=None, stream=False, **sampling):
+        """The assistant's reply to a conversation, for a model trained to chat (its `prompt_template` is a
+        `tfllm.data.ChatTemplate`, as `tfllm train --task chat` makes).
+
+        The conversation is rendered in the template with the assistant's prefix at the end, and the model writes
+        until its stop token (`<end>` in `tfllm.data.CHAT_TEMPLATE`) or eos (`tfllm.generation.chat`). A
+        conversation too long for a Transformer's context loses its oldest exchanges first (a leading system message
+        stays); a last message too long alone keeps its first tokens, with a warning, never an error.
+
+        Args:
+            messages: one conversation, a list of `{"role": "user"|"assistant"|"system", "content": str}` dicts (an
+                optional system message, then user and assistant in turn, ending with the user), or a string (one
+                user message).
+            max_new_tokens: the longest reply in tokens; None means 64, less when the prompt and the reply would
+                not fit in the context (but at least half of it: the history is cut instead).
+            sampler, **sampling: as `generate` takes them (`temperature`, `top_p`, `seed`, `num_beams`, ...).
+            memory: a `tfllm.evaluation.ChatMemory` of training dialogs: the reply is then the memory's choice
+                among the answers of the nearest training exchanges (nothing is generated).
+            stream: return a generator of text pieces, yielded while the reply is generated (`stream`'s
+                `chunk_tokens` applies); joined they equal the reply (the whitespace that would start or end it is
+                left out).
+
+        Returns:
+            The reply, a string with surrounding whitespace stripped and no special tokens (or, with `stream`, a
+            generator of its pieces).
+
+        Example:
+
+        >>> from tfllm.data import ChatTemplate
+        >>> from tfllm.models import TransformerLM
+        >>> from tfllm.tokenizers import ByteTokenizer
+        >>> template = ChatTemplate(assistant="<assistant>{content}<end>")
+        >>> tokenizer = ByteTokenizer(special_tokens=template.special_tokens)
+        >>> model = TransformerLM(263, num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16,
+        ...                       max_sequence_length=32, tokenizer=tokenizer, prompt_template=template)  # untrained
+        >>> history = [{"role": "user", "content": "天气如何"}, {"role": "assistant", "content": "今天天气很好"},
+        ...            {"role": "user", "content": "明天呢"}]
+        >>> reply = model.chat(history, max_new_tokens=4)
+        >>> "".join(model.chat(history, max_new_tokens=4, stream=True)) == reply
+        True
+        >>> model.chat(history[:2])
+        Traceback (most recent call last):
+        ...
+        ValueError: message 1 is the last and has the role 'assistant': a prompt ends with a user message, for the assistant to answer
+        """
+        template = chat_generation.chat_template(self)
+        if memory is not None:
+            if max_new_tokens is not None or sampler != "greedy" or sampling or stream:
+                raise ValueError("memory chooses among the answers of the memory's dialogs and generates nothing: "
+                                 "drop max_new_tokens, sampler, stream and the sampling settings")
+            return memory.replies(self, [template.check_conversation(messages, last_role="user")])[0]
+        if stream:
+            return chat_generation.stream_chat_reply(self, messages, max_new_tokens, sampler=sampler, **sampling)
+        return chat_generation.chat_replies(self, [messages], max_new_tokens, sampler=sampler, **sampling)[0].text
 
     def _templated(self, prompts, apply_template=True):
         if not apply_template or self.tokenizer is None:

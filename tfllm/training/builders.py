@@ -5,11 +5,12 @@ Each builder takes only the section it needs, so the CLI, fine-tuning and notebo
 
 import dataclasses
 
+import numpy as np
 import tensorflow as tf
 
 from tfllm.checks import require_choice
 from tfllm.choices import ARCHITECTURES, TOKENIZERS
-from tfllm.data import clean_text, lm_dataset, load_texts
+from tfllm.data import clean_text, lm_dataset, load_texts, pack_sequences, sft_dataset
 from tfllm.models import LSTMLM, SimpleRNNLM, TransformerLM
 from tfllm.tokenizers import ByteTokenizer, CharTokenizer, SentencePieceTokenizer, WordPieceTokenizer
 from tfllm.training.strategies import resolve_jit_compile
@@ -204,3 +205,50 @@ def build_validation_batches(train_config, tokenizer, validation_texts):
     batches = batches.take(steps).apply(tf.data.experimental.assert_cardinality(steps))
     return ValidationData(batches, steps)
 
+
+
+def build_record_validation_batches(train_config, records, tokenizer, template):
+    """The validation batches of a supervised task (see `ValidationData`): `records` in `template`, every one, in
+    order, the loss on their completions (`sft_dataset`); at most `validation_steps` batches.
+
+    >>> import dataclasses
+    >>> from tfllm.data import PromptTemplate
+    >>> from tfllm.training.config import TrainConfig
+    >>> train = dataclasses.replace(TrainConfig.default("lstm"), batch_size=2, sequence_length=8, validation_steps=None)
+    >>> records = [{"q": "1+1=", "a": "2"}, {"q": "2+2=", "a": "4"}, {"q": "3+3=", "a": "6"}]
+    >>> build_record_validation_batches(train, records, ByteTokenizer(), PromptTemplate("{q}", "{a}")).steps
+    2
+    """
+    config = train_config
+    batches = sft_dataset(records, tokenizer, config.sequence_length, config.batch_size, shuffle=False,
+                          template=template)
+    steps = -(-len(records) // config.batch_size)
+    if config.validation_steps is not None:
+        steps = min(steps, config.validation_steps)
+        batches = batches.take(steps)
+    return ValidationData(batches, steps)
+
+
+def build_packed_rows(train_config, sequences, weights, steps, fill_id):
+    """The rows of `steps` batches: `(x, y, weight)` NumPy arrays of `steps * batch_size` rows, the token
+    sequences (each with its loss weights) packed several to a row (`pack_sequences`), pass k over them in the
+    order of the seed `train_config.seed * 100003 + k`. The rows of a step depend on the step alone, so a resumed
+    run or another worker gets the same.
+
+    >>> import dataclasses
+    >>> from tfllm.training.config import TrainConfig
+    >>> train = dataclasses.replace(TrainConfig.default("lstm"), batch_size=2, sequence_length=4)
+    >>> x, y, weight = build_packed_rows(train, [[1, 5, 2], [1, 6, 7, 2]], [[0, 1, 1], [0, 0, 1, 1]], 3, fill_id=0)
+    >>> x.shape, y.shape, weight.shape  # 3 steps of 2 rows; a pass over the two sequences fills 2 rows
+    ((6, 4), (6, 4), (6, 4))
+    """
+    config = train_config
+    rows_needed, passes = steps * config.batch_size, []
+    while sum(len(x) for x, _, _ in passes) < rows_needed:
+        order = np.random.RandomState(config.seed * 100_003 + len(passes)).permutation(len(sequences))
+        passes.append(pack_sequences([sequences[i] for i in order], [weights[i] for i in order],
+                                     config.sequence_length, fill_id))
+    if not passes:
+        empty = np.zeros((0, config.sequence_length))
+        return empty.astype(np.int32), empty.astype(np.int32), empty.astype(np.float32)
+    return tuple(np.concatenate(parts)[:rows_needed] for parts in zip(*passes))

@@ -132,7 +132,20 @@ DEFAULTS = {
                   "learning_rate": 3e-3, "warmup_steps": 100, "eval_every": 150, "validation_steps": None,
                   "checkpoint_every": 150, "sample_every": 600, "sample_tokens": 32, "sample_temperature": 0.0,
                   "sample_prompts": ("<zh>天气如何？<en>", "<en>The weather is very nice today.<zh>")},
-    }},
+    },
+        # `data.task="chat"` (`tfllm train --task chat`): the chatterbot conversations in English and Chinese after
+        # bilingual pretraining (`tfllm.training.chat_task`), a joint vocabulary with the roles as special tokens,
+        # the translation recipe's model size, and a time budget within 20 minutes on 2 cores with the evaluation.
+        "chat": {
+            "data": {"corpus": "chatterbot", "vocab_size": 4000},
+            "model": {"transformer": {"num_layers": 3, "hidden_dim": 192, "intermediate_dim": 768, "dropout": 0.1,
+                                      "max_sequence_length": 128}},
+            "train": {"steps": 6000, "time_budget_minutes": 10.0, "batch_size": 32, "sequence_length": 128,
+                      "learning_rate": 3e-3, "warmup_steps": 100, "eval_every": 150, "validation_steps": None,
+                      "checkpoint_every": 150, "sample_every": 600, "sample_tokens": 32, "sample_temperature": 0.0,
+                      "sample_prompts": ("<user>天气如何？<assistant>", "<user>How is the weather?<assistant>")},
+        },
+    },
     # `FinetuneConfig`'s, for every task; a fine-tuning run is short and starts from a trained model.
     "finetune": {"steps": 300, "batch_size": 16, "sequence_length": None, "learning_rate": 1e-3, "seed": 0},
 }
@@ -238,9 +251,11 @@ class DataConfig(_Section):
             (None keeps every character), None for "byte".
         clean: run `tfllm.data.clean_text` on every document first (NFC, control characters out, whitespace
             folded). Off keeps the bytes as they are, which the lossless byte tokenizer wants.
-        task: what the run learns: "lm" (the corpus as text), or "translate" (a parallel corpus, as
-            `tfllm.data.load_parallel_corpus` takes it: one model translates in both directions); "translate" changes
-            the defaults of the other keys (`DEFAULTS["task"]["translate"]`).
+        task: what the run learns: "lm" (the corpus as text), "translate" (a parallel corpus, as
+            `tfllm.data.load_parallel_corpus` takes it: one model translates in both directions) or "chat"
+            (conversations, as `tfllm.data.load_dialogs` takes them, after pretraining on English and Chinese text:
+            a bilingual assistant); "translate" and "chat" change the defaults of the other keys
+            (`DEFAULTS["task"]`).
         train_pairs: "translate" only: train on this many pairs of the training split (a fixed sample, see
             `load_parallel_corpus`), to see what more data buys; None: all of them.
 

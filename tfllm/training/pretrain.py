@@ -44,17 +44,7 @@ import tensorflow as tf
 
 from tfllm.evaluation import corpus_words, evaluate_texts, known_word_share, memorization_report
 from tfllm.training.atomic import atomic_write_text
-from tfllm.training.builders import (
-    CorpusTexts,
-    ValidationData,
-    build_model,
-    build_texts,
-    build_tokenizer,
-    build_train_batches,
-    build_validation_batches,
-    compile_model,
-)
-from tfllm.training import translation_task
+from tfllm.training.builders import ValidationData, build_model, compile_model
 from tfllm.training.callbacks import (
     BestWeights,
     LossHistory,
@@ -68,6 +58,7 @@ from tfllm.training.callbacks import (
 from tfllm.training.config import RunConfig
 from tfllm.training.loss_curve import plot_loss_curve
 from tfllm.training.run_directory import HISTORY, METRICS, RunDirectory, RunDirectoryError
+from tfllm.training.tasks import task_of
 from tfllm.training.strategies import barrier, is_chief
 
 MEASURED_STEPS = 20  # the steps a time budget times before it fixes the step count
@@ -195,7 +186,7 @@ def pretrain(config, run_dir, strategy=None, overwrite=False, verbose=1, callbac
             return PretrainResult(opened.run.path, config, built.model, {}, built.start_step,
                                   built.state.history.to_dict())
         metrics = write_results(opened, built, trained)
-    if _translates(config):
+    if task_of(config).keeps_best_weights:
         summary = (f"Best validation loss {metrics['validation_loss']:.4f} nats/token (step "
                    f"{metrics['best_step']})")
     else:
@@ -218,8 +209,9 @@ class OpenedRun:
         strategy: the `tf.distribute.Strategy` to train under.
         writer: whether this process writes the run (the chief of a multi-worker job, or the only process).
         verbose: the caller's verbosity, 0 on the processes that do not write.
-        texts: the train and validation documents of the corpus (`CorpusTexts`); for a translation run, the
-            pairs of every split (`translation_task.ParallelTexts`).
+        texts: what the run's task reads (`tfllm.training.tasks`): the train and validation documents of the
+            corpus (`CorpusTexts`), the pairs of every split of a translation run (`translation_task.ParallelTexts`),
+            the conversations and the pretraining text of a chat run (`chat_task.DialogTexts`).
         budget: what `run.json` records of the time budget (`fix_steps`) when the run resumes one, else None.
     """
 
@@ -229,7 +221,7 @@ class OpenedRun:
     strategy: tf.distribute.Strategy
     writer: bool
     verbose: int
-    texts: CorpusTexts | translation_task.ParallelTexts
+    texts: object
     budget: dict | None = None
 
     @property
@@ -250,7 +242,7 @@ def open_run(config, run_dir, strategy=None, overwrite=False, verbose=1):
     barrier(strategy)  # every worker has made its plan before the chief changes the directory
     verbose = verbose if writer else 0
     keras.utils.set_random_seed(config.train.seed)  # the same on every worker: the data is sharded from one stream
-    texts = translation_task.read_parallel_texts(config.data) if _translates(config) else build_texts(config.data)
+    texts = task_of(config).read_texts(config.data)
     if writer:
         run.start(config, plan)
     _say(verbose, f"{'Resuming' if plan == 'resume' else 'Starting'} the run in {run.path}\n{config}")
@@ -305,10 +297,7 @@ def build_run(opened):
         model = compile_model(build_model(config.model, tokenizer), train)
         model(tf.zeros((1, train.sequence_length), tf.int32))  # make the weights
         model.optimizer.build(model.trainable_variables)  # make the optimizer's, so a checkpoint can fill them
-    if _translates(config):
-        validation = translation_task.validation_batches(train, tokenizer, opened.texts)
-    else:
-        validation = build_validation_batches(train, tokenizer, opened.texts.validation)
+    validation = task_of(config).validation_batches(train, tokenizer, opened.texts)
     checkpoint = StepCheckpoint(run.checkpoints, every=train.checkpoint_every, total_steps=train.steps,
                                 write=opened.writer)
     restored = (checkpoint.restore(model) if opened.resume else None) or {}
@@ -320,7 +309,7 @@ def build_run(opened):
         opened.verbose,
         f"{model.count_params():,} parameters, vocabulary of {tokenizer.vocab_size:,}, "
         f"{len(opened.texts.train):,} training and {len(opened.texts.validation):,} validation "
-        f"{'pairs' if _translates(config) else 'documents'}, "
+        f"{task_of(config).unit}, "
         f"{validation.steps} validation batches"
         + (f"; resuming at step {start_step} of {train.steps}" if start_step else ""),
     )
@@ -420,13 +409,11 @@ def steps_within_budget(seconds_left, seconds_per_step, seconds_per_validation, 
 def _fit(opened, built, run_callbacks, plan):
     """The `fit` calls of `plan` (a `fit_plan`), from the checkpoint's step on."""
     train, model = opened.config.train, built.model
-    train = dataclasses.replace(train, steps=opened.steps)
+    steps = (opened.run.recorded(TIME_BUDGET) or {}).get("steps", opened.steps)  # once a time budget fixed them
     for initial_epoch, epochs, steps_per_epoch in plan:
         start = built.checkpoint.step
-        if _translates(opened.config):
-            batches = translation_task.train_batches(train, built.tokenizer, opened.texts, start_step=start)
-        else:
-            batches = build_train_batches(train, built.tokenizer, opened.texts.train, start_step=start)
+        end = start + (epochs - initial_epoch) * steps_per_epoch
+        batches = task_of(opened.config).train_batches(train, built.tokenizer, opened.texts, start, steps, end)
         model.fit(
             batches,
             initial_epoch=initial_epoch,
@@ -485,8 +472,8 @@ def _set_total_steps(run_callbacks, steps, eval_every):
 def write_results(opened, built, trained):
     """Phase 4 (the chief only): the final samples, `model.keras`, `history.json`, the loss curve, the exact
     evaluation on the whole validation split, and `metrics.json`, last. Returns the metrics."""
-    if _translates(opened.config):
-        return _write_translation_results(opened, built, trained)
+    if task_of(opened.config).keeps_best_weights:
+        return _write_task_results(opened, built, trained)
     config, run, model, verbose = opened.config, opened.run, built.model, opened.verbose
     final_samples = trained.samples.sample(trained.steps)
     _say(verbose, f"Samples at step {trained.steps}:\n" + "\n".join(sample["text"] for sample in final_samples))
@@ -508,31 +495,31 @@ def write_results(opened, built, trained):
     return metrics
 
 
-def _write_translation_results(opened, built, trained):
-    """`write_results` of a translation run: the best validation's weights, the translation template saved with
-    the model, then the test split's chrF and BLEU beside the baselines (`translation_task.translation_report`)."""
+def _write_task_results(opened, built, trained):
+    """`write_results` of a supervised task (translation, chat): the best validation's weights, the task's template
+    saved with the model, then the task's report on the test split (`translation_task.translation_report`,
+    `chat_task.chat_report`)."""
     config, run, model, verbose = opened.config, opened.run, built.model, opened.verbose
+    task = task_of(config)
     best = BestWeights(run.checkpoints).restore(model) or {"step": trained.steps,
                                                            "val_loss": float(trained.final["val_loss"])}
     final_samples = trained.samples.sample(trained.steps)
-    model.prompt_template = translation_task.translation_template()
+    model.prompt_template = task.template
     run.save_model(model)
     history = built.state.history.to_dict()
     run.write_json(HISTORY, history)
     plot_loss_curve(history, run.loss_curve_path,
-                    title=f"{config.model.architecture} translating {os.path.basename(config.data.corpus)}")
-    _say(verbose, f"Kept the weights of step {best['step']} (validation loss {best['val_loss']:.4f}); translating "
-                  f"the test split ({len(opened.texts.test):,} pairs, both directions)")
-    report = translation_task.translation_report(model, opened.texts)
-    _say(verbose, "\n".join(translation_task.report_lines(report)))
+                    title=f"{config.model.architecture}, {task.name} on {os.path.basename(config.data.corpus)}")
+    _say(verbose, f"Kept the weights of step {best['step']} (validation loss {best['val_loss']:.4f}); measuring "
+                  f"on the test split ({len(opened.texts.test):,} {task.unit})")
+    report = task.report(model, opened.texts)
+    _say(verbose, "\n".join(task.report_lines(report)))
     metrics = {
         **_metrics(opened, built, trained, None, final_samples),
         "validation_loss": best["val_loss"],
         "best_step": best["step"],
-        "train_pairs": len(opened.texts.train),
-        "train_sentence_pairs": len(opened.texts.train_sentences),
-        "validation_pairs": len(opened.texts.validation),
-        "translation": report,
+        **task.counts(opened.texts),
+        task.report_key: report,
     }
     run.write_json(METRICS, metrics)  # last: its presence marks the run complete
     return metrics
@@ -644,12 +631,8 @@ def _run_tokenizer(opened, timeout=600):
         with open(path, encoding="utf-8") as file:
             return keras.saving.deserialize_keras_object(json.load(file))
     if config.data.tokenizer != "byte":
-        _say(verbose, f"Learning a {config.data.tokenizer} vocabulary from {len(texts.train):,} documents")
-    if _translates(config):
-        tokenizer = build_tokenizer(config.data, translation_task.tokenizer_texts(texts), verbose=verbose == 1,
-                                    special_tokens=translation_task.translation_template().special_tokens)
-    else:
-        tokenizer = build_tokenizer(config.data, texts.train, verbose=verbose == 1)
+        _say(verbose, f"Learning a {config.data.tokenizer} vocabulary from {task_of(config).tokenizer_source(texts)}")
+    tokenizer = task_of(config).build_tokenizer(config.data, texts, verbose=verbose == 1)
     if opened.writer:
         atomic_write_text(path, json.dumps(keras.saving.serialize_keras_object(tokenizer)))
     return tokenizer
@@ -661,7 +644,7 @@ def _callbacks(opened, built, throughput, samples, callbacks):
     start_step = built.start_step
     run_callbacks = [NaNGuard(built.checkpoint, initial_step=start_step), throughput, built.state.history,
                      built.checkpoint]
-    if _translates(opened.config):  # a few thousand pairs overfit: keep the weights of the best validation
+    if task_of(opened.config).keeps_best_weights:  # a few thousand records overfit: keep the weights of the best validation
         run_callbacks.append(BestWeights(opened.run.checkpoints, initial_step=start_step, write=opened.writer))
     if opened.writer:
         samples.log_dir = opened.run.logs  # every sampling, the final one after training too, goes to TensorBoard
@@ -745,10 +728,6 @@ def _memorization(model, texts, seed):
     except ValueError as error:  # texts too short for one window: nothing to check
         return {"summary": f"memorization not checked: {error}"}
     return {**dataclasses.asdict(report), "summary": str(report)}
-
-
-def _translates(config):
-    return config.data.task == "translate"
 
 
 def _say(verbose, message):

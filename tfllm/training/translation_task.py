@@ -17,12 +17,11 @@ training targets, chosen by the model).
 
 import dataclasses
 
-import numpy as np
 import tensorflow as tf
 
-from tfllm.data import TranslationTemplate, load_parallel_corpus, pack_sequences, parallel_texts, sft_dataset
+from tfllm.data import TranslationTemplate, load_parallel_corpus, parallel_texts
 from tfllm.evaluation import MostCommonTarget, TranslationMemory, translation_scores
-from tfllm.training.builders import ValidationData
+from tfllm.training.builders import build_packed_rows, build_record_validation_batches
 
 LANGUAGES = ("en", "zh")
 # The textbook's own example, both ways, translated in every report.
@@ -75,12 +74,8 @@ def train_batches(train_config, tokenizer, texts, start_step=0):
     another worker sees the same batches)."""
     config = train_config
     sequences, weights = _record_tokens(tokenizer, translation_template().directed(texts.train))
-    rows_needed, passes = config.steps * config.batch_size, []
-    while sum(len(x) for x, _, _ in passes) < rows_needed:
-        order = np.random.RandomState(config.seed * 100_003 + len(passes)).permutation(len(sequences))
-        passes.append(pack_sequences([sequences[i] for i in order], [weights[i] for i in order],
-                                     config.sequence_length, tokenizer.fill_id))
-    x, y, weight = (np.concatenate(parts)[start_step * config.batch_size: rows_needed] for parts in zip(*passes))
+    rows = build_packed_rows(config, sequences, weights, config.steps, tokenizer.fill_id)
+    x, y, weight = (part[start_step * config.batch_size:] for part in rows)
     return tf.data.Dataset.from_tensor_slices((x, y, weight)).batch(config.batch_size, drop_remainder=True)
 
 
@@ -98,14 +93,8 @@ def _record_tokens(tokenizer, records):
 
 def validation_batches(train_config, tokenizer, texts):
     """The validation records of both directions, every one, in order (`ValidationData`)."""
-    records = translation_template().directed(texts.validation)
-    batches = sft_dataset(records, tokenizer, train_config.sequence_length, train_config.batch_size, shuffle=False,
-                          template=translation_template())
-    steps = -(-len(records) // train_config.batch_size)
-    if train_config.validation_steps is not None:
-        steps = min(steps, train_config.validation_steps)
-        batches = batches.take(steps)
-    return ValidationData(batches, steps)
+    template = translation_template()
+    return build_record_validation_batches(train_config, template.directed(texts.validation), tokenizer, template)
 
 
 def translation_report(model, texts, num_beams=None):
