@@ -55,6 +55,26 @@ def require_text(name, value, expected):
     return value
 
 
+def require_texts(name, values):
+    """Returns `values` as a list if it is a list (or other iterable) of strings, else raises a `ValueError` naming
+    `name`, or the first item that is not a string.
+
+    >>> require_texts("replies", ("Hi", "你好"))
+    ['Hi', '你好']
+    >>> require_texts("replies", "Hi")
+    Traceback (most recent call last):
+    ...
+    ValueError: replies is one string: expected a list of texts (wrap a single one as [replies]).
+    """
+    if isinstance(values, str):
+        raise ValueError(f"{name} is one string: expected a list of texts (wrap a single one as [{name}]).")
+    values = list(values)
+    for index, value in enumerate(values):
+        if not isinstance(value, str):
+            raise ValueError(f"{name}[{index}] is a {type(value).__name__}: expected a str.")
+    return values
+
+
 def require_divisible(name, value, divisor_name, divisor):
     """Raises a `ValueError` unless `value` is a multiple of `divisor`."""
     if value % divisor:

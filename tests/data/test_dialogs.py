@@ -107,24 +107,24 @@ def test_question_answer_files_become_two_turn_dialogs(tmp_path):
 
 
 @pytest.mark.parametrize("line, match", [
-    ("{not json", r"dialogs\.jsonl line 3: not valid JSON"),
-    ('{"messages": [{"role": "bot", "content": "hi"}]}', r"line 3: message 0 has the unknown role 'bot'"),
+    ("{not json", r"dialogs\.jsonl, line 3: not valid JSON"),
+    ('{"messages": [{"role": "bot", "content": "hi"}]}', r", line 3: message 0 has the unknown role 'bot'"),
     ('{"messages": [{"role": "user", "content": "  "}, {"role": "assistant", "content": "a"}]}',
-     r"line 3: message 0 \(user\) has an empty content"),
+     r", line 3: message 0 \(user\) has an empty content"),
     ('{"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]}',
-     r"line 3: the roles \['user', 'user'\] do not alternate"),
+     r", line 3: the roles \['user', 'user'\] do not alternate"),
     ('{"messages": [{"role": "assistant", "content": "a"}, {"role": "user", "content": "b"}]}',
-     r"line 3: the roles \['assistant', 'user'\] do not alternate"),
+     r", line 3: the roles \['assistant', 'user'\] do not alternate"),
     ('{"messages": [{"role": "user", "content": "a"}, {"role": "system", "content": "b"}]}',
-     r"line 3: the roles \['user', 'system'\] do not alternate"),
-    ('{"messages": [{"role": "user", "content": "a"}]}', r"line 3: .* with at least one assistant turn"),
+     r", line 3: the roles \['user', 'system'\] do not alternate"),
+    ('{"messages": [{"role": "user", "content": "a"}]}', r", line 3: .* with at least one assistant turn"),
     ('{"messages": [{"role": "user", "content": 7}, {"role": "assistant", "content": "a"}]}',
-     r"line 3: message 0 \(user\) has content of type int; expected a string"),
+     r", line 3: message 0 \(user\) has content of type int; expected a string"),
     ('{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}], "language": "fr"}',
-     r"line 3: the language 'fr' is not one of \('en', 'zh'\)"),
-    ('{"question": "a"}', r"line 3: the fields are \['question'\]; expected 'messages'"),
-    ('{"question": "a", "answer": ""}', r"line 3: the answer is ''; expected a non-empty string"),
-    ('["a", "b"]', r"line 3: a JSON list; expected an object"),
+     r", line 3: the language 'fr' is not one of \('en', 'zh'\)"),
+    ('{"question": "a"}', r", line 3: the fields are \['question'\]; expected 'messages'"),
+    ('{"question": "a", "answer": ""}', r", line 3: the answer is ''; expected a non-empty string"),
+    ('["a", "b"]', r", line 3: a JSON list; expected an object"),
 ])
 def test_jsonl_errors_name_the_file_and_line(tmp_path, line, match):
     path = _write(tmp_path / "dialogs.jsonl", json.dumps(_chat("a", "b")) + "\n\n" + line + "\n")
@@ -133,11 +133,11 @@ def test_jsonl_errors_name_the_file_and_line(tmp_path, line, match):
 
 
 def test_csv_errors_name_the_file_and_line(tmp_path):
-    with pytest.raises(ValueError, match=r"qa\.csv line 1: the columns are \['q', 'a'\]; expected 'question'"):
+    with pytest.raises(ValueError, match=r"qa\.csv, line 1: the columns are \['q', 'a'\]; expected 'question'"):
         load_dialogs(_write(tmp_path / "qa.csv", "q,a\nhi,hello\n"))
-    with pytest.raises(ValueError, match=r"qa\.csv line 3: the answer is ''"):
+    with pytest.raises(ValueError, match=r"qa\.csv, line 3: the answer is ''"):
         load_dialogs(_write(tmp_path / "qa.csv", "question,answer\nhi,hello\nbye,\n"))
-    with pytest.raises(ValueError, match=r"qa\.csv line 2: the language 'english' is not one of"):
+    with pytest.raises(ValueError, match=r"qa\.csv, line 2: the language 'english' is not one of"):
         load_dialogs(_write(tmp_path / "qa.csv", "question,answer,language\nhi,hello,english\n"))
 
 
@@ -150,7 +150,7 @@ def test_bad_sources_and_arguments_are_named(tmp_path):
         load_dialogs(_write(tmp_path / "dialogs.txt", "hi\n"))
     with pytest.raises(ValueError, match=r"empty\.jsonl' is empty"):
         load_dialogs(_write(tmp_path / "empty.jsonl", "\n"))
-    with pytest.raises(ValueError, match=r"bad\.jsonl line 2: not valid UTF-8"):
+    with pytest.raises(ValueError, match=r"bad\.jsonl, line 2: not valid UTF-8"):
         (tmp_path / "bad.jsonl").write_bytes(b'{"question": "a", "answer": "b"}\n\xff\n')
         load_dialogs(tmp_path / "bad.jsonl")
     for languages in ((), ("en", "fr"), "english", None):

@@ -21,6 +21,7 @@ import re
 
 import yaml
 
+from tfllm.data.files import read_utf8_text
 from tfllm.data.parallel import LANGUAGES
 from tfllm.data.splits import check_split, split_of
 
@@ -191,21 +192,11 @@ def _read_dialogs(source):
             f"{path!r}: unsupported, {what}; dialogs are a .jsonl file of chat messages or question/answer pairs, "
             "or a .csv file of question/answer pairs"
         )
-    text = _text(path)
+    text = read_utf8_text(path)
     dialogs = _jsonl_dialogs(path, text) if suffix == ".jsonl" else _csv_dialogs(path, text)
     if not dialogs:
         raise ValueError(f"the dialog file {path!r} is empty: it holds no dialogs")
     return dialogs
-
-
-def _text(path):
-    with open(path, "rb") as file:
-        data = file.read()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise ValueError(f"{path} line {line}: not valid UTF-8 (byte {data[error.start]:#04x})") from None
 
 
 def _jsonl_dialogs(path, text):
@@ -216,14 +207,14 @@ def _jsonl_dialogs(path, text):
         try:
             record = json.loads(line)
         except json.JSONDecodeError as error:
-            raise ValueError(f"{path} line {number}: not valid JSON ({error.msg} at column {error.colno})") from None
+            raise ValueError(f"{path}, line {number}: not valid JSON ({error.msg} at column {error.colno})") from None
         if not isinstance(record, dict):
-            raise ValueError(f"{path} line {number}: a JSON {type(record).__name__}; expected an object")
+            raise ValueError(f"{path}, line {number}: a JSON {type(record).__name__}; expected an object")
         try:
             messages = _record_messages(record)
             dialogs.append({"messages": messages, "language": _record_language(record, messages)})
         except ValueError as error:
-            raise ValueError(f"{path} line {number}: {error}") from None
+            raise ValueError(f"{path}, line {number}: {error}") from None
     return dialogs
 
 
@@ -232,7 +223,7 @@ def _csv_dialogs(path, text):
     columns = reader.fieldnames or []
     if not any(set(fields) <= set(columns) for fields in QUESTION_ANSWER_FIELDS):
         raise ValueError(
-            f"{path} line 1: the columns are {columns}; expected 'question' and 'answer' (or 'prompt' and "
+            f"{path}, line 1: the columns are {columns}; expected 'question' and 'answer' (or 'prompt' and "
             "'completion')"
         )
     dialogs = []
@@ -247,7 +238,7 @@ def _csv_dialogs(path, text):
             messages = _record_messages(values)
             dialogs.append({"messages": messages, "language": _record_language(values, messages)})
         except ValueError as error:
-            raise ValueError(f"{path} line {reader.line_num}: {error}") from None
+            raise ValueError(f"{path}, line {reader.line_num}: {error}") from None
     return dialogs
 
 

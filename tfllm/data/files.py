@@ -99,6 +99,28 @@ def _folder_files(folder):
     return [file for _, file in sorted(found)]
 
 
+def read_utf8_text(path):
+    """The text of a UTF-8 file (a byte order mark dropped), or a `ValueError` naming the line and the first bad byte:
+    how the files of records (pairs, dialogs) are read, which must be text.
+
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "bad.txt")
+    >>> with open(path, "wb") as file:
+    ...     _ = file.write("天气".encode() + bytes([10, 255]))  # a line break, then a byte UTF-8 never has
+    >>> read_utf8_text(path)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: ...bad.txt, line 2: not valid UTF-8 (byte 0xff)
+    """
+    with open(path, "rb") as file:
+        data = file.read()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise ValueError(f"{path}, line {line}: not valid UTF-8 (byte {data[error.start]:#04x})") from None
+
+
 def _read_file(file):
     data = file.read_bytes()
     if file.suffix.lower() == ".jsonl":

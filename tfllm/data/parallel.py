@@ -16,6 +16,7 @@ import os
 
 from tfllm.checks import require_positive_int
 from tfllm.data.hsk import hsk_sentences, word_gloss
+from tfllm.data.files import read_utf8_text
 from tfllm.data.splits import check_split, split_of
 
 PARALLEL_CORPUS_NAMES = ("hsk",)
@@ -220,14 +221,7 @@ def _existing(path):
 
 def _lines(path):
     """The lines of a UTF-8 file (without line breaks or a byte order mark), or a ValueError naming a bad byte."""
-    with open(path, "rb") as file:
-        data = file.read()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise ValueError(f"{path}, line {line}: not valid UTF-8 (byte {data[error.start]:#04x})") from None
-    lines = text.split("\n")
+    lines = read_utf8_text(path).split("\n")
     if lines[-1] == "":
         lines.pop()
     if not any(line.strip() for line in lines):

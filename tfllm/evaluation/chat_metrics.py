@@ -12,6 +12,7 @@ import unicodedata
 
 from sacrebleu.metrics import CHRF
 
+from tfllm.checks import require_texts
 from tfllm.data import ChatTemplate
 from tfllm.data.parallel import LANGUAGES
 from tfllm.evaluation.chat_exchanges import conversation_list, training_exchanges
@@ -81,8 +82,8 @@ def chat_scores(replies, references, languages, finished=None):
     >>> scores["zh"]["chrf"], scores["zh"]["well_formed"], scores["all"]["count"]
     (100.0, 0.0, 3)
     """
-    replies = _texts("replies", replies)
-    references = _texts("references", references)
+    replies = require_texts("replies", replies)
+    references = require_texts("references", references)
     languages = list(languages)
     finished = None if finished is None else [bool(value) for value in finished]
     for name, values in (("references", references), ("languages", languages), ("finished", finished)):
@@ -134,7 +135,7 @@ def exact_match(replies, accepted):
     >>> exact_match(["Good  night.", "Hi", "再见"], [["Good night.", "Sleep well."], ["Hello."], []])
     0.3333333333333333
     """
-    replies = _texts("replies", replies)
+    replies = require_texts("replies", replies)
     accepted = list(accepted)
     if len(accepted) != len(replies):
         raise ValueError(f"accepted has {len(accepted)} lists but replies has {len(replies)}: expected one list of "
@@ -172,13 +173,3 @@ def accepted_replies(train_dialogs, conversations):
 
 def _context_key(messages):
     return tuple((message["role"], normalize_whitespace(message["content"])) for message in messages)
-
-
-def _texts(name, texts):
-    if isinstance(texts, str):
-        raise ValueError(f"{name} is one string: expected a list of texts (wrap a single one as [{name}])")
-    texts = list(texts)
-    for index, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise ValueError(f"{name}[{index}] is a {type(text).__name__}: expected a str")
-    return texts

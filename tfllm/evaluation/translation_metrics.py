@@ -12,6 +12,8 @@ import dataclasses
 
 from sacrebleu.metrics import BLEU, CHRF
 
+from tfllm.checks import require_texts
+
 # The sacrebleu BLEU tokenizer of each target language that tfllm translates into.
 BLEU_TOKENIZERS = {"en": "13a", "zh": "zh"}
 
@@ -79,8 +81,8 @@ def translation_scores(hypotheses, references, target_language):
     ValueError: hypotheses has 1 sentences but references has 0: expected one reference per hypothesis.
     """
     tokenizer = _bleu_tokenizer(target_language)
-    hypotheses = _texts("hypotheses", hypotheses)
-    references = _texts("references", references)
+    hypotheses = require_texts("hypotheses", hypotheses)
+    references = require_texts("references", references)
     if len(hypotheses) != len(references):
         raise ValueError(
             f"hypotheses has {len(hypotheses)} sentences but references has {len(references)}: expected one "
@@ -106,13 +108,3 @@ def _bleu_tokenizer(target_language):
             f"{', '.join(map(repr, BLEU_TOKENIZERS))} (each has its BLEU tokenizer in BLEU_TOKENIZERS)."
         )
     return BLEU_TOKENIZERS[target_language]
-
-
-def _texts(name, texts):
-    if isinstance(texts, str):
-        raise ValueError(f"{name} is one string: expected a list of sentences (wrap a single one as [{name}]).")
-    texts = list(texts)
-    for index, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise ValueError(f"{name}[{index}] is a {type(text).__name__}: expected a str.")
-    return texts
