@@ -1,6 +1,6 @@
 """Runs every benchmark, each in a fresh process, and prints one table of their headline figures.
 
-    python benchmarks/run_all.py            # all six, at their default settings: about 35 minutes on 2 CPU cores
+    python benchmarks/run_all.py            # all eight, at their default settings: about 50 minutes on 2 CPU cores
     python benchmarks/run_all.py --quick    # fewer rounds and a shorter architecture comparison: about 15 minutes
     python benchmarks/run_all.py --only generation export
 
@@ -27,6 +27,8 @@ BENCHMARKS = {  # name: (arguments by default, arguments with --quick)
     "compare_architectures": ([], ["--seconds", "30", "--eval-every", "100"]),
     "generation": ([], ["--rounds", "2"]),
     "export": ([], ["--rounds", "3"]),
+    "gpt2_generation": ([], ["--rounds", "2"]),
+    "lora_finetuning": ([], ["--rounds", "2"]),
 }
 
 

@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 import tfllm
+from tests.serving_process import WITHOUT_TFLLM
 from tests.training.common import write_kjv_verses
 from tfllm import cli
 from tfllm.training.config import FinetuneConfig, RunConfig
@@ -264,14 +265,7 @@ def test_finetune_sft_and_classify_make_new_runs_that_record_their_parent(worksp
     assert refused.returncode == 2 and "holds a classifier" in refused.stderr
 
 
-SERVE = r"""
-import json, sys
-class _NoTfllm:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "tfllm":
-            raise ModuleNotFoundError(name)
-sys.meta_path.insert(0, _NoTfllm())
-import tensorflow as tf, tensorflow_text  # noqa: F401
+SERVE = WITHOUT_TFLLM + r"""
 served = tf.saved_model.load(sys.argv[1])
 rows = {"prompts": ["In the", "And"], "max_new_tokens": [6, 6], "temperature": [0.0, 0.0], "top_k": [0, 0],
         "top_p": [1.0, 1.0], "seed": [0, 0]}

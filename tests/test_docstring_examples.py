@@ -11,7 +11,7 @@ import pytest
 import tfllm
 
 FENCED = re.compile(r"```python\n(.*?)```", flags=re.DOTALL)
-PACKAGES = ("data", "evaluation", "export", "generation", "layers", "models", "tokenizers", "training")
+PACKAGES = ("checkpoints", "data", "evaluation", "export", "generation", "layers", "models", "tokenizers", "training")
 
 
 def _public_objects_with_examples():

@@ -21,11 +21,14 @@ ALLOWED = {
     "data": BASE | {"tokenizers"},
     "generation": BASE,  # sees a model by its decode contract and its tokenizer's methods, never their classes
     "evaluation": BASE | {"data", "tokenizers"},  # the same: scoring asks the model's decode contract
+    # Reads GPT-2 checkpoint files into named arrays and the tokenizer's files; `TransformerLM.from_pretrained` builds.
+    "checkpoints": BASE | {"tokenizers"},
     # `data` too: the `PromptTemplate` a model saves with it lives there (and `data` imports only tokenizers).
-    "models": BASE | {"layers", "tokenizers", "data", "generation", "evaluation"},
-    "training": BASE | {"models", "data", "evaluation", "generation", "tokenizers"},
+    "models": BASE | {"layers", "tokenizers", "data", "generation", "evaluation", "checkpoints"},
+    "training": BASE | {"models", "data", "evaluation", "generation", "tokenizers", "checkpoints"},
     "export": BASE | {"models", "tokenizers", "generation", "evaluation"},
-    "cli": BASE | {"layers", "tokenizers", "data", "generation", "evaluation", "models", "training", "export"},
+    "cli": BASE | {"layers", "tokenizers", "data", "generation", "evaluation", "models", "training", "export",
+                   "checkpoints"},
 }
 
 def module_files(root):

@@ -6,6 +6,7 @@
     tfllm chat RUN_DIR [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--memory]
     tfllm finetune RUN_DIR --task sft|classify|continue --data PATH [--output-dir DIR]
     tfllm export RUN_DIR OUT_DIR
+    tfllm convert SRC OUT_RUN_DIR [--overwrite]
 
 The flags of `train` and `finetune` are made from the config sections (`tfllm.training.config`): every key of a
 section has a flag named after it (`train.batch_size`: `--batch-size`; the few shorter names are `FLAG_NAMES`), typed
@@ -91,6 +92,7 @@ def build_parser():
     _add_chat(commands)
     _add_finetune(commands)
     _add_export(commands)
+    _add_convert(commands)
     return parser
 
 
@@ -313,10 +315,14 @@ def _add_finetune(commands):
         "finetune", help="fine-tune a run's model into a new run directory",
         description="Fine-tune the model of a run directory: continue pretraining on another corpus, supervised "
                     "fine-tuning on prompt/completion pairs (loss on the completions only), or a classification "
-                    "head on labelled texts. The new run directory records its parent.",
+                    "head on labelled texts. The new run directory records its parent. With --lora-rank R, only a "
+                    "LoRA adapter trains (a Transformer's attention and MLP projections) and the run stores only "
+                    "the adapter (adapter.weights.h5), rebuilding its model from the parent's; tfllm export merges "
+                    "it into the exported weights.",
     )
     parser.add_argument("run_dir", metavar="RUN_DIR")
-    parser.add_argument("--output-dir", metavar="DIR", help="default: RUN_DIR-TASK")
+    parser.add_argument("--output-dir", metavar="DIR",
+                        help="default: RUN_DIR-TASK (RUN_DIR-TASK-lora with --lora-rank)")
     parser.add_argument("--overwrite", action="store_true", help="replace a run already in --output-dir")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     _strategy_flags(parser)
@@ -486,6 +492,9 @@ def _evaluate(args):
         print(json.dumps(report) if args.json else "\n".join(f"{key:<18} {value}" for key, value in report.items()))
         return 0
     corpus = args.corpus or run.corpus
+    if corpus is None:
+        raise BadInput(f"{args.run_dir} learned from no corpus tfllm knows (a converted checkpoint, or a fine-tuning "
+                       "of one): give one with --corpus NAME|PATH (e.g. --corpus kjv)")
     split = None if args.split == "all" else args.split
     result = evaluate_texts(run.model, load_texts(corpus, split))
     report = {"corpus": corpus, "split": args.split, "loss": result.loss, "perplexity": result.perplexity,
@@ -793,10 +802,16 @@ def _finetune(args):
     config = FinetuneConfig.from_dict(_command_line_values(args, {"finetune": FinetuneConfig}).get("finetune", {}))
     strategy = get_strategy(args.strategy, logical_cpus=args.logical_cpus)
     parent = _existing_run(args.run_dir)
-    output = args.output_dir or f"{os.path.normpath(parent)}-{config.task}"
+    suffix = config.task if config.lora_rank is None else f"{config.task}-lora"
+    output = args.output_dir or f"{os.path.normpath(parent)}-{suffix}"
     args.error_dir = output
     result = finetune_run(parent, config, output, overwrite=args.overwrite, verbose=0 if args.quiet else 1,
                           strategy=strategy)
+    metrics = result.metrics
+    if config.lora_rank is not None and metrics:
+        print(f"LoRA adapter of rank {config.lora_rank}: {metrics['trainable_parameters']:,} of "
+              f"{metrics['total_parameters']:,} parameters trained, stored alone in {metrics['adapter_bytes']:,} "
+              f"bytes; the run needs its parent where it is.")
     print(f"Run directory: {result.run_dir} (parent: {parent})")
     return 0
 
@@ -861,6 +876,41 @@ Or call it from Python (tensorflow and tensorflow-text, no tfllm needed):
     print({call}.numpy()[0].decode())
 
 `saved_model_cli show --dir {path} --all` lists the signatures.""")
+    return 0
+
+
+def _add_convert(commands):
+    parser = commands.add_parser(
+        "convert", help="convert a GPT-2 checkpoint (KerasHub preset or Hugging Face directory) into a run directory",
+        description="Convert the GPT-2 checkpoint in the local directory SRC, a KerasHub preset (config.json, "
+                    "model.weights.h5, assets/tokenizer/) or a Hugging Face model directory (config.json, "
+                    "model.safetensors, vocab.json, merges.txt), into a new run directory: its model and BPE "
+                    "tokenizer in model.keras, the source recorded in convert.json. tfllm generate, evaluate "
+                    "--corpus, finetune and export then work on it. Nothing is downloaded: get the files first (the "
+                    "README says how).",
+    )
+    parser.add_argument("source", metavar="SRC", help="the checkpoint directory")
+    parser.add_argument("run_dir", metavar="OUT_RUN_DIR", help="the run directory to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace a run already in OUT_RUN_DIR")
+    _debug_flag(parser)
+    parser.set_defaults(run=_convert)
+
+
+def _convert(args):
+    from tfllm.training.convert_run import convert_run
+
+    if not os.path.isdir(args.source):
+        problem = "is not a directory" if os.path.exists(args.source) else "does not exist"
+        raise BadInput(f"{args.source} {problem}: expected a KerasHub GPT-2 preset or a Hugging Face GPT-2 model "
+                       "directory")
+    result = convert_run(args.source, args.run_dir, overwrite=args.overwrite)
+    summary = result.metrics
+    source = {"keras_hub": "KerasHub preset", "hugging_face": "Hugging Face model"}[summary["format"]]
+    print(f"Converted the GPT-2 {source} {args.source}: {summary['num_layers']} layers, width "
+          f"{summary['hidden_dim']}, {summary['num_heads']} heads, vocabulary {summary['vocab_size']:,}, context "
+          f"{summary['context']:,}, {summary['parameters']:,} parameters.")
+    print(f"Run directory: {result.run_dir}. Next: tfllm generate {result.run_dir} --prompt \"The meaning of life "
+          "is\"")
     return 0
 
 

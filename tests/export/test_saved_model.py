@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import OddIdsTokenizer
+from tests.serving_process import WITHOUT_TFLLM
 from tfllm.data import PromptTemplate
 from tfllm.export import export_saved_model
 from tfllm.generation import RequestSampler
@@ -53,23 +54,7 @@ COLUMNAR_BODY = json.dumps({"signature_name": "generate", "inputs": {
 DEFAULT_BODIES = [json.dumps({"instances": PROMPTS}), json.dumps({"instances": [{"prompts": p} for p in PROMPTS]}),
                   json.dumps({"inputs": {"prompts": PROMPTS}})]
 
-SERVE = r'''
-import json, sys
-
-class _NoTfllm:  # the serving process has tensorflow and tensorflow-text, not tfllm
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "tfllm":
-            raise ModuleNotFoundError(f"No module named {name!r} (blocked)")
-
-sys.meta_path.insert(0, _NoTfllm())
-try:
-    import tfllm  # noqa: F401
-    tfllm_importable = True
-except ModuleNotFoundError:
-    tfllm_importable = False
-import tensorflow as tf
-import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
-
+SERVE = WITHOUT_TFLLM + r'''
 SETTINGS = ("max_new_tokens", "temperature", "top_k", "top_p", "seed")
 invalid_utf8 = []
 

@@ -184,3 +184,20 @@ def test_bad_arguments_name_the_value():
         layer.initial_cache(1, 4)
     with pytest.raises(ValueError, match="cache_index is required"):
         layer(inputs(), cache=np.zeros((B, 2, 8, 2, 4), "float32"))
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_one_row_projection_equals_the_projection_layer(lora):
+    # A decode step of one sequence projects by a product and a sum instead of calling the EinsumDense layers.
+    attention = CausalSelfAttention(num_heads=2)
+    x = np.random.default_rng(0).normal(size=(1, 1, 8)).astype("float32")  # (B=1, T=1, D)
+    attention(x)
+    if lora:
+        attention.query_dense.enable_lora(2)
+        attention.query_dense.lora_kernel_b.assign(np.full(attention.query_dense.lora_kernel_b.shape, 0.5, "float32"))
+    for dense in (attention.query_dense, attention.key_dense, attention.value_dense):
+        want = np.asarray(dense(x))  # (1, 1, H, Dh)
+        got = attention._project(dense, x)
+        np.testing.assert_allclose(np.asarray(got), want, atol=1e-6)
+        compiled = tf.function(lambda inputs: attention._project(dense, inputs), jit_compile=True)(x)
+        np.testing.assert_allclose(np.asarray(compiled), want, atol=1e-6)

@@ -80,7 +80,7 @@ def assert_graph_matches_eager(tokenizer, texts, tmp_path):
     @tf.function(jit_compile=False, input_signature=[tf.TensorSpec([None], tf.string)])
     def round_trip(batch):
         ids = tokenizer.tokenize(batch)  # (B, None)
-        return ids, tokenizer.detokenize(ids), tokenizer.detokenize(ids.to_tensor())  # dense ids: pads dropped
+        return ids, tokenizer.detokenize(ids), tokenizer.detokenize(ids.to_tensor(tokenizer.fill_id))  # rows filled, then dropped
 
     ids, ragged_texts, dense_texts = round_trip(tf.constant(texts))
     assert ids.dtype == tf.int32

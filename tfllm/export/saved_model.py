@@ -90,6 +90,7 @@ from tfllm.generation import RequestSampler, chat_stop_token_ids, decode_loop
 from tfllm.generation.text_generation import prefill_state
 from tfllm.generation.translation import translation_budget
 from tfllm.models import CausalLM
+from tfllm.models.lora import merge_lora
 
 DEFAULT_MAX_NEW_TOKENS = 64  # serving_default's, as `CausalLM.generate`'s (within the limit)
 DEFAULT_MAX_NEW_TOKENS_LIMIT = 256
@@ -108,7 +109,8 @@ def export_saved_model(model, path, *, version=1, max_new_tokens=None, temperatu
     `translate` for a model that translates and `chat` for a chat model (see the module).
 
     Args:
-        model: a `tfllm.models.CausalLM` with its tokenizer attached.
+        model: a `tfllm.models.CausalLM` with its tokenizer attached; a LoRA adapter on it is merged into the
+            exported kernels (`tfllm.models.lora.merge_lora`).
         path: the model's base directory (TensorFlow Serving's `--model_base_path`); created if needed.
         version: the version number, a positive integer: the export goes to `path/<version>/`, which must not exist
             or be empty.
@@ -183,6 +185,7 @@ def export_saved_model(model, path, *, version=1, max_new_tokens=None, temperatu
         _chat_message_room(model, defaults["max_new_tokens"], limits["max_prompt_tokens"])  # refuses no room
     if not model.built:
         model(ops.zeros((1, 2), "int32"))
+    model = merge_lora(model)  # a LoRA adapter folded into the kernels: the export has no adapter variables
 
     archive = keras.export.ExportArchive()
     archive.track(model)

@@ -133,9 +133,9 @@ class CausalSelfAttention(keras.layers.Layer):
         if cache is not None and cache_index is None:
             raise ValueError("cache_index is required when a cache is given: the position of the first new token.")
         start_index = 0 if cache is None else ops.cast(cache_index, "int32")
-        query = self.query_dense(inputs)  # (B, T, H, Dh)
-        key = self.key_dense(inputs)  # (B, T, H, Dh)
-        value = self.value_dense(inputs)  # (B, T, H, Dh)
+        query = self._project(self.query_dense, inputs)  # (B, T, H, Dh)
+        key = self._project(self.key_dense, inputs)  # (B, T, H, Dh)
+        value = self._project(self.value_dense, inputs)  # (B, T, H, Dh)
         if self.rotary:
             query = self.rotary_embedding(query, start_index=start_index)
             key = self.rotary_embedding(key, start_index=start_index)
@@ -154,6 +154,17 @@ class CausalSelfAttention(keras.layers.Layer):
         context = ops.einsum("bhts,bshk->bthk", probabilities, value)  # (B, T, H, Dh)
         output = self.output_dense(context)  # (B, T, D)
         return output if cache is None else (output, cache)
+
+    def _project(self, dense, inputs):
+        """`dense(inputs)`, (B, T, D) -> (B, T, H, Dh). One row (B = T = 1, statically: a decode step of one
+        sequence) is computed as a product and a sum over D instead: XLA on CPUs runs that matrix-vector product of
+        a (D, H, Dh) kernel about 3x slower than its fused multiply-and-sum, which reads the kernel once
+        (benchmarks/gpt2_generation.py); the plain graph runs both alike."""
+        if inputs.shape[0] != 1 or inputs.shape[1] != 1 or dense.quantization_mode is not None:
+            return dense(inputs)
+        kernel = ops.cast(dense.kernel, inputs.dtype)  # (D, H, Dh), with the LoRA change when enabled
+        heads = ops.sum(inputs[:, :, :, None, None] * kernel, axis=2)  # (1, 1, D, H, Dh) -> (1, 1, H, Dh)
+        return heads if dense.bias is None else heads + ops.cast(dense.bias, inputs.dtype)
 
     def _attention_mask(self, query_length, key_length, start_index, padding_mask):
         """True where query t may see key s: s <= start_index + t, and key s is not padding. (B or 1, 1, T, S)."""

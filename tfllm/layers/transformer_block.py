@@ -4,8 +4,9 @@ import numbers
 
 import keras
 
-from tfllm.layers.causal_self_attention import CausalSelfAttention
 from tfllm.checks import require_positive_int, require_rate
+from tfllm.layers.activations import get_activation
+from tfllm.layers.causal_self_attention import CausalSelfAttention
 from tfllm.layers.initializers import clone_initializer
 
 
@@ -25,7 +26,8 @@ class TransformerBlock(keras.layers.Layer):
         num_heads: positive int, the number of attention heads H.
         intermediate_dim: positive int, the width of the feed-forward hidden layer (commonly 4 * D).
         dropout: rate in [0, 1) used on the attention probabilities and on both residual branches.
-        activation: activation of the feed-forward hidden layer, a name or a callable.
+        activation: activation of the feed-forward hidden layer, a name (a Keras one, or "gelu_approximate",
+            GPT-2's tanh GELU) or a callable.
         layer_norm_epsilon: positive float added to the variance in both layer norms.
         normalize_first: bool, True for pre-layer-norm, False for post-layer-norm.
         rotary: bool, whether the attention applies rotary position embedding to queries and keys.
@@ -72,7 +74,7 @@ class TransformerBlock(keras.layers.Layer):
         self.num_heads = require_positive_int("num_heads", num_heads)
         self.intermediate_dim = require_positive_int("intermediate_dim", intermediate_dim)
         self.dropout = require_rate("dropout", dropout)
-        self.activation = keras.activations.get(activation)
+        self.activation = get_activation(activation)
         is_number = isinstance(layer_norm_epsilon, numbers.Real) and not isinstance(layer_norm_epsilon, bool)
         if not is_number or layer_norm_epsilon <= 0:
             raise ValueError(f"layer_norm_epsilon={layer_norm_epsilon!r} is invalid: expected a positive float.")

@@ -18,6 +18,7 @@ from tfllm.data.templates import template_from_config, wrap_prompts
 from tfllm.evaluation import scoring
 from tfllm.generation import chat as chat_generation
 from tfllm.generation import text_generation, translation
+from tfllm.models import lora
 from tfllm.models.metrics import Perplexity
 from tfllm.models.multi_worker import MultiWorkerFit
 from tfllm.models.schedules import WarmupCosineDecay
@@ -182,6 +183,19 @@ class CausalLM(MultiWorkerFit, keras.Model):
         self._schedule.set_decay_steps(max(decay_steps, self._schedule.warmup_steps + 1))
         if self._default_compile_arguments is not None:
             self._default_compile_arguments["decay_steps"] = decay_steps
+
+    def enable_lora(self, rank, alpha=None):
+        """Adds a LoRA adapter of `rank` (scale `alpha / rank`; alpha None means rank) to the attention and MLP
+        projections of every Transformer block and freezes every other weight: only the adapter trains. Compile the
+        model afterwards. `tfllm.models.lora` saves and loads adapters and merges them (an export merges them).
+
+        >>> from tfllm.models import TransformerLM
+        >>> model = TransformerLM(259, num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16,
+        ...                       max_sequence_length=8)
+        >>> model.enable_lora(rank=2, alpha=4) is model, len(model.trainable_weights)  # A and B of 6 projections
+        (True, 12)
+        """
+        return lora.enable_lora(self, rank, alpha)
 
     @property
     def prompt_template(self):

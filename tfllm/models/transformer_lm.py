@@ -1,10 +1,13 @@
 """A decoder-only Transformer language model (GPT): embeddings -> causal blocks -> final norm -> tied logits."""
 
+import os
+
 import keras
 from keras import ops
 
 from tfllm.checks import require_choice, require_divisible, require_positive_int, require_rate
 from tfllm.layers import PositionEmbedding, TokenEmbedding, TransformerBlock
+from tfllm.layers.activations import get_activation
 from tfllm.models.causal_lm import CausalLM
 
 POSITION_EMBEDDINGS = ("learned", "rotary")
@@ -27,7 +30,13 @@ class TransformerLM(CausalLM):
         dropout: rate in [0, 1) on embeddings, attention and residual branches.
         position_embedding: "learned" (absolute, GPT-2) or "rotary" (RoPE: relative, no position weights).
         tie_weights: compute the logits with the token embedding matrix.
+        activation: the name of the blocks' MLP activation: "gelu" (exact) or "gelu_approximate" (the tanh
+            approximation GPT-2 uses), or any Keras activation name.
+        layer_norm_epsilon: positive float added to the variance in every layer norm.
         tokenizer: an optional tfllm tokenizer, saved with the model.
+
+    `TransformerLM.from_pretrained(path)` converts a GPT-2 checkpoint (a KerasHub preset or a Hugging Face
+    directory, see `tfllm.checkpoints`).
 
     Example:
 
@@ -48,6 +57,8 @@ class TransformerLM(CausalLM):
         dropout=0.0,
         position_embedding="learned",
         tie_weights=True,
+        activation="gelu",
+        layer_norm_epsilon=1e-5,
         tokenizer=None,
         **kwargs,
     ):
@@ -61,15 +72,59 @@ class TransformerLM(CausalLM):
         self.dropout = require_rate("dropout", dropout)
         self.position_embedding = require_choice("position_embedding", position_embedding, POSITION_EMBEDDINGS)
         self.tie_weights = bool(tie_weights)
+        get_activation(activation)  # an unknown name fails here, before any layer is made
+        self.activation = activation
+        self.layer_norm_epsilon = layer_norm_epsilon
         rotary = position_embedding == "rotary"
         self.token_embedding = TokenEmbedding(vocab_size, hidden_dim, tie_weights=tie_weights, name="token_embedding")
         self.positions = None if rotary else PositionEmbedding(max_sequence_length, name="position_embedding")
         self.embedding_dropout = keras.layers.Dropout(dropout, name="embedding_dropout")
         self.blocks = [
-            TransformerBlock(num_heads, intermediate_dim, dropout=dropout, rotary=rotary, name=f"block_{index}")
+            TransformerBlock(num_heads, intermediate_dim, dropout=dropout, activation=activation,
+                             layer_norm_epsilon=layer_norm_epsilon, rotary=rotary, name=f"block_{index}")
             for index in range(num_layers)
         ]
-        self.final_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm")
+        self.final_norm = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name="final_norm")
+
+    @classmethod
+    def from_pretrained(cls, path):
+        """The GPT-2 checkpoint in the local directory `path` (a KerasHub preset, or a Hugging Face model
+        directory), as a `TransformerLM` with the checkpoint's `BytePairTokenizer` attached.
+
+        The GELU of GPT-2 (the tanh approximation), its layer-norm epsilon and its context length come from the
+        checkpoint's config. A directory of another format or architecture, a missing file or tensor, a tensor of
+        the wrong shape or a vocabulary that does not fit the weights raises a one-line `ValueError` naming it
+        (`tfllm.checkpoints.CheckpointError`), before the model is built.
+
+        Example (with a preset KerasHub wrote by `GPT2CausalLM.from_preset("gpt2_base_en")`, see the README):
+
+        ```python
+        model = TransformerLM.from_pretrained("~/.cache/kagglehub/models/keras/gpt2/keras/gpt2_base_en/3")
+        model.generate(["The meaning of life is"], max_new_tokens=20, sampler="greedy")
+        ```
+        """
+        from tfllm.checkpoints import read_gpt2_checkpoint
+
+        checkpoint = read_gpt2_checkpoint(os.path.expanduser(os.fspath(path)))
+        model = cls(**checkpoint.model_arguments, tokenizer=checkpoint.tokenizer())
+        model.load_named_weights(checkpoint.weights)
+        return model
+
+    def load_named_weights(self, weights):
+        """Assigns `weights`, `{name: array}` named by each variable's path below the model
+        (`block_0/self_attention/query/kernel`, as `tfllm.checkpoints.gpt2_weight_shapes` lists them); every
+        variable must be given, with its shape."""
+        if not self.built:
+            self(ops.zeros((1, min(2, self.max_sequence_length)), "int32"))
+        variables = {variable.path.split("/", 1)[1]: variable for variable in self.weights}
+        missing, unknown = sorted(set(variables) - set(weights)), sorted(set(weights) - set(variables))
+        if missing or unknown:
+            raise ValueError(f"the weights do not match the model: missing {missing[:3]}, unknown {unknown[:3]}")
+        for name, variable in variables.items():
+            if tuple(weights[name].shape) != tuple(variable.shape):
+                raise ValueError(f"the weight {name} has the shape {tuple(weights[name].shape)}: expected "
+                                 f"{tuple(variable.shape)}")
+            variable.assign(weights[name])
 
     @property
     def max_sequence_length(self):
@@ -128,4 +183,6 @@ class TransformerLM(CausalLM):
             "dropout": self.dropout,
             "position_embedding": self.position_embedding,
             "tie_weights": self.tie_weights,
+            "activation": self.activation,
+            "layer_norm_epsilon": self.layer_norm_epsilon,
         }

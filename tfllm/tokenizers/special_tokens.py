@@ -3,7 +3,8 @@
 import re
 
 import tensorflow as tf
-import tensorflow_text as tf_text
+
+from tfllm.tokenizers.regex_split import regex_split
 
 def check_special_tokens(tokens, reserved=()):
     """The extra special tokens as a tuple of distinct non-empty strings, none of them one of `reserved`.
@@ -62,7 +63,7 @@ def tokenize_around_special_tokens(texts, tokens, token_ids, tokenize_text):
         RaggedTensor (B, None) int32.
     """
     pattern = split_pattern(tokens)
-    pieces, _, _ = tf_text.regex_split_with_offsets(texts, pattern, keep_delim_regex_pattern=pattern)  # (B, P)
+    pieces = regex_split(texts, pattern)  # (B, P); NUL characters kept, unlike tf_text.regex_split
     flat = pieces.flat_values  # (N,)
     matches = tf.equal(flat[:, tf.newaxis], tf.constant(tokens)[tf.newaxis, :])  # (N, K)
     is_special = tf.reduce_any(matches, axis=1)  # (N,)

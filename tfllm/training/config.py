@@ -147,7 +147,9 @@ DEFAULTS = {
         },
     },
     # `FinetuneConfig`'s, for every task; a fine-tuning run is short and starts from a trained model.
-    "finetune": {"steps": 300, "batch_size": 16, "sequence_length": None, "learning_rate": 1e-3, "seed": 0},
+    # LoRA is off unless a rank is given; alpha None means alpha = rank (a scale of 1, Keras's default).
+    "finetune": {"steps": 300, "batch_size": 16, "sequence_length": None, "learning_rate": 1e-3, "seed": 0,
+                 "lora_rank": None, "lora_alpha": None},
 }
 
 
@@ -596,11 +598,18 @@ class FinetuneConfig(_Section):
         learning_rate: the peak learning rate (warmup, then cosine decay for "continue" and "sft"; constant for
             "classify").
         seed: seeds the weights of a new head and the data order.
+        lora_rank: train a LoRA adapter of this rank on the attention and MLP projections instead of every weight
+            ("continue" and "sft" on a Transformer); the run then stores only the adapter. None: full fine-tuning.
+        lora_alpha: the adapter's scale is lora_alpha / lora_rank; None means lora_alpha = lora_rank.
 
     Example:
 
     >>> FinetuneConfig("sft", "qa", steps=200).validate()  # "qa": the embedded question/answer pairs
-    FinetuneConfig(task='sft', data='qa', steps=200, batch_size=16, sequence_length=None, learning_rate=0.001, seed=0)
+    FinetuneConfig(task='sft', data='qa', steps=200, batch_size=16, sequence_length=None, learning_rate=0.001, seed=0, lora_rank=None, lora_alpha=None)
+    >>> FinetuneConfig("sft", "qa", lora_rank=0).validate()
+    Traceback (most recent call last):
+    ...
+    ValueError: finetune.lora_rank=0 is invalid: expected a positive integer or None (full fine-tuning).
     >>> FinetuneConfig.from_dict({"task": "sft", "data": "qa", "steps": "200"})  # as finetune.json is read back
     Traceback (most recent call last):
     ...
@@ -620,6 +629,8 @@ class FinetuneConfig(_Section):
     sequence_length: int | None = DEFAULTS["finetune"]["sequence_length"]
     learning_rate: float = DEFAULTS["finetune"]["learning_rate"]
     seed: int = DEFAULTS["finetune"]["seed"]
+    lora_rank: int | None = DEFAULTS["finetune"]["lora_rank"]
+    lora_alpha: float | None = DEFAULTS["finetune"]["lora_alpha"]
 
     def validate(self, num_replicas=1):
         """Checks every value before any work; a `ValueError` names the first bad one. Returns the config.
@@ -635,6 +646,7 @@ class FinetuneConfig(_Section):
             require_positive_int("finetune.sequence_length", self.sequence_length, why=" or None")
         require_positive_number("finetune.learning_rate", self.learning_rate)
         require_int_at_least("finetune.seed", self.seed, 0)
+        self._validate_lora()
         if self.task in ("sft", "classify") and self.data != "qa" and not os.path.isfile(self.data):
             raise ValueError(f"finetune.data={self.data!r} does not exist: expected a JSONL or CSV file"
                              + (" (or 'qa', the embedded question/answer pairs)" if self.task == "sft" else ""))
@@ -646,6 +658,19 @@ class FinetuneConfig(_Section):
             raise ValueError(f"finetune.batch_size={self.batch_size} is not divisible by the number of replicas "
                              f"({num_replicas})")
         return self
+
+    def _validate_lora(self):
+        if self.lora_rank is None:
+            if self.lora_alpha is not None:
+                raise ValueError(f"finetune.lora_alpha={self.lora_alpha!r} is set without finetune.lora_rank: give "
+                                 "the adapter's rank too (--lora-rank R)")
+            return
+        require_positive_int("finetune.lora_rank", self.lora_rank, why=" or None (full fine-tuning)")
+        if self.lora_alpha is not None:
+            require_positive_number("finetune.lora_alpha", self.lora_alpha)
+        if self.task == "classify":
+            raise ValueError("finetune.lora_rank is for the language-model tasks 'continue' and 'sft': a 'classify' "
+                             "run trains a new head, so drop --lora-rank")
 
 
 def _data_defaults(values):

@@ -19,6 +19,11 @@ its files): `finetune.json` records the config and the parent, then come `model.
 "classify"), `history.json` (one entry per `log_every` steps), `samples.txt` ("sft": held-out prompts, references
 and the model's completions) and, last, `metrics.json`. A fine-tuning run is short and has no checkpoints: an
 unfinished one is refused (naming the problem, suggesting overwrite) rather than resumed.
+
+With `lora_rank` ("continue" and "sft" on a Transformer), only a LoRA adapter trains (`tfllm.models.lora`): the run
+stores `adapter.weights.h5` in place of `model.keras`, and `load_run` rebuilds its model from the parent run's,
+which must stay where it was. A parent that is itself a LoRA run has its adapter merged first, as has any parent of
+a full fine-tuning. `metrics.json` counts the trainable and total parameters (and the adapter's bytes).
 """
 
 import dataclasses
@@ -31,6 +36,7 @@ import tensorflow as tf
 from tfllm.data import QUESTION_ANSWER_TEMPLATE, PromptTemplate, load_texts, question_answer_records, split_of
 from tfllm.data.records import read_records
 from tfllm.evaluation import evaluate_texts
+from tfllm.models.lora import merge_lora, parameter_counts
 from tfllm.training.config import FinetuneConfig
 from tfllm.training.finetune import continue_pretraining, supervised_finetune, train_classifier
 from tfllm.training.run_directory import HISTORY, METRICS, SAMPLES, RunDirectory, RunDirectoryError, load_run
@@ -101,8 +107,9 @@ def finetune_run(parent_dir, config, run_dir, overwrite=False, verbose=1, strate
         raise RunDirectoryError(f"{run.path} is the parent run: the fine-tuned run needs a directory of its own")
     with strategy.scope():
         parent = load_run(parent_dir)
-    if parent.is_classifier:
-        raise RunDirectoryError(f"{parent.path} holds a classifier: fine-tune a language-model run instead")
+        if parent.is_classifier:
+            raise RunDirectoryError(f"{parent.path} holds a classifier: fine-tune a language-model run instead")
+        model = _model_to_train(parent.model, config)
     plan = run.plan(config, overwrite)
     data = _split(config)
     _say(verbose, f"Fine-tuning {parent.path} ({config.task}) on {config.data}: {len(data.train):,} training and "
@@ -111,7 +118,7 @@ def finetune_run(parent_dir, config, run_dir, overwrite=False, verbose=1, strate
     if writer:
         run.start(config, plan, parent=parent)
     with strategy.scope():
-        model, label_names, history = _train(config, parent, data, verbose if writer else 0)
+        model, label_names, history = _train(config, model, parent, data, verbose if writer else 0)
     if not writer:
         return FinetuneResult(run.path, config, model, {})
 
@@ -124,32 +131,44 @@ def finetune_run(parent_dir, config, run_dir, overwrite=False, verbose=1, strate
         metrics, samples = _sft_report(model, data.heldout, data.template, history)
     else:
         metrics = _classifier_report(model, label_names, data.heldout)
-    run.save_model(model)
+    if config.lora_rank is None:
+        run.save_model(model)
+        stored = parameter_counts(model)
+    else:
+        stored = {**parameter_counts(model), "adapter_bytes": run.save_adapter(model, parent.path)}
     run.write_json(HISTORY, {key: [float(value) for value in values] for key, values in history.history.items()})
     if samples is not None:
         run.write_text(SAMPLES, samples)
     metrics = {"task": config.task, "steps": config.steps, "train_records": len(data.train),
                "heldout_records": len(data.heldout), "train_loss": float(history.history["loss"][-1]), **metrics,
-               "wall_time_seconds": time.perf_counter() - started}
+               **stored, "wall_time_seconds": time.perf_counter() - started}
     run.write_json(METRICS, metrics)  # last: its presence marks the run complete
     _say(verbose, "Fine-tuned: " + ", ".join(f"{key} {value:.4g}" for key, value in metrics.items()
                                               if isinstance(value, float)) + f". Run directory: {run.path}")
     return FinetuneResult(run.path, config, model, metrics)
 
 
-def _train(config, parent, data, verbose):
-    """Trains the parent's model by the recipe of `config.task`: `(model, label_names, history)`; the model is a new
-    `SequenceClassifier` for "classify" (and `label_names` None for the other tasks)."""
+def _model_to_train(model, config):
+    """The parent's model ready to fine-tune: its LoRA adapter, if it has one, merged; then, for a LoRA run, a new
+    adapter of `config.lora_rank` on it (a `ValueError` for a model LoRA cannot adapt, before any work)."""
+    model = merge_lora(model)
+    if config.lora_rank is not None:
+        model.enable_lora(config.lora_rank, config.lora_alpha)
+    return model
+
+
+def _train(config, model, parent, data, verbose):
+    """Trains `model` (the parent's) by the recipe of `config.task`: `(model, label_names, history)`; the model is a
+    new `SequenceClassifier` for "classify" (and `label_names` None for the other tasks)."""
     common = {"steps": config.steps, "batch_size": config.batch_size, "learning_rate": config.learning_rate,
               "seed": config.seed, "verbose": verbose,
               "sequence_length": config.sequence_length or parent.sequence_length}
     if config.task == "continue":
-        return parent.model, None, continue_pretraining(parent.model, data.train, validation_texts=data.heldout,
-                                                        **common)
+        return model, None, continue_pretraining(model, data.train, validation_texts=data.heldout, **common)
     if config.task == "sft":
-        return parent.model, None, supervised_finetune(parent.model, data.train, validation_pairs=data.heldout,
-                                                       template=data.template, **common)
-    return train_classifier(parent.model, data.train, validation_examples=data.heldout, **common)
+        return model, None, supervised_finetune(model, data.train, validation_pairs=data.heldout,
+                                                template=data.template, **common)
+    return train_classifier(model, data.train, validation_examples=data.heldout, **common)
 
 
 def evaluate_classifier(run):

@@ -6,11 +6,14 @@ run_dir/
                    the run decided once and keeps when it resumes (`record`: the steps its time budget fixed)
   config.json      pretrain: the RunConfig
   finetune.json    finetune: the FinetuneConfig, the parent run directory and the parent's own config file
+  convert.json     convert: the ConvertConfig (the checkpoint's path, format and config.json)
   template.json    the prompt template, for a run that has one
   checkpoints/     pretrain: the latest training state and the tokenizer (tokenizer.json), for resuming
   logs/            pretrain: TensorBoard logs
   samples.txt      generated samples (pretrain: by step; finetune "sft": held-out prompts and completions)
   model.keras      the trained model, its tokenizer inside
+  adapter.weights.h5  finetune with LoRA (`lora_rank`): the adapter alone, in place of model.keras; the model is
+                   rebuilt from the parent run's (`tfllm.models.lora`)
   loss_curve.png   pretrain: training and validation loss by step
   history.json     the losses of the run
   metrics.json     the final numbers, written last: a run is complete when it exists
@@ -25,6 +28,7 @@ Every file is written atomically (`tfllm.training.atomic`), so each is either ab
 """
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -38,19 +42,24 @@ import tfllm.models  # noqa: F401  (these two register the classes of the models
 import tfllm.tokenizers  # noqa: F401
 from tfllm.checks import require_choice
 from tfllm.data.templates import ChatTemplate, PromptTemplate, template_from_config
+from tfllm.models.lora import load_adapter, merge_lora, save_adapter
 from tfllm.training.atomic import TEMPORARY_PREFIX, atomic_path, atomic_write_text
 from tfllm.training.config import FinetuneConfig, RunConfig
+from tfllm.training.convert_config import ConvertConfig
 
 RUN = "run.json"
 RUN_FORMAT = 1  # raise when the files of a run change in a way older runs cannot be read by
 CONFIG = "config.json"
 FINETUNE = "finetune.json"
+CONVERT = "convert.json"
 TEMPLATE = "template.json"
 CHECKPOINTS = "checkpoints"
 TOKENIZER = "tokenizer.json"  # in CHECKPOINTS
 LOGS = "logs"
 SAMPLES = "samples.txt"
 MODEL = "model.keras"
+ADAPTER = "adapter.weights.h5"  # a LoRA fine-tuning's, in place of MODEL
+PARENT_FINGERPRINT = "parent_fingerprint"  # in RUN, for a LoRA fine-tuning: the parent's model file it adapts
 LOSS_CURVE = "loss_curve.png"
 HISTORY = "history.json"
 METRICS = "metrics.json"
@@ -79,6 +88,7 @@ class RunKind:
 KINDS = {
     "pretrain": RunKind(CONFIG, RunConfig, (CONFIG, MODEL, LOSS_CURVE, HISTORY, SAMPLES, METRICS), resumes=True),
     "finetune": RunKind(FINETUNE, FinetuneConfig, (FINETUNE, MODEL, HISTORY, METRICS), has_parent=True),
+    "convert": RunKind(CONVERT, ConvertConfig, (CONVERT, MODEL, METRICS)),  # a GPT-2 checkpoint, converted
 }
 
 
@@ -105,7 +115,7 @@ class LoadedRun:
     """A complete run as `load_run` reads it back.
 
     Attributes:
-        kind: a key of `KINDS` ("pretrain", "finetune").
+        kind: a key of `KINDS` ("pretrain", "finetune", "convert").
         path: the run directory.
         config: its config (a `RunConfig`, a `FinetuneConfig`, ...: `KINDS[kind].config_class`).
         model: the trained model (a `CausalLM`, or a `SequenceClassifier` for a classifier), compiled with the
@@ -141,16 +151,25 @@ class LoadedRun:
         return self.kind == "finetune" and self.config.task == "classify"
 
     @property
+    def is_lora(self):
+        """Whether the run trained a LoRA adapter (its config has a `lora_rank`) and stores only that."""
+        return getattr(self.config, "lora_rank", None) is not None
+
+    @property
     def precision(self):
         """The dtype policy the model was trained in; a fine-tuning keeps its parent's."""
+        if self.kind == "convert":
+            return self.config.precision
         return self.parent.precision if self.kind == "finetune" else self.config.train.precision
 
     @property
     def corpus(self):
         """The corpus the model last learned as a language model: its own, or its parent's for "sft" and
-        "classify"."""
+        "classify"; None for a converted checkpoint (it learned from no corpus tfllm knows)."""
         if self.kind == "pretrain":
             return self.config.data.corpus
+        if self.kind == "convert":
+            return self.config.corpus
         return self.config.data if self.config.task == "continue" else self.parent.corpus
 
     @property
@@ -158,6 +177,8 @@ class LoadedRun:
         """Tokens per training sequence: the config's, or for a fine-tuning that names none, its parent's."""
         if self.kind == "pretrain":
             return self.config.train.sequence_length
+        if self.kind == "convert":
+            return self.config.sequence_length
         return self.config.sequence_length or self.parent.sequence_length
 
 
@@ -221,6 +242,10 @@ class RunDirectory:
         return self.file(MODEL)
 
     @property
+    def adapter_path(self):
+        return self.file(ADAPTER)
+
+    @property
     def loss_curve_path(self):
         return self.file(LOSS_CURVE)
 
@@ -241,9 +266,17 @@ class RunDirectory:
         tfllm)."""
         return os.path.exists(self.file(RUN)) or os.path.exists(self.file(CONFIG))
 
+    def final_files(self):
+        """The files of a complete run, in the order it writes them: its kind's, but a LoRA fine-tuning (whose config
+        file records a `lora_rank`) has `adapter.weights.h5` in place of `model.keras`."""
+        files = self.spec.final_files
+        if self.spec.has_parent and os.path.exists(self.config_path) and self._read_recorded_run().is_lora:
+            files = tuple(ADAPTER if name == MODEL else name for name in files)
+        return files
+
     def missing_files(self):
         """The final files not (yet) written, in the order a run writes them."""
-        return [name for name in self.spec.final_files if not os.path.exists(self.file(name))]
+        return [name for name in self.final_files() if not os.path.exists(self.file(name))]
 
     def is_complete(self):
         """Whether the run finished: every final file exists (`metrics.json` is written last)."""
@@ -344,6 +377,17 @@ class RunDirectory:
         with atomic_path(self.model_path) as temporary:
             model.save(temporary)
 
+    def save_adapter(self, model, parent_path):
+        """Saves the LoRA adapter of `model` alone as `adapter.weights.h5`, atomically, and its prompt template (if
+        any) as `template.json`; records in `run.json` the fingerprint of the model file of the parent run at
+        `parent_path` (whose model it adapts), which `load_run` checks. Returns the adapter file's size in bytes."""
+        self.record(PARENT_FINGERPRINT, _model_file_fingerprint(parent_path))
+        template = getattr(model, "prompt_template", None)
+        if template is not None:
+            self.write_json(TEMPLATE, template.get_config())
+        with atomic_path(self.adapter_path) as temporary:
+            return save_adapter(model, temporary)
+
     def _read_recorded_run(self):
         """The run as its config file records it: a `LoadedRun` without model."""
         if not os.path.exists(self.config_path):
@@ -430,7 +474,10 @@ def load_run(run_dir):
         raise RunDirectoryError(f"{path} holds an unfinished run: {', '.join(missing)} missing. {advice}")
     recorded = run._read_recorded_run()
     metrics = _read_json_file(run.metrics_path)
-    model = load_model_file(run.model_path, recorded.precision)
+    if recorded.is_lora:
+        model = _load_lora_model(run, recorded.parent.path)
+    else:
+        model = load_model_file(run.model_path, recorded.precision)
     if not model.compiled:
         model.compile()  # the defaults, enough for evaluate; fine-tuning compiles with its own settings
     return dataclasses.replace(recorded, model=model, template=run._read_template(), metrics=metrics)
@@ -454,6 +501,44 @@ def load_model_file(path, precision):
         ) from error
     finally:
         keras.config.set_dtype_policy(previous_policy)
+
+
+def _load_lora_model(run, parent_path):
+    """The model of the LoRA fine-tuning `run`: its parent run's model (an adapted parent merged first), with the
+    run's adapter loaded onto it."""
+    if not os.path.isdir(parent_path):
+        raise RunDirectoryError(f"{run.path} stores only a LoRA adapter, and its parent run {parent_path} (whose "
+                                "model it adapts) does not exist: put the parent back there, or fine-tune again")
+    fingerprint = run.recorded(PARENT_FINGERPRINT)
+    if fingerprint is not None and fingerprint != _model_file_fingerprint(parent_path):
+        raise RunDirectoryError(f"{parent_path}, the parent run of {run.path}, holds another model than the one the "
+                                "LoRA adapter was trained on (it was trained again): fine-tune it again")
+    try:
+        parent = load_run(parent_path)
+    except RunDirectoryError as error:
+        raise RunDirectoryError(f"{run.path} adapts the model of its parent run, which cannot be loaded: {error}") \
+            from None
+    try:
+        model = load_adapter(merge_lora(parent.model), run.adapter_path)
+    except ValueError as error:
+        raise RunDirectoryError(f"{run.adapter_path} does not load onto the model of its parent run {parent_path}: "
+                                f"{error}") from None
+    model.compile()  # anew: the parent's optimizer was built for every weight, the adapter's are the trainable ones
+    return model
+
+
+def _model_file_fingerprint(path):
+    """The SHA-256 of the file that holds the model of the run at `path` (`model.keras`, or a LoRA run's adapter),
+    or None if it has none."""
+    run = RunDirectory(path, read_run_kind(path))
+    name = ADAPTER if ADAPTER in run.final_files() else MODEL
+    if not os.path.exists(run.file(name)):
+        return None
+    digest = hashlib.sha256()
+    with open(run.file(name), "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _config_record(run):
