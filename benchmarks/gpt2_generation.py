@@ -34,7 +34,6 @@ cache, which the decode loop does in place: an upper bound), the logits, the gre
 import argparse
 import json
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -47,6 +46,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tfllm.models import TransformerLM  # noqa: E402
+from machine import machine_line, read_bandwidth  # noqa: E402
 from summary import record  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -55,16 +55,6 @@ GPT2_SMALL = {"vocabulary_size": 50257, "num_layers": 12, "num_heads": 12, "hidd
 TINY = {"vocabulary_size": 1000, "num_layers": 2, "num_heads": 2, "hidden_dim": 64, "intermediate_dim": 256,
         "max_sequence_length": 128}
 GOAL = 3.0
-
-
-def machine():
-    """The CPU model and core count, for the table's heading."""
-    name = platform.processor() or "unknown CPU"
-    if os.path.exists("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as cpuinfo:
-            names = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
-        name = names[0] if names else name
-    return f"{name}, {os.cpu_count()} cores"
 
 
 def reference_on(backbone, jit_compile):
@@ -124,19 +114,6 @@ def reference_run(reference, new_tokens):
     return run
 
 
-def read_bandwidth(gigabytes=1.0, repeats=5):
-    """Bytes per second read by a multi-threaded sum of a float32 tensor of `gigabytes` (median of `repeats`)."""
-    values = tf.ones([int(gigabytes * 2**30 / 4)], tf.float32)
-    total = tf.function(lambda x: tf.reduce_sum(x))
-    total(values)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        total(values).numpy()
-        times.append(time.perf_counter() - start)
-    return values.shape[0] * 4 / statistics.median(times)
-
-
 def weight_bytes(model):
     """The bytes one decode step reads at least: every weight once, but of the position table one row."""
     total = sum(int(np.prod(weight.shape)) * np.dtype(weight.dtype).itemsize for weight in model.weights)
@@ -158,20 +135,18 @@ def step_parts(model, batch_size, length):
     def projections(x):
         for block in model.blocks:
             attention = block.self_attention
-            # As the layer projects a decode step (`_project`: a multiply-and-sum for one row).
-            heads = sum(attention._project(dense, x) for dense in (attention.query_dense, attention.key_dense,
-                                                                    attention.value_dense))  # (B, 1, H, Dh)
-            x = x + attention.output_dense(heads)
+            query, key, value = attention._query_key_value(x)  # 3 x (B, 1, H, Dh), as the layer projects
+            x = x + attention._attention_output(query + key + value)
             x = x + block.feedforward_output_dense(block.feedforward_intermediate_dense(x))  # (B, 1, D)
         return x
 
     def attention_over_cache(x, state):
-        query = tf.reshape(x, [batch_size, 1, model.num_heads, -1])  # (B, 1, H, Dh)
+        query = tf.reshape(x, [batch_size, model.num_heads, 1, -1])  # (B, H, 1, Dh), the cache's heads-major layout
         for cache in state:
-            cache = keras.ops.slice_update(cache, [0, 0, index, 0, 0], tf.stack([query, query], axis=1))
-            scores = tf.einsum("bthk,bshk->bhts", query, cache[:, 0])  # (B, H, 1, S)
+            cache = keras.ops.slice_update(cache, [0, 0, 0, index, 0], tf.stack([query, query], axis=1))
+            scores = tf.einsum("bhtk,bhsk->bhts", query, cache[:, 0])  # (B, H, 1, S)
             probabilities = tf.nn.softmax(tf.where(tf.range(length) <= index, scores, -1e9), axis=-1)
-            query = query + tf.einsum("bhts,bshk->bthk", probabilities, cache[:, 1])  # (B, 1, H, Dh)
+            query = query + tf.einsum("bhts,bhsk->bhtk", probabilities, cache[:, 1])  # (B, H, 1, Dh)
         return query
 
     return {
@@ -238,7 +213,7 @@ def main():
     runs = implementations(model, backbone, new_tokens)
     bandwidth = read_bandwidth(0.125 if args.quick else 1.0)
     step_bytes = weight_bytes(model)
-    facts = {"machine": machine(), "read_bandwidth_gb_per_s": bandwidth / 1e9, "bytes_per_step": step_bytes,
+    facts = {"machine": machine_line(), "read_bandwidth_gb_per_s": bandwidth / 1e9, "bytes_per_step": step_bytes,
              "parameters": model.count_params(), "prompt_tokens": prompt_length, "new_tokens": new_tokens,
              "rounds": args.rounds, "tensorflow": tf.__version__, "keras": keras.__version__,
              "keras_hub": keras_hub.__version__}

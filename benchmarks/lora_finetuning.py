@@ -22,7 +22,6 @@ zeros on CPUs) that builds the model, takes `--memory-steps` steps and reports i
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tfllm.models import TransformerLM  # noqa: E402
+from machine import machine_line  # noqa: E402
 from summary import record  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -44,16 +44,6 @@ TINY = {"vocab_size": 1000, "num_layers": 2, "num_heads": 2, "hidden_dim": 64, "
         "max_sequence_length": 128}
 VARIANTS = ("full", "lora")
 RANK = 8
-
-
-def machine():
-    """The CPU model and core count, for the table's heading."""
-    name = platform.processor() or "unknown CPU"
-    if os.path.exists("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as cpuinfo:
-            names = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
-        name = names[0] if names else name
-    return f"{name}, {os.cpu_count()} cores"
 
 
 def build(variant, shape, rank=RANK):
@@ -141,7 +131,7 @@ def main():
     seconds = step_times(models, data, args.rounds, args.steps)
     memory = {variant: measure_in_subprocess(args, variant) for variant in VARIANTS}
     tokens = args.batch_size * args.sequence_length
-    print(f"{machine()}; TransformerLM {'(quick: tiny)' if args.quick else 'at GPT-2-small shapes'}, float32, "
+    print(f"{machine_line()}; TransformerLM {'(quick: tiny)' if args.quick else 'at GPT-2-small shapes'}, float32, "
           f"{models['full'].count_params():,} parameters; batch {args.batch_size} x {args.sequence_length} tokens; "
           f"model.compile() defaults; median of {args.rounds} alternating rounds x {args.steps} steps; "
           f"LoRA rank {RANK}")
@@ -166,7 +156,7 @@ def write_results(args, rows):
     """Writes the run's figures to benchmarks/results/lora_finetuning[_quick].{json,md}."""
     os.makedirs(RESULTS, exist_ok=True)
     stem = os.path.join(RESULTS, "lora_finetuning" + ("_quick" if args.quick else ""))
-    facts = {"machine": machine(), "batch_size": args.batch_size, "sequence_length": args.sequence_length,
+    facts = {"machine": machine_line(), "batch_size": args.batch_size, "sequence_length": args.sequence_length,
              "rounds": args.rounds, "steps": args.steps, "rank": RANK,
              "tensorflow": tf.__version__, "keras": keras.__version__}
     with open(stem + ".json", "w", encoding="utf-8") as file:

@@ -4,14 +4,19 @@ For each architecture (Transformer, LSTM, SimpleRNN) and each precision (float32
 tfllm model and a twin made of Keras's own layers on the same random token batches, alternating rounds of a few
 steps between all the models in one process (A, B, C, ..., A, B, C, ...) and keeping the median round, so that a
 busy machine slows every model alike. A round's figure is the median time of its steps, each timed from the start
-of its batch to its end, the first step of each `fit` call left out (it also pays for `fit`'s set-up). It prints tokens/s, MFU and the ratios tfllm / Keras and
-mixed_bfloat16 / float32.
+of its batch to its end, the first step of each `fit` call left out (it also pays for `fit`'s set-up). It prints
+parameters, tokens/s, MFU and the ratios tfllm / Keras and mixed_bfloat16 / float32.
 
 - Transformer: `TransformerLM` at the default size of `tfllm train` (tied embeddings, learned positions) against a
   `keras.Model` of `Embedding` (tokens and positions), pre-layer-norm blocks of `LayerNormalization`,
-  `MultiHeadAttention(use_causal_mask=True)` and two `Dense`, a final `LayerNormalization` and a `Dense` to logits.
+  `MultiHeadAttention(use_causal_mask=True)` and two `Dense`, a final `LayerNormalization`, and logits through the
+  token `Embedding`'s matrix transposed (tied, as tfllm's).
 - LSTM and SimpleRNN: `LSTMLM` / `SimpleRNNLM` at the default sizes of `tfllm train --model lstm|rnn` (which have
-  about the Transformer's parameter count) against `Embedding` -> `keras.layers.LSTM` / `SimpleRNN` layers -> `Dense`.
+  about the Transformer's parameter count) against `Embedding` (scaled by sqrt(D), as tfllm's) ->
+  `keras.layers.LSTM` / `SimpleRNN` layers -> logits through the `Embedding`'s matrix transposed (tied, as tfllm's).
+
+Each twin has exactly its tfllm model's parameter count (printed; the script stops if they differ), so both sides
+do the same arithmetic and the optimizer updates the same number of weights.
 
 The sizes (vocabulary, layers, widths, batch and sequence length) are read from `tfllm.training.DEFAULTS`, so this
 measures what `tfllm train` trains.
@@ -21,10 +26,10 @@ logits, no metrics, the plain graph (`jit_compile=False`, which is what `jit_com
 machine for both). One more row trains the Transformer with `CausalLM.compile()`'s full defaults, which add the
 `Perplexity` metric, to show what that metric costs.
 
-MFU (model FLOPs utilization) = `model.training_flops_per_token(T)` * tokens/s / peak, where the peak is a float32
-matmul benchmark (2048 x 2048) run in every round next to the models, so it sees the same machine load. The Keras
-twins do the same arithmetic, so they are given the tfllm model's FLOP count. Under mixed_bfloat16 the MFU is still
-against the float32 peak (the bfloat16 matmul peak is printed too).
+MFU (model FLOPs utilization) = `model.training_flops_per_token(T)` * tokens/s / peak, where the peak is
+`machine.matmul_peak` of the dtype the matmuls run in (float32 for float32, bfloat16 for mixed_bfloat16): the one
+definition every benchmark uses (see benchmarks/machine.py), measured once before the rounds. The twins share the
+arithmetic, so they share the FLOP count.
 
     python benchmarks/models.py                      # everything, ~6 minutes on 2 CPU cores
     python benchmarks/models.py --rounds 3 --steps 2 --architectures transformer --precisions float32
@@ -43,6 +48,7 @@ import tensorflow as tf  # noqa: E402
 
 from tfllm.models import LSTMLM, SimpleRNNLM, TransformerLM  # noqa: E402
 from tfllm.training import DEFAULTS, RunConfig  # noqa: E402
+from machine import load_average, machine_line, matmul_peaks  # noqa: E402
 from summary import record  # noqa: E402
 
 # The default model of `tfllm train`: its vocabulary size, Transformer and batch.
@@ -53,6 +59,7 @@ LAYERS, HEADS, HIDDEN, INTERMEDIATE = (_TRANSFORMER.num_layers, _TRANSFORMER.num
 SEQUENCE, BATCH = _TRAIN.sequence_length, _TRAIN.batch_size
 ARCHITECTURES = ("transformer", "lstm", "rnn")
 PRECISIONS = ("float32", "mixed_bfloat16")
+PEAK_DTYPE = {"float32": "float32", "mixed_bfloat16": "bfloat16"}  # the dtype the matmuls run in
 
 
 def optimizer():
@@ -88,8 +95,15 @@ def built(model):
     return model
 
 
+def tied_logits(hidden, embedding):
+    """`hidden @ E^T` with the `keras.layers.Embedding`'s matrix E, in float32: what tfllm's
+    `TokenEmbedding(..., reverse=True)` computes, so a twin has no output layer of its own."""
+    matrix = keras.ops.cast(embedding.embeddings, hidden.dtype)  # (V, D)
+    return keras.ops.cast(keras.ops.matmul(hidden, keras.ops.transpose(matrix)), "float32")  # (B, T, V)
+
+
 class KerasTransformer(keras.Model):
-    """The Transformer of `transformer_lm()` made of Keras's built-in layers (untied output `Dense`)."""
+    """The Transformer of `transformer_lm()` made of Keras's built-in layers, logits tied to the token embedding."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -106,7 +120,6 @@ class KerasTransformer(keras.Model):
             for _ in range(LAYERS)
         ]
         self.final_norm = keras.layers.LayerNormalization(epsilon=1e-5)
-        self.to_logits = keras.layers.Dense(VOCAB, dtype="float32")  # float32 logits under mixed precision, as tfllm
 
     def call(self, token_ids):
         length = keras.ops.shape(token_ids)[1]
@@ -115,17 +128,38 @@ class KerasTransformer(keras.Model):
             normalized = attention_norm(x)
             x = x + attention(normalized, normalized, use_causal_mask=True)
             x = x + mlp_out(mlp_in(mlp_norm(x)))
-        return self.to_logits(self.final_norm(x))  # (B, T, V)
+        return tied_logits(self.final_norm(x), self.token_embedding)  # (B, T, V)
 
 
-def keras_recurrent(architecture):
-    layer_class = keras.layers.LSTM if architecture == "lstm" else keras.layers.SimpleRNN
-    layers, hidden_dim = recurrent_sizes(architecture)
-    model = keras.Sequential([keras.Input((SEQUENCE,), dtype="int32"), keras.layers.Embedding(VOCAB, hidden_dim)])
-    for _ in range(layers):
-        model.add(layer_class(hidden_dim, return_sequences=True))
-    model.add(keras.layers.Dense(VOCAB, dtype="float32"))
-    return model
+class KerasRecurrent(keras.Model):
+    """The recurrent model of `recurrent_lm(architecture)` made of Keras's `Embedding` and `LSTM` / `SimpleRNN`
+    layers, the embedding scaled by sqrt(D) and the logits tied to it, as tfllm's `RecurrentLM`."""
+
+    def __init__(self, architecture, **kwargs):
+        super().__init__(**kwargs)
+        layer_class = keras.layers.LSTM if architecture == "lstm" else keras.layers.SimpleRNN
+        layers, hidden_dim = recurrent_sizes(architecture)
+        self.embedding = keras.layers.Embedding(VOCAB, hidden_dim)
+        self.input_scale = hidden_dim**0.5
+        self.recurrent_layers = [layer_class(hidden_dim, return_sequences=True) for _ in range(layers)]
+
+    def call(self, token_ids):
+        x = self.embedding(token_ids) * self.input_scale  # (B, T, D)
+        for layer in self.recurrent_layers:
+            x = layer(x)  # (B, T, D)
+        return tied_logits(x, self.embedding)  # (B, T, V)
+
+
+def twins(architecture):
+    """(tfllm model, Keras twin) of `architecture`, built; raises if their parameter counts differ."""
+    if architecture == "transformer":
+        ours, theirs = built(transformer_lm()), built(KerasTransformer())
+    else:
+        ours, theirs = built(recurrent_lm(architecture)), built(KerasRecurrent(architecture))
+    if ours.count_params() != theirs.count_params():
+        raise ValueError(f"the {architecture} twins differ in size: tfllm {ours.count_params():,} parameters, "
+                         f"Keras {theirs.count_params():,}")
+    return ours, theirs
 
 
 def make_models(architectures, precisions):
@@ -135,10 +169,7 @@ def make_models(architectures, precisions):
         keras.config.set_dtype_policy(precision)
         keras.utils.set_random_seed(0)
         for architecture in architectures:
-            if architecture == "transformer":
-                ours, theirs = built(transformer_lm()), built(KerasTransformer())
-            else:
-                ours, theirs = built(recurrent_lm(architecture)), keras_recurrent(architecture)
+            ours, theirs = twins(architecture)
             flops = ours.training_flops_per_token(SEQUENCE)
             models.append(("tfllm", architecture, precision, compile_plain(ours), flops))
             models.append(("keras", architecture, precision, compile_plain(theirs), flops))
@@ -153,18 +184,6 @@ def make_models(architectures, precisions):
 def random_batches(seed=0):
     tokens = np.random.default_rng(seed).integers(3, VOCAB, size=(BATCH, SEQUENCE + 1), dtype=np.int32)
     return tf.data.Dataset.from_tensors((tokens[:, :-1], tokens[:, 1:])).repeat()
-
-
-def matmul_flops_per_second(dtype, size=2048, repeats=4):
-    a = tf.cast(tf.random.stateless_normal((size, size), seed=(1, 2)), dtype)
-    b = tf.cast(tf.random.stateless_normal((size, size), seed=(3, 4)), dtype)
-    product = tf.function(tf.matmul)
-    product(a, b).numpy()  # trace and warm up
-    start = time.perf_counter()
-    for _ in range(repeats):
-        result = product(a, b)
-    result.numpy()
-    return 2 * size**3 * repeats / (time.perf_counter() - start)
 
 
 class _StepTimes(keras.callbacks.Callback):
@@ -189,6 +208,55 @@ def seconds_per_step(model, batches, steps):
     return statistics.median(times.seconds[1:])
 
 
+def time_rounds(models, rounds, steps):
+    """Per model, the seconds per step of each of `rounds` alternating rounds (after a warm-up of each)."""
+    batches = random_batches()
+    for _, _, _, model, _ in models:  # trace and warm up
+        seconds_per_step(model, batches, 2)
+    times = [[] for _ in models]
+    for _ in range(rounds):
+        for index, (_, _, _, model, _) in enumerate(models):
+            times[index].append(seconds_per_step(model, batches, steps))
+    return times
+
+
+def print_rates(models, times, peaks):
+    """Prints a row per model (parameters, tokens/s, MFU); returns `{(name, architecture, precision): tokens/s}`."""
+    print(f"{'model':<10} {'arch':<12} {'precision':<15} {'params':>10} {'tokens/s':>9} {'min-round':>9} {'MFU':>6}")
+    rates = {}
+    for (name, architecture, precision, model, flops), seconds in zip(models, times):
+        rate = BATCH * SEQUENCE / statistics.median(seconds)
+        rates[name, architecture, precision] = rate
+        print(f"{name:<10} {architecture:<12} {precision:<15} {model.count_params():>10,} {rate:>9,.0f} "
+              f"{BATCH * SEQUENCE / min(seconds):>9,.0f} {flops * rate / peaks[PEAK_DTYPE[precision]]:>6.1%}")
+    return rates
+
+
+def report_ratios(models, rates, peaks, architectures, precisions):
+    """Prints and records tfllm / Keras, the Perplexity metric's cost, MFU and mixed_bfloat16 / float32."""
+    print("ratios (median tokens/s):")
+    for architecture in architectures:
+        for precision in precisions:
+            ours, theirs = rates["tfllm", architecture, precision], rates["keras", architecture, precision]
+            print(f"  {architecture:<12} {precision:<15} tfllm / keras = {ours / theirs:.2f}x  (goal >= 1.0x)")
+            record("models", f"{architecture} {precision} training tokens/s: tfllm / Keras twin (tied, same size)",
+                   ours / theirs, goal=1.0)
+            flops = next(entry[4] for entry in models if entry[:3] == ("tfllm", architecture, precision))
+            mfu = flops * ours / peaks[PEAK_DTYPE[precision]]
+            record("models", f"{architecture} {precision} tfllm MFU (vs {PEAK_DTYPE[precision]} matmul peak)", mfu,
+                   unit="MFU")
+            if ("tfllm+ppl", architecture, precision) in rates:
+                cost = rates["tfllm+ppl", architecture, precision] / ours
+                print(f"  {architecture:<12} {precision:<15} with the default Perplexity metric / without = "
+                      f"{cost:.2f}x")
+        if set(PRECISIONS) <= set(precisions):
+            for name in ("tfllm", "keras"):
+                gain = rates[name, architecture, "mixed_bfloat16"] / rates[name, architecture, "float32"]
+                print(f"  {architecture:<12} {name:<15} mixed_bfloat16 / float32 = {gain:.2f}x  (goal >= 1.3x)")
+                if name == "tfllm":
+                    record("models", f"{architecture} tokens/s: mixed_bfloat16 / float32", gain, goal=1.3)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=7, help="alternating rounds per model (median kept)")
@@ -198,55 +266,16 @@ def main():
     args = parser.parse_args()
 
     models = make_models(args.architectures, args.precisions)
-    batches = random_batches()
-    for _, _, _, model, _ in models:  # trace and warm up
-        seconds_per_step(model, batches, 2)
-    times = [[] for _ in models]
-    peaks, bf16_peaks = [], []
-    for _ in range(args.rounds):
-        peaks.append(matmul_flops_per_second(tf.float32))
-        bf16_peaks.append(matmul_flops_per_second(tf.bfloat16))
-        for index, (_, _, _, model, _) in enumerate(models):
-            times[index].append(seconds_per_step(model, batches, args.steps))
-    peak = statistics.median(peaks)
-
-    print(
-        f"batch {BATCH} x {SEQUENCE} tokens, vocab {VOCAB}; Transformer {LAYERS} layers, hidden {HIDDEN}, "
-        f"{HEADS} heads, MLP {INTERMEDIATE}; LSTM {recurrent_sizes('lstm')} and SimpleRNN {recurrent_sizes('rnn')} "
-        f"(layers, hidden); {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
-    )
-    print(
-        f"matmul peak: float32 {peak / 1e9:.0f} GFLOP/s, bfloat16 {statistics.median(bf16_peaks) / 1e9:.0f} GFLOP/s "
-        f"(medians of {args.rounds} rounds)"
-    )
-    print(f"{'model':<10} {'arch':<12} {'precision':<15} {'params':>10} {'tokens/s':>9} {'min-round':>9} {'MFU':>6}")
-    rates = {}
-    for (name, architecture, precision, model, flops), seconds in zip(models, times):
-        rate = BATCH * SEQUENCE / statistics.median(seconds)
-        best = BATCH * SEQUENCE / min(seconds)
-        rates[name, architecture, precision] = rate
-        print(
-            f"{name:<10} {architecture:<12} {precision:<15} {model.count_params():>10,} {rate:>9,.0f} {best:>9,.0f} "
-            f"{flops * rate / peak:>6.1%}"
-        )
-    print("ratios (median tokens/s):")
-    for architecture in args.architectures:
-        for precision in args.precisions:
-            ours, theirs = rates["tfllm", architecture, precision], rates["keras", architecture, precision]
-            print(f"  {architecture:<12} {precision:<15} tfllm / keras = {ours / theirs:.2f}x  (goal >= 1.0x)")
-            record("models", f"{architecture} {precision} training tokens/s: tfllm / Keras twin", ours / theirs, goal=1.0)
-            if precision == "float32":
-                _, _, _, model, flops = next(entry for entry in models if entry[:3] == ("tfllm", architecture, precision))
-                record("models", f"{architecture} float32 model FLOPs utilization", flops * ours / peak, unit="MFU")
-            if ("tfllm+ppl", architecture, precision) in rates:
-                cost = rates["tfllm+ppl", architecture, precision] / ours
-                print(f"  {architecture:<12} {precision:<15} with the default Perplexity metric / without = {cost:.2f}x")
-        if set(PRECISIONS) <= set(args.precisions):
-            for name in ("tfllm", "keras"):
-                gain = rates[name, architecture, "mixed_bfloat16"] / rates[name, architecture, "float32"]
-                print(f"  {architecture:<12} {name:<15} mixed_bfloat16 / float32 = {gain:.2f}x  (goal >= 1.3x with bf16)")
-                if name == "tfllm":
-                    record("models", f"{architecture} tokens/s: mixed_bfloat16 / float32", gain, goal=1.3)
+    peaks = matmul_peaks()
+    print(f"{machine_line()}; matmul peak (machine.py): float32 {peaks['float32'] / 1e9:.0f} GFLOP/s, bfloat16 "
+          f"{peaks['bfloat16'] / 1e9:.0f} GFLOP/s")
+    print(f"batch {BATCH} x {SEQUENCE} tokens, vocab {VOCAB}; Transformer {LAYERS} layers, hidden {HIDDEN}, "
+          f"{HEADS} heads, MLP {INTERMEDIATE}; LSTM {recurrent_sizes('lstm')} and SimpleRNN {recurrent_sizes('rnn')} "
+          f"(layers, hidden); every Keras twin tied and of its tfllm model's parameter count")
+    times = time_rounds(models, args.rounds, args.steps)
+    rates = print_rates(models, times, peaks)
+    report_ratios(models, rates, peaks, args.architectures, args.precisions)
+    print(f"load average after the rounds: {load_average():.1f}")
 
 
 if __name__ == "__main__":

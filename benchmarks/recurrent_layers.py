@@ -31,6 +31,7 @@ PAIRS = {
     "LSTM": (tfllm.layers.LSTM, keras.layers.LSTM),
 }
 MODES = {"graph": False, "xla": True}
+GOALS = {"SimpleRNN": 1.2, "LSTM": 1.1}  # least acceptable tfllm / Keras training speed, each in the default mode
 
 
 def char_language_model(recurrent_class, jit_compile, seed=0):
@@ -99,7 +100,7 @@ def main():
             ours, theirs = results[name, default_mode]
             best_keras = max(results[name, mode][1] for mode in args.modes)
             print(f"{name}: tfllm by default is {ours / theirs:.2f}x Keras by default, {ours / best_keras:.2f}x Keras's best mode")
-            record("recurrent_layers", f"{name} training tokens/s: tfllm / Keras ({default_mode})", ours / theirs, goal=1.0)
+            record("recurrent_layers", f"{name} training tokens/s: tfllm / Keras ({default_mode})", ours / theirs, goal=GOALS[name])
 
 
 if __name__ == "__main__":

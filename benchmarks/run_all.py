@@ -1,16 +1,25 @@
-"""Runs every benchmark, each in a fresh process, and prints one table of their headline figures.
+"""Runs every benchmark, each in a fresh process, and writes one summary of their headline figures.
 
-    python benchmarks/run_all.py            # all eight, at their default settings: about 50 minutes on 2 CPU cores
-    python benchmarks/run_all.py --quick    # fewer rounds and a shorter architecture comparison: about 15 minutes
+    python benchmarks/run_all.py                       # every benchmark, default settings: over an hour on 2 cores
+    python benchmarks/run_all.py --quick               # fewer rounds, a 30-second architecture comparison
     python benchmarks/run_all.py --only generation export
+    python benchmarks/run_all.py --readme README.md    # also puts the summary into the README
 
-Each benchmark's own output (its detailed table) goes to `--log` as it runs; the summary at the end lists every
-figure the benchmarks recorded (`summary.record`) with its goal and whether it was met. The figures are ratios
-measured in one process against a baseline timed alternately with it, so a busy machine slows both alike; the load
-average is printed with the table.
+Each benchmark's own output (its detailed table) goes to `--log` as it runs. The summary lists every figure the
+benchmarks recorded (`summary.record`) with its goal and whether it was met, under the facts of the run: the date,
+the CPU model and core count, the matmul peak (`machine.py`'s one definition), the load average before and after,
+the versions, quick or full settings, and each script's seconds and status (a script that is missing or fails is
+reported as failed; the others still run). It is written to benchmarks/results/summary.md and summary.json.
+
+`--readme PATH` replaces the text between `<!-- run_all.py table: begin -->` and `<!-- run_all.py table: end -->`
+in that file with summary.md, and, for each detailed table of `README_INCLUDES` that the README marks, the text
+between `<!-- results/NAME.md: begin -->` and `<!-- results/NAME.md: end -->` with benchmarks/results/NAME.md, so
+the README's figures are literally the files the benchmarks wrote. The figures are ratios measured in one process
+against a baseline timed alternately with it, so a busy machine slows both alike.
 """
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -20,40 +29,103 @@ import time
 import summary
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-BENCHMARKS = {  # name: (arguments by default, arguments with --quick)
-    "recurrent_layers": ([], ["--rounds", "3"]),
-    "input_pipeline": ([], []),
-    "models": ([], ["--rounds", "3"]),
-    "compare_architectures": ([], ["--seconds", "30", "--eval-every", "100"]),
-    "generation": ([], ["--rounds", "2"]),
-    "export": ([], ["--rounds", "3"]),
-    "gpt2_generation": ([], ["--rounds", "2"]),
-    "lora_finetuning": ([], ["--rounds", "2"]),
+RESULTS = os.path.join(HERE, "results")
+BENCHMARKS = {  # name: (script, arguments by default, arguments with --quick)
+    "recurrent_layers": ("recurrent_layers", [], ["--rounds", "3"]),
+    "input_pipeline": ("input_pipeline", [], []),
+    "models": ("models", [], ["--rounds", "3"]),
+    "transformer_training": ("transformer_training", [], ["--rounds", "2", "--steps", "1"]),
+    "compare_architectures": ("compare_architectures", [], ["--seconds", "30", "--eval-every", "100"]),
+    "generation": ("generation", [], ["--rounds", "2"]),
+    "transformer_generation": ("transformer_generation", [], ["--rounds", "2"]),
+    "export": ("export", [], ["--rounds", "3"]),
+    "export_xla": ("export", ["--xla"], ["--xla", "--rounds", "3"]),  # the measurement behind export's XLA default
+    "gpt2_generation": ("gpt2_generation", [], ["--rounds", "2"]),
+    "lora_finetuning": ("lora_finetuning", [], ["--rounds", "2"]),
 }
+TABLE_MARKERS = ("<!-- run_all.py table: begin -->", "<!-- run_all.py table: end -->")
+# Detailed tables the README may show below the summary, each between its markers.
+README_INCLUDES = ("transformer_training.md", "transformer_generation.md", "gpt2_generation.md", "lora_finetuning.md")
 
 
-def run(name, arguments, summary_path, log):
-    """Runs one benchmark script; returns its exit status and seconds."""
-    command = [sys.executable, os.path.join(HERE, f"{name}.py"), *arguments]
+def run(name, arguments, figures_path, log):
+    """Runs the script of benchmark `name` with `arguments`: `{"name", "script", "arguments", "status", "seconds"}`,
+    status "ok" or why it failed."""
+    script = os.path.join(HERE, f"{BENCHMARKS[name][0]}.py")
+    entry = {"name": name, "script": os.path.basename(script), "arguments": arguments}
+    if not os.path.exists(script):
+        return {**entry, "status": f"FAILED: no {entry['script']}", "seconds": 0.0}
+    command = [sys.executable, script, *arguments]
     log.write(f"\n$ {' '.join(command)}\n")
     log.flush()
     started = time.monotonic()
-    env = {**os.environ, summary.SUMMARY_FILE_VARIABLE: summary_path, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    status = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tempfile.gettempdir()).returncode
-    return status, time.monotonic() - started
+    env = {**os.environ, summary.SUMMARY_FILE_VARIABLE: figures_path, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tempfile.gettempdir()).returncode
+    status = "ok" if code == 0 else f"FAILED: exit status {code}"
+    return {**entry, "status": status, "seconds": time.monotonic() - started}
 
 
-def table(figures):
-    """The summary as aligned text rows."""
-    width = max([len(figure["measure"]) for figure in figures] + [10])
-    rows = [f"{'benchmark':<22} {'measure':<{width}} {'value':>9} {'goal':>8}  met", "-" * (width + 48)]
-    for figure in figures:
-        unit, goal = figure["unit"], figure["goal"]
-        value = f"{figure['value']:.1%}" if unit == "MFU" else f"{figure['value']:.2f}{'x' if unit == 'x' else ''}"
-        goal_text = "" if goal is None else f">= {goal:g}{'x' if unit == 'x' else ''}"
-        met = "" if goal is None else ("yes" if figure["value"] >= goal else "NO")
-        rows.append(f"{figure['benchmark']:<22} {figure['measure']:<{width}} {value:>9} {goal_text:>8}  {met}")
-    return "\n".join(rows)
+def machine_facts():
+    """`machine.py`'s facts with the matmul peaks, measured in a subprocess so that this process stays free of
+    TensorFlow while the benchmarks run."""
+    output = subprocess.run([sys.executable, os.path.join(HERE, "machine.py")], capture_output=True, text=True,
+                            check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}).stdout
+    return json.loads(output)
+
+
+def summary_markdown(report):
+    """summary.md: the run's facts, a row per script, and the table of every recorded figure."""
+    facts, peaks = report["machine"], report["machine"]["matmul_peak_gflops"]
+    lines = [
+        f"Run {facts['date']}: `{report['command']}` ({'quick' if report['quick'] else 'full'} settings).",
+        "",
+        f"Machine: {facts['cpu']}, {facts['cores']} cores ({facts['usable_cores']} usable); matmul peak "
+        f"float32 {peaks['float32']:.0f} GFLOP/s, bfloat16 {peaks['bfloat16']:.0f} GFLOP/s "
+        f"({facts['matmul_peak_definition']}); load average {report['load_average_before']:.1f} before, "
+        f"{report['load_average_after']:.1f} after; Python {facts['python']}, TensorFlow {facts['tensorflow']}, "
+        f"Keras {facts['keras']}.",
+        "",
+        "| script | arguments | seconds | status |",
+        "|---|---|---:|---|",
+    ]
+    for entry in report["benchmarks"]:
+        arguments = f"`{' '.join(entry['arguments'])}`" if entry["arguments"] else "(defaults)"
+        lines.append(f"| `{entry['script']}` | {arguments} | {entry['seconds']:.0f} | {entry['status']} |")
+    return "\n".join([*lines, "", summary.markdown_table(report["figures"])]) + "\n"
+
+
+def write_summary(report):
+    """Writes benchmarks/results/summary.{json,md}; returns the markdown."""
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, "summary.json"), "w", encoding="utf-8") as file:
+        json.dump(report, file, indent=2)
+    markdown = summary_markdown(report)
+    with open(os.path.join(RESULTS, "summary.md"), "w", encoding="utf-8") as file:
+        file.write(markdown)
+    return markdown
+
+
+def replace_between(text, markers, content, where):
+    """`text` with what lies between the two `markers` replaced by `content`."""
+    begin, end = markers
+    start, stop = text.find(begin), text.find(end)
+    if start < 0 or stop < start:
+        raise ValueError(f"{where} has no '{begin}' ... '{end}' markers")
+    return text[: start + len(begin)] + "\n" + content.rstrip("\n") + "\n" + text[stop:]
+
+
+def refresh_readme(path, markdown):
+    """Puts summary.md between its markers in the README at `path` (which must have them), and each file of
+    README_INCLUDES between its own markers where the README has them."""
+    with open(path, encoding="utf-8") as file:
+        text = replace_between(file.read(), TABLE_MARKERS, markdown, path)
+    for name in README_INCLUDES:
+        markers = (f"<!-- results/{name}: begin -->", f"<!-- results/{name}: end -->")
+        if markers[0] in text:
+            with open(os.path.join(RESULTS, name), encoding="utf-8") as file:
+                text = replace_between(text, markers, file.read(), path)
+    with open(path, "w", encoding="utf-8") as file:
+        file.write(text)
 
 
 def main():
@@ -62,24 +134,28 @@ def main():
     parser.add_argument("--only", nargs="+", choices=list(BENCHMARKS), default=list(BENCHMARKS))
     parser.add_argument("--log", default=os.path.join(tempfile.gettempdir(), "tfllm-benchmarks.log"),
                         help="where the benchmarks' own output goes")
+    parser.add_argument("--readme", help="a README whose marked benchmark section to replace with the summary")
     args = parser.parse_args()
 
-    handle, summary_path = tempfile.mkstemp(prefix="tfllm-benchmarks-", suffix=".jsonl")
+    report = {"command": "python benchmarks/run_all.py " + " ".join(sys.argv[1:]), "quick": args.quick,
+              "load_average_before": os.getloadavg()[0], "machine": machine_facts(), "benchmarks": []}
+    handle, figures_path = tempfile.mkstemp(prefix="tfllm-benchmarks-", suffix=".jsonl")
     os.close(handle)
-    failed = []
     with open(args.log, "w", encoding="utf-8") as log:
         for name in args.only:
-            arguments = BENCHMARKS[name][1 if args.quick else 0]
             print(f"{name} ...", end=" ", flush=True)
-            status, seconds = run(name, arguments, summary_path, log)
-            print(f"{seconds:.0f} s" + ("" if status == 0 else f", FAILED (exit status {status})"), flush=True)
-            if status != 0:
-                failed.append(name)
-    figures = summary.read(summary_path)
-    print(f"\n{table(figures)}\n")
-    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; the benchmarks' own tables: {args.log}")
-    if failed:
-        print(f"failed: {', '.join(failed)} (see the log)")
+            entry = run(name, BENCHMARKS[name][2 if args.quick else 1], figures_path, log)
+            print(f"{entry['seconds']:.0f} s, {entry['status']}", flush=True)
+            report["benchmarks"].append(entry)
+    report["load_average_after"] = os.getloadavg()[0]
+    report["figures"] = summary.read(figures_path)
+    os.remove(figures_path)
+    markdown = write_summary(report)
+    print(f"\n{markdown}\nwritten to {RESULTS}/summary.md and .json; the benchmarks' own tables: {args.log}")
+    if args.readme:
+        refresh_readme(args.readme, markdown)
+        print(f"{args.readme}: benchmark tables replaced")
+    if any(entry["status"] != "ok" for entry in report["benchmarks"]):
         sys.exit(1)
 
 

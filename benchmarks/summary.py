@@ -3,7 +3,7 @@
 Each benchmark prints its own detailed table and also calls `record(...)` for the few figures that matter (ratios
 against a baseline measured in the same process, with the goal they are held to). When `run_all.py` starts a
 benchmark it sets `TFLLM_BENCHMARK_SUMMARY` to a file, and `record` appends one JSON line to it; run by hand, a
-benchmark records nothing.
+benchmark records nothing. `markdown_table` is how run_all.py shows them in benchmarks/results/summary.md.
 """
 
 import json
@@ -32,3 +32,48 @@ def read(path):
         return []
     with open(path, encoding="utf-8") as file:
         return [json.loads(line) for line in file if line.strip()]
+
+
+def met(figure):
+    """"met" or "NOT met" against the figure's goal ("" when it has none)."""
+    if figure["goal"] is None:
+        return ""
+    return "met" if figure["value"] >= figure["goal"] else "NOT met"
+
+
+def formatted(value, unit, digits=".2f"):
+    """A figure as the table shows it: `17.40x`, `12.3%` for an MFU, else the number and its unit."""
+    if unit == "MFU":
+        return f"{value:.1%}"
+    return f"{value:{digits}}x" if unit == "x" else f"{value:{digits}} {unit}"
+
+
+def markdown_table(figures):
+    """The figures as a markdown table: benchmark, measure, value, goal, met.
+
+    >>> print(markdown_table([{"benchmark": "generation", "measure": "cache's gain", "value": 12.0, "unit": "x",
+    ...                        "goal": 10.0}]))
+    | benchmark | measure | value | goal | met |
+    |---|---|---:|---:|---|
+    | generation | cache's gain | 12.00x | >= 10x | met |
+    """
+    rows = ["| benchmark | measure | value | goal | met |", "|---|---|---:|---:|---|"]
+    for figure in figures:
+        goal = "" if figure["goal"] is None else ">= " + formatted(figure["goal"], figure["unit"], digits="g")
+        rows.append(f"| {figure['benchmark']} | {figure['measure']} | {formatted(figure['value'], figure['unit'])} | "
+                    f"{goal} | {met(figure)} |")
+    return "\n".join(rows)
+
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def write_results(name, quick, data, lines):
+    """Writes a benchmark's figures to benchmarks/results/NAME.json (`data`) and NAME.md (`lines`, markdown); with
+    `quick`, to NAME_quick.* instead, so a smoke run never replaces a full one."""
+    os.makedirs(RESULTS, exist_ok=True)
+    stem = os.path.join(RESULTS, name + ("_quick" if quick else ""))
+    with open(stem + ".json", "w", encoding="utf-8") as file:
+        json.dump(data, file, indent=2)
+    with open(stem + ".md", "w", encoding="utf-8") as file:
+        file.write("\n".join(lines) + "\n")

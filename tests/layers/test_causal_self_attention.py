@@ -100,17 +100,18 @@ def test_cached_decoding_equals_full_pass(rotary):
     x = inputs(length=6)
     full = np.asarray(layer(x))
     cache = layer.initial_cache(batch_size=B, max_length=8)  # two slots stay empty
-    assert cache.shape == (B, 2, 8, H, D // H)
+    assert cache.shape == (B, 2, H, 8, D // H)  # keys and values, heads-major
     prompt, cache = layer(x[:, :3], cache=cache, cache_index=0)
     steps = [prompt]
     for t in range(3, 6):
         step, cache = layer(x[:, t : t + 1], cache=cache, cache_index=tf.constant(t))
         steps.append(step)
     np.testing.assert_allclose(np.concatenate(steps, axis=1), full, atol=1e-5)
-    np.testing.assert_array_equal(np.asarray(cache)[:, :, 6:], 0.0)
+    np.testing.assert_array_equal(np.asarray(cache)[:, :, :, 6:], 0.0)
     if not rotary:
-        np.testing.assert_allclose(np.asarray(cache)[:, 0, :6], np.asarray(layer.key_dense(x)), atol=1e-6)
-        np.testing.assert_allclose(np.asarray(cache)[:, 1, :6], np.asarray(layer.value_dense(x)), atol=1e-6)
+        keys, values = (np.asarray(dense(x)).transpose(0, 2, 1, 3) for dense in (layer.key_dense, layer.value_dense))
+        np.testing.assert_allclose(np.asarray(cache)[:, 0, :, :6], keys, atol=1e-6)  # (B, H, T, Dh)
+        np.testing.assert_allclose(np.asarray(cache)[:, 1, :, :6], values, atol=1e-6)
 
 
 def test_cached_prefill_respects_padding_mask():
@@ -183,21 +184,29 @@ def test_bad_arguments_name_the_value():
     with pytest.raises(ValueError, match="initial_cache"):
         layer.initial_cache(1, 4)
     with pytest.raises(ValueError, match="cache_index is required"):
-        layer(inputs(), cache=np.zeros((B, 2, 8, 2, 4), "float32"))
+        layer(inputs(), cache=np.zeros((B, 2, 2, 8, 4), "float32"))
 
 
 @pytest.mark.parametrize("lora", [False, True])
-def test_one_row_projection_equals_the_projection_layer(lora):
-    # A decode step of one sequence projects by a product and a sum instead of calling the EinsumDense layers.
+@pytest.mark.parametrize("rows", [1, 3], ids=["one_row", "three_rows"])
+def test_fused_projections_equal_the_projection_layers(lora, rows):
+    # Q, K and V come from one product with the three kernels side by side, and Wo from one plain product (for a
+    # decode step of one sequence, a product and a sum), not from calling the EinsumDense layers.
     attention = CausalSelfAttention(num_heads=2)
-    x = np.random.default_rng(0).normal(size=(1, 1, 8)).astype("float32")  # (B=1, T=1, D)
+    x = np.random.default_rng(0).normal(size=(1, rows, 8)).astype("float32")  # (B=1, T, D)
     attention(x)
+    denses = (attention.query_dense, attention.key_dense, attention.value_dense, attention.output_dense)
     if lora:
-        attention.query_dense.enable_lora(2)
-        attention.query_dense.lora_kernel_b.assign(np.full(attention.query_dense.lora_kernel_b.shape, 0.5, "float32"))
-    for dense in (attention.query_dense, attention.key_dense, attention.value_dense):
-        want = np.asarray(dense(x))  # (1, 1, H, Dh)
-        got = attention._project(dense, x)
-        np.testing.assert_allclose(np.asarray(got), want, atol=1e-6)
-        compiled = tf.function(lambda inputs: attention._project(dense, inputs), jit_compile=True)(x)
-        np.testing.assert_allclose(np.asarray(compiled), want, atol=1e-6)
+        for dense in denses:
+            dense.enable_lora(2)
+            dense.lora_kernel_b.assign(np.full(dense.lora_kernel_b.shape, 0.5, "float32"))
+    want = [np.asarray(dense(x)) for dense in denses[:3]]  # 3 x (1, T, H, Dh)
+    heads = np.random.default_rng(1).normal(size=(1, rows, 2, 4)).astype("float32")  # (B, T, H, Dh)
+    want.append(np.asarray(attention.output_dense(heads)))  # (1, T, D)
+
+    def fused(x, heads):
+        return (*attention._query_key_value(x), attention._attention_output(heads))
+
+    for got in (fused(x, heads), tf.function(fused, jit_compile=True)(x, heads)):
+        for got_part, want_part in zip(got, want):
+            np.testing.assert_allclose(np.asarray(got_part), want_part, atol=1e-5)

@@ -1,4 +1,6 @@
-"""SimpleRNN and LSTM against Keras's own layers: same weights in, same outputs, states and gradients out."""
+"""SimpleRNN and LSTM against Keras's own layers: same arguments and configs, same weights in, same outputs out."""
+
+import inspect
 
 import numpy as np
 import keras
@@ -105,15 +107,28 @@ def test_initial_state_and_stateful_batches_equal_keras(ours_class, keras_class)
 
 
 @pytest.mark.parametrize("ours_class, keras_class", PAIRS)
-def test_gradients_equal_keras(ours_class, keras_class):
-    ours, theirs = _twins(ours_class, keras_class, return_sequences=True)
+@pytest.mark.parametrize(
+    "options, mask",
+    [
+        ({"return_sequences": True}, MASK),
+        ({"return_sequences": True}, None),  # the LSTM's hand-written backward pass
+        ({"return_sequences": True, "go_backwards": True}, None),
+        ({"return_state": True}, None),  # gradients reach the loop through h_T and c_T only
+    ],
+    ids=["masked", "sequences", "backwards", "final_states"],
+)
+def test_gradients_equal_keras(ours_class, keras_class, options, mask):
+    ours, theirs = _twins(ours_class, keras_class, **options)
     x = tf.constant(_inputs())
+    initial = [tf.constant(np.random.RandomState(i).randn(BATCH, UNITS).astype("float32")) for i in range(2)]
+    initial = initial[: 2 if ours_class is LSTM else 1]
     gradients = []
     for layer in (ours, theirs):
         with tf.GradientTape() as tape:
-            tape.watch(x)
-            loss = tf.reduce_sum(tf.square(layer(x, mask=MASK)))
-        gradients.append(tape.gradient(loss, [x] + layer.trainable_variables))
+            tape.watch([x, *initial])
+            outputs = tf.nest.flatten(layer(x, mask=mask, initial_state=initial))
+            loss = sum(tf.reduce_sum(tf.square(output) * (k + 1)) for k, output in enumerate(outputs))
+        gradients.append(tape.gradient(loss, [x, *initial] + layer.trainable_variables))
     _assert_same(gradients[0], gradients[1], atol=1e-5)
 
 
@@ -239,3 +254,128 @@ def test_input_without_a_feature_axis_is_refused_as_keras_refuses_it(ours_class,
     for layer_class in (keras_class, ours_class):
         with pytest.raises(ValueError, match="expected ndim=3, found ndim=2"):
             layer_class(UNITS)(ids)
+
+
+@pytest.mark.parametrize(
+    "ours_class, keras_class",
+    [
+        (SimpleRNN, keras.layers.SimpleRNN),
+        (LSTM, keras.layers.LSTM),
+        (SimpleRNNCell, keras.layers.SimpleRNNCell),
+        (LSTMCell, keras.layers.LSTMCell),
+    ],
+)
+def test_constructor_signature_is_keras_s(ours_class, keras_class):
+    def parameters(layer_class):
+        return [(p.name, p.default, p.kind) for p in inspect.signature(layer_class.__init__).parameters.values()]
+
+    assert parameters(ours_class) == parameters(keras_class)
+
+
+# Every argument away from its default, so that a dropped or renamed one shows.
+CONFIGURED = {
+    "activation": "relu",
+    "use_bias": True,
+    "kernel_initializer": "he_normal",
+    "recurrent_initializer": "identity",
+    "bias_initializer": "ones",
+    "kernel_regularizer": "l2",
+    "recurrent_regularizer": "l1",
+    "bias_regularizer": "l1",
+    "activity_regularizer": "l2",
+    "kernel_constraint": "non_neg",
+    "recurrent_constraint": "unit_norm",
+    "bias_constraint": "max_norm",
+    "dropout": 0.25,
+    "recurrent_dropout": 0.125,
+    "seed": 7,
+    "return_sequences": True,
+    "return_state": True,
+    "go_backwards": True,
+    "stateful": False,
+    "unroll": True,
+    "zero_output_for_mask": True,
+    "name": "twin",
+}
+LSTM_ONLY = {"recurrent_activation": "hard_sigmoid", "unit_forget_bias": False, "use_cudnn": False}
+# Arguments Keras's layers take but leave out of their config; tfllm keeps them, and Keras's layers accept them back.
+KEPT_BY_TFLLM_ONLY = {SimpleRNN: {"seed"}, LSTM: {"use_cudnn"}}
+
+
+def _configured(layer_class):
+    return {**CONFIGURED, **(LSTM_ONLY if layer_class in (LSTM, keras.layers.LSTM) else {})}
+
+
+@pytest.mark.parametrize("ours_class, keras_class", PAIRS)
+def test_config_equals_keras_config(ours_class, keras_class):
+    ours, theirs = ours_class(UNITS, **_configured(ours_class)), keras_class(UNITS, **_configured(keras_class))
+    mine, keras_config = ours.get_config(), theirs.get_config()
+    assert set(mine) == set(keras_config) | KEPT_BY_TFLLM_ONLY[ours_class]
+    if ours_class is SimpleRNN:
+        # Keras's SimpleRNN takes `activity_regularizer` but never hands it to the layer (its config says None);
+        # tfllm's applies and keeps it.
+        assert keras_config.pop("activity_regularizer") is None
+        assert mine.pop("activity_regularizer")["class_name"] == "L2"
+    assert {key: mine[key] for key in keras_config} == keras_config
+
+
+@pytest.mark.parametrize("ours_class, keras_class", PAIRS)
+@pytest.mark.parametrize("options", [{}, {"return_sequences": True, "go_backwards": True, "activation": "relu"}])
+def test_configs_load_both_ways_and_give_the_same_outputs(ours_class, keras_class, options):
+    x = _inputs()
+    for source_class, target_class in ((keras_class, ours_class), (ours_class, keras_class)):
+        source = source_class(UNITS, **options)
+        source.build(x.shape)
+        target = target_class.from_config(source.get_config())
+        assert type(target) is target_class
+        target.build(x.shape)
+        target.set_weights(source.get_weights())
+        _assert_same(target(x), source(x))
+        keras_side = target if target_class is keras_class else source
+        assert {k: v for k, v in target.get_config().items() if k in keras_side.get_config()} == keras_side.get_config()
+
+
+def test_keras_lstm_config_with_every_argument_loads_into_tfllm():
+    config = keras.layers.LSTM(UNITS, **_configured(keras.layers.LSTM)).get_config()
+    layer = LSTM.from_config(config)
+    assert layer.use_cudnn == "auto"  # Keras's config does not carry it
+    assert (layer.recurrent_dropout, layer.cell.seed, layer.unroll) == (0.125, 7, True)
+    assert layer.zero_output_for_mask
+    assert layer.recurrent_activation is keras.activations.hard_sigmoid and layer.activation is keras.activations.relu
+    assert isinstance(layer.activity_regularizer, keras.regularizers.L2)
+    assert not layer.unit_forget_bias and isinstance(layer.bias_constraint, keras.constraints.MaxNorm)
+
+
+@pytest.mark.parametrize("implementation", [1, 2])
+def test_lstm_accepts_implementation_and_computes_the_same(implementation):
+    ours, theirs = _twins(LSTM, keras.layers.LSTM, implementation=implementation, return_sequences=True)
+    assert ours.cell.implementation == theirs.cell.implementation == implementation
+    assert "implementation" not in ours.get_config()  # as in Keras's config
+    _assert_same(ours(_inputs()), theirs(_inputs()))
+    assert LSTMCell(UNITS, implementation=implementation).implementation == implementation
+
+
+@pytest.mark.parametrize(
+    "ours_class, keras_class, argument",
+    [
+        (LSTM, keras.layers.LSTM, {"bogus": 1}),
+        (LSTMCell, keras.layers.LSTMCell, {"bogus": 1}),
+        (SimpleRNN, keras.layers.SimpleRNN, {"implementation": 2}),  # only Keras's LSTM takes it
+        (SimpleRNNCell, keras.layers.SimpleRNNCell, {"use_cudnn": True}),
+    ],
+)
+def test_unknown_arguments_are_refused_as_keras_refuses_them(ours_class, keras_class, argument):
+    for layer_class in (keras_class, ours_class):
+        with pytest.raises(ValueError, match=f"Unrecognized keyword arguments.*{next(iter(argument))}"):
+            layer_class(UNITS, **argument)
+
+
+@pytest.mark.parametrize("ours_class, keras_class", PAIRS)
+def test_layer_exposes_its_cell_arguments_as_keras_does(ours_class, keras_class):
+    ours, theirs = ours_class(UNITS, **_configured(ours_class)), keras_class(UNITS, **_configured(keras_class))
+    names = ["units", "activation", "use_bias", "dropout", "recurrent_dropout", "kernel_initializer", "bias_constraint"]
+    if ours_class is LSTM:
+        names += ["recurrent_activation", "unit_forget_bias"]
+    for name in names:
+        assert type(getattr(ours, name)) is type(getattr(theirs, name)), name
+        assert getattr(ours, name) is getattr(ours.cell, name)

@@ -119,7 +119,7 @@ def test_cached_decoding_equals_full_pass(rotary, compiled):
     stepped, cache = decode_step_by_step(model, ids, prompt_length=3, max_length=10, compiled=compiled)
     assert stepped.dtype == np.float32 and stepped.shape == full.shape
     np.testing.assert_allclose(stepped, full, atol=1e-5)
-    np.testing.assert_array_equal(np.asarray(cache)[:, :, 7:], 0.0)
+    np.testing.assert_array_equal(np.asarray(cache)[:, :, :, 7:], 0.0)  # (B, 2, H, S_max, Dh)
 
 
 def test_initial_cache():
@@ -128,7 +128,7 @@ def test_initial_cache():
         block.initial_cache(2, 4)
     block(inputs())
     cache = block.initial_cache(batch_size=3, max_length=9)
-    assert cache.shape == (3, 2, 9, H, D // H)
+    assert cache.shape == (3, 2, H, 9, D // H)
     assert keras.backend.standardize_dtype(cache.dtype) == "float32"
     assert keras.backend.standardize_dtype(block.initial_cache(1, 2, dtype="bfloat16").dtype) == "bfloat16"
 

@@ -245,9 +245,10 @@ def compiled(model, sampler, stop_token_ids, jit_compile=False):
 def use_xla(jit_compile, sampler):
     """Whether generation runs under XLA: `jit_compile` True or False, or "auto".
 
-    "auto" measured on a 2-core CPU (benchmarks/generation.py): XLA runs the decode loop of a 4-layer Transformer
-    2 to 3 times faster than the plain graph, which spends most of each step dispatching small ops, and the top-k
-    and top-p cut-offs cost next to nothing there (`tfllm.generation.thresholds`). Beam search stays in the plain
+    "auto" follows measurements on a 2-core CPU (benchmarks/generation.py and transformer_generation.py report XLA's
+    gain per sampler and batch size): XLA runs the decode loop of a 4-layer Transformer faster than the plain graph,
+    which spends much of each step dispatching small ops, and the top-k and top-p cut-offs cost next to nothing
+    there (`tfllm.generation.thresholds`). Beam search stays in the plain
     graph on CPUs, where XLA's top-k is slow; on GPUs and TPUs "auto" is always XLA. A sampled draw is
     reproducible for a seed within one mode: XLA's random numbers are not the plain graph's.
     """

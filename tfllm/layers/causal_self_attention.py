@@ -24,11 +24,13 @@ class CausalSelfAttention(keras.layers.Layer):
     The softmax runs in float32 under mixed precision, where float16 scores overflow and bfloat16 rounds small
     probabilities away.
 
-    For generation, a key/value cache (B, 2, S_max, H, Dh) holds the keys (`cache[:, 0]`) and values (`cache[:, 1]`)
-    of every position written so far. A call with `cache` and `cache_index` writes the keys and values of its T new
-    positions at `cache_index .. cache_index + T - 1` and attends over all S_max slots, hiding slots after each
-    query's own position, so unfilled slots are never seen. All shapes stay static, which is what
-    `tf.function(jit_compile=True)` needs. `initial_cache` builds an empty cache.
+    For generation, a key/value cache (B, 2, H, S_max, Dh) holds the keys (`cache[:, 0]`) and values (`cache[:, 1]`)
+    of every position written so far, heads-major: each head's keys are one contiguous (S_max, Dh) block, the
+    layout the score and mixing products read, so a decode step reads the cache without transposing it. A call with
+    `cache` and `cache_index` writes the keys and values of its T new positions at `cache_index .. cache_index + T - 1`
+    and attends over all S_max slots, hiding slots after each query's own position, so unfilled slots are never
+    seen. All shapes stay static, which is what `tf.function(jit_compile=True)` needs. `initial_cache` builds an
+    empty cache.
 
     Args:
         num_heads: positive int, H.
@@ -43,7 +45,7 @@ class CausalSelfAttention(keras.layers.Layer):
 
     Call arguments:
         inputs: float tensor (B, T, D).
-        cache: optional float tensor (B, 2, S_max, H, Dh), the keys and values of earlier positions.
+        cache: optional float tensor (B, 2, H, S_max, Dh), the keys and values of earlier positions.
         cache_index: int or scalar int tensor, the absolute position of the first of the T inputs; required with
             `cache`.
         padding_mask: optional (B, S) tensor, 1/True for real tokens and 0/False for padding, with S = T without a
@@ -63,7 +65,7 @@ class CausalSelfAttention(keras.layers.Layer):
     x = np.random.rand(1, 4, 8).astype("float32")  # (B, T, D)
     y = attention(x)  # (1, 4, 8)
     # The same numbers, one position at a time through a cache of 6 slots.
-    cache = attention.initial_cache(batch_size=1, max_length=6)  # (1, 2, 6, 2, 4)
+    cache = attention.initial_cache(batch_size=1, max_length=6)  # (1, 2, 2, 6, 4): (B, 2, H, S_max, Dh)
     for t in range(4):
         y_t, cache = attention(x[:, t : t + 1], cache=cache, cache_index=t)  # (1, 1, 8)
     ```
@@ -121,50 +123,65 @@ class CausalSelfAttention(keras.layers.Layer):
         )
 
     def initial_cache(self, batch_size, max_length, dtype=None):
-        """Returns an empty key/value cache, zeros of shape (batch_size, 2, max_length, H, Dh)."""
+        """Returns an empty key/value cache, zeros of shape (batch_size, 2, H, max_length, Dh)."""
         if self._head_dim is None:
             raise ValueError(
                 f"{self.name} does not know its head size yet: call it on an input or build it before initial_cache."
             )
-        shape = (batch_size, 2, max_length, self.num_heads, self._head_dim)
+        shape = (batch_size, 2, self.num_heads, max_length, self._head_dim)
         return ops.zeros(shape, dtype=dtype or self.compute_dtype)
 
     def call(self, inputs, cache=None, cache_index=None, padding_mask=None, training=None):
         if cache is not None and cache_index is None:
             raise ValueError("cache_index is required when a cache is given: the position of the first new token.")
         start_index = 0 if cache is None else ops.cast(cache_index, "int32")
-        query = self._project(self.query_dense, inputs)  # (B, T, H, Dh)
-        key = self._project(self.key_dense, inputs)  # (B, T, H, Dh)
-        value = self._project(self.value_dense, inputs)  # (B, T, H, Dh)
+        query, key, value = self._query_key_value(inputs)  # 3 x (B, T, H, Dh)
         if self.rotary:
             query = self.rotary_embedding(query, start_index=start_index)
             key = self.rotary_embedding(key, start_index=start_index)
+        # Heads-major (B, H, T, Dh), the layout of the cache and of the batched products over each head.
+        query, key, value = (ops.transpose(heads, (0, 2, 1, 3)) for heads in (query, key, value))
         if cache is not None:
-            new_keys_and_values = ops.stack([key, value], axis=1)  # (B, 2, T, H, Dh)
-            cache = ops.slice_update(cache, [0, 0, start_index, 0, 0], new_keys_and_values)  # (B, 2, S_max, H, Dh)
-            key, value = cache[:, 0], cache[:, 1]  # (B, S_max, H, Dh)
+            new_keys_and_values = ops.stack([key, value], axis=1)  # (B, 2, H, T, Dh)
+            cache = ops.slice_update(cache, [0, 0, 0, start_index, 0], new_keys_and_values)  # (B, 2, H, S_max, Dh)
+            key, value = cache[:, 0], cache[:, 1]  # (B, H, S_max, Dh)
 
         # Scaling the queries before the product keeps float16 scores in range.
         query = query * ops.cast(1.0 / math.sqrt(self._head_dim), query.dtype)
-        scores = ops.einsum("bthk,bshk->bhts", query, key)  # (B, H, T, S)
-        mask = self._attention_mask(ops.shape(query)[1], ops.shape(key)[1], start_index, padding_mask)
+        scores = ops.einsum("bhtk,bhsk->bhts", query, key)  # (B, H, T, S)
+        mask = self._attention_mask(ops.shape(query)[2], ops.shape(key)[2], start_index, padding_mask)
         scores = ops.where(mask, ops.cast(scores, "float32"), _HIDDEN_SCORE)
         probabilities = ops.cast(ops.softmax(scores, axis=-1), self.compute_dtype)  # (B, H, T, S)
         probabilities = self.dropout_layer(probabilities, training=training)
-        context = ops.einsum("bhts,bshk->bthk", probabilities, value)  # (B, T, H, Dh)
-        output = self.output_dense(context)  # (B, T, D)
+        context = ops.einsum("bhts,bhsk->bthk", probabilities, value)  # (B, T, H, Dh)
+        output = self._attention_output(context)  # (B, T, D)
         return output if cache is None else (output, cache)
 
-    def _project(self, dense, inputs):
-        """`dense(inputs)`, (B, T, D) -> (B, T, H, Dh). One row (B = T = 1, statically: a decode step of one
-        sequence) is computed as a product and a sum over D instead: XLA on CPUs runs that matrix-vector product of
-        a (D, H, Dh) kernel about 3x slower than its fused multiply-and-sum, which reads the kernel once
-        (benchmarks/gpt2_generation.py); the plain graph runs both alike."""
-        if inputs.shape[0] != 1 or inputs.shape[1] != 1 or dense.quantization_mode is not None:
-            return dense(inputs)
-        kernel = ops.cast(dense.kernel, inputs.dtype)  # (D, H, Dh), with the LoRA change when enabled
-        heads = ops.sum(inputs[:, :, :, None, None] * kernel, axis=2)  # (1, 1, D, H, Dh) -> (1, 1, H, Dh)
-        return heads if dense.bias is None else heads + ops.cast(dense.bias, inputs.dtype)
+    def _query_key_value(self, inputs):
+        """Q, K and V, (B, T, D) -> 3 x (B, T, H, Dh), from one matrix product with the three kernels side by side
+        (D, 3 H Dh): a plain product of that width runs about twice as fast on CPUs as three (D, H, Dh) einsums
+        (and their gradients), which TensorFlow runs as batched products. The weights stay three variables."""
+        denses = (self.query_dense, self.key_dense, self.value_dense)
+        if any(dense.quantization_mode is not None for dense in denses):
+            return tuple(dense(inputs) for dense in denses)
+        hidden_dim = inputs.shape[-1]
+        # `dense.kernel` includes the LoRA change when LoRA is enabled.
+        kernel = ops.concatenate([ops.reshape(dense.kernel, (hidden_dim, -1)) for dense in denses], axis=-1)
+        bias = None
+        if self.use_bias:
+            bias = ops.concatenate([ops.reshape(dense.bias, (-1,)) for dense in denses], axis=-1)  # (3 H Dh,)
+        heads = _dense(inputs, kernel, bias)  # (B, T, 3 H Dh)
+        heads = ops.reshape(heads, (*ops.shape(inputs)[:-1], 3, self.num_heads, self._head_dim))  # (B, T, 3, H, Dh)
+        return ops.unstack(heads, 3, axis=2)
+
+    def _attention_output(self, context):
+        """Wo joins the heads, (B, T, H, Dh) -> (B, T, D), as one plain product with the kernel read as (H Dh, D)."""
+        dense = self.output_dense
+        if dense.quantization_mode is not None:
+            return dense(context)
+        kernel = dense.kernel  # (H, Dh, D), with the LoRA change when enabled
+        joined = ops.reshape(context, (*ops.shape(context)[:-2], self.num_heads * self._head_dim))  # (B, T, H Dh)
+        return _dense(joined, ops.reshape(kernel, (-1, kernel.shape[-1])), dense.bias)
 
     def _attention_mask(self, query_length, key_length, start_index, padding_mask):
         """True where query t may see key s: s <= start_index + t, and key s is not padding. (B or 1, 1, T, S)."""
@@ -186,3 +203,17 @@ class CausalSelfAttention(keras.layers.Layer):
             "rotary": self.rotary,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
         }
+
+
+def _dense(inputs, kernel, bias):
+    """`inputs @ kernel + bias`, (B, T, N) -> (B, T, M) for a kernel (N, M), in the inputs' dtype.
+
+    One row (B = T = 1, statically: a decode step of one sequence) is computed as a product and a sum over N
+    instead: XLA on CPUs runs that matrix-vector product about 3x slower than its fused multiply-and-sum, which
+    reads the kernel once (benchmarks/gpt2_generation.py); the plain graph runs both alike."""
+    kernel = ops.cast(kernel, inputs.dtype)
+    if inputs.shape[0] == 1 and inputs.shape[1] == 1:
+        outputs = ops.sum(inputs[:, :, :, None] * kernel, axis=2)  # (1, 1, N, M) -> (1, 1, M)
+    else:
+        outputs = ops.matmul(inputs, kernel)  # (B, T, M)
+    return outputs if bias is None else outputs + ops.cast(bias, inputs.dtype)

@@ -11,75 +11,72 @@ A cell that wants this treatment provides three methods besides the usual `call(
 - `recur(projected, states, recurrent_mask)`: one step from the projected input and the previous states;
 - `dropout_masks(step_inputs, state, training)`: the input and recurrent dropout masks for one sequence.
 
-The time loop is TensorFlow's `while_loop` over `TensorArray`s with a fixed iteration count, which is what both the
-plain graph and XLA compile well (and what XLA needs to differentiate a loop); it is the one piece of the layers that
-is written against TensorFlow rather than `keras.ops`.
+A cell may also run the whole loop itself (`recur_over_time`) when the sequence has no mask and no recurrent
+dropout: `LSTMCell` and `SimpleRNNCell` (tanh) do, with hand-written backward passes (`lstm_loop.py`,
+`simple_rnn_loop.py`).
+
+The general time loop is TensorFlow's `while_loop` over `TensorArray`s with a fixed iteration count, which is what
+both the plain graph and XLA compile well (and what XLA needs to differentiate a loop); it is the one piece of the
+layers that is written against TensorFlow rather than `keras.ops`.
 """
 
 import keras
 import tensorflow as tf
-from keras import ops
+from keras import ops, tree
 
 from tfllm.checks import require_positive_int, require_rate
+
+
+def cell_attribute(name):
+    """A read-only layer property that reads the cell's attribute `name`, as Keras's `LSTM` has for each argument."""
+    return property(lambda layer: getattr(layer.cell, name), doc=f"The cell's `{name}`.")
 
 
 class Recurrent(keras.layers.RNN):
     """Base class of `SimpleRNN` and `LSTM`: Keras's `RNN` with the input projection hoisted out of the time loop.
 
-    Everything but the loop (initial and stateful states, `return_sequences`, `return_state`, masking, shapes,
-    config) is inherited from `keras.layers.RNN`, so the subclasses behave exactly like Keras's own layers.
-    Like Keras's `SimpleRNN` and `LSTM`, a subclass takes its cell's arguments itself and builds the cell, so its
-    config is one flat dict.
+    Everything but the loop (initial and stateful states, `return_sequences`, `return_state`, masking, shapes) is
+    inherited from `keras.layers.RNN`, so the subclasses behave exactly like Keras's own layers. Like Keras's
+    `SimpleRNN` and `LSTM`, a subclass takes its cell's arguments itself, builds the cell and passes it here, and its
+    config is one flat dict: the cell's arguments next to the sequence layer's.
+
+    When the sequence has no mask, there is no recurrent dropout and the loop is not unrolled, a cell may run the
+    whole loop itself (`recur_over_time`), as `LSTMCell` and `SimpleRNNCell` do with a hand-written backward pass.
     """
 
-    cell_class = None  # set by each subclass
+    units = cell_attribute("units")
+    activation = cell_attribute("activation")
+    use_bias = cell_attribute("use_bias")
+    kernel_initializer = cell_attribute("kernel_initializer")
+    recurrent_initializer = cell_attribute("recurrent_initializer")
+    bias_initializer = cell_attribute("bias_initializer")
+    kernel_regularizer = cell_attribute("kernel_regularizer")
+    recurrent_regularizer = cell_attribute("recurrent_regularizer")
+    bias_regularizer = cell_attribute("bias_regularizer")
+    kernel_constraint = cell_attribute("kernel_constraint")
+    recurrent_constraint = cell_attribute("recurrent_constraint")
+    bias_constraint = cell_attribute("bias_constraint")
+    dropout = cell_attribute("dropout")
+    recurrent_dropout = cell_attribute("recurrent_dropout")
 
-    def __init__(
-        self,
-        units,
-        return_sequences=False,
-        return_state=False,
-        go_backwards=False,
-        stateful=False,
-        unroll=False,
-        zero_output_for_mask=False,
-        **kwargs,
-    ):
-        cell_kwargs = {name: kwargs.pop(name) for name in self.cell_class.arguments if name in kwargs}
-        cell = self.cell_class(
-            units,
-            dtype=kwargs.get("dtype"),
-            trainable=kwargs.get("trainable", True),
-            name=f"{self.cell_class.__name__.lower().replace('cell', '')}_cell",
-            **cell_kwargs,
-        )
-        super().__init__(
-            cell,
-            return_sequences=return_sequences,
-            return_state=return_state,
-            go_backwards=go_backwards,
-            stateful=stateful,
-            unroll=unroll,
-            zero_output_for_mask=zero_output_for_mask,
-            **kwargs,
-        )
+    def __init__(self, cell, **kwargs):
+        super().__init__(cell, **kwargs)
         self.input_spec = keras.layers.InputSpec(ndim=3)  # (B, T, features), checked as Keras's layers check it
-
-    @property
-    def units(self):
-        return self.cell.units
 
     def get_config(self):
         config = super().get_config()
         del config["cell"]
         cell_config = self.cell.get_config()
-        return {**config, **{name: cell_config[name] for name in self.cell_class.arguments}}
+        config["activity_regularizer"] = keras.regularizers.serialize(self.activity_regularizer)
+        return {**config, **{name: cell_config[name] for name in self.cell.arguments}}
 
     @classmethod
     def from_config(cls, config):
         return cls(**config)
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
+        if tree.is_nested(mask):
+            mask = mask[0]
         cell = self.cell
         input_mask, recurrent_mask = cell.dropout_masks(sequences[:, 0, :], initial_state[0], training)
         if input_mask is not None:
@@ -88,6 +85,9 @@ class Recurrent(keras.layers.RNN):
         # Transposing the inputs rather than the projection moves D instead of G*units numbers per token.
         time_major = ops.transpose(sequences, (1, 0, 2))  # (T, B, D)
         projected = cell.project_inputs(time_major)  # (T, B, G*units): x_t W + b for every t at once
+
+        if mask is None and recurrent_mask is None and not self.unroll and cell.runs_whole_loop:
+            return self.whole_loop(projected, list(initial_state))
 
         def step(projected_t, states):
             return cell.recur(projected_t, states, recurrent_mask)
@@ -102,6 +102,16 @@ class Recurrent(keras.layers.RNN):
             return_sequences=self.return_sequences,
             unroll=self.unroll,
         )
+
+    def whole_loop(self, projected, initial_state):
+        """The loop run by the cell in one piece over `projected` (T, B, G*units), for `inner_loop`."""
+        if self.go_backwards:
+            projected = ops.flip(projected, axis=0)  # outputs stay in the order they are computed, as in Keras
+        outputs, final_states = self.cell.recur_over_time(projected, initial_state)  # (T, B, units), states
+        last_output = final_states[0]
+        if not self.return_sequences:
+            return last_output, last_output, final_states
+        return last_output, ops.transpose(outputs, (1, 0, 2)), final_states  # (B, T, units)
 
 
 def run_over_time(
@@ -292,6 +302,15 @@ class RecurrentCell(keras.layers.Layer):
     def recur(self, projected, states, recurrent_mask=None):
         """One step from `projected` = x_t W + b (B, gates * units) and the previous `states`."""
         raise NotImplementedError
+
+    @property
+    def runs_whole_loop(self):
+        """Whether `recur_over_time` runs this cell's loop (without mask or recurrent dropout) in one piece."""
+        return False
+
+    def recur_over_time(self, projected, states):
+        """Every step from `projected` (T, B, gates * units); returns `(outputs (T, B, units), final_states)`."""
+        raise NotImplementedError(f"{type(self).__name__} runs its loop one `recur` step at a time")
 
     def dropout_masks(self, step_inputs, state, training):
         """The input and recurrent dropout masks (or None) for a batch: 1/(1-rate) where kept, 0 where dropped."""
