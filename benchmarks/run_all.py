@@ -42,10 +42,12 @@ BENCHMARKS = {  # name: (script, arguments by default, arguments with --quick)
     "export_xla": ("export", ["--xla"], ["--xla", "--rounds", "3"]),  # the measurement behind export's XLA default
     "gpt2_generation": ("gpt2_generation", [], ["--rounds", "2"]),
     "lora_finetuning": ("lora_finetuning", [], ["--rounds", "2"]),
+    "where_time_goes": ("where_time_goes", [], ["--rounds", "2"]),  # the bounds behind the goals not met
 }
 TABLE_MARKERS = ("<!-- run_all.py table: begin -->", "<!-- run_all.py table: end -->")
 # Detailed tables the README may show below the summary, each between its markers.
-README_INCLUDES = ("transformer_training.md", "transformer_generation.md", "gpt2_generation.md", "lora_finetuning.md")
+README_INCLUDES = ("transformer_training.md", "transformer_generation.md", "gpt2_generation.md", "lora_finetuning.md",
+                   "where_time_goes.md")
 
 
 def run(name, arguments, figures_path, log):

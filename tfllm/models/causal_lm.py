@@ -22,6 +22,7 @@ from tfllm.models import lora
 from tfllm.models.metrics import Perplexity
 from tfllm.models.multi_worker import MultiWorkerFit
 from tfllm.models.schedules import WarmupCosineDecay
+from tfllm.models.token_cross_entropy import SharedCrossEntropy
 
 
 class CausalLM(MultiWorkerFit, keras.Model):
@@ -61,6 +62,7 @@ class CausalLM(MultiWorkerFit, keras.Model):
         self.tokenizer = tokenizer
         self.prompt_template = template_from_config(prompt_template)
         self._default_compile_arguments = None  # what compile() was given, when it made the defaults itself
+        self._shared_cross_entropy = None  # the default loss and metric, from one cross-entropy
 
     # The architecture: subclasses implement these four.
 
@@ -113,7 +115,8 @@ class CausalLM(MultiWorkerFit, keras.Model):
         Defaults: AdamW (betas 0.9 / 0.95, `weight_decay` on kernels and embeddings, none on biases and layer
         norms) following `WarmupCosineDecay(learning_rate, warmup_steps, decay_steps)`, gradients clipped to a
         global norm of `global_clipnorm`; sparse cross-entropy from logits that ignores the tokenizer's pad targets; the
-        `Perplexity` metric; `jit_compile="auto"` (XLA on accelerators, the plain graph on CPUs, which measures
+        `Perplexity` metric, fed the loss's own per-token cross-entropies (computed once for both:
+        `tfllm.models.token_cross_entropy`); `jit_compile="auto"` (XLA on accelerators, the plain graph on CPUs, which measures
         faster there). Under `mixed_float16`, Keras adds loss scaling. With `gradient_accumulation_steps`, the
         schedule counts batches, not updates (Keras passes it the batch count).
 
@@ -146,17 +149,22 @@ class CausalLM(MultiWorkerFit, keras.Model):
                 gradient_accumulation_steps=gradient_accumulation_steps,
             )
             optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
-        if loss == "auto":
+        default_loss = loss == "auto"
+        if default_loss:
             # The mean over the tokens that count: padding and zero-weight tokens (an SFT prompt) are left out of
             # the denominator too, so the loss is the mean per predicted token.
             loss = keras.losses.SparseCategoricalCrossentropy(
                 from_logits=True, ignore_class=pad_id, reduction="mean_with_sample_weight"
             )
         weighted_metrics = kwargs.pop("weighted_metrics", None)
+        self._shared_cross_entropy = None
         if metrics == "auto":
             metrics = None
             # Weighted, so that sample weights (SFT's completion mask) apply to it as they do to the loss.
-            weighted_metrics = [Perplexity(pad_id=pad_id)]
+            perplexity = Perplexity(pad_id=pad_id)
+            weighted_metrics = [perplexity]
+            if default_loss:
+                self._shared_cross_entropy = perplexity.shared_cross_entropy = SharedCrossEntropy(pad_id)
         super().compile(
             optimizer=optimizer,
             loss=loss,
@@ -165,6 +173,14 @@ class CausalLM(MultiWorkerFit, keras.Model):
             jit_compile=jit_compile,
             **kwargs,
         )
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """With `compile()`'s default loss and metric, the loss from cross-entropies computed once for both (see
+        `tfllm.models.token_cross_entropy`); otherwise Keras's compiled loss."""
+        shared = self._shared_cross_entropy
+        if shared is None or self.losses or not shared.applies_to(y, sample_weight):
+            return super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
+        return shared.loss(y, y_pred, sample_weight)
 
     def set_decay_steps(self, decay_steps):
         """Moves the end of the default schedule's cosine to `decay_steps` without compiling again: the train step

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from tfllm.models.token_cross_entropy import token_cross_entropy
+
 
 @keras.saving.register_keras_serializable(package="tfllm")
 class Perplexity(keras.metrics.Metric):
@@ -21,17 +23,20 @@ class Perplexity(keras.metrics.Metric):
     def __init__(self, pad_id=0, name="perplexity", **kwargs):
         super().__init__(name=name, **kwargs)
         self.pad_id = pad_id
+        # Set by `CausalLM.compile()` to its default loss, which computes the same cross-entropies (a
+        # `tfllm.models.token_cross_entropy.SharedCrossEntropy`): taken from it rather than computed twice.
+        self.shared_cross_entropy = None
         self.total_loss = self.add_variable((), initializer="zeros", name="total_loss")
         self.tokens = self.add_variable((), initializer="zeros", name="tokens")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        y_true = ops.cast(y_true, "int32")
-        losses = keras.losses.sparse_categorical_crossentropy(y_true, ops.cast(y_pred, "float32"), from_logits=True)
-        weight = ops.ones_like(losses) if self.pad_id is None else ops.cast(ops.not_equal(y_true, self.pad_id), "float32")
-        if sample_weight is not None:
-            weight = weight * ops.cast(sample_weight, "float32")
-        self.total_loss.assign_add(ops.sum(losses * weight))
-        self.tokens.assign_add(ops.sum(weight))
+        shared = self.shared_cross_entropy.take() if self.shared_cross_entropy is not None else None
+        self.add_token_losses(*(shared or token_cross_entropy(y_true, y_pred, self.pad_id, sample_weight)))
+
+    def add_token_losses(self, losses, weights):
+        """Adds cross-entropies already computed, (B, T) each with their weights (what the default loss shares)."""
+        self.total_loss.assign_add(ops.sum(losses * weights))
+        self.tokens.assign_add(ops.sum(weights))
 
     def result(self):
         return ops.exp(self.total_loss / ops.maximum(self.tokens, 1.0))

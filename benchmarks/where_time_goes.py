@@ -1,0 +1,342 @@
+"""Where the time goes: the measurements behind issue #19's goals that a CPU does not let tfllm reach.
+
+Each goal of issue #19 compares tfllm with a reference. When tfllm falls short, the question is whether the rest of
+the gap is tfllm's to close. This script measures, in one process, on the goals' shapes:
+
+1. Training (the Transformer LM of transformer_training.py, float32, plain graph): the seconds of a step of tfllm and
+   of KerasHub's GPT-2 twin, each step's op time by kind from TensorFlow's profiler (`op_profile.py`), and the step's
+   matrix products alone: every product of the forward and backward passes at the model's shapes (for a forward
+   product A @ B, also dC @ B^T and A^T @ dC), nothing else, in one `tf.function`. No implementation of this model
+   with TensorFlow's kernels can take less than the products alone, so KerasHub's step over it bounds what any
+   implementation can lead KerasHub by, and the model FLOPs utilization (MFU) that the products alone reach bounds
+   the MFU of `tfllm train`'s step (same definition and peak as models.py: `machine.py`).
+2. Transformer generation (transformer_generation.py's model, greedy, batch 1 and 8): milliseconds per new token of
+   tfllm's `generate` and KerasHub's, both under XLA, and of two stripped decode loops compiled the same way: the
+   weight products alone (per token, each block's QKV, output and MLP products and the logits, with the argmax and
+   the embedding lookup that chain one token to the next) and those products with attention over a key/value cache.
+   Any greedy decoder of this model multiplies every weight for every token: KerasHub's time per token over the
+   products-alone loop's bounds tfllm's lead; over the loop with attention, it bounds the lead of any decoder that
+   attends over a cache of fixed length (what XLA's static shapes ask for, and what both libraries do).
+3. RNN generation (generation.py's LSTM and SimpleRNN, batch 8, greedy): the per-token loop (generation.py's
+   baseline: one XLA step per call from Python), `generate` under XLA, and the weight products alone (each layer's
+   kernel and recurrent kernel, the logits, the argmax and lookup) in one XLA loop. The per-token loop over the
+   products alone bounds what any fused decoder can gain on it.
+
+Times are medians of alternating rounds. Results go to benchmarks/results/where_time_goes[_quick].{json,md}.
+
+    python benchmarks/where_time_goes.py             # ~6 minutes on 2 CPU cores
+    python benchmarks/where_time_goes.py --quick     # fewer rounds and tokens: a smoke run
+"""
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import keras_hub  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import generation  # noqa: E402
+import transformer_generation  # noqa: E402
+from gpt2_generation import reference_run, tfllm_model  # noqa: E402
+from machine import machine_facts, machine_line, matmul_peak  # noqa: E402
+from models import seconds_per_step  # noqa: E402
+from op_profile import KINDS, by_kind, op_seconds  # noqa: E402
+from summary import record, write_results  # noqa: E402
+from transformer_training import VOCAB, compile_like, keras_hub_lm, model_config, random_batches, tfllm_lm  # noqa: E402
+
+BATCH, SEQUENCE = 16, 256  # transformer_training.py's shapes (issue #19's)
+TRAINING_GOAL, MFU_GOAL, TRANSFORMER_GENERATION_GOAL, RNN_GENERATION_GOAL = 1.25, 0.70, 5.0, 5.0
+
+
+def median_rounds(runs, rounds):
+    """`{name: median seconds}` of `runs` (`{name: run() -> seconds or None}`), warmed up, in alternating rounds; a
+    run returning None is timed from outside."""
+    for run in runs.values():
+        run()
+    times = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            measured = run()
+            times[name].append(measured if measured is not None else time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def result_dropped(run, *arguments):
+    """`run(*arguments)` as a callable of no arguments returning None, for `median_rounds` to time from outside."""
+    def call():
+        run(*arguments)
+
+    return call
+
+
+# 1. Training
+
+
+def training_products(config, batch, sequence):
+    """`(run, flops)`: a `tf.function` making every matrix product of a training step of `config`'s Transformer
+    (forward and both backward products of each) at the step's shapes, and its FLOPs."""
+    tokens, width, heads = batch * sequence, config.hidden_dim, config.num_heads
+    forward = []  # (batch of products, m, k, n): A (m, k) @ B (k, n)
+    for _ in range(config.num_layers):
+        forward += [(1, tokens, width, 3 * width), (1, tokens, width, width),  # QKV, attention output
+                    (1, tokens, width, config.intermediate_dim), (1, tokens, config.intermediate_dim, width),  # MLP
+                    (batch * heads, sequence, width // heads, sequence),  # scores Q K^T
+                    (batch * heads, sequence, sequence, width // heads)]  # mixing P V
+    forward.append((1, tokens, width, VOCAB))  # tied logits
+    operands = [(tf.random.normal([count, m, k]), tf.random.normal([count, k, n]), tf.random.normal([count, m, n]))
+                for count, m, k, n in forward]
+
+    @tf.function
+    def run():
+        # One product after another, each on all cores as the step's own products run (independent products left
+        # side by side would fight over the cores); a corner of each result kept, so none is pruned.
+        corners, previous = [], []
+        for a, b, grad_c in operands:
+            with tf.control_dependencies(previous):
+                products = [tf.matmul(a, b), tf.matmul(grad_c, b, transpose_b=True),
+                            tf.matmul(a, grad_c, transpose_a=True)]
+            previous = products
+            corners += [product[0, 0, 0] for product in products]
+        return tf.add_n(corners)
+
+    return run, sum(3 * 2 * count * m * k * n for count, m, k, n in forward)
+
+
+def training_profile(rounds, steps):
+    """Seconds per step of tfllm, KerasHub and the products alone; op time by kind of tfllm's and KerasHub's step."""
+    config = model_config(SEQUENCE)
+    keras.utils.set_random_seed(0)
+    ours = tfllm_lm(config, jit_compile=False)
+    theirs = compile_like(keras_hub_lm(config), ours, jit_compile=False)
+    if ours.count_params() != theirs.count_params():
+        raise ValueError(f"tfllm has {ours.count_params():,} parameters, KerasHub {theirs.count_params():,}")
+    batches = tf.data.Dataset.from_tensors(random_batches(BATCH, SEQUENCE)).repeat()
+    products, product_flops = training_products(config, BATCH, SEQUENCE)
+    seconds = median_rounds({"tfllm": lambda: seconds_per_step(ours, batches, steps),
+                             "KerasHub": lambda: seconds_per_step(theirs, batches, steps),
+                             "products alone": result_dropped(lambda: products().numpy())}, rounds)
+    kinds = {name: {kind: value / steps for kind, value in by_kind(op_seconds(
+        lambda: model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0))).items()}
+        for name, model in (("tfllm", ours), ("KerasHub", theirs))}
+    return {"seconds": seconds, "op_seconds": kinds, "parameters": ours.count_params(),
+            "flops_per_token": ours.training_flops_per_token(SEQUENCE), "product_flops": product_flops}
+
+
+def training_lines(result, peak):
+    seconds, kinds, tokens = result["seconds"], result["op_seconds"], BATCH * SEQUENCE
+    mfu = {name: result["flops_per_token"] * tokens / value / peak for name, value in seconds.items()}
+    lines = [f"Training step, batch {BATCH} x {SEQUENCE} tokens, {result['parameters']:,} parameters, float32, "
+             "plain graph:", "",
+             "| | tfllm | KerasHub | products alone |", "|---|---:|---:|---:|",
+             "| s/step | " + " | ".join(f"{seconds[name]:.3f}" for name in ("tfllm", "KerasHub", "products alone"))
+             + " |",
+             "| MFU | " + " | ".join(f"{mfu[name]:.1%}" for name in ("tfllm", "KerasHub", "products alone")) + " |"]
+    for kind in KINDS:
+        lines.append(f"| op time: {kind}, s | {kinds['tfllm'][kind]:.3f} | {kinds['KerasHub'][kind]:.3f} | |")
+    lines.append("| op time: all, s | " + " | ".join(f"{sum(kinds[name].values()):.3f}" for name in ("tfllm",
+                                                                                                     "KerasHub"))
+                 + " | |")
+    lead, bound = seconds["KerasHub"] / seconds["tfllm"], seconds["KerasHub"] / seconds["products alone"]
+    lines += ["", f"tfllm / KerasHub tokens/s = {lead:.2f}x (goal >= {TRAINING_GOAL:g}x); bound, KerasHub's step / "
+              f"the products alone = {bound:.2f}x",
+              f"MFU of tfllm's step {mfu['tfllm']:.1%} (goal >= {MFU_GOAL:.0%}); bound, the products alone "
+              f"{mfu['products alone']:.1%}",
+              "(op time sums the ops' durations over the executor's threads: ops running side by side count twice)"]
+    record("where_time_goes", "training: tfllm / KerasHub tokens/s", lead, goal=TRAINING_GOAL)
+    record("where_time_goes", "training: bound, KerasHub step / its matrix products alone", bound)
+    record("where_time_goes", "training: MFU of tfllm's step", mfu["tfllm"], unit="MFU", goal=MFU_GOAL)
+    record("where_time_goes", "training: MFU bound, the matrix products alone", mfu["products alone"], unit="MFU")
+    return lines
+
+
+# 2. Transformer generation
+
+
+def compiled_loop(step, state, steps, jit_compile=True):
+    """`run()`: `steps` calls of `step(state, index) -> state` in one while loop, compiled by XLA or (`jit_compile`
+    False) in the plain graph."""
+    @tf.function(jit_compile=jit_compile)
+    def loop(state):
+        return tf.while_loop(lambda index, _: index < steps, lambda index, state: (index + 1, step(state, index)),
+                             (tf.constant(0), state))[1]
+
+    return result_dropped(lambda: tf.nest.map_structure(lambda tensor: tensor.numpy(), loop(state)))
+
+
+def transformer_decoders(shape, batch, steps, prompt):
+    """The stripped decode loops of `shape` (`GPT2Backbone` arguments): `{name: run()}` of `steps` tokens each."""
+    width, heads, inner = shape["hidden_dim"], shape["num_heads"], shape["intermediate_dim"]
+    length, depth = prompt + steps, width // heads
+    table = tf.random.normal([shape["vocabulary_size"], width])
+    blocks = [(tf.random.normal([width, 3 * width]), tf.random.normal([width, width]),
+               tf.random.normal([width, inner]), tf.random.normal([inner, width]))
+              for _ in range(shape["num_layers"])]
+
+    def step(with_attention):
+        def one_token(state, index):
+            token, caches = state
+            hidden = tf.gather(table, token)  # (B, D)
+            new_caches = []
+            for (qkv_kernel, output_kernel, inner_kernel, outer_kernel), cache in zip(blocks, caches):
+                query_key_value = hidden @ qkv_kernel  # (B, 3D)
+                mixed = query_key_value[:, :width]
+                if with_attention:
+                    qkv = tf.reshape(query_key_value, [batch, 3, heads, 1, depth])  # heads-major, as tfllm's cache
+                    cache = keras.ops.slice_update(cache, [0, 0, 0, prompt + index, 0], qkv[:, 1:])
+                    scores = tf.einsum("bhtk,bhsk->bhts", qkv[:, 0], cache[:, 0])  # (B, H, 1, S)
+                    visible = tf.range(length) <= prompt + index
+                    weights = tf.nn.softmax(tf.where(visible, scores, -1e9), axis=-1)
+                    mixed = tf.reshape(tf.einsum("bhts,bhsk->bhtk", weights, cache[:, 1]), [batch, width])
+                new_caches.append(cache)
+                hidden = hidden + mixed @ output_kernel
+                hidden = hidden + (hidden @ inner_kernel) @ outer_kernel  # (B, D)
+            logits = tf.matmul(hidden, table, transpose_b=True)  # (B, V)
+            return tf.argmax(logits, axis=-1, output_type=tf.int32), new_caches
+
+        return one_token
+
+    caches = [tf.zeros([batch, 2, heads, length, depth]) for _ in blocks]
+    start = (tf.zeros([batch], tf.int32), caches)
+    return {"weight products alone, XLA": compiled_loop(step(False), start, steps),
+            "weight products alone, graph": compiled_loop(step(False), start, steps, jit_compile=False),
+            "products + attention over the cache, XLA": compiled_loop(step(True), start, steps)}
+
+
+def transformer_generation_profile(rounds, new_tokens, batch_sizes, prompt=32):
+    shape = transformer_generation.backbone_shape()
+    keras.utils.set_random_seed(0)
+    backbone = keras_hub.models.GPT2Backbone(**shape, dropout=0.0)
+    with tempfile.TemporaryDirectory() as preset:
+        model = tfllm_model(backbone, preset)
+    reference = reference_run(transformer_generation.keras_hub_reference(backbone, "greedy", True), new_tokens)
+    ours = transformer_generation.tfllm_run(model, new_tokens, "greedy", True)
+    milliseconds = {}
+    for batch in batch_sizes:
+        prompts = np.random.default_rng(0).integers(3, shape["vocabulary_size"], (batch, prompt), dtype=np.int32)
+        runs = {"tfllm generate, XLA": result_dropped(ours, prompts),
+                "KerasHub generate, XLA": result_dropped(reference, prompts),
+                **transformer_decoders(shape, batch, new_tokens, prompt)}
+        milliseconds[batch] = {name: 1000 * value / new_tokens for name, value in median_rounds(runs, rounds).items()}
+    return milliseconds
+
+
+def transformer_generation_lines(milliseconds, new_tokens):
+    names = list(next(iter(milliseconds.values())))
+    lines = [f"Transformer generation (transformer_generation.py's model), greedy, {new_tokens} new tokens, ms per "
+             "new token (whole runs, prefill included, for generate):", "",
+             "| implementation | " + " | ".join(f"batch {batch}" for batch in milliseconds) + " |",
+             "|---|" + "---:|" * len(milliseconds)]
+    lines += [f"| {name} | " + " | ".join(f"{values[name]:.3f}" for values in milliseconds.values()) + " |"
+              for name in names]
+    lines.append("")
+    for batch, values in milliseconds.items():
+        lead = values["KerasHub generate, XLA"] / values["tfllm generate, XLA"]
+        bound = values["KerasHub generate, XLA"] / products_alone(values)
+        with_attention = values["KerasHub generate, XLA"] / values["products + attention over the cache, XLA"]
+        lines.append(f"batch {batch}: tfllm / KerasHub = {lead:.2f}x (goal >= {TRANSFORMER_GENERATION_GOAL:g}x); "
+                     f"bounds, KerasHub / the weight products alone = {bound:.2f}x, KerasHub / the products and "
+                     f"attention over the cache = {with_attention:.2f}x")
+        record("where_time_goes", f"transformer greedy batch {batch}: tfllm / KerasHub", lead,
+               goal=TRANSFORMER_GENERATION_GOAL)
+        record("where_time_goes", f"transformer greedy batch {batch}: bound, KerasHub / weight products alone",
+               bound)
+        record("where_time_goes", f"transformer greedy batch {batch}: bound, KerasHub / products and attention",
+               with_attention)
+    return lines
+
+
+def products_alone(milliseconds):
+    """The faster of the two products-alone loops, the floor of a decode step."""
+    return min(milliseconds["weight products alone, XLA"], milliseconds["weight products alone, graph"])
+
+
+# 3. RNN generation
+
+
+def rnn_products_alone(model, batch, steps):
+    """The weight products of `steps` tokens of `model` (an RNN LM with tied logits) in one loop, under XLA and in
+    the plain graph: `{name: run()}`."""
+    table = model.embedding.embeddings  # (V, E), also the logits' kernel
+    cells = [(weights[0], weights[1]) for weights in (layer.weights for layer in model.recurrent_layers)]
+
+    def one_token(state, index):
+        token, hiddens = state
+        inputs = tf.gather(table, token)  # (B, E)
+        new_hiddens = []
+        for (kernel, recurrent_kernel), hidden in zip(cells, hiddens):
+            gates = inputs @ kernel + hidden @ recurrent_kernel  # (B, 4H) for an LSTM, (B, H) for a SimpleRNN
+            inputs = gates[:, : hidden.shape[-1]]
+            new_hiddens.append(inputs)
+        logits = tf.matmul(inputs, table, transpose_b=True)  # (B, V)
+        return tf.argmax(logits, axis=-1, output_type=tf.int32), new_hiddens
+
+    start = (tf.zeros([batch], tf.int32), [tf.zeros([batch, kernel.shape[0]]) for kernel, _ in cells])
+    return {"weight products alone, XLA": compiled_loop(one_token, start, steps),
+            "weight products alone, graph": compiled_loop(one_token, start, steps, jit_compile=False)}
+
+
+def rnn_generation_profile(rounds, new_tokens):
+    generation.NEW = new_tokens  # generation.py's loops make that many tokens
+    milliseconds = {}
+    for architecture in ("lstm", "rnn"):
+        model, _ = generation.default_model(architecture)
+        ids = generation.prompts(model.vocab_size)
+        cached = generation.cached(model, {}, True)
+        per_token = generation.per_token_calls(model, {}, True)
+        runs = {"per-token loop, XLA step": result_dropped(per_token, ids),
+                "generate, XLA": result_dropped(cached, ids),
+                **rnn_products_alone(model, generation.BATCH, generation.NEW)}
+        milliseconds[architecture] = {name: 1000 * value / generation.NEW
+                                      for name, value in median_rounds(runs, rounds).items()}
+    return milliseconds
+
+
+def rnn_generation_lines(milliseconds):
+    lines = [f"RNN generation (generation.py's models), greedy, batch {generation.BATCH}, {generation.NEW} new tokens, "
+             "ms per new token:", "", "| implementation | " + " | ".join(milliseconds) + " |",
+             "|---|" + "---:|" * len(milliseconds)]
+    for name in next(iter(milliseconds.values())):
+        lines.append(f"| {name} | " + " | ".join(f"{values[name]:.3f}" for values in milliseconds.values()) + " |")
+    lines.append("")
+    for architecture, values in milliseconds.items():
+        gain = values["per-token loop, XLA step"] / values["generate, XLA"]
+        bound = values["per-token loop, XLA step"] / products_alone(values)
+        lines.append(f"{architecture}: generate / per-token loop = {gain:.2f}x (goal >= {RNN_GENERATION_GOAL:g}x); "
+                     f"bound, per-token loop / the weight products alone = {bound:.2f}x")
+        record("where_time_goes", f"{architecture} greedy: generate / per-token loop", gain, goal=RNN_GENERATION_GOAL)
+        record("where_time_goes", f"{architecture} greedy: bound, per-token loop / weight products alone", bound)
+    return lines
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="2 rounds of 1 training step, 32 new tokens")
+    args = parser.parse_args()
+    rounds, steps, new_tokens = (2, 1, 32) if args.quick else (args.rounds, 2, 224)
+
+    load_before = machine_line()
+    peak = matmul_peak("float32")
+    training = training_profile(rounds, steps)
+    transformer = transformer_generation_profile(rounds, new_tokens, (1, 8))
+    rnn = rnn_generation_profile(rounds, new_tokens)
+    lines = [f"Where the time goes (`python benchmarks/where_time_goes.py{' --quick' if args.quick else ''}`); "
+             f"median of {rounds} alternating rounds", "",
+             f"machine: {load_before} before, {machine_line()} after; matmul peak float32 {peak / 1e9:.0f} GFLOP/s",
+             "", *training_lines(training, peak), "", *transformer_generation_lines(transformer, new_tokens), "",
+             *rnn_generation_lines(rnn)]
+    print("\n".join(lines), flush=True)
+    write_results("where_time_goes", args.quick, {**machine_facts(), "training": training,
+                                                  "transformer_generation_ms": transformer,
+                                                  "rnn_generation_ms": rnn}, lines)
+
+
+if __name__ == "__main__":
+    main()

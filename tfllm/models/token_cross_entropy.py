@@ -1,0 +1,69 @@
+"""The cross-entropy of each predicted token, computed once for the default loss and the `Perplexity` metric.
+
+`CausalLM.compile()`'s defaults are a loss (the mean cross-entropy per predicted token) and a metric (exp of the
+same mean over an epoch). Computed apart, as Keras computes a compiled loss and a compiled metric, the softmax over
+the whole vocabulary for every position, the step's largest non-matmul op, runs twice. `SharedCrossEntropy` computes
+it once in the loss and hands the per-token values to the metric.
+"""
+
+import tensorflow as tf
+from keras import ops
+
+
+def token_cross_entropy(targets, logits, ignored_id=None, sample_weight=None):
+    """`(losses, weights)`, both (B, T) float32: each position's cross-entropy from `logits` (B, T, V) for `targets`
+    (B, T), and its weight (0 where the target is `ignored_id`, times `sample_weight` (B, T) when given).
+
+    The ignored positions are given target 0 before the softmax and weight 0 after it, so they add nothing to a
+    weighted sum nor to its gradient.
+
+    >>> losses, weights = token_cross_entropy([[1, 0]], [[[0.0, 0.0], [5.0, 0.0]]], ignored_id=0)
+    >>> [round(float(value), 4) for value in losses[0]], [float(value) for value in weights[0]]
+    ([0.6931, 0.0067], [1.0, 0.0])
+    """
+    targets = ops.cast(targets, "int32")
+    if ignored_id is None:
+        weights = ops.ones(ops.shape(targets), "float32")
+    else:
+        counted = ops.not_equal(targets, ignored_id)
+        targets = ops.where(counted, targets, 0)
+        weights = ops.cast(counted, "float32")
+    if sample_weight is not None:
+        weights = weights * ops.cast(sample_weight, "float32")
+    losses = ops.sparse_categorical_crossentropy(targets, ops.cast(logits, "float32"), from_logits=True)  # (B, T)
+    return losses, weights
+
+
+class SharedCrossEntropy:
+    """The default loss of `CausalLM.compile()`, which hands its per-token cross-entropies to the `Perplexity` metric.
+
+    `loss(...)` returns what Keras's `SparseCategoricalCrossentropy(from_logits=True, ignore_class=ignored_id,
+    reduction="mean_with_sample_weight")` returns for per-token targets and weights (divided among the replicas of a
+    `tf.distribute` strategy as Keras divides a loss), and keeps the per-token values; the metric `take()`s them in
+    the same traced train or test step (Keras computes the loss, then the metrics) instead of computing them again.
+    A plain object, so that Keras tracks nothing in it.
+    """
+
+    def __init__(self, ignored_id):
+        self.ignored_id = ignored_id
+        self._kept = None
+
+    @staticmethod
+    def applies_to(targets, sample_weight):
+        """Whether the weights are per token (or absent), the case whose mean `loss` computes as Keras does."""
+        return sample_weight is None or len(ops.shape(sample_weight)) == len(ops.shape(targets))
+
+    def loss(self, targets, logits, sample_weight=None):
+        losses, weights = token_cross_entropy(targets, logits, self.ignored_id, sample_weight)  # (B, T) each
+        self._kept = (losses, weights)
+        mean = ops.divide_no_nan(ops.sum(losses * weights), ops.sum(weights))
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        return mean / replicas if replicas > 1 else mean  # Keras sums the replicas' losses
+
+    def take(self):
+        """The last `loss` call's `(losses, weights)` if it was made in the graph being traced now (once), else None."""
+        kept, self._kept = self._kept, None
+        if kept is not None and getattr(kept[0], "graph", None) is not tf.compat.v1.get_default_graph():
+            if hasattr(kept[0], "graph"):  # a symbolic tensor of another trace: not this step's
+                return None
+        return kept
