@@ -30,7 +30,9 @@ def test_top_k_never_draws_outside_the_k_most_likely():
     np.testing.assert_allclose(np.mean(draws == 1), 2 / 3, atol=0.04)  # renormalized 0.5 : 0.25
 
 
-@pytest.mark.parametrize("p, nucleus", [(0.5, {1}), (0.7, {1, 3}), (0.8, {1, 3, 0}), (1.0, {0, 1, 2, 3, 4})])
+# p never equals a sum of the probabilities: softmax's float32 rounding differs between CPUs (on AMD Zen 3 the 0.5
+# comes out just below 0.5, and p=0.5 then needs a second token), so a p on a sum would test the rounding.
+@pytest.mark.parametrize("p, nucleus", [(0.45, {1}), (0.7, {1, 3}), (0.8, {1, 3, 0}), (1.0, {0, 1, 2, 3, 4})])
 def test_top_p_draws_from_the_smallest_set_reaching_p(p, nucleus):
     assert set(_draw(TopPSampler(p))) == nucleus
 
