@@ -323,8 +323,11 @@ def _train_until_checkpoint(folder, config, run, at_least, send):
 @pytest.mark.slow
 @pytest.mark.parametrize("send", [signal.SIGKILL, signal.SIGINT], ids=["kill", "ctrl-c"])
 def test_a_killed_or_interrupted_run_resumes_and_ends_at_the_requested_step(send, tmp_path):
+    # Long enough that the signal, sent once the step-20 checkpoint is seen, lands before the end on a busy machine
+    # (200 steps were once over before the watcher looked).
+    STEPS = 600  # noqa: N806
     long = {**TINY, "data": {**TINY["data"], "corpus": write_kjv_verses(tmp_path)},
-            "train": {**TINY["train"], "steps": 200, "eval_every": 200, "checkpoint_every": 10}}
+            "train": {**TINY["train"], "steps": STEPS, "eval_every": STEPS, "checkpoint_every": 10}}
     config = tmp_path / "long.json"
     config.write_text(json.dumps(long))
     run = tmp_path / "run"
@@ -332,15 +335,15 @@ def test_a_killed_or_interrupted_run_resumes_and_ends_at_the_requested_step(send
     assert not (run / "metrics.json").exists(), "the run ended before the signal: make it longer"
     saved = json.loads((run / "checkpoints" / "state.json").read_text())["step"]
     if send == signal.SIGKILL:
-        assert code == -signal.SIGKILL and 20 <= saved < 200
+        assert code == -signal.SIGKILL and 20 <= saved < STEPS
     else:
-        assert code == 130 and f"the run is saved at step {saved} of 200" in err and "Run the same command again" in err
+        assert code == 130 and f"the run is saved at step {saved} of {STEPS}" in err and "Run the same command again" in err
 
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=600, env=ENV)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["steps"] == 200 == metrics["optimizer_updates"] and metrics["resumed_from_step"] == saved
-    assert json.loads((run / "history.json").read_text())["steps"][-1] == 200
+    assert metrics["steps"] == STEPS == metrics["optimizer_updates"] and metrics["resumed_from_step"] == saved
+    assert json.loads((run / "history.json").read_text())["steps"][-1] == STEPS
 
 
 def _one_line_error(argv, capsys):
