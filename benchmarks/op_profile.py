@@ -4,7 +4,8 @@
 sums the duration of every op the executor ran, by op type; `by_kind` folds the op types into a few kinds (matrix
 products, cross-entropy, optimizer update, ...). Op time is summed over the executor's threads: on 2 cores with
 independent ops running side by side it can exceed the wall time, so the kinds are compared as shares of op time.
-Only plain-graph functions are seen op by op; an XLA cluster is one op.
+Only plain-graph functions are seen op by op; XLA-compiled functions (tfllm's fused training kernels, or a whole
+step under XLA) count as one kind.
 
     seconds = op_seconds(lambda: model.fit(batches, steps_per_epoch=3, verbose=0))  # {op type or scope: s}
     kinds = by_kind(seconds)                                                         # {kind: s}
@@ -26,8 +27,10 @@ SOFTMAX = {"Softmax", "LogSoftmax", "_MklSoftmax"}
 LAYOUT = {"Transpose", "_MklTranspose", "ConjugateTranspose", "ConcatV2", "Concat", "Pack", "Unpack", "Split",
           "SplitV", "Slice", "StridedSlice", "StridedSliceGrad", "Tile", "Pad", "PadV2", "Reshape", "Identity",
           "GatherV2", "ResourceGather", "UnsortedSegmentSum", "TensorScatterAdd", "ScatterNd", "BroadcastTo"}
+# An XLA-compiled function's run shows as this executor event, not as an op "scope/op:OpType".
+XLA_RUN_EVENT, XLA_CLUSTER = "CpuExecutable::ExecuteAsyncOnStream", "xla:XlaCluster"
 KINDS = ("matrix products", "cross-entropy", "softmax", "optimizer update", "gathers, scatters and layout",
-         "element-wise and reductions")
+         "element-wise and reductions", "XLA-compiled kernels")
 
 
 def op_seconds(run, logdir=None):
@@ -54,11 +57,15 @@ def op_seconds(run, logdir=None):
                 name = plane.event_metadata[event.metadata_id].name
                 if ":" in name and "::" not in name:  # "scope/op:OpType"; the executor's own events have "::"
                     seconds[name] += event.duration_ps * 1e-12
+                elif name == XLA_RUN_EVENT:
+                    seconds[XLA_CLUSTER] += event.duration_ps * 1e-12
     return dict(seconds)
 
 
 def kind_of(name):
     """The kind of an op from its trace name "scope/op:OpType"."""
+    if name == XLA_CLUSTER:
+        return "XLA-compiled kernels"
     scope, _, op_type = name.rpartition(":")
     if any(part in scope.lower() for part in ("/adam", "/sgd", "/optimizer", "/rmsprop")):
         return "optimizer update"

@@ -9,8 +9,8 @@ with a context of 256, trained on batches of 16 x 256 random tokens (the sizes o
 - tfllm: `build_model` (what `tfllm train` builds), compiled with `CausalLM.compile()`'s defaults (AdamW with a
   warmup-cosine schedule, weight decay 0.1 but on biases and norms, beta_2 0.95, global clipnorm 1.0; sparse
   cross-entropy from logits that ignores pad targets; the `Perplexity` metric), in the plain graph
-  (`jit_compile=False`) and under XLA (`jit_compile=True`). "auto", the default, picks one of the two: the table
-  says which.
+  (`jit_compile=False`) and under XLA (`jit_compile=True`). "auto", the default, picks one of the two in each
+  precision: the table says which.
 - KerasHub: `GPT2Backbone` of the same vocabulary, layers, heads, widths and context, dropout 0, with tied logits
   (`backbone.token_embedding(hidden, reverse=True)`, as `GPT2CausalLM` computes them) in a small `keras.Model`,
   compiled with the same optimizer (its config copied from tfllm's compiled model) and the same loss, no metric
@@ -142,11 +142,14 @@ def torch_contender(config, precision, inputs, targets):
 
 
 def make_contenders(config, batch, precisions):
-    """Every contender of every precision, and what `compile()`'s "auto" resolves to."""
+    """Every contender of every precision, and what `compile()`'s "auto" resolves to in each precision."""
     inputs, targets = random_batches(batch, config.max_sequence_length)
-    contenders = []
+    contenders, auto_modes = [], {}
     for precision in precisions:
         keras.config.set_dtype_policy(precision)
+        auto = build_model(config, vocab_size=VOCAB)
+        auto.compile()
+        auto_modes[precision] = "XLA" if auto.jit_compile else "graph"
         for jit_compile, mode in ((False, "graph"), (True, "XLA")):
             keras.utils.set_random_seed(0)
             ours = tfllm_lm(config, jit_compile)
@@ -156,9 +159,7 @@ def make_contenders(config, batch, precisions):
         keras.config.set_dtype_policy("float32")
         if TORCH_MISSING is None:
             contenders.append(torch_contender(config, precision, inputs, targets))
-    auto = build_model(config, vocab_size=VOCAB)
-    auto.compile()
-    return contenders, "XLA" if auto.jit_compile else "graph"
+    return contenders, auto_modes
 
 
 def check_sizes(contenders):
@@ -202,10 +203,11 @@ def table(rows):
     return lines
 
 
-def ratios(rows, auto_mode):
+def ratios(rows, auto_modes):
     """The headline ratios per precision: `{precision: {name: value}}`, and their printed lines."""
     figures, lines = {}, []
     for precision in dict.fromkeys(row["precision"] for row in rows):
+        auto_mode = auto_modes[precision]
         rate = {row["implementation"]: row["tokens_per_second"] for row in rows if row["precision"] == precision}
         ours, best_ours = rate[f"tfllm, {auto_mode}"], max(rate["tfllm, graph"], rate["tfllm, XLA"])
         reference = max(rate["KerasHub, graph"], rate["KerasHub, XLA"])
@@ -221,8 +223,9 @@ def ratios(rows, auto_mode):
     return figures, lines
 
 
-def record_figures(figures, auto_mode):
+def record_figures(figures, auto_modes):
     for precision, values in figures.items():
+        auto_mode = auto_modes[precision]
         record("transformer_training", f"{precision} tokens/s: tfllm ({auto_mode}) / best KerasHub GPT-2",
                values["tfllm auto / best KerasHub"], goal=KERAS_HUB_GOAL)
         if "tfllm auto / PyTorch eager" in values:
@@ -246,7 +249,7 @@ def main():
         torch.set_num_threads(os.cpu_count())
 
     config = model_config(sequence)
-    contenders, auto_mode = make_contenders(config, batch, args.precisions)
+    contenders, auto_modes = make_contenders(config, batch, args.precisions)
     check_sizes(contenders)
     load_before = machine_line()
     peaks = {dtype: matmul_peak(dtype) for dtype in set(MATMUL_DTYPE[p] for p in args.precisions)}
@@ -254,7 +257,7 @@ def main():
     peaks = {dtype: max(peak, matmul_peak(dtype)) for dtype, peak in peaks.items()}
     flops = build_model(config, vocab_size=VOCAB).training_flops_per_token(sequence)
     rows = rows_of(contenders, seconds, batch * sequence, flops, peaks)
-    figures, ratio_lines = ratios(rows, auto_mode)
+    figures, ratio_lines = ratios(rows, auto_modes)
 
     heading = (f"Transformer LM training, {config.num_layers} layers x {config.hidden_dim}, {config.num_heads} heads, "
                f"MLP {config.intermediate_dim}, vocabulary {VOCAB:,}, batch {batch} x {sequence} tokens, tied "
@@ -262,13 +265,14 @@ def main():
                f"{' (quick)' if args.quick else ''}")
     machine_lines = [f"machine: {load_before} before, {machine_line()} after; matmul peak "
                      + ", ".join(f"{dtype} {peak / 1e9:.0f} GFLOP/s" for dtype, peak in peaks.items()),
-                     f"tfllm's compile() jit_compile='auto' picks: {auto_mode}; "
+                     "tfllm's compile() jit_compile='auto' picks: "
+                     + ", ".join(f"{mode} in {precision}" for precision, mode in auto_modes.items()) + "; "
                      f"{TORCH_MISSING or 'PyTorch ' + torch.__version__}"]
     lines = [heading, "", *machine_lines, "", *table(rows), "", *ratio_lines]
     print("\n".join(lines), flush=True)
-    record_figures(figures, auto_mode)
+    record_figures(figures, auto_modes)
     facts = {**machine_facts(), "matmul_peak_gflops": {dtype: peak / 1e9 for dtype, peak in peaks.items()},
-             "batch": batch, "sequence": sequence, "rounds": rounds, "steps": steps, "auto_mode": auto_mode,
+             "batch": batch, "sequence": sequence, "rounds": rounds, "steps": steps, "auto_modes": auto_modes,
              "keras_hub": keras_hub.__version__, "torch": None if TORCH_MISSING else torch.__version__,
              "ratios": figures}
     command = f"(`python benchmarks/transformer_training.py{' --quick' if args.quick else ''}`)"

@@ -47,7 +47,7 @@ def test_wiring_matches_the_equations(normalize_first):
     first_norm, second_norm = block.self_attention_layer_norm, block.feedforward_layer_norm
 
     def feedforward(h):
-        return block.feedforward_output_dense(block.feedforward_intermediate_dense(h))
+        return block.feedforward_output_dense(block.activation(block.feedforward_intermediate_dense(h)))
 
     if normalize_first:
         h = x + attention(first_norm(x))

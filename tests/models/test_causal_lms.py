@@ -188,6 +188,18 @@ def test_set_decay_steps_reaches_the_compiled_train_step_without_a_new_trace(jit
     assert second_update(moved=True) > 5 * second_update(moved=False)
 
 
+@pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="Keras's auto picks XLA on accelerators")
+def test_auto_jit_compile_is_the_plain_graph_on_cpus_and_xla_under_bfloat16():
+    plain, bfloat16 = LSTMLM(259, hidden_dim=8), LSTMLM(259, hidden_dim=8, dtype="mixed_bfloat16")
+    plain.compile()
+    bfloat16.compile()
+    assert (plain.jit_compile, bfloat16.jit_compile) == (False, True)
+    bfloat16.compile(jit_compile=False)
+    assert bfloat16.jit_compile is False
+    bfloat16.compile(run_eagerly=True)
+    assert bfloat16.jit_compile is False
+
+
 def test_set_decay_steps_needs_the_default_optimizer():
     model = _model("lstm")
     model.compile(optimizer="adam", loss="mse")

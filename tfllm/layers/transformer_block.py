@@ -5,8 +5,9 @@ import numbers
 import keras
 
 from tfllm.checks import require_positive_int, require_rate
-from tfllm.layers.activations import get_activation
+from tfllm.layers.activations import gelu_approximate, get_activation
 from tfllm.layers.causal_self_attention import CausalSelfAttention
+from tfllm.layers.fused_gelu import fused_gelu
 from tfllm.layers.initializers import clone_initializer
 
 
@@ -102,8 +103,7 @@ class TransformerBlock(keras.layers.Layer):
             epsilon=self.layer_norm_epsilon, name="feedforward_layer_norm", **sublayer
         )
         self.feedforward_intermediate_dense = keras.layers.Dense(
-            self.intermediate_dim,
-            activation=self.activation,
+            self.intermediate_dim,  # the activation is applied in `call`, fused in training steps
             kernel_initializer=clone_initializer(self.kernel_initializer),
             name="feedforward_intermediate_dense",
             **sublayer,
@@ -145,12 +145,19 @@ class TransformerBlock(keras.layers.Layer):
         residual = x
         if self.normalize_first:
             x = self.feedforward_layer_norm(x)
-        x = self.feedforward_intermediate_dense(x)  # (B, T, intermediate_dim)
+        x = self._activate(self.feedforward_intermediate_dense(x), training)  # (B, T, intermediate_dim)
         x = self.feedforward_output_dense(x)  # (B, T, D)
         x = residual + self.feedforward_dropout(x, training=training)
         if not self.normalize_first:
             x = self.feedforward_layer_norm(x)
         return x if cache is None else (x, cache)
+
+    def _activate(self, x, training):
+        """The feed-forward activation; a GELU in a training step as one XLA-compiled kernel each way (`fused_gelu`),
+        several times faster than TensorFlow's dozen element-wise ops in the plain graph."""
+        if training and self.activation in (keras.activations.gelu, gelu_approximate):
+            return fused_gelu(x, approximate=self.activation is gelu_approximate)
+        return self.activation(x)
 
     def get_config(self):
         return {
