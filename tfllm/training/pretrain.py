@@ -47,6 +47,7 @@ from tfllm.training.atomic import atomic_write_text
 from tfllm.training.builders import ValidationData, build_model, compile_model
 from tfllm.training.callbacks import (
     BestWeights,
+    CtrlC,
     LossHistory,
     NaNGuard,
     RunProgress,
@@ -346,14 +347,17 @@ def train_run(opened, built, callbacks=None, peak_flops=None):
         sampler="random", temperature=train.sample_temperature, top_p=train.sample_top_p,
     )
     samples.set_model(model)  # `fit` would do it, but a run resumed at its last step has no `fit` call
-    run_callbacks = _callbacks(opened, built, throughput, samples, callbacks)
+    ctrl_c = CtrlC()  # last: the batch is done for every other callback when Ctrl-C is raised
+    run_callbacks = [*_callbacks(opened, built, throughput, samples, callbacks), ctrl_c]
     steps = opened.steps
     try:
-        _set_total_steps(run_callbacks, steps, min(train.eval_every, steps))
-        if (train.time_budget_minutes is not None and opened.budget is None
-                and steps - built.start_step > MEASURED_STEPS):
-            steps = fix_steps(opened, built, run_callbacks)
-        _fit(opened, built, run_callbacks, fit_plan(checkpoint.step, steps, min(train.eval_every, steps)))
+        with ctrl_c.installed():
+            _set_total_steps(run_callbacks, steps, min(train.eval_every, steps))
+            if (train.time_budget_minutes is not None and opened.budget is None
+                    and steps - built.start_step > MEASURED_STEPS):
+                steps = fix_steps(opened, built, run_callbacks)
+            _fit(opened, built, run_callbacks, fit_plan(checkpoint.step, steps, min(train.eval_every, steps)))
+            ctrl_c.raise_if_pressed()  # pressed after the last batch
     except KeyboardInterrupt:
         if not opened.writer:
             raise
