@@ -19,13 +19,14 @@ from tfllm.evaluation import scoring
 from tfllm.generation import chat as chat_generation
 from tfllm.generation import text_generation, translation
 from tfllm.models import lora
+from tfllm.models.build_before_tracing import PROBE_LENGTH, BuildBeforeTracing
 from tfllm.models.metrics import Perplexity
 from tfllm.models.multi_worker import MultiWorkerFit
 from tfllm.models.schedules import WarmupCosineDecay
 from tfllm.models.token_cross_entropy import SharedCrossEntropy
 
 
-class CausalLM(MultiWorkerFit, keras.Model):
+class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
     """Base class of `SimpleRNNLM`, `LSTMLM` and `TransformerLM`.
 
     Subclasses build their layers in `__init__` and implement `hidden_states`, `logits`, `initial_state` and
@@ -92,6 +93,9 @@ class CausalLM(MultiWorkerFit, keras.Model):
         raise NotImplementedError
 
     # What the base class gives.
+
+    def _probe_target_shape(self):
+        return (1, PROBE_LENGTH)  # next-token ids (B, T)
 
     def call(self, token_ids, training=None):
         return self.logits(self.hidden_states(token_ids, training=training))  # (B, T, V)

@@ -7,6 +7,7 @@ from keras import ops
 
 from tfllm.checks import require_choice, require_int_at_least, require_positive_int, require_rate
 from tfllm.models.causal_lm import CausalLM
+from tfllm.models.build_before_tracing import BuildBeforeTracing
 from tfllm.models.multi_worker import MultiWorkerFit
 from tfllm.utf8 import utf8_bytes
 
@@ -14,7 +15,7 @@ POOLINGS = ("last", "mean")
 
 
 @keras.saving.register_keras_serializable(package="tfllm")
-class SequenceClassifier(MultiWorkerFit, keras.Model):
+class SequenceClassifier(MultiWorkerFit, BuildBeforeTracing, keras.Model):
     """Classifies token sequences with any tfllm language model as the backbone (GPT-style fine-tuning).
 
     The backbone reads the tokens (`backbone.hidden_states`, (B, T) -> (B, T, D)), one vector summarizes the text,
@@ -77,6 +78,9 @@ class SequenceClassifier(MultiWorkerFit, keras.Model):
     @property
     def pad_id(self):
         return self.backbone.pad_id
+
+    def _probe_target_shape(self):
+        return (1,)  # class ids (B,)
 
     def call(self, token_ids, training=None):
         hidden = self.backbone.hidden_states(token_ids, training=training)  # (B, T, D)

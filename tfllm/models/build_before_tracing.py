@@ -1,0 +1,36 @@
+"""An unbuilt model's state made before Keras traces its first step, so that the step is traced once, not twice.
+
+Without a distribution strategy, Keras 3 (`keras/src/backend/tensorflow/trainer.py`, `_maybe_symbolic_build`)
+leaves an unbuilt model to build itself inside the first traced train or test step: the layers' weights, and in
+`fit` the optimizer's slots, are created while `tf.function` traces. A `tf.function` that creates variables on its
+first trace traces again, so the first `fit` of a new model traced its whole step, gradients and optimizer update
+twice: 8.4 s instead of 4.6 s for a 2-block Transformer on a 2-core CPU, 2.4 s instead of 1.3 s for an LSTM.
+
+`BuildBeforeTracing`, a mixin of `CausalLM` and `SequenceClassifier`, builds first: the layers by one eager call
+on a probe of token ids, then whatever Keras's own `_symbolic_build` still finds unbuilt (the compiled metrics and
+loss, the optimizer), from the probe's shapes. Under a distribution strategy Keras builds before tracing already,
+and its path is left as it is.
+"""
+
+from keras import ops
+
+PROBE_LENGTH = 2  # tokens: attention over a single key would warn about a softmax over one value
+
+
+class BuildBeforeTracing:
+    """Mixin for `keras.Model` subclasses whose inputs are token ids (B, T) (see the module). Subclasses give the
+    shape of one example's target in `_probe_target_shape`."""
+
+    def _probe_target_shape(self):
+        """The shape of the targets `y` of a (1, PROBE_LENGTH) batch of token ids."""
+        raise NotImplementedError
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if self._distribute_strategy is not None:  # Keras builds outside the trace itself
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        probe = ops.zeros((1, PROBE_LENGTH), "int32")  # (B, T) token ids
+        if not all(layer.built for layer in self._flatten_layers()):
+            self(probe)  # one eager call builds every layer, with the weights a traced call would have made
+        if data_batch is None:
+            data_batch = (probe, ops.zeros(self._probe_target_shape(), "int32"))
+        self._symbolic_build(data_batch=data_batch)
