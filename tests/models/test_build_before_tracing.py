@@ -79,3 +79,23 @@ def test_building_first_gives_the_weights_a_traced_build_gives():
     assert len(weights[0]) == len(weights[1])
     for built_first, built_in_the_trace in zip(*weights):
         np.testing.assert_array_equal(built_first, built_in_the_trace)
+
+
+@pytest.mark.parametrize("name", ["transformer", "lstm"])
+def test_a_new_model_s_first_generate_creates_no_weights_while_tracing(name):
+    keras.utils.set_random_seed(0)
+    model = _language_model(name)
+    created = []
+    decode = model.decode
+
+    def creator(next_creator, **kwargs):
+        created.append(kwargs.get("name"))
+        return next_creator(**kwargs)
+
+    def watched_decode(*args, **kwargs):  # runs while the generation functions trace
+        with tf.variable_creator_scope(creator):
+            return decode(*args, **kwargs)
+
+    model.decode = watched_decode
+    ids = model.generate([[1, 2, 3]], max_new_tokens=4, stop_token_ids=[], jit_compile=False)
+    assert created == [] and model.built and len(ids[0]) == 7

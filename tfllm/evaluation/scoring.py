@@ -234,5 +234,6 @@ _COMPILED = weakref.WeakKeyDictionary()
 def _compiled(model, kind, make):
     functions = _COMPILED.setdefault(model, {})
     if kind not in functions:
+        model.build_eagerly()  # weights made inside a tf.function would make it trace twice
         functions[kind] = make()
     return functions[kind]

@@ -183,8 +183,7 @@ def export_saved_model(model, path, *, version=1, max_new_tokens=None, temperatu
     defaults = _defaults(limits["max_new_tokens_limit"], max_new_tokens, temperature, top_k, top_p, seed)
     if template is not None and template.kind == "chat":
         _chat_message_room(model, defaults["max_new_tokens"], limits["max_prompt_tokens"])  # refuses no room
-    if not model.built:
-        model(ops.zeros((1, 2), "int32"))
+    model.build_eagerly()
     model = merge_lora(model)  # a LoRA adapter folded into the kernels: the export has no adapter variables
 
     archive = keras.export.ExportArchive()

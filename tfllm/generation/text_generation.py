@@ -238,6 +238,7 @@ def compiled(model, sampler, stop_token_ids, jit_compile=False):
     key = (type(sampler).__name__, repr(sorted(vars(sampler).items())), tuple(stop_token_ids), bool(jit_compile))
     functions = _COMPILED.setdefault(model, {})
     if key not in functions:
+        model.build_eagerly()  # weights made inside a tf.function would make it trace twice
         functions[key] = _make_functions(weakref.ref(model), sampler, tuple(stop_token_ids), bool(jit_compile))
     return functions[key]
 
