@@ -10,7 +10,8 @@ twice: 8.4 s instead of 4.6 s for a 2-block Transformer on a 2-core CPU, 2.4 s i
 on a probe of token ids (`build_eagerly`), then whatever Keras's own `_symbolic_build` still finds unbuilt (the
 compiled metrics and loss, the optimizer), from the probe's shapes. Under a distribution strategy Keras builds
 before tracing already, and its path is left as it is. Generation and scoring call `build_eagerly` before they
-trace their own functions, for the same reason (a new model's first `generate` took 2.1-2.8 s instead of 1.0 s).
+trace their own functions, for the same reason (a new model's first `generate` took 2.1-2.8 s, and 1.5 s
+with the eager build first).
 """
 
 from keras import ops

@@ -7,7 +7,7 @@ from keras import ops
 
 from tfllm.checks import require_choice, require_int_at_least, require_positive_int, require_rate
 from tfllm.models.causal_lm import CausalLM
-from tfllm.models.build_before_tracing import BuildBeforeTracing
+from tfllm.models.build_before_tracing import PROBE_LENGTH, BuildBeforeTracing
 from tfllm.models.multi_worker import MultiWorkerFit
 from tfllm.utf8 import utf8_bytes
 
@@ -67,11 +67,9 @@ class SequenceClassifier(MultiWorkerFit, BuildBeforeTracing, keras.Model):
         self.head = keras.layers.Dense(self.num_classes, name="head")
 
     def build(self, input_shape=None):
-        # The backbone's hidden size shows once it has read something. Two tokens, as attention over a single key
-        # warns about a softmax over one value.
-        probe = ops.zeros((1, 2), "int32")
-        if not self.backbone.built:
-            self.backbone(probe)
+        # The backbone's hidden size shows once it has read something.
+        self.backbone.build_eagerly()
+        probe = ops.zeros((1, PROBE_LENGTH), "int32")
         self.head.build((None, self.backbone.hidden_states(probe).shape[-1]))
         self.built = True
 
