@@ -1,4 +1,5 @@
-"""BuildBeforeTracing: a new model's first `fit` and `evaluate` trace their step once, with its state made before."""
+"""BuildBeforeTracing: a new model's first `fit` and `evaluate` trace their step once, with its state made before,
+and its first `generate` creates no weights while its functions trace."""
 
 import keras
 import numpy as np
@@ -14,22 +15,26 @@ def _language_model(name):
     return TransformerLM(50, num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16, max_sequence_length=8)
 
 
-def _counting_traces(model, step_name):
-    """Replaces `model.<step_name>` by one that counts how often it runs in Python (once per trace) and records the
-    variables created while it runs."""
-    traces, created = [], []
-    step = getattr(model, step_name)
+def _watched(function, calls, created):
+    """`function`, appending to `calls` each time it runs in Python (once per trace when it is traced) and the name
+    of every variable created while it runs to `created`."""
 
     def creator(next_creator, **kwargs):
         created.append(kwargs.get("name"))
         return next_creator(**kwargs)
 
-    def counted(data):
-        traces.append(1)
+    def watched(*args, **kwargs):
+        calls.append(1)
         with tf.variable_creator_scope(creator):
-            return step(data)
+            return function(*args, **kwargs)
 
-    setattr(model, step_name, counted)
+    return watched
+
+
+def _counting_traces(model, step_name):
+    """Replaces `model.<step_name>` by a watched one; returns its (traces, created variables) lists."""
+    traces, created = [], []
+    setattr(model, step_name, _watched(getattr(model, step_name), traces, created))
     return traces, created
 
 
@@ -86,16 +91,6 @@ def test_a_new_model_s_first_generate_creates_no_weights_while_tracing(name):
     keras.utils.set_random_seed(0)
     model = _language_model(name)
     created = []
-    decode = model.decode
-
-    def creator(next_creator, **kwargs):
-        created.append(kwargs.get("name"))
-        return next_creator(**kwargs)
-
-    def watched_decode(*args, **kwargs):  # runs while the generation functions trace
-        with tf.variable_creator_scope(creator):
-            return decode(*args, **kwargs)
-
-    model.decode = watched_decode
+    model.decode = _watched(model.decode, [], created)  # runs while the generation functions trace
     ids = model.generate([[1, 2, 3]], max_new_tokens=4, stop_token_ids=[], jit_compile=False)
     assert created == [] and model.built and len(ids[0]) == 7

@@ -6,8 +6,8 @@ import tensorflow as tf
 from keras import ops
 
 from tfllm.checks import require_choice, require_int_at_least, require_positive_int, require_rate
-from tfllm.models.causal_lm import CausalLM
 from tfllm.models.build_before_tracing import PROBE_LENGTH, BuildBeforeTracing
+from tfllm.models.causal_lm import CausalLM
 from tfllm.models.multi_worker import MultiWorkerFit
 from tfllm.utf8 import utf8_bytes
 
