@@ -3,6 +3,7 @@
     python benchmarks/run_all.py                       # every benchmark, default settings: over an hour on 2 cores
     python benchmarks/run_all.py --quick               # fewer rounds, a 30-second architecture comparison
     python benchmarks/run_all.py --only generation export
+    python benchmarks/run_all.py --only models --keep-others --readme README.md   # rerun one, keep the others' rows
     python benchmarks/run_all.py --readme README.md    # also puts the summary into the README
 
 Each benchmark's own output (its detailed table) goes to `--log` as it runs. The summary lists every figure the
@@ -10,6 +11,10 @@ benchmarks recorded (`summary.record`) with its goal and whether it was met, und
 the CPU model and core count, the matmul peak (`machine.py`'s one definition), the load average before and after,
 the versions, quick or full settings, and each script's seconds and status (a script that is missing or fails is
 reported as failed; the others still run). It is written to benchmarks/results/summary.md and summary.json.
+
+With `--keep-others`, the scripts left out of `--only` keep their rows and figures from the last summary.json, and
+the summary says which run each row comes from: for rerunning the benchmarks a change touches without the hour the
+others take.
 
 `--readme PATH` replaces the text between `<!-- run_all.py table: begin -->` and `<!-- run_all.py table: end -->`
 in that file with summary.md, and, for each detailed table of `README_INCLUDES` that the README marks, the text
@@ -75,11 +80,48 @@ def machine_facts():
     return json.loads(output)
 
 
+def check_can_keep(parser, args, path):
+    """Stops, before any benchmark runs, when `--keep-others` has nothing to keep or would mix quick and full runs."""
+    if len(set(args.only)) == len(BENCHMARKS):
+        parser.error("--keep-others needs --only: with every script rerun there is nothing to keep")
+    if not os.path.exists(path):
+        parser.error(f"--keep-others: there is no {path} to keep rows from")
+    with open(path, encoding="utf-8") as file:
+        last_quick = json.load(file)["quick"]
+    if last_quick != args.quick:
+        parser.error(f"--keep-others: the last run used {'quick' if last_quick else 'full'} settings; rerun with"
+                     f"{'' if last_quick else 'out'} --quick, so that one table does not mix the two")
+
+
+def kept_from_last_run(report, path):
+    """`report` with the entries and figures of the last summary.json at `path` whose scripts it did not rerun, each
+    entry dated by the run it comes from, in BENCHMARKS' order."""
+    with open(path, encoding="utf-8") as file:
+        last = json.load(file)
+    rerun = {entry["name"] for entry in report["benchmarks"]}
+    entries = {entry["name"]: {"date": last["machine"]["date"], **entry} for entry in last["benchmarks"]}
+    entries.update({entry["name"]: entry for entry in report["benchmarks"]})
+    figures = [figure for figure in last["figures"] if _run_of(figure) not in rerun] + report["figures"]
+    order = list(BENCHMARKS)
+    return {**report, "kept_from": last.get("kept_from") or {"date": last["machine"]["date"],
+                                                              "command": last["command"]},
+            "benchmarks": sorted(entries.values(), key=lambda entry: order.index(entry["name"])),
+            "figures": sorted(figures, key=lambda figure: order.index(_run_of(figure)))}
+
+
+def _run_of(figure):
+    """The BENCHMARKS name of the run that recorded `figure` (older summaries recorded only the script's name)."""
+    return figure.get("run", figure["benchmark"])
+
+
 def summary_markdown(report):
     """summary.md: the run's facts, a row per script, and the table of every recorded figure."""
     facts, peaks = report["machine"], report["machine"]["matmul_peak_gflops"]
+    kept = report.get("kept_from")
     lines = [
         f"Run {facts['date']}: `{report['command']}` ({'quick' if report['quick'] else 'full'} settings).",
+        *([f"The rows of the scripts it did not rerun are kept from the run of {kept['date']} "
+           f"(`{kept['command']}`): the table's last column says which run each comes from."] if kept else []),
         "",
         f"Machine: {facts['cpu']}, {facts['cores']} cores ({facts['usable_cores']} usable); matmul peak "
         f"float32 {peaks['float32']:.0f} GFLOP/s, bfloat16 {peaks['bfloat16']:.0f} GFLOP/s "
@@ -87,12 +129,13 @@ def summary_markdown(report):
         f"{report['load_average_after']:.1f} after; Python {facts['python']}, TensorFlow {facts['tensorflow']}, "
         f"Keras {facts['keras']}.",
         "",
-        "| script | arguments | seconds | status |",
-        "|---|---|---:|---|",
+        "| script | arguments | seconds | status |" + (" run |" if kept else ""),
+        "|---|---|---:|---|" + ("---|" if kept else ""),
     ]
     for entry in report["benchmarks"]:
         arguments = f"`{' '.join(entry['arguments'])}`" if entry["arguments"] else "(defaults)"
-        lines.append(f"| `{entry['script']}` | {arguments} | {entry['seconds']:.0f} | {entry['status']} |")
+        lines.append(f"| `{entry['script']}` | {arguments} | {entry['seconds']:.0f} | {entry['status']} |"
+                     + (f" {entry.get('date', facts['date'])} |" if kept else ""))
     return "\n".join([*lines, "", summary.markdown_table(report["figures"])]) + "\n"
 
 
@@ -137,21 +180,29 @@ def main():
     parser.add_argument("--log", default=os.path.join(tempfile.gettempdir(), "tfllm-benchmarks.log"),
                         help="where the benchmarks' own output goes")
     parser.add_argument("--readme", help="a README whose marked benchmark section to replace with the summary")
+    parser.add_argument("--keep-others", action="store_true",
+                        help="keep the rows of the scripts not in --only from the last summary.json")
     args = parser.parse_args()
+    if args.keep_others:
+        check_can_keep(parser, args, os.path.join(RESULTS, "summary.json"))
 
     report = {"command": "python benchmarks/run_all.py " + " ".join(sys.argv[1:]), "quick": args.quick,
-              "load_average_before": os.getloadavg()[0], "machine": machine_facts(), "benchmarks": []}
+              "load_average_before": os.getloadavg()[0], "machine": machine_facts(), "benchmarks": [],
+              "figures": []}
     handle, figures_path = tempfile.mkstemp(prefix="tfllm-benchmarks-", suffix=".jsonl")
     os.close(handle)
     with open(args.log, "w", encoding="utf-8") as log:
         for name in args.only:
             print(f"{name} ...", end=" ", flush=True)
             entry = run(name, BENCHMARKS[name][2 if args.quick else 1], figures_path, log)
+            recorded = summary.read(figures_path)
+            report["figures"] += [{**figure, "run": name} for figure in recorded[len(report["figures"]):]]
             print(f"{entry['seconds']:.0f} s, {entry['status']}", flush=True)
             report["benchmarks"].append(entry)
     report["load_average_after"] = os.getloadavg()[0]
-    report["figures"] = summary.read(figures_path)
     os.remove(figures_path)
+    if args.keep_others:
+        report = kept_from_last_run(report, os.path.join(RESULTS, "summary.json"))
     markdown = write_summary(report)
     print(f"\n{markdown}\nwritten to {RESULTS}/summary.md and .json; the benchmarks' own tables: {args.log}")
     if args.readme:

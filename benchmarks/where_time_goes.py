@@ -3,13 +3,18 @@
 Each goal of issue #19 compares tfllm with a reference. When tfllm falls short, the question is whether the rest of
 the gap is tfllm's to close. This script measures, in one process, on the goals' shapes:
 
-1. Training (the Transformer LM of transformer_training.py, float32, plain graph): the seconds of a step of tfllm and
-   of KerasHub's GPT-2 twin, each step's op time by kind from TensorFlow's profiler (`op_profile.py`), and the step's
-   matrix products alone: every product of the forward and backward passes at the model's shapes (for a forward
-   product A @ B, also dC @ B^T and A^T @ dC), nothing else, in one `tf.function`. No implementation of this model
-   with TensorFlow's kernels can take less than the products alone, so KerasHub's step over it bounds what any
-   implementation can lead KerasHub by, and the model FLOPs utilization (MFU) that the products alone reach bounds
-   the MFU of `tfllm train`'s step (same definition and peak as models.py: `machine.py`).
+1. Training (the Transformer LM of transformer_training.py, float32): the seconds of a step of tfllm (plain graph,
+   what `compile()` picks in float32), of KerasHub's GPT-2 twin (plain graph and XLA) and, when PyTorch is installed,
+   of the eager PyTorch twin; the op time by kind of tfllm's and KerasHub's graph steps from TensorFlow's profiler
+   (`op_profile.py`); and the step's matrix products alone: every product of the forward and backward passes at the
+   model's shapes (for a forward product A @ B, also dC @ B^T and A^T @ dC), nothing else, one after another, with
+   TensorFlow's kernels (in the plain graph and under XLA; the faster counts; the logits product in slices of the
+   vocabulary, as tfllm computes it, faster than one product on CPUs) and with PyTorch's. No implementation
+   of this model with TensorFlow's kernels can take less than the products alone, so the best KerasHub step over
+   them bounds what any such implementation can lead KerasHub by, PyTorch's step over them says whether any can
+   match PyTorch, and the model FLOPs utilization (MFU) they reach bounds the MFU of `tfllm train`'s step (same
+   definition and peak as models.py: `machine.py`). A causal attention kernel may skip the hidden half of the
+   attention products, so the bound is also given for the products without attention's.
 2. Transformer generation (transformer_generation.py's model, greedy, batch 1 and 8): milliseconds per new token of
    tfllm's `generate` and KerasHub's, both under XLA, and of two stripped decode loops compiled the same way: the
    weight products alone (per token, each block's QKV, output and MLP products and the logits, with the argmax and
@@ -48,10 +53,16 @@ from machine import machine_facts, machine_line, matmul_peak  # noqa: E402
 from models import seconds_per_step  # noqa: E402
 from op_profile import KINDS, by_kind, op_seconds  # noqa: E402
 from summary import record, write_results  # noqa: E402
-from transformer_training import VOCAB, compile_like, keras_hub_lm, model_config, random_batches, tfllm_lm  # noqa: E402
+from tfllm.layers.token_embedding import LOGITS_MAX_SLICES, LOGITS_SLICE  # noqa: E402
+from transformer_training import (  # noqa: E402
+    TORCH_MISSING, VOCAB, compile_like, keras_hub_lm, model_config, random_batches, tfllm_lm, torch_contender)
+
+if TORCH_MISSING is None:
+    import torch  # noqa: E402
 
 BATCH, SEQUENCE = 16, 256  # transformer_training.py's shapes (issue #19's)
-TRAINING_GOAL, MFU_GOAL, TRANSFORMER_GENERATION_GOAL, RNN_GENERATION_GOAL = 1.25, 0.70, 5.0, 5.0
+TRAINING_GOAL, TORCH_GOAL, MFU_GOAL = 1.25, 1.0, 0.70
+TRANSFORMER_GENERATION_GOAL, RNN_GENERATION_GOAL = 5.0, 5.0
 
 
 def median_rounds(runs, rounds):
@@ -79,80 +90,151 @@ def result_dropped(run, *arguments):
 # 1. Training
 
 
-def training_products(config, batch, sequence):
-    """`(run, flops)`: a `tf.function` making every matrix product of a training step of `config`'s Transformer
-    (forward and both backward products of each) at the step's shapes, and its FLOPs."""
+def product_shapes(config, batch, sequence, attention=True):
+    """The forward matrix products of a training step of `config`'s Transformer: `(count, m, k, n)` for `count`
+    products A (m, k) @ B (k, n); with `attention` False, without the products of the attention scores and mixing
+    (the ones a causal attention kernel may halve by skipping hidden keys)."""
     tokens, width, heads = batch * sequence, config.hidden_dim, config.num_heads
-    forward = []  # (batch of products, m, k, n): A (m, k) @ B (k, n)
+    shapes = []
     for _ in range(config.num_layers):
-        forward += [(1, tokens, width, 3 * width), (1, tokens, width, width),  # QKV, attention output
-                    (1, tokens, width, config.intermediate_dim), (1, tokens, config.intermediate_dim, width),  # MLP
-                    (batch * heads, sequence, width // heads, sequence),  # scores Q K^T
-                    (batch * heads, sequence, sequence, width // heads)]  # mixing P V
-    forward.append((1, tokens, width, VOCAB))  # tied logits
-    operands = [(tf.random.normal([count, m, k]), tf.random.normal([count, k, n]), tf.random.normal([count, m, n]))
-                for count, m, k, n in forward]
+        shapes += [(1, tokens, width, 3 * width), (1, tokens, width, width),  # QKV, attention output
+                   (1, tokens, width, config.intermediate_dim), (1, tokens, config.intermediate_dim, width)]  # MLP
+        if attention:
+            shapes += [(batch * heads, sequence, width // heads, sequence),  # scores Q K^T
+                       (batch * heads, sequence, sequence, width // heads)]  # mixing P V
+    return shapes + [(1, tokens, width, VOCAB)]  # tied logits
 
-    @tf.function
+
+def slice_sizes(m, n):
+    """The widths of the slices that `tensorflow_products` computes a product's (m, n) result in: the tied logits in
+    slices of the vocabulary as tfllm's `TokenEmbedding._logits` does (faster on CPUs), any other product whole."""
+    slices = -(-n // LOGITS_SLICE)
+    if n != VOCAB or m < LOGITS_SLICE or not 1 < slices <= LOGITS_MAX_SLICES:
+        return [n]
+    return [LOGITS_SLICE] * (slices - 1) + [n - LOGITS_SLICE * (slices - 1)]
+
+
+def product_flops(shapes):
+    """Forward and both backward products (dA = dC B^T, dB = A^T dC) of each shape."""
+    return sum(3 * 2 * count * m * k * n for count, m, k, n in shapes)
+
+
+def tensorflow_products(shapes, jit_compile):
+    """`run()`: every product of `shapes`, forward and both backward, one after another in one `tf.function`, in the
+    plain graph or compiled by XLA."""
+    operands = [(tf.random.normal([count, m, k]), tf.random.normal([count, k, n]), tf.random.normal([count, m, n]),
+                 slice_sizes(m, n)) for count, m, k, n in shapes]
+
+    @tf.function(jit_compile=jit_compile)
     def run():
         # One product after another, each on all cores as the step's own products run (independent products left
         # side by side would fight over the cores); a corner of each result kept, so none is pruned.
         corners, previous = [], []
-        for a, b, grad_c in operands:
-            with tf.control_dependencies(previous):
-                products = [tf.matmul(a, b), tf.matmul(grad_c, b, transpose_b=True),
-                            tf.matmul(a, grad_c, transpose_a=True)]
-            previous = products
-            corners += [product[0, 0, 0] for product in products]
+        for a, b, grad_c, sizes in operands:
+            for b_slice, grad_c_slice in zip(tf.split(b, sizes, axis=2), tf.split(grad_c, sizes, axis=2)):
+                with tf.control_dependencies(previous):
+                    products = [tf.matmul(a, b_slice), tf.matmul(grad_c_slice, b_slice, transpose_b=True),
+                                tf.matmul(a, grad_c_slice, transpose_a=True)]
+                previous = products
+                corners += [product[0, 0, 0] for product in products]
         return tf.add_n(corners)
 
-    return run, sum(3 * 2 * count * m * k * n for count, m, k, n in forward)
+    return result_dropped(lambda: run().numpy())
+
+
+def torch_products(shapes):
+    """`run() -> seconds`: the products of `tensorflow_products` with PyTorch's kernels (eager, all cores), timed on
+    a second pass, as `torch_contender` times only the steps after its first."""
+    operands = [(torch.randn(count, m, k), torch.randn(count, k, n), torch.randn(count, m, n))
+                for count, m, k, n in shapes]
+
+    def one_pass():
+        for a, b, grad_c in operands:
+            for product in (a @ b, grad_c @ b.transpose(1, 2), a.transpose(1, 2) @ grad_c):
+                product[0, 0, 0].item()  # waits for the product
+
+    def run():
+        one_pass()
+        start = time.perf_counter()
+        one_pass()
+        return time.perf_counter() - start
+
+    return run
 
 
 def training_profile(rounds, steps):
-    """Seconds per step of tfllm, KerasHub and the products alone; op time by kind of tfllm's and KerasHub's step."""
+    """Seconds per step of tfllm (plain graph, what `compile()` picks in float32), KerasHub (graph and XLA),
+    PyTorch eager when installed, and the products alone; op time by kind of tfllm's and KerasHub's graph steps."""
     config = model_config(SEQUENCE)
     keras.utils.set_random_seed(0)
     ours = tfllm_lm(config, jit_compile=False)
-    theirs = compile_like(keras_hub_lm(config), ours, jit_compile=False)
-    if ours.count_params() != theirs.count_params():
-        raise ValueError(f"tfllm has {ours.count_params():,} parameters, KerasHub {theirs.count_params():,}")
+    theirs = {mode: compile_like(keras_hub_lm(config), ours, jit_compile=mode == "XLA") for mode in ("graph", "XLA")}
+    if ours.count_params() != theirs["graph"].count_params():
+        raise ValueError(f"tfllm has {ours.count_params():,} parameters, KerasHub {theirs['graph'].count_params():,}")
     batches = tf.data.Dataset.from_tensors(random_batches(BATCH, SEQUENCE)).repeat()
-    products, product_flops = training_products(config, BATCH, SEQUENCE)
-    seconds = median_rounds({"tfllm": lambda: seconds_per_step(ours, batches, steps),
-                             "KerasHub": lambda: seconds_per_step(theirs, batches, steps),
-                             "products alone": result_dropped(lambda: products().numpy())}, rounds)
+    shapes = {"all": product_shapes(config, BATCH, SEQUENCE),
+              "wide": product_shapes(config, BATCH, SEQUENCE, attention=False)}
+    runs = {"tfllm, graph": lambda: seconds_per_step(ours, batches, steps),
+            **{f"KerasHub, {mode}": (lambda model: lambda: seconds_per_step(model, batches, steps))(model)
+               for mode, model in theirs.items()}}
+    for products, name in (("all", "products alone"), ("wide", "wide products alone")):
+        for jit_compile, mode in ((False, "graph"), (True, "XLA")):
+            runs[f"{name}, TensorFlow {mode}"] = tensorflow_products(shapes[products], jit_compile)
+    if TORCH_MISSING is None:
+        pytorch = torch_contender(config, "float32", *random_batches(BATCH, SEQUENCE))
+        runs["PyTorch eager"] = lambda: pytorch.seconds(steps)
+        runs["products alone, PyTorch"] = torch_products(shapes["all"])
+    seconds = median_rounds(runs, rounds)
     kinds = {name: {kind: value / steps for kind, value in by_kind(op_seconds(
         lambda: model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0))).items()}
-        for name, model in (("tfllm", ours), ("KerasHub", theirs))}
+        for name, model in (("tfllm", ours), ("KerasHub", theirs["graph"]))}
     return {"seconds": seconds, "op_seconds": kinds, "parameters": ours.count_params(),
-            "flops_per_token": ours.training_flops_per_token(SEQUENCE), "product_flops": product_flops}
+            "flops_per_token": ours.training_flops_per_token(SEQUENCE),
+            "product_flops": {name: product_flops(value) for name, value in shapes.items()},
+            "torch": TORCH_MISSING or torch.__version__}
 
 
 def training_lines(result, peak):
     seconds, kinds, tokens = result["seconds"], result["op_seconds"], BATCH * SEQUENCE
-    mfu = {name: result["flops_per_token"] * tokens / value / peak for name, value in seconds.items()}
-    lines = [f"Training step, batch {BATCH} x {SEQUENCE} tokens, {result['parameters']:,} parameters, float32, "
-             "plain graph:", "",
-             "| | tfllm | KerasHub | products alone |", "|---|---:|---:|---:|",
-             "| s/step | " + " | ".join(f"{seconds[name]:.3f}" for name in ("tfllm", "KerasHub", "products alone"))
-             + " |",
-             "| MFU | " + " | ".join(f"{mfu[name]:.1%}" for name in ("tfllm", "KerasHub", "products alone")) + " |"]
-    for kind in KINDS:
-        lines.append(f"| op time: {kind}, s | {kinds['tfllm'][kind]:.3f} | {kinds['KerasHub'][kind]:.3f} | |")
-    lines.append("| op time: all, s | " + " | ".join(f"{sum(kinds[name].values()):.3f}" for name in ("tfllm",
-                                                                                                     "KerasHub"))
-                 + " | |")
-    lead, bound = seconds["KerasHub"] / seconds["tfllm"], seconds["KerasHub"] / seconds["products alone"]
-    lines += ["", f"tfllm / KerasHub tokens/s = {lead:.2f}x (goal >= {TRAINING_GOAL:g}x); bound, KerasHub's step / "
-              f"the products alone = {bound:.2f}x",
-              f"MFU of tfllm's step {mfu['tfllm']:.1%} (goal >= {MFU_GOAL:.0%}); bound, the products alone "
-              f"{mfu['products alone']:.1%}",
-              "(op time sums the ops' durations over the executor's threads: ops running side by side count twice)"]
-    record("where_time_goes", "training: tfllm / KerasHub tokens/s", lead, goal=TRAINING_GOAL)
-    record("where_time_goes", "training: bound, KerasHub step / its matrix products alone", bound)
-    record("where_time_goes", "training: MFU of tfllm's step", mfu["tfllm"], unit="MFU", goal=MFU_GOAL)
-    record("where_time_goes", "training: MFU bound, the matrix products alone", mfu["products alone"], unit="MFU")
+    model_flops = result["flops_per_token"] * tokens
+    lines = [f"Training step, batch {BATCH} x {SEQUENCE} tokens, {result['parameters']:,} parameters, float32 "
+             f"(PyTorch: {result['torch']}):", "", "| implementation | s/step | MFU |", "|---|---:|---:|"]
+    lines += [f"| {name} | {value:.3f} | {'' if name.startswith('wide') else f'{model_flops / value / peak:.1%}'} |"
+              for name, value in seconds.items()]
+    lines += ["", "Op time per step by kind, s (TensorFlow's profiler; plain graph):", "",
+              "| kind | tfllm | KerasHub |", "|---|---:|---:|"]
+    lines += [f"| {kind} | {kinds['tfllm'][kind]:.3f} | {kinds['KerasHub'][kind]:.3f} |" for kind in KINDS]
+    lines.append(f"| all | {sum(kinds['tfllm'].values()):.3f} | {sum(kinds['KerasHub'].values()):.3f} |")
+
+    def fastest(prefix):
+        return min(value for name, value in seconds.items() if name.startswith(prefix))
+
+    keras_hub, ours = fastest("KerasHub, "), seconds["tfllm, graph"]
+    products, wide = fastest("products alone, TensorFlow"), fastest("wide products alone, TensorFlow")
+    lead, bound, wide_bound = keras_hub / ours, keras_hub / products, keras_hub / wide
+    mfu, mfu_bound = model_flops / ours / peak, model_flops / products / peak
+    lines += ["", "(op time sums the ops' durations over the executor's threads: ops running side by side count "
+              "twice; products alone: the faster of the plain graph and XLA)", "",
+              f"tfllm / best KerasHub tokens/s = {lead:.2f}x (goal >= {TRAINING_GOAL:g}x); bounds, best KerasHub "
+              f"step / TensorFlow's products alone = {bound:.2f}x, / the products but attention's = "
+              f"{wide_bound:.2f}x; {TRAINING_GOAL:g}x asks for a step of at most {keras_hub / TRAINING_GOAL:.3f} s, "
+              f"{keras_hub / TRAINING_GOAL / products:.2f}x the products alone",
+              f"MFU of tfllm's step {mfu:.1%} (goal >= {MFU_GOAL:.0%}); bound, the products alone {mfu_bound:.1%}"]
+    record("where_time_goes", "training: tfllm / best KerasHub tokens/s", lead, goal=TRAINING_GOAL)
+    record("where_time_goes", "training: bound, best KerasHub step / TensorFlow's products alone", bound)
+    record("where_time_goes", "training: bound, best KerasHub step / the products but attention's", wide_bound)
+    record("where_time_goes", "training: MFU of tfllm's step", mfu, unit="MFU", goal=MFU_GOAL)
+    record("where_time_goes", "training: MFU bound, the matrix products alone", mfu_bound, unit="MFU")
+    if "PyTorch eager" in seconds:
+        torch_lead = seconds["PyTorch eager"] / ours
+        torch_bound = seconds["PyTorch eager"] / products
+        kernels = products / seconds["products alone, PyTorch"]
+        lines.append(f"tfllm / PyTorch eager tokens/s = {torch_lead:.2f}x (goal >= {TORCH_GOAL:g}x); bound, "
+                     f"PyTorch's step / TensorFlow's products alone = {torch_bound:.2f}x; the same products take "
+                     f"{kernels:.2f}x as long with TensorFlow's kernels as with PyTorch's")
+        record("where_time_goes", "training: tfllm / PyTorch eager tokens/s", torch_lead, goal=TORCH_GOAL)
+        record("where_time_goes", "training: bound, PyTorch step / TensorFlow's products alone", torch_bound)
+        record("where_time_goes", "training: products alone, TensorFlow's kernels / PyTorch's", kernels)
     return lines
 
 
@@ -322,6 +404,10 @@ def main():
     args = parser.parse_args()
     rounds, steps, new_tokens = (2, 1, 32) if args.quick else (args.rounds, 2, 224)
 
+    if TORCH_MISSING is not None:
+        print(f"PyTorch eager skipped: {TORCH_MISSING}")
+    else:
+        torch.set_num_threads(os.cpu_count())
     load_before = machine_line()
     peak = matmul_peak("float32")
     training = training_profile(rounds, steps)

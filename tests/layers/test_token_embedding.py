@@ -1,9 +1,11 @@
 import numpy as np
 import keras
 import pytest
+import tensorflow as tf
 
 from tests.helpers import assert_compiles, assert_config_round_trip, assert_saving_round_trip, run_under_policy
 from tfllm.layers import TokenEmbedding
+from tfllm.layers.token_embedding import LOGITS_MAX_SLICES, LOGITS_SLICE
 
 IDS = np.array([[1, 4, 0], [9, 9, 2]], "int32")  # (B, T)
 
@@ -28,6 +30,45 @@ def test_untied_logits_use_their_own_kernel():
     hidden = np.random.default_rng(0).normal(size=(2, 3, 3)).astype("float32")
     np.testing.assert_allclose(np.asarray(layer(hidden, reverse=True)), hidden @ layer.output_kernel.numpy(), rtol=1e-5)
     assert not np.allclose(layer.output_kernel.numpy(), layer.embeddings.numpy().T)
+
+
+def logit_products(layer, hidden, training):
+    """The logits of `layer` for `hidden`, their gradients for `hidden` and the weights, and the graph's MatMuls."""
+    weights = tf.constant(np.random.default_rng(1).normal(size=(*hidden.shape[:-1], layer.vocab_size)), "float32")
+
+    @tf.function
+    def logits_and_gradients(hidden):
+        with tf.GradientTape() as tape:
+            tape.watch(hidden)
+            logits = layer(hidden, reverse=True, training=training)
+        return logits, tape.gradient(logits, [hidden, *layer.weights[-1:]], output_gradients=weights)
+
+    graph = logits_and_gradients.get_concrete_function(hidden).graph
+    forward_products = sum(op.type in ("MatMul", "BatchMatMulV2", "BatchMatMulV3") for op in graph.get_operations()
+                           if "gradient" not in op.name)
+    return (*logits_and_gradients(hidden), forward_products)
+
+
+@pytest.mark.parametrize("tie_weights", [True, False], ids=["tied", "untied"])
+@pytest.mark.parametrize(
+    "vocab_size, rows, training, products",
+    [(1300, 2 * LOGITS_SLICE, True, 3), (1300, 2 * LOGITS_SLICE, False, 1), (1300, LOGITS_SLICE - 1, True, 1),
+     (LOGITS_SLICE, 2 * LOGITS_SLICE, True, 1), (LOGITS_SLICE * LOGITS_MAX_SLICES + 1, LOGITS_SLICE, True, 1)],
+    ids=["sliced", "not_training", "few_rows", "one_slice", "vocabulary_too_large"],
+)
+def test_logits_slice_by_slice_equal_one_product_values_and_gradients(tie_weights, vocab_size, rows, training,
+                                                                       products):
+    layer = TokenEmbedding(vocab_size, 8, tie_weights=tie_weights)
+    layer.build()
+    hidden = tf.constant(np.random.default_rng(0).normal(size=(1, rows, 8)), "float32")  # (B, T, D)
+    logits, (hidden_gradient, kernel_gradient), forward_products = logit_products(layer, hidden, training)
+    kernel = layer.embeddings.numpy().T if tie_weights else layer.output_kernel.numpy()  # (D, V)
+    weights = np.random.default_rng(1).normal(size=(1, rows, vocab_size)).astype("float32")
+    assert forward_products == products  # 1,300 entries: slices of 512, 512 and 276
+    np.testing.assert_allclose(logits, hidden.numpy() @ kernel, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(hidden_gradient, weights @ kernel.T, rtol=1e-4, atol=1e-4)
+    expected = hidden.numpy()[0].T @ weights[0]  # (D, V)
+    np.testing.assert_allclose(kernel_gradient, expected.T if tie_weights else expected, rtol=1e-4, atol=1e-4)
 
 
 def test_weights_interchange_with_keras_embedding():
