@@ -23,8 +23,9 @@ measures what `tfllm train` trains.
 
 Both sides of a pair compile the same way: AdamW (the optimizer of `CausalLM.compile()`), sparse cross-entropy from
 logits, no metrics, the plain graph (`jit_compile=False`, which is what `jit_compile="auto"` picks on a CPU-only
-machine for both in float32; under mixed_bfloat16 tfllm's "auto" picks XLA, which transformer_training.py measures). One more row trains the Transformer with `CausalLM.compile()`'s full defaults, which add the
-`Perplexity` metric, to show what that metric costs.
+machine for both, in either precision; transformer_training.py also measures XLA). One more row trains the
+Transformer with `CausalLM.compile()`'s full defaults, which add the `Perplexity` metric, to show what that
+metric costs.
 
 MFU (model FLOPs utilization) = `model.training_flops_per_token(T)` * tokens/s / peak, where the peak is
 `machine.matmul_peak` of the dtype the matmuls run in (float32 for float32, bfloat16 for mixed_bfloat16): the one

@@ -189,13 +189,13 @@ def test_set_decay_steps_reaches_the_compiled_train_step_without_a_new_trace(jit
 
 
 @pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="Keras's auto picks XLA on accelerators")
-def test_auto_jit_compile_is_the_plain_graph_on_cpus_and_xla_under_bfloat16():
+def test_auto_jit_compile_is_the_plain_graph_on_cpus_in_either_precision_and_xla_on_request():
     plain, bfloat16 = LSTMLM(259, hidden_dim=8), LSTMLM(259, hidden_dim=8, dtype="mixed_bfloat16")
     plain.compile()
     bfloat16.compile()
-    assert (plain.jit_compile, bfloat16.jit_compile) == (False, True)
-    bfloat16.compile(jit_compile=False)
-    assert bfloat16.jit_compile is False
+    assert (plain.jit_compile, bfloat16.jit_compile) == (False, False)
+    bfloat16.compile(jit_compile=True)
+    assert bfloat16.jit_compile is True
     bfloat16.compile(run_eagerly=True)
     assert bfloat16.jit_compile is False
 

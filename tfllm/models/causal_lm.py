@@ -120,8 +120,10 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
         norms) following `WarmupCosineDecay(learning_rate, warmup_steps, decay_steps)`, gradients clipped to a
         global norm of `global_clipnorm`; sparse cross-entropy from logits that ignores the tokenizer's pad targets; the
         `Perplexity` metric, fed the loss's own per-token cross-entropies (computed once for both:
-        `tfllm.models.token_cross_entropy`); `jit_compile="auto"` (XLA on accelerators and under `mixed_bfloat16`,
-        the plain graph on CPUs otherwise: each measures faster there). Under `mixed_float16`, Keras adds loss
+        `tfllm.models.token_cross_entropy`); `jit_compile="auto"` (Keras's: XLA on accelerators, the plain graph on
+        CPUs, where a training step's attention and GELU run as XLA-compiled kernels of their own: under
+        `mixed_bfloat16` on a 2-core AMD Zen 3 the whole step under XLA measured as fast for the Transformer and
+        1.1-1.4x slower for the RNNs). Under `mixed_float16`, Keras adds loss
         scaling. With `gradient_accumulation_steps`, the schedule counts batches, not updates (Keras passes it the
         batch count).
 
@@ -143,11 +145,6 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
             }
         if gradient_accumulation_steps == 1:
             gradient_accumulation_steps = None  # Keras accepts only 2 or more
-        if jit_compile == "auto" and self.compute_dtype == "bfloat16" and not kwargs.get("run_eagerly"):
-            # Keras's "auto" picks the plain graph on CPUs. Under mixed_bfloat16 on a CPU without bfloat16
-            # instructions (2-core AMD Zen 3, benchmarks/transformer_training.py) the XLA step ran 2.1x as fast;
-            # accelerators get XLA from Keras's "auto" anyway.
-            jit_compile = True
         self._schedule = None
         if optimizer == "auto":
             schedule = self._schedule = WarmupCosineDecay(learning_rate, warmup_steps, max(decay_steps, warmup_steps + 1))
