@@ -103,8 +103,9 @@ def kept_from_last_run(report, path):
     entries.update({entry["name"]: entry for entry in report["benchmarks"]})
     figures = [figure for figure in last["figures"] if _run_of(figure) not in rerun] + report["figures"]
     order = list(BENCHMARKS)
-    return {**report, "kept_from": last.get("kept_from") or {"date": last["machine"]["date"],
-                                                              "command": last["command"]},
+    dates = {entry.get("date") for entry in entries.values()}
+    earlier = [*last.get("kept_from", []), {"date": last["machine"]["date"], "command": last["command"]}]
+    return {**report, "kept_from": [run for run in earlier if run["date"] in dates],
             "benchmarks": sorted(entries.values(), key=lambda entry: order.index(entry["name"])),
             "figures": sorted(figures, key=lambda figure: order.index(_run_of(figure)))}
 
@@ -120,8 +121,9 @@ def summary_markdown(report):
     kept = report.get("kept_from")
     lines = [
         f"Run {facts['date']}: `{report['command']}` ({'quick' if report['quick'] else 'full'} settings).",
-        *([f"The rows of the scripts it did not rerun are kept from the run of {kept['date']} "
-           f"(`{kept['command']}`): the table's last column says which run each comes from."] if kept else []),
+        *(["The rows of the scripts it did not rerun are kept from earlier runs, "
+           + "; ".join(f"{run['date']} (`{run['command']}`)" for run in kept)
+           + ": the table's last column says which run each comes from."] if kept else []),
         "",
         f"Machine: {facts['cpu']}, {facts['cores']} cores ({facts['usable_cores']} usable); matmul peak "
         f"float32 {peaks['float32']:.0f} GFLOP/s, bfloat16 {peaks['bfloat16']:.0f} GFLOP/s "
