@@ -53,7 +53,7 @@ from machine import machine_facts, machine_line, matmul_peak  # noqa: E402
 from models import seconds_per_step  # noqa: E402
 from op_profile import KINDS, by_kind, op_seconds  # noqa: E402
 from summary import record, write_results  # noqa: E402
-from tfllm.layers.token_embedding import LOGITS_MAX_SLICES, LOGITS_SLICE  # noqa: E402
+from tfllm.layers.token_embedding import logit_slices  # noqa: E402
 from transformer_training import (  # noqa: E402
     TORCH_MISSING, VOCAB, compile_like, keras_hub_lm, model_config, random_batches, tfllm_lm, torch_contender)
 
@@ -107,11 +107,9 @@ def product_shapes(config, batch, sequence, attention=True):
 
 def slice_sizes(m, n):
     """The widths of the slices that `tensorflow_products` computes a product's (m, n) result in: the tied logits in
-    slices of the vocabulary as tfllm's `TokenEmbedding._logits` does (faster on CPUs), any other product whole."""
-    slices = -(-n // LOGITS_SLICE)
-    if n != VOCAB or m < LOGITS_SLICE or not 1 < slices <= LOGITS_MAX_SLICES:
-        return [n]
-    return [LOGITS_SLICE] * (slices - 1) + [n - LOGITS_SLICE * (slices - 1)]
+    slices of the vocabulary as tfllm's `TokenEmbedding` does in a training step (faster on CPUs), any other product
+    whole."""
+    return logit_slices(n, rows=m) if n == VOCAB else [n]
 
 
 def product_flops(shapes):

@@ -1,5 +1,6 @@
 """Token embedding that also produces the output logits (tied or separate output weights)."""
 
+import itertools
 import math
 
 import keras
@@ -97,12 +98,11 @@ class TokenEmbedding(keras.layers.Layer):
         hurt. Outside training (a decode step's few rows, whose count a traced loop may not know) it is one product.
         """
         rows = None if None in hidden.shape[:-1] else math.prod(hidden.shape[:-1])
-        slices = -(-self.vocab_size // LOGITS_SLICE)
-        few_rows = rows is not None and rows < LOGITS_SLICE
-        if not training or few_rows or not 1 < slices <= LOGITS_MAX_SLICES:
+        sizes = logit_slices(self.vocab_size, rows) if training else [self.vocab_size]
+        if len(sizes) == 1:
             kernel = ops.transpose(self.embeddings) if self.tie_weights else self.output_kernel  # (D, V)
             return ops.cast(ops.matmul(hidden, ops.cast(kernel, self.compute_dtype)), "float32")
-        boundaries = list(range(LOGITS_SLICE, self.vocab_size, LOGITS_SLICE))
+        boundaries = list(itertools.accumulate(sizes))[:-1]
         if self.tie_weights:
             kernels = [ops.transpose(part) for part in ops.split(self.embeddings, boundaries, axis=0)]
         else:
@@ -119,3 +119,17 @@ class TokenEmbedding(keras.layers.Layer):
             "tie_weights": self.tie_weights,
             "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
         }
+
+
+def logit_slices(vocab_size, rows):
+    """The widths of the vocabulary slices in which a training step computes the logits of `rows` rows (None when
+    unknown): `LOGITS_SLICE` entries each, the last one the rest; `[vocab_size]`, one product, for fewer rows than a
+    slice has entries or a vocabulary of one slice or of more than `LOGITS_MAX_SLICES` (TokenEmbedding._logits).
+
+    >>> logit_slices(1300, rows=2048), logit_slices(1300, rows=8), logit_slices(50257, rows=None)
+    ([512, 512, 276], [1300], [50257])
+    """
+    slices = -(-vocab_size // LOGITS_SLICE)
+    if (rows is not None and rows < LOGITS_SLICE) or not 1 < slices <= LOGITS_MAX_SLICES:
+        return [vocab_size]
+    return [LOGITS_SLICE] * (slices - 1) + [vocab_size - LOGITS_SLICE * (slices - 1)]
