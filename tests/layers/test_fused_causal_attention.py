@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from tfllm.layers import CausalSelfAttention, causal_self_attention
-from tfllm.layers.fused_causal_attention import fused_causal_attention
+from tfllm.layers.fused_causal_attention import default_query_blocks, fused_causal_attention
 
 RNG = np.random.default_rng(0)
 
@@ -35,10 +35,15 @@ def heads(shape=(2, 3, 5, 4), dtype="float32"):
     return [tf.constant(RNG.normal(size=shape), dtype) for _ in range(3)]
 
 
-def test_values_and_gradients_equal_tensorflows():
-    inputs = heads()
+@pytest.mark.parametrize("query_blocks", [None, 2, 3, 5])
+def test_values_and_gradients_equal_tensorflows(query_blocks):
+    inputs = heads()  # T = 5: blocks of 5, of 3 and 2, of 2, 1 and 2, and of 1 query each
     weights = tf.constant(RNG.normal(size=(2, 5, 3, 4)).astype("float32"))
-    ours, our_gradients = values_and_gradients(fused_causal_attention, inputs, output_gradient=weights)
+
+    def attention(query, key, value):
+        return fused_causal_attention(query, key, value, query_blocks=query_blocks)
+
+    ours, our_gradients = values_and_gradients(attention, inputs, output_gradient=weights)
     theirs, their_gradients = values_and_gradients(reference_attention, inputs, output_gradient=weights)
     assert ours.shape == (2, 5, 3, 4)  # (B, T, H, Dh)
     np.testing.assert_allclose(ours, theirs, atol=1e-5)
@@ -46,28 +51,68 @@ def test_values_and_gradients_equal_tensorflows():
         np.testing.assert_allclose(our_gradient, their_gradient, atol=1e-5)
 
 
-def test_a_query_sees_no_later_key():
+@pytest.mark.parametrize("query_blocks", [1, 2])
+def test_a_query_sees_no_later_key(query_blocks):
     query, key, value = heads()
     later = tf.concat([value[:, :, :3], value[:, :, 3:] + 100.0], axis=2)  # only positions 3 and 4 change
-    first, changed = fused_causal_attention(query, key, value), fused_causal_attention(query, key, later)
+    first = fused_causal_attention(query, key, value, query_blocks)
+    changed = fused_causal_attention(query, key, later, query_blocks)
     np.testing.assert_array_equal(first[:, :3], changed[:, :3])
     assert not np.allclose(first[:, 3:], changed[:, 3:])
 
 
-def test_bfloat16_in_and_out_with_a_float32_softmax():
+def test_default_blocks_follow_the_length():
+    assert [default_query_blocks(length) for length in (1, 63, 64, 191, 192, 512, 4096)] == [1, 1, 1, 2, 3, 8, 8]
+
+
+def test_sequences_of_256_positions_in_4_blocks_equal_tensorflows():
+    inputs = heads(shape=(1, 2, 256, 8))
+    assert default_query_blocks(256) == 4
+    ours, our_gradients = values_and_gradients(fused_causal_attention, inputs)
+    theirs, their_gradients = values_and_gradients(reference_attention, inputs)
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+    for our_gradient, their_gradient in zip(our_gradients, their_gradients, strict=True):
+        np.testing.assert_allclose(our_gradient, their_gradient, atol=1e-5)
+
+
+def test_a_length_unknown_when_traced_takes_one_block():
+    inputs = heads()
+    signature = [tf.TensorSpec((None, 3, None, 4), tf.float32)] * 3
+    traced = tf.function(fused_causal_attention, input_signature=signature)
+    np.testing.assert_allclose(traced(*inputs), reference_attention(*inputs), atol=1e-5)
+    two_blocks = tf.function(lambda query, key, value: fused_causal_attention(query, key, value, query_blocks=2),
+                             input_signature=signature)
+    with pytest.raises(ValueError, match=r"query_blocks=2 needs the sequence length .* to be known"):
+        two_blocks(*inputs)
+
+
+@pytest.mark.parametrize("query_blocks", [0, 6])
+def test_more_blocks_than_queries_or_none_is_an_error(query_blocks):
+    expected = f"query_blocks must be between 1 and the sequence length 5, got {query_blocks}"
+    with pytest.raises(ValueError, match=expected):
+        fused_causal_attention(*heads(), query_blocks=query_blocks)
+
+
+@pytest.mark.parametrize("query_blocks", [1, 2])
+def test_bfloat16_in_and_out_with_a_float32_softmax(query_blocks):
     inputs = heads(dtype="bfloat16")
-    outputs, gradients = values_and_gradients(fused_causal_attention, inputs)
+    outputs, gradients = values_and_gradients(
+        lambda query, key, value: fused_causal_attention(query, key, value, query_blocks), inputs)
     assert outputs.dtype == tf.bfloat16 and all(gradient.dtype == tf.bfloat16 for gradient in gradients)
     np.testing.assert_allclose(tf.cast(outputs, tf.float32), tf.cast(reference_attention(*inputs), tf.float32),
                                atol=2e-2)
 
 
-def test_gradients_inside_a_step_compiled_by_xla_as_a_whole():
+@pytest.mark.parametrize("query_blocks", [1, 3])
+def test_gradients_inside_a_step_compiled_by_xla_as_a_whole(query_blocks):
     inputs = heads()
+
+    def attention(query, key, value):
+        return fused_causal_attention(query, key, value, query_blocks)
 
     @tf.function(jit_compile=True)
     def gradients(query, key, value):
-        return values_and_gradients(fused_causal_attention, (query, key, value))[1]
+        return values_and_gradients(attention, (query, key, value))[1]
 
     for ours, theirs in zip(gradients(*inputs), values_and_gradients(reference_attention, inputs)[1], strict=True):
         np.testing.assert_allclose(ours, theirs, atol=1e-5)

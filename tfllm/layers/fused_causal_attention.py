@@ -1,14 +1,20 @@
 """Causal attention for training steps: scores, masked softmax and mixing, forward and backward, each one
-XLA-compiled kernel.
+XLA-compiled kernel that skips the scores no query may see.
 
 The products of attention are many small ones, a (T, Dh) by (Dh, S) product for every sequence and head, which
 TensorFlow's plain graph runs as batched matrix products. On the 2-core CPU of benchmarks/where_time_goes.py, the
 three batched products of a block's attention scores (forward, and the two of its gradient) at 16 x 4 heads x 256 x
 64 took about 60 ms in the plain graph and about 30 ms compiled by XLA, while the block's wide products ran at about
 the same speed either way. Here the forward pass and the backward pass of `softmax(Q K^T + causal mask) V` are each
-one `tf.function(jit_compile=True)`; the projections around them stay TensorFlow's. In the plain-graph training step
-of transformer_training.py's model (4 blocks of 256) this took the step from 1.58 to 1.51 s (median of 7 alternating
-rounds; every round faster).
+one `tf.function(jit_compile=True)`; the projections around them stay TensorFlow's.
+
+Causal attention hides the upper half of the (T, T) scores, and computing them only to hide them is half of the
+work. The queries are therefore taken in blocks of consecutive positions (`default_query_blocks`): the block of queries
+`lo..hi-1` is scored against keys `0..hi-1` only, so n blocks compute (n + 1) / 2n of the scores, probabilities and
+their gradients. For the forward and backward pass of one Transformer block's attention at 16 x 4 heads x 256 x 64
+(alternating rounds, medians of 9, float32), one block took 63 ms, 2 blocks 38 ms and 4 blocks 36 ms; at 8 x 4 x 512
+x 64, 142 ms for one block and 79 ms for 8. Blocks of fewer than 64 queries were slower than one block of 64
+(`QUERY_BLOCK_ROWS`), and more than 8 blocks (`MAX_QUERY_BLOCKS`) no faster at 1,024 positions.
 
 The backward pass keeps the softmax probabilities of the forward pass (as TensorFlow's own gradient does) and uses
 `dS = P * (dP - sum_s(dP * P))`. Inside a step compiled by XLA as a whole, both kernels are inlined like any other
@@ -21,9 +27,11 @@ import tensorflow as tf
 
 # Added to the scores of hidden keys. Finite, so a query whose keys are all hidden gets a uniform softmax, not NaN.
 HIDDEN_SCORE = -1e9
+# The queries of a sequence are split into at most MAX_QUERY_BLOCKS blocks of at least QUERY_BLOCK_ROWS positions.
+QUERY_BLOCK_ROWS, MAX_QUERY_BLOCKS = 64, 8
 
 
-def fused_causal_attention(query, key, value):
+def fused_causal_attention(query, key, value, query_blocks=None):
     """`softmax(Q K^T + mask) V` per sequence and head, where query t sees keys 0..t; forward and backward each one
     XLA-compiled kernel.
 
@@ -31,6 +39,8 @@ def fused_causal_attention(query, key, value):
         query: float tensor (B, H, T, Dh), already scaled (by `1 / sqrt(Dh)` for the usual attention).
         key: tensor (B, H, T, Dh) of the query's dtype.
         value: tensor (B, H, T, Dh) of the query's dtype.
+        query_blocks: how many blocks of consecutive queries to score apart, each against the keys up to its last
+            position; default `default_query_blocks(T)`, and 1 when T is not known when the function is traced.
 
     Returns:
         The context (B, T, H, Dh), token-major as the output projection reads it, in the inputs' dtype.
@@ -42,43 +52,90 @@ def fused_causal_attention(query, key, value):
     >>> context = fused_causal_attention(query, key, value)  # (1, 4, 1, 2)
     >>> np.round(context[0, :, 0, 0].numpy(), 3)  # position 0 sees only itself
     array([0.   , 0.135, 0.296, 0.496], dtype=float32)
+    >>> blocked = fused_causal_attention(query, key, value, query_blocks=2)  # queries 0-1 and 2-3
+    >>> bool(np.allclose(blocked, context))
+    True
     """
-    return _attention(tf.convert_to_tensor(query), tf.convert_to_tensor(key), tf.convert_to_tensor(value))
+    query, key, value = (tf.convert_to_tensor(tensor) for tensor in (query, key, value))
+    length = query.shape[2]
+    if query_blocks is None:
+        query_blocks = 1 if length is None else default_query_blocks(length)
+    elif length is None and query_blocks != 1:
+        raise ValueError(f"query_blocks={query_blocks} needs the sequence length (the query's axis 2) to be known when "
+                         "the function is traced; it is not, so only 1 block can be used.")
+    elif length is not None and not 1 <= query_blocks <= length:
+        raise ValueError(f"query_blocks must be between 1 and the sequence length {length}, got {query_blocks}.")
+    return _attention(query, key, value, int(query_blocks))
+
+
+def default_query_blocks(length):
+    """How many blocks of queries `fused_causal_attention` scores apart for sequences of `length` positions:
+    one per `QUERY_BLOCK_ROWS` positions, at most `MAX_QUERY_BLOCKS`.
+
+    >>> [default_query_blocks(length) for length in (32, 128, 256, 1024)]
+    [1, 2, 4, 8]
+    """
+    return max(1, min(MAX_QUERY_BLOCKS, length // QUERY_BLOCK_ROWS))
+
+
+def _block_boundaries(length, blocks):
+    """`[0, ..., length]`: block i holds the queries boundaries[i] .. boundaries[i + 1] - 1. With one block the
+    length may be a scalar tensor."""
+    if blocks == 1:
+        return [0, length]
+    return [round(index * length / blocks) for index in range(blocks + 1)]
 
 
 def _xla(function):
-    return tf.function(function, jit_compile=True, autograph=False, reduce_retracing=True)
+    return tf.function(function, jit_compile=True, autograph=False)
 
 
-@tf.custom_gradient
-def _attention(query, key, value):
-    context, probabilities = _forward(query, key, value)
+def _attention(query, key, value, blocks):
+    @tf.custom_gradient
+    def attention(query, key, value):
+        context, probabilities = _forward(query, key, value, blocks)
 
-    def gradient(context_gradient):
-        return _backward(query, key, value, probabilities, context_gradient)
+        def gradient(context_gradient):
+            return _backward(query, key, value, probabilities, context_gradient, blocks)
 
-    return context, gradient
+        return context, gradient
 
-
-@_xla
-def _forward(query, key, value):
-    """The context (B, T, H, Dh) and the probabilities (B, H, T, S), float32, for the backward pass."""
-    scores = tf.cast(tf.einsum("bhtk,bhsk->bhts", query, key), tf.float32)  # (B, H, T, S)
-    length = tf.shape(scores)[-1]
-    visible = tf.range(length)[None, :] <= tf.range(length)[:, None]  # (T, S): key s <= query t
-    probabilities = tf.nn.softmax(tf.where(visible, scores, HIDDEN_SCORE), axis=-1)
-    context = tf.einsum("bhts,bhsk->bthk", tf.cast(probabilities, value.dtype), value)  # (B, T, H, Dh)
-    return context, probabilities
+    return attention(query, key, value)
 
 
 @_xla
-def _backward(query, key, value, probabilities, context_gradient):
+def _forward(query, key, value, blocks):
+    """The context (B, T, H, Dh) and, for the backward pass, each block's probabilities (B, H, rows, hi), float32."""
+    boundaries = _block_boundaries(tf.shape(query)[2] if blocks == 1 else query.shape[2], blocks)
+    contexts, probabilities = [], []
+    for low, high in zip(boundaries[:-1], boundaries[1:]):
+        # Queries low..high-1 against keys 0..high-1: (B, H, rows, high) scores.
+        scores = tf.cast(tf.einsum("bhtk,bhsk->bhts", query[:, :, low:high], key[:, :, :high]), tf.float32)
+        visible = tf.range(high)[None, :] <= tf.range(low, high)[:, None]  # key s <= query t
+        block_probabilities = tf.nn.softmax(tf.where(visible, scores, HIDDEN_SCORE), axis=-1)
+        mixed = tf.einsum("bhts,bhsk->bthk", tf.cast(block_probabilities, value.dtype), value[:, :, :high])
+        contexts.append(mixed)  # (B, rows, H, Dh)
+        probabilities.append(block_probabilities)
+    return tf.concat(contexts, axis=1), probabilities
+
+
+@_xla
+def _backward(query, key, value, probabilities, context_gradient, blocks):
     """The gradients of Q, K and V, each (B, H, T, Dh), from the context's (B, T, H, Dh)."""
-    value_gradient = tf.einsum("bhts,bthk->bhsk", tf.cast(probabilities, value.dtype), context_gradient)
-    probabilities_gradient = tf.cast(tf.einsum("bthk,bhsk->bhts", context_gradient, value), tf.float32)
-    # Softmax's gradient; hidden keys have probability 0, so their scores get none.
-    row_sums = tf.reduce_sum(probabilities_gradient * probabilities, axis=-1, keepdims=True)  # (B, H, T, 1)
-    scores_gradient = tf.cast(probabilities * (probabilities_gradient - row_sums), query.dtype)  # (B, H, T, S)
-    query_gradient = tf.einsum("bhts,bhsk->bhtk", scores_gradient, key)
-    key_gradient = tf.einsum("bhts,bhtk->bhsk", scores_gradient, query)
-    return query_gradient, key_gradient, value_gradient
+    length = tf.shape(query)[2] if blocks == 1 else query.shape[2]
+    boundaries = _block_boundaries(length, blocks)
+    query_gradients, key_gradient, value_gradient = [], 0, 0
+    for low, high, block_probabilities in zip(boundaries[:-1], boundaries[1:], probabilities):
+        rows_gradient = context_gradient[:, low:high]  # (B, rows, H, Dh)
+        keys, values = key[:, :, :high], value[:, :, :high]  # (B, H, high, Dh)
+        # Keys and values high..T-1 get nothing from this block: its gradients are padded to T positions.
+        after = [[0, 0], [0, 0], [0, length - high], [0, 0]]
+        mixed_gradient = tf.einsum("bhts,bthk->bhsk", tf.cast(block_probabilities, value.dtype), rows_gradient)
+        value_gradient += tf.pad(mixed_gradient, after)
+        probabilities_gradient = tf.cast(tf.einsum("bthk,bhsk->bhts", rows_gradient, values), tf.float32)
+        # Softmax's gradient; hidden keys have probability 0, so their scores get none.
+        row_sums = tf.reduce_sum(probabilities_gradient * block_probabilities, axis=-1, keepdims=True)
+        scores_gradient = tf.cast(block_probabilities * (probabilities_gradient - row_sums), query.dtype)
+        query_gradients.append(tf.einsum("bhts,bhsk->bhtk", scores_gradient, keys))  # (B, H, rows, Dh)
+        key_gradient += tf.pad(tf.einsum("bhts,bhtk->bhsk", scores_gradient, query[:, :, low:high]), after)
+    return tf.concat(query_gradients, axis=2), key_gradient, value_gradient
