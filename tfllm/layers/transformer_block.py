@@ -8,6 +8,7 @@ from tfllm.checks import require_positive_int, require_rate
 from tfllm.layers.activations import gelu_approximate, get_activation
 from tfllm.layers.causal_self_attention import CausalSelfAttention
 from tfllm.layers.fused_gelu import fused_gelu
+from tfllm.layers.fused_layer_norm import layer_norm
 from tfllm.layers.initializers import clone_initializer
 
 
@@ -134,22 +135,22 @@ class TransformerBlock(keras.layers.Layer):
 
     def call(self, inputs, cache=None, cache_index=None, padding_mask=None, training=None):
         residual = inputs
-        x = self.self_attention_layer_norm(inputs) if self.normalize_first else inputs
+        x = layer_norm(self.self_attention_layer_norm, inputs, training) if self.normalize_first else inputs
         x = self.self_attention(x, cache=cache, cache_index=cache_index, padding_mask=padding_mask, training=training)
         if cache is not None:
             x, cache = x
         x = residual + self.self_attention_dropout(x, training=training)
         if not self.normalize_first:
-            x = self.self_attention_layer_norm(x)
+            x = layer_norm(self.self_attention_layer_norm, x, training)
 
         residual = x
         if self.normalize_first:
-            x = self.feedforward_layer_norm(x)
+            x = layer_norm(self.feedforward_layer_norm, x, training)
         x = self._activate(self.feedforward_intermediate_dense(x), training)  # (B, T, intermediate_dim)
         x = self.feedforward_output_dense(x)  # (B, T, D)
         x = residual + self.feedforward_dropout(x, training=training)
         if not self.normalize_first:
-            x = self.feedforward_layer_norm(x)
+            x = layer_norm(self.feedforward_layer_norm, x, training)
         return x if cache is None else (x, cache)
 
     def _activate(self, x, training):

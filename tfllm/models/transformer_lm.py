@@ -8,6 +8,7 @@ from keras import ops
 from tfllm.checks import require_choice, require_divisible, require_positive_int, require_rate
 from tfllm.layers import PositionEmbedding, TokenEmbedding, TransformerBlock
 from tfllm.layers.activations import get_activation
+from tfllm.layers.fused_layer_norm import layer_norm
 from tfllm.models.causal_lm import CausalLM
 
 POSITION_EMBEDDINGS = ("learned", "rotary")
@@ -146,7 +147,7 @@ class TransformerLM(CausalLM):
         x = self._embed(token_ids, 0, training=training)
         for block in self.blocks:
             x = block(x, training=training)  # (B, T, D)
-        return self.final_norm(x)
+        return layer_norm(self.final_norm, x, training)
 
     def logits(self, hidden_states):
         return self.token_embedding(hidden_states, reverse=True)  # (B, T, V)
