@@ -68,6 +68,19 @@ def test_bfloat16_in_and_out_computed_in_float32():
     np.testing.assert_allclose(tf.cast(outputs, tf.float32), tf.cast(layer(x), tf.float32), atol=1e-2)
 
 
+@pytest.fixture
+def fused_calls(monkeypatch):
+    """The input shapes of the calls to fused_layer_norm from here on, counted."""
+    shapes = []
+
+    def counted(*arguments):
+        shapes.append(arguments[0].shape)
+        return fused_layer_norm(*arguments)
+
+    monkeypatch.setattr(fused_layer_norm_module, "fused_layer_norm", counted)
+    return shapes
+
+
 @pytest.mark.parametrize(
     "layer_arguments, training, fused",
     [
@@ -82,56 +95,35 @@ def test_bfloat16_in_and_out_computed_in_float32():
     ],
     ids=["training", "inference", "unknown", "last-axis-list", "first-axis", "no-shift", "no-scale", "regularized"],
 )
-def test_layer_norm_fuses_only_the_training_calls_of_plain_layers(monkeypatch, layer_arguments, training, fused):
+def test_layer_norm_fuses_only_the_training_calls_of_plain_layers(fused_calls, layer_arguments, training, fused):
     layer = keras_layer_norm(**layer_arguments)
     x = RNG.normal(size=(4, 16)).astype("float32")
-    calls = []
-
-    def counted(*arguments):
-        calls.append(arguments[0].shape)
-        return fused_layer_norm(*arguments)
-
-    monkeypatch.setattr(fused_layer_norm_module, "fused_layer_norm", counted)
     np.testing.assert_allclose(layer_norm(layer, x, training), layer(x), atol=1e-5)
-    assert calls == ([(4, 16)] if fused else [])
+    assert fused_calls == ([(4, 16)] if fused else [])
 
 
 @pytest.mark.parametrize("normalize_first", [True, False], ids=["pre-norm", "post-norm"])
-def test_a_block_normalizes_by_the_fused_kernel_in_training(monkeypatch, normalize_first):
+def test_a_block_normalizes_by_the_fused_kernel_in_training(fused_calls, normalize_first):
     keras.utils.set_random_seed(0)
     block = TransformerBlock(num_heads=2, intermediate_dim=24, normalize_first=normalize_first)
     x = RNG.normal(size=(2, 6, 8)).astype("float32")
     block(x)
-    calls = []
-
-    def counted(*arguments):
-        calls.append(arguments[0].shape)
-        return fused_layer_norm(*arguments)
-
-    monkeypatch.setattr(fused_layer_norm_module, "fused_layer_norm", counted)
     trained, training_gradients = values_and_gradients(lambda v: block(v, training=True), x,
                                                        block.trainable_variables)
-    assert calls == [(2, 6, 8)] * 2
+    assert fused_calls == [(2, 6, 8)] * 2
     plain, plain_gradients = values_and_gradients(lambda v: block(v, training=False), x, block.trainable_variables)
-    assert len(calls) == 2
+    assert len(fused_calls) == 2
     np.testing.assert_allclose(trained, plain, atol=1e-5)
     for ours, theirs in zip(training_gradients, plain_gradients, strict=True):
         np.testing.assert_allclose(ours, theirs, atol=1e-4)
 
 
-def test_a_transformer_lm_normalizes_its_last_hidden_states_by_the_fused_kernel_in_training(monkeypatch):
+def test_a_transformer_lm_normalizes_its_last_hidden_states_by_the_fused_kernel_in_training(fused_calls):
     keras.utils.set_random_seed(0)
     model = TransformerLM(vocab_size=11, num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16,
                           max_sequence_length=6)
     token_ids = RNG.integers(0, 11, size=(2, 6))
     model(token_ids)
-    calls = []
-
-    def counted(*arguments):
-        calls.append(arguments[0].shape)
-        return fused_layer_norm(*arguments)
-
-    monkeypatch.setattr(fused_layer_norm_module, "fused_layer_norm", counted)
     trained = model(token_ids, training=True)
-    assert len(calls) == 3  # the block's two and the final one
+    assert len(fused_calls) == 3  # the block's two and the final one
     np.testing.assert_allclose(trained, model(token_ids, training=False), atol=1e-5)
