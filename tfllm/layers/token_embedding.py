@@ -108,8 +108,10 @@ class TokenEmbedding(keras.layers.Layer):
         else:
             kernels = ops.split(self.output_kernel, boundaries, axis=1)
         # (D, slice) kernels -> (B, T, slice) logits each.
-        logits = [ops.matmul(hidden, ops.cast(kernel, self.compute_dtype)) for kernel in kernels]
-        return ops.cast(ops.concatenate(logits, axis=-1), "float32")  # (B, T, V)
+        slices = [ops.matmul(hidden, ops.cast(kernel, self.compute_dtype)) for kernel in kernels]
+        logits = ops.cast(ops.concatenate(slices, axis=-1), "float32")  # (B, T, V)
+        logits._tfllm_logit_slices = slices  # for a cross-entropy that need not join them: logit_slices_of
+        return logits
 
     def get_config(self):
         return {
@@ -119,6 +121,14 @@ class TokenEmbedding(keras.layers.Layer):
             "tie_weights": self.tie_weights,
             "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
         }
+
+
+def logit_slices_of(logits):
+    """The slices [(B, T, V_0), (B, T, V_1), ...] (in the compute dtype) that a training call of `TokenEmbedding`
+    joined into `logits` (B, T, V), or None for any other tensor. A cross-entropy computed from them
+    (`tfllm.models.sliced_cross_entropy`) spares the step the join, which TensorFlow then leaves out when nothing
+    else reads the joined logits."""
+    return getattr(logits, "_tfllm_logit_slices", None)
 
 
 def logit_slices(vocab_size, rows):

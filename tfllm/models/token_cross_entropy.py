@@ -3,11 +3,16 @@
 `CausalLM.compile()`'s defaults are a loss (the mean cross-entropy per predicted token) and a metric (exp of the
 same mean over an epoch). Computed apart, as Keras computes a compiled loss and a compiled metric, the softmax over
 the whole vocabulary for every position, the step's largest non-matmul op, runs twice. `SharedCrossEntropy` computes
-it once in the loss and hands the per-token values to the metric.
+it once in the loss and hands the per-token values to the metric. When the logits are a training step's, joined from
+slices of the vocabulary (`TokenEmbedding`), the cross-entropy is computed from the slices
+(`tfllm.models.sliced_cross_entropy`), and the joined logits are left for whatever else reads them.
 """
 
 import tensorflow as tf
 from keras import ops
+
+from tfllm.layers.token_embedding import logit_slices_of
+from tfllm.models.sliced_cross_entropy import sliced_cross_entropy
 
 
 def token_cross_entropy(targets, logits, ignored_id=None, sample_weight=None):
@@ -30,7 +35,11 @@ def token_cross_entropy(targets, logits, ignored_id=None, sample_weight=None):
         weights = ops.cast(counted, "float32")
     if sample_weight is not None:
         weights = weights * ops.cast(sample_weight, "float32")
-    losses = ops.sparse_categorical_crossentropy(targets, ops.cast(logits, "float32"), from_logits=True)  # (B, T)
+    slices = logit_slices_of(logits)
+    if slices is not None:  # logits joined from slices of the vocabulary, a training step's (TokenEmbedding)
+        losses = sliced_cross_entropy(targets, slices)  # (B, T)
+    else:
+        losses = ops.sparse_categorical_crossentropy(targets, ops.cast(logits, "float32"), from_logits=True)
     return losses, weights
 
 
