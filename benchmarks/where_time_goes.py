@@ -3,10 +3,11 @@
 Each goal of issue #19 compares tfllm with a reference. When tfllm falls short, the question is whether the rest of
 the gap is tfllm's to close. This script measures, in one process, on the goals' shapes:
 
-1. Training (the Transformer LM of transformer_training.py, float32): the seconds of a step of tfllm (plain graph,
-   what `compile()` picks in float32), of KerasHub's GPT-2 twin (plain graph and XLA) and, when PyTorch is installed,
-   of the eager PyTorch twin; the op time by kind of tfllm's and KerasHub's graph steps from TensorFlow's profiler
-   (`op_profile.py`); and the step's matrix products alone: every product of the forward and backward passes at the
+1. Training (the Transformer LM of transformer_training.py, float32 and mixed_bfloat16): the seconds of a step of
+   tfllm (plain graph, what `compile()` picks), of KerasHub's GPT-2 twin (plain graph and XLA) and, in float32 when
+   PyTorch is installed, of the eager PyTorch twin; in float32 the op time by kind of tfllm's and KerasHub's graph
+   steps from TensorFlow's profiler (`op_profile.py`); and the step's matrix products alone (in bfloat16 for
+   mixed_bfloat16): every product of the forward and backward passes at the
    model's shapes (for a forward product A @ B, also dC @ B^T and A^T @ dC), nothing else, one after another, with
    TensorFlow's kernels (in the plain graph and under XLA; the faster counts; the logits product in slices of the
    vocabulary, as tfllm computes it, faster than one product on CPUs) and with PyTorch's. No implementation
@@ -55,7 +56,8 @@ from op_profile import KINDS, by_kind, op_seconds  # noqa: E402
 from summary import record, write_results  # noqa: E402
 from tfllm.layers.token_embedding import logit_slices  # noqa: E402
 from transformer_training import (  # noqa: E402
-    TORCH_MISSING, VOCAB, compile_like, keras_hub_lm, model_config, random_batches, tfllm_lm, torch_contender)
+    MATMUL_DTYPE, PRECISIONS, TORCH_MISSING, VOCAB, compile_like, keras_hub_lm, model_config, random_batches, tfllm_lm,
+    torch_contender)
 
 if TORCH_MISSING is None:
     import torch  # noqa: E402
@@ -117,10 +119,10 @@ def product_flops(shapes):
     return sum(3 * 2 * count * m * k * n for count, m, k, n in shapes)
 
 
-def tensorflow_products(shapes, jit_compile):
+def tensorflow_products(shapes, jit_compile, dtype="float32"):
     """`run()`: every product of `shapes`, forward and both backward, one after another in one `tf.function`, in the
-    plain graph or compiled by XLA."""
-    operands = [(tf.random.normal([count, m, k]), tf.random.normal([count, k, n]), tf.random.normal([count, m, n]),
+    plain graph or compiled by XLA, on operands of `dtype`."""
+    operands = [(*(tf.cast(tf.random.normal(shape), dtype) for shape in ([count, m, k], [count, k, n], [count, m, n])),
                  slice_sizes(m, n)) for count, m, k, n in shapes]
 
     @tf.function(jit_compile=jit_compile)
@@ -160,13 +162,19 @@ def torch_products(shapes):
     return run
 
 
-def training_profile(rounds, steps):
-    """Seconds per step of tfllm (plain graph, what `compile()` picks in float32), KerasHub (graph and XLA),
-    PyTorch eager when installed, and the products alone; op time by kind of tfllm's and KerasHub's graph steps."""
+def training_profile(rounds, steps, precision="float32"):
+    """Seconds per step of tfllm (plain graph, what `compile()` picks in both precisions), KerasHub (graph and XLA),
+    and the products alone (in the precision's matmul dtype); in float32 also PyTorch eager when installed and the
+    op time by kind of tfllm's and KerasHub's graph steps."""
     config = model_config(SEQUENCE)
-    keras.utils.set_random_seed(0)
-    ours = tfllm_lm(config, jit_compile=False)
-    theirs = {mode: compile_like(keras_hub_lm(config), ours, jit_compile=mode == "XLA") for mode in ("graph", "XLA")}
+    keras.config.set_dtype_policy(precision)
+    try:
+        keras.utils.set_random_seed(0)
+        ours = tfllm_lm(config, jit_compile=False)
+        theirs = {mode: compile_like(keras_hub_lm(config), ours, jit_compile=mode == "XLA")
+                  for mode in ("graph", "XLA")}
+    finally:
+        keras.config.set_dtype_policy("float32")
     if ours.count_params() != theirs["graph"].count_params():
         raise ValueError(f"tfllm has {ours.count_params():,} parameters, KerasHub {theirs['graph'].count_params():,}")
     batches = tf.data.Dataset.from_tensors(random_batches(BATCH, SEQUENCE)).repeat()
@@ -177,32 +185,38 @@ def training_profile(rounds, steps):
                for mode, model in theirs.items()}}
     for products, name in (("all", "products alone"), ("wide", "wide products alone")):
         for jit_compile, mode in ((False, "graph"), (True, "XLA")):
-            runs[f"{name}, TensorFlow {mode}"] = tensorflow_products(shapes[products], jit_compile)
-    if TORCH_MISSING is None:
+            runs[f"{name}, TensorFlow {mode}"] = tensorflow_products(shapes[products], jit_compile,
+                                                                     MATMUL_DTYPE[precision])
+    float32 = precision == "float32"
+    if float32 and TORCH_MISSING is None:
         pytorch = torch_contender(config, "float32", *random_batches(BATCH, SEQUENCE))
         runs["PyTorch eager"] = lambda: pytorch.seconds(steps)
         runs["products alone, PyTorch"] = torch_products(shapes["all"])
     seconds = median_rounds(runs, rounds)
     kinds = {name: {kind: value / steps for kind, value in by_kind(op_seconds(
         lambda: model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0))).items()}
-        for name, model in (("tfllm", ours), ("KerasHub", theirs["graph"]))}
-    return {"seconds": seconds, "op_seconds": kinds, "parameters": ours.count_params(),
+        for name, model in (("tfllm", ours), ("KerasHub", theirs["graph"]))} if float32 else None
+    return {"precision": precision, "seconds": seconds, "op_seconds": kinds, "parameters": ours.count_params(),
             "flops_per_token": ours.training_flops_per_token(SEQUENCE),
             "product_flops": {name: product_flops(value) for name, value in shapes.items()},
-            "torch": TORCH_MISSING or torch.__version__}
+            "torch": (TORCH_MISSING or torch.__version__) if float32 else "not timed in mixed_bfloat16"}
 
 
 def training_lines(result, peak):
-    seconds, kinds, tokens = result["seconds"], result["op_seconds"], BATCH * SEQUENCE
+    """The report of `training_profile`'s `result`, and its figures recorded (in mixed_bfloat16 under names that say
+    so); `peak` is the matmul peak of the precision's matmul dtype."""
+    seconds, kinds, tokens, precision = result["seconds"], result["op_seconds"], BATCH * SEQUENCE, result["precision"]
     model_flops = result["flops_per_token"] * tokens
-    lines = [f"Training step, batch {BATCH} x {SEQUENCE} tokens, {result['parameters']:,} parameters, float32 "
+    lines = [f"Training step, batch {BATCH} x {SEQUENCE} tokens, {result['parameters']:,} parameters, {precision} "
              f"(PyTorch: {result['torch']}):", "", "| implementation | s/step | MFU |", "|---|---:|---:|"]
     lines += [f"| {name} | {value:.3f} | {'' if name.startswith('wide') else f'{model_flops / value / peak:.1%}'} |"
               for name, value in seconds.items()]
-    lines += ["", "Op time per step by kind, s (TensorFlow's profiler; plain graph):", "",
-              "| kind | tfllm | KerasHub |", "|---|---:|---:|"]
-    lines += [f"| {kind} | {kinds['tfllm'][kind]:.3f} | {kinds['KerasHub'][kind]:.3f} |" for kind in KINDS]
-    lines.append(f"| all | {sum(kinds['tfllm'].values()):.3f} | {sum(kinds['KerasHub'].values()):.3f} |")
+    if kinds is not None:
+        lines += ["", "Op time per step by kind, s (TensorFlow's profiler; plain graph):", "",
+                  "| kind | tfllm | KerasHub |", "|---|---:|---:|"]
+        lines += [f"| {kind} | {kinds['tfllm'][kind]:.3f} | {kinds['KerasHub'][kind]:.3f} |" for kind in KINDS]
+        lines.append(f"| all | {sum(kinds['tfllm'].values()):.3f} | {sum(kinds['KerasHub'].values()):.3f} |")
+    section = "training" if precision == "float32" else f"training {precision}"
 
     def fastest(prefix):
         return min(value for name, value in seconds.items() if name.startswith(prefix))
@@ -212,17 +226,18 @@ def training_lines(result, peak):
     lead, bound, wide_bound = keras_hub / ours, keras_hub / products, keras_hub / wide
     mfu, mfu_bound = model_flops / ours / peak, model_flops / products / peak
     lines += ["", "(op time sums the ops' durations over the executor's threads: ops running side by side count "
-              "twice; products alone: the faster of the plain graph and XLA)", "",
+              "twice; products alone: the faster of the plain graph and XLA)" if kinds is not None else
+              "(products alone: the faster of the plain graph and XLA)", "",
               f"tfllm / best KerasHub tokens/s = {lead:.2f}x (goal >= {TRAINING_GOAL:g}x); bounds, best KerasHub "
               f"step / TensorFlow's products alone = {bound:.2f}x, / the products but attention's = "
               f"{wide_bound:.2f}x; {TRAINING_GOAL:g}x asks for a step of at most {keras_hub / TRAINING_GOAL:.3f} s, "
               f"{keras_hub / TRAINING_GOAL / products:.2f}x the products alone",
               f"MFU of tfllm's step {mfu:.1%} (goal >= {MFU_GOAL:.0%}); bound, the products alone {mfu_bound:.1%}"]
-    record("where_time_goes", "training: tfllm / best KerasHub tokens/s", lead, goal=TRAINING_GOAL)
-    record("where_time_goes", "training: bound, best KerasHub step / TensorFlow's products alone", bound)
-    record("where_time_goes", "training: bound, best KerasHub step / the products but attention's", wide_bound)
-    record("where_time_goes", "training: MFU of tfllm's step", mfu, unit="MFU", goal=MFU_GOAL)
-    record("where_time_goes", "training: MFU bound, the matrix products alone", mfu_bound, unit="MFU")
+    record("where_time_goes", f"{section}: tfllm / best KerasHub tokens/s", lead, goal=TRAINING_GOAL)
+    record("where_time_goes", f"{section}: bound, best KerasHub step / TensorFlow's products alone", bound)
+    record("where_time_goes", f"{section}: bound, best KerasHub step / the products but attention's", wide_bound)
+    record("where_time_goes", f"{section}: MFU of tfllm's step", mfu, unit="MFU", goal=MFU_GOAL)
+    record("where_time_goes", f"{section}: MFU bound, the matrix products alone", mfu_bound, unit="MFU")
     if "PyTorch eager" in seconds:
         torch_lead = seconds["PyTorch eager"] / ours
         torch_bound = seconds["PyTorch eager"] / products
@@ -407,17 +422,21 @@ def main():
     else:
         torch.set_num_threads(os.cpu_count())
     load_before = machine_line()
-    peak = matmul_peak("float32")
-    training = training_profile(rounds, steps)
+    peaks = {precision: matmul_peak(MATMUL_DTYPE[precision]) for precision in PRECISIONS}
+    training = {precision: training_profile(rounds, steps, precision) for precision in PRECISIONS}
     transformer = transformer_generation_profile(rounds, new_tokens, (1, 8))
     rnn = rnn_generation_profile(rounds, new_tokens)
     lines = [f"Where the time goes (`python benchmarks/where_time_goes.py{' --quick' if args.quick else ''}`); "
              f"median of {rounds} alternating rounds", "",
-             f"machine: {load_before} before, {machine_line()} after; matmul peak float32 {peak / 1e9:.0f} GFLOP/s",
-             "", *training_lines(training, peak), "", *transformer_generation_lines(transformer, new_tokens), "",
+             f"machine: {load_before} before, {machine_line()} after; matmul peak "
+             + ", ".join(f"{MATMUL_DTYPE[precision]} {peaks[precision] / 1e9:.0f} GFLOP/s" for precision in PRECISIONS),
+             "", *(line for precision in PRECISIONS
+                   for line in [*training_lines(training[precision], peaks[precision]), ""]),
+             *transformer_generation_lines(transformer, new_tokens), "",
              *rnn_generation_lines(rnn)]
     print("\n".join(lines), flush=True)
-    write_results("where_time_goes", args.quick, {**machine_facts(), "training": training,
+    write_results("where_time_goes", args.quick, {**machine_facts(), "training": training["float32"],
+                                                  "training_mixed_bfloat16": training["mixed_bfloat16"],
                                                   "transformer_generation_ms": transformer,
                                                   "rnn_generation_ms": rnn}, lines)
 
