@@ -16,13 +16,15 @@ the gap is tfllm's to close. This script measures, in one process, on the goals'
    match PyTorch, and the model FLOPs utilization (MFU) they reach bounds the MFU of `tfllm train`'s step (same
    definition and peak as models.py: `machine.py`). A causal attention kernel may skip the hidden half of the
    attention products, so the bound is also given for the products without attention's.
-2. Transformer generation (transformer_generation.py's model, greedy, batch 1 and 8): milliseconds per new token of
-   tfllm's `generate` and KerasHub's, both under XLA, and of two stripped decode loops compiled the same way: the
-   weight products alone (per token, each block's QKV, output and MLP products and the logits, with the argmax and
-   the embedding lookup that chain one token to the next) and those products with attention over a key/value cache.
+2. Transformer generation (transformer_generation.py's model, greedy and top-p, batch 1 and 8): milliseconds per new
+   token of tfllm's `generate` and KerasHub's, both under XLA, and of two stripped greedy decode loops compiled the
+   same way: the weight products alone (per token, each block's QKV, output and MLP products and the logits, with the
+   argmax and the embedding lookup that chain one token to the next) and those products with attention over a
+   key/value cache.
    Any greedy decoder of this model multiplies every weight for every token: KerasHub's time per token over the
    products-alone loop's bounds tfllm's lead; over the loop with attention, it bounds the lead of any decoder that
-   attends over a cache of fixed length (what XLA's static shapes ask for, and what both libraries do).
+   attends over a cache of fixed length (what XLA's static shapes ask for, and what both libraries do). A top-p
+   decoder does all that and samples too, so KerasHub's top-p time over the loop with attention bounds its lead.
 3. RNN generation (generation.py's LSTM and SimpleRNN, batch 8, greedy): the per-token loop (generation.py's
    baseline: one XLA step per call from Python), `generate` under XLA, and the weight products alone (each layer's
    kernel and recurrent kernel, the logits, the argmax and lookup) in one XLA loop. The per-token loop over the
@@ -310,22 +312,28 @@ def transformer_generation_profile(rounds, new_tokens, batch_sizes, prompt=32):
     backbone = keras_hub.models.GPT2Backbone(**shape, dropout=0.0)
     with tempfile.TemporaryDirectory() as preset:
         model = tfllm_model(backbone, preset)
-    reference = reference_run(transformer_generation.keras_hub_reference(backbone, "greedy", True), new_tokens)
-    ours = transformer_generation.tfllm_run(model, new_tokens, "greedy", True)
+    references = {sampler: reference_run(transformer_generation.keras_hub_reference(backbone, sampler, True),
+                                         new_tokens) for sampler in transformer_generation.SAMPLERS}
+    ours = {sampler: transformer_generation.tfllm_run(model, new_tokens, sampler, True)
+            for sampler in transformer_generation.SAMPLERS}
     milliseconds = {}
     for batch in batch_sizes:
         prompts = np.random.default_rng(0).integers(3, shape["vocabulary_size"], (batch, prompt), dtype=np.int32)
-        runs = {"tfllm generate, XLA": result_dropped(ours, prompts),
-                "KerasHub generate, XLA": result_dropped(reference, prompts),
-                **transformer_decoders(shape, batch, new_tokens, prompt)}
+        runs = {}
+        for sampler in transformer_generation.SAMPLERS:
+            suffix = "" if sampler == "greedy" else f" {sampler}"
+            runs[f"tfllm generate{suffix}, XLA"] = result_dropped(ours[sampler], prompts)
+            runs[f"KerasHub generate{suffix}, XLA"] = result_dropped(references[sampler], prompts)
+        runs.update(transformer_decoders(shape, batch, new_tokens, prompt))
         milliseconds[batch] = {name: 1000 * value / new_tokens for name, value in median_rounds(runs, rounds).items()}
     return milliseconds
 
 
 def transformer_generation_lines(milliseconds, new_tokens):
     names = list(next(iter(milliseconds.values())))
-    lines = [f"Transformer generation (transformer_generation.py's model), greedy, {new_tokens} new tokens, ms per "
-             "new token (whole runs, prefill included, for generate):", "",
+    lines = [f"Transformer generation (transformer_generation.py's model), greedy and top-p "
+             f"(p = {transformer_generation.TOP_P}), {new_tokens} new tokens, ms per new token (whole runs, prefill "
+             "included, for generate):", "",
              "| implementation | " + " | ".join(f"batch {batch}" for batch in milliseconds) + " |",
              "|---|" + "---:|" * len(milliseconds)]
     lines += [f"| {name} | " + " | ".join(f"{values[name]:.3f}" for values in milliseconds.values()) + " |"
@@ -344,6 +352,16 @@ def transformer_generation_lines(milliseconds, new_tokens):
                bound)
         record("where_time_goes", f"transformer greedy batch {batch}: bound, KerasHub / products and attention",
                with_attention)
+        # A top-p decoder does all a greedy one does and samples as well: the stripped greedy loops bound it too.
+        top_p_lead = values["KerasHub generate top_p, XLA"] / values["tfllm generate top_p, XLA"]
+        top_p_bound = values["KerasHub generate top_p, XLA"] / values["products + attention over the cache, XLA"]
+        lines.append(f"batch {batch}, top-p: tfllm / KerasHub = {top_p_lead:.2f}x (goal >= "
+                     f"{TRANSFORMER_GENERATION_GOAL:g}x); bound, KerasHub top-p / the products and attention over "
+                     f"the cache (no sampling) = {top_p_bound:.2f}x")
+        record("where_time_goes", f"transformer top_p batch {batch}: tfllm / KerasHub", top_p_lead,
+               goal=TRANSFORMER_GENERATION_GOAL)
+        record("where_time_goes", f"transformer top_p batch {batch}: bound, KerasHub / products and attention",
+               top_p_bound)
     return lines
 
 
