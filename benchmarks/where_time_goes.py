@@ -321,12 +321,16 @@ def transformer_generation_profile(rounds, new_tokens, batch_sizes, prompt=32):
         prompts = np.random.default_rng(0).integers(3, shape["vocabulary_size"], (batch, prompt), dtype=np.int32)
         runs = {}
         for sampler in transformer_generation.SAMPLERS:
-            suffix = "" if sampler == "greedy" else f" {sampler}"
-            runs[f"tfllm generate{suffix}, XLA"] = result_dropped(ours[sampler], prompts)
-            runs[f"KerasHub generate{suffix}, XLA"] = result_dropped(references[sampler], prompts)
+            runs[f"tfllm generate{generate_suffix(sampler)}, XLA"] = result_dropped(ours[sampler], prompts)
+            runs[f"KerasHub generate{generate_suffix(sampler)}, XLA"] = result_dropped(references[sampler], prompts)
         runs.update(transformer_decoders(shape, batch, new_tokens, prompt))
         milliseconds[batch] = {name: 1000 * value / new_tokens for name, value in median_rounds(runs, rounds).items()}
     return milliseconds
+
+
+def generate_suffix(sampler):
+    """How a `generate` row's name says its sampler: nothing for greedy (the rows of earlier runs), " top_p"."""
+    return "" if sampler == "greedy" else f" {sampler}"
 
 
 def transformer_generation_lines(milliseconds, new_tokens):
@@ -339,29 +343,20 @@ def transformer_generation_lines(milliseconds, new_tokens):
     lines += [f"| {name} | " + " | ".join(f"{values[name]:.3f}" for values in milliseconds.values()) + " |"
               for name in names]
     lines.append("")
+    # A top-p decoder does all that a greedy one does and samples as well: the stripped greedy loops bound it too.
     for batch, values in milliseconds.items():
-        lead = values["KerasHub generate, XLA"] / values["tfllm generate, XLA"]
-        bound = values["KerasHub generate, XLA"] / products_alone(values)
-        with_attention = values["KerasHub generate, XLA"] / values["products + attention over the cache, XLA"]
-        lines.append(f"batch {batch}: tfllm / KerasHub = {lead:.2f}x (goal >= {TRANSFORMER_GENERATION_GOAL:g}x); "
-                     f"bounds, KerasHub / the weight products alone = {bound:.2f}x, KerasHub / the products and "
-                     f"attention over the cache = {with_attention:.2f}x")
-        record("where_time_goes", f"transformer greedy batch {batch}: tfllm / KerasHub", lead,
-               goal=TRANSFORMER_GENERATION_GOAL)
-        record("where_time_goes", f"transformer greedy batch {batch}: bound, KerasHub / weight products alone",
-               bound)
-        record("where_time_goes", f"transformer greedy batch {batch}: bound, KerasHub / products and attention",
-               with_attention)
-        # A top-p decoder does all a greedy one does and samples as well: the stripped greedy loops bound it too.
-        top_p_lead = values["KerasHub generate top_p, XLA"] / values["tfllm generate top_p, XLA"]
-        top_p_bound = values["KerasHub generate top_p, XLA"] / values["products + attention over the cache, XLA"]
-        lines.append(f"batch {batch}, top-p: tfllm / KerasHub = {top_p_lead:.2f}x (goal >= "
-                     f"{TRANSFORMER_GENERATION_GOAL:g}x); bound, KerasHub top-p / the products and attention over "
-                     f"the cache (no sampling) = {top_p_bound:.2f}x")
-        record("where_time_goes", f"transformer top_p batch {batch}: tfllm / KerasHub", top_p_lead,
-               goal=TRANSFORMER_GENERATION_GOAL)
-        record("where_time_goes", f"transformer top_p batch {batch}: bound, KerasHub / products and attention",
-               top_p_bound)
+        for sampler in transformer_generation.SAMPLERS:
+            keras_hub = values[f"KerasHub generate{generate_suffix(sampler)}, XLA"]
+            lead = keras_hub / values[f"tfllm generate{generate_suffix(sampler)}, XLA"]
+            bound = keras_hub / products_alone(values)
+            with_attention = keras_hub / values["products + attention over the cache, XLA"]
+            lines.append(f"batch {batch}, {sampler}: tfllm / KerasHub = {lead:.2f}x (goal >= "
+                         f"{TRANSFORMER_GENERATION_GOAL:g}x); bounds, KerasHub / the weight products alone = "
+                         f"{bound:.2f}x, KerasHub / the products and attention over the cache = {with_attention:.2f}x")
+            name = f"transformer {sampler} batch {batch}"
+            record("where_time_goes", f"{name}: tfllm / KerasHub", lead, goal=TRANSFORMER_GENERATION_GOAL)
+            record("where_time_goes", f"{name}: bound, KerasHub / weight products alone", bound)
+            record("where_time_goes", f"{name}: bound, KerasHub / products and attention", with_attention)
     return lines
 
 
