@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfllm.generation import GreedySampler, RandomSampler, TopKSampler, TopPSampler, get_sampler
+from tfllm.generation import GreedySampler, RandomSampler, TopKSampler, TopPSampler, get_sampler, samplers
+from tfllm.generation.samplers import draw
 
 # Probabilities 0.5, 0.25, 0.125, 0.0625, 0.0625 over five tokens, in a shuffled order.
 PROBABILITIES = np.array([0.125, 0.5, 0.0625, 0.25, 0.0625])
@@ -22,6 +23,24 @@ def test_greedy_takes_the_most_likely_token():
 def test_random_draws_follow_the_distribution():
     counts = np.bincount(_draw(RandomSampler()), minlength=5) / len(LOGITS)
     np.testing.assert_allclose(counts, PROBABILITIES, atol=0.04)
+
+
+def test_a_draw_never_takes_a_token_of_logit_minus_infinity():
+    logits = np.log([[0.0, 0.25, 0.0, 0.75, 0.0]]).repeat(2000, axis=0).astype("float32")  # -inf at both ends
+    draws = np.asarray(draw(tf.constant(logits), tf.constant([5, 0])))
+    assert set(draws) == {1, 3}
+    np.testing.assert_allclose(np.mean(draws == 3), 0.75, atol=0.04)
+
+
+def test_a_uniform_number_rounded_up_to_the_total_draws_the_last_token_that_may_be_drawn(monkeypatch):
+    monkeypatch.setattr(samplers.tf.random, "stateless_uniform", lambda shape, seed, dtype: tf.ones(shape, dtype))
+    logits = tf.constant(np.log([[0.5, 0.5, 0.0], [0.2, 0.3, 0.5]]).astype("float32"))
+    np.testing.assert_array_equal(draw(logits, tf.constant([0, 0])), [1, 2])
+
+
+def test_a_draw_is_the_same_in_eager_and_in_the_graph():
+    seed = tf.constant([11, 4])
+    np.testing.assert_array_equal(draw(tf.constant(LOGITS), seed), tf.function(draw)(tf.constant(LOGITS), seed))
 
 
 def test_top_k_never_draws_outside_the_k_most_likely():

@@ -3,7 +3,7 @@
 import tensorflow as tf
 from keras import ops
 
-from tfllm.generation.samplers import Sampler
+from tfllm.generation.samplers import Sampler, draw
 from tfllm.generation.thresholds import kth_largest_probability, nucleus_threshold
 
 
@@ -57,12 +57,11 @@ class RequestSampler(Sampler):
 
     def _draw(self, logits, seed):
         if self.seeds is None:
-            return tf.random.stateless_categorical(logits, 1, seed=seed, dtype=tf.int32)[:, 0]  # (B,)
+            return draw(logits, seed)  # (B,)
 
         def alone(row):  # a batch of one row: the draw `generate` makes for that prompt alone
             row_logits, row_seed = row
-            return tf.random.stateless_categorical(row_logits[None], 1, seed=ops.stack([row_seed, seed[1]]),
-                                                   dtype=tf.int32)[0, 0]
+            return draw(row_logits[None], ops.stack([row_seed, seed[1]]))[0]
 
         return tf.map_fn(alone, (logits, self._per_row(self.seeds, logits)), fn_output_signature=tf.int32)  # (B,)
 
