@@ -7,7 +7,8 @@ import pytest
 import tensorflow as tf
 
 from tfllm.layers import CausalSelfAttention, causal_self_attention
-from tfllm.layers.fused_causal_attention import default_query_blocks, fused_causal_attention
+from tfllm.layers import fused_causal_attention as fused_causal_attention_module
+from tfllm.layers.fused_causal_attention import default_query_blocks, fused_causal_attention, kernel_dtype
 
 RNG = np.random.default_rng(0)
 
@@ -93,14 +94,38 @@ def test_more_blocks_than_queries_or_none_is_an_error(query_blocks):
         fused_causal_attention(*heads(), query_blocks=query_blocks)
 
 
+@pytest.mark.parametrize("accelerators", [[], ["a GPU"]])
 @pytest.mark.parametrize("query_blocks", [1, 2])
-def test_bfloat16_in_and_out_with_a_float32_softmax(query_blocks):
+def test_bfloat16_in_and_out_with_a_float32_softmax(monkeypatch, query_blocks, accelerators):
+    monkeypatch.setattr(fused_causal_attention_module, "_accelerators", lambda: accelerators)
     inputs = heads(dtype="bfloat16")
     outputs, gradients = values_and_gradients(
         lambda query, key, value: fused_causal_attention(query, key, value, query_blocks), inputs)
     assert outputs.dtype == tf.bfloat16 and all(gradient.dtype == tf.bfloat16 for gradient in gradients)
     np.testing.assert_allclose(tf.cast(outputs, tf.float32), tf.cast(reference_attention(*inputs), tf.float32),
                                atol=2e-2)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_kernels_compute_in_float32_without_an_accelerator(monkeypatch, dtype):
+    monkeypatch.setattr(fused_causal_attention_module, "_accelerators", lambda: [])
+    assert kernel_dtype(dtype) == tf.float32 and kernel_dtype("float32") == tf.float32
+    inputs = heads(dtype=dtype)
+    outputs, gradients = values_and_gradients(fused_causal_attention, inputs)
+    # The float32 kernels on the same numbers, rounded to the inputs' dtype: exactly what the half inputs get.
+    wide_outputs, wide_gradients = values_and_gradients(
+        fused_causal_attention, [tf.cast(tensor, tf.float32) for tensor in inputs])
+    assert outputs.dtype == dtype and all(gradient.dtype == dtype for gradient in gradients)
+    np.testing.assert_array_equal(outputs, tf.cast(wide_outputs, dtype))
+    for gradient, wide_gradient in zip(gradients, wide_gradients):
+        np.testing.assert_array_equal(gradient, tf.cast(wide_gradient, dtype))
+
+
+@pytest.mark.parametrize("accelerator", ["GPU", "TPU"])
+def test_half_precision_kernels_keep_their_dtype_on_an_accelerator(monkeypatch, accelerator):
+    monkeypatch.setattr(tf.config, "list_logical_devices",
+                        lambda kind=None: [f"/device:{kind}:0"] if kind == accelerator else [])
+    assert kernel_dtype("bfloat16") == tf.bfloat16 and kernel_dtype("float16") == tf.float16
 
 
 @pytest.mark.parametrize("query_blocks", [1, 3])
