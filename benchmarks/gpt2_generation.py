@@ -141,12 +141,11 @@ def step_parts(model, batch_size, length):
         return x
 
     def attention_over_cache(x, state):
-        query = tf.reshape(x, [batch_size, model.num_heads, 1, -1])  # (B, H, 1, Dh), the cache's heads-major layout
-        for cache in state:
-            cache = keras.ops.slice_update(cache, [0, 0, 0, index, 0], tf.stack([query, query], axis=1))
-            scores = tf.einsum("bhtk,bhsk->bhts", query, cache[:, 0])  # (B, H, 1, S)
-            probabilities = tf.nn.softmax(tf.where(tf.range(length) <= index, scores, -1e9), axis=-1)
-            query = query + tf.einsum("bhts,bhsk->bhtk", probabilities, cache[:, 1])  # (B, H, 1, Dh)
+        query = tf.reshape(x, [batch_size, 1, model.num_heads, -1])  # (B, 1, H, Dh), as the projections give it
+        for block, cache in zip(model.blocks, state):
+            # The layer's own cache write, scores, softmax and mixing, without the projections around them.
+            context, cache = block.self_attention._attention_over_cache(query, query, query, cache, index, None)
+            query = query + context  # (B, 1, H, Dh)
         return query
 
     return {

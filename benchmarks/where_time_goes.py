@@ -284,12 +284,18 @@ def transformer_decoders(shape, batch, steps, prompt):
                 query_key_value = hidden @ qkv_kernel  # (B, 3D)
                 mixed = query_key_value[:, :width]
                 if with_attention:
-                    qkv = tf.reshape(query_key_value, [batch, 3, heads, 1, depth])  # heads-major, as tfllm's cache
-                    cache = keras.ops.slice_update(cache, [0, 0, 0, prompt + index, 0], qkv[:, 1:])
-                    scores = tf.einsum("bhtk,bhsk->bhts", qkv[:, 0], cache[:, 0])  # (B, H, 1, S)
+                    # A row per sequence and head, keys and values apart, as tfllm's cache: the layout XLA reads in
+                    # place (CausalSelfAttention's docstring).
+                    query, key, value = (tf.reshape(part, [batch * heads, 1, depth])
+                                         for part in tf.split(query_key_value, 3, axis=-1))
+                    keys, values = cache
+                    keys = keras.ops.slice_update(keys, [0, prompt + index, 0], key)  # (B H, S, Dh)
+                    values = keras.ops.slice_update(values, [0, prompt + index, 0], value)
+                    scores = tf.einsum("ntk,nsk->nts", query, keys)  # (B H, 1, S)
                     visible = tf.range(length) <= prompt + index
                     weights = tf.nn.softmax(tf.where(visible, scores, -1e9), axis=-1)
-                    mixed = tf.reshape(tf.einsum("bhts,bhsk->bhtk", weights, cache[:, 1]), [batch, width])
+                    mixed = tf.reshape(tf.einsum("nts,nsk->ntk", weights, values), [batch, width])
+                    cache = (keys, values)
                 new_caches.append(cache)
                 hidden = hidden + mixed @ output_kernel
                 hidden = hidden + (hidden @ inner_kernel) @ outer_kernel  # (B, D)
@@ -298,7 +304,7 @@ def transformer_decoders(shape, batch, steps, prompt):
 
         return one_token
 
-    caches = [tf.zeros([batch, 2, heads, length, depth]) for _ in blocks]
+    caches = [(tf.zeros([batch * heads, length, depth]), tf.zeros([batch * heads, length, depth])) for _ in blocks]
     start = (tf.zeros([batch], tf.int32), caches)
     return {"weight products alone, XLA": compiled_loop(step(False), start, steps),
             "weight products alone, graph": compiled_loop(step(False), start, steps, jit_compile=False),

@@ -100,18 +100,18 @@ def test_cached_decoding_equals_full_pass(rotary):
     x = inputs(length=6)
     full = np.asarray(layer(x))
     cache = layer.initial_cache(batch_size=B, max_length=8)  # two slots stay empty
-    assert cache.shape == (B, 2, H, 8, D // H)  # keys and values, heads-major
+    assert [tensor.shape for tensor in cache] == [(B * H, 8, D // H)] * 2  # keys and values, a row per head
     prompt, cache = layer(x[:, :3], cache=cache, cache_index=0)
     steps = [prompt]
     for t in range(3, 6):
         step, cache = layer(x[:, t : t + 1], cache=cache, cache_index=tf.constant(t))
         steps.append(step)
     np.testing.assert_allclose(np.concatenate(steps, axis=1), full, atol=1e-5)
-    np.testing.assert_array_equal(np.asarray(cache)[:, :, :, 6:], 0.0)
+    np.testing.assert_array_equal(np.asarray(cache)[:, :, 6:], 0.0)
     if not rotary:
-        keys, values = (np.asarray(dense(x)).transpose(0, 2, 1, 3) for dense in (layer.key_dense, layer.value_dense))
-        np.testing.assert_allclose(np.asarray(cache)[:, 0, :, :6], keys, atol=1e-6)  # (B, H, T, Dh)
-        np.testing.assert_allclose(np.asarray(cache)[:, 1, :, :6], values, atol=1e-6)
+        for dense, cached in zip((layer.key_dense, layer.value_dense), cache, strict=True):
+            heads = np.asarray(dense(x)).transpose(0, 2, 1, 3).reshape(B * H, 6, D // H)  # row b * H + h: head h of b
+            np.testing.assert_allclose(np.asarray(cached)[:, :6], heads, atol=1e-6)
 
 
 def test_cached_prefill_respects_padding_mask():
@@ -131,7 +131,7 @@ def test_compiles_with_and_without_cache(rotary):
     layer = CausalSelfAttention(num_heads=H, rotary=rotary)
     x = inputs()
     assert_compiles(lambda x: layer(x), x)
-    cache = np.asarray(layer(x[:, :4], cache=layer.initial_cache(B, 6), cache_index=0)[1])
+    cache = [np.asarray(tensor) for tensor in layer(x[:, :4], cache=layer.initial_cache(B, 6), cache_index=0)[1]]
     step = lambda x_t, cache, index: layer(x_t, cache=cache, cache_index=index)  # noqa: E731
     assert_compiles(step, x[:, 4:5], cache, tf.constant(4))
 
@@ -152,7 +152,7 @@ def test_mixed_precision(policy):
     want = numpy_causal_attention(x, layer.get_weights(), H)
     np.testing.assert_allclose(np.asarray(tf.cast(got, "float32")), want, atol=0.1)
     cache = layer.initial_cache(B, 6)
-    assert keras.backend.standardize_dtype(cache.dtype) == layer.compute_dtype
+    assert [keras.backend.standardize_dtype(tensor.dtype) for tensor in cache] == [layer.compute_dtype] * 2
     step, cache = layer(x[:, :1], cache=cache, cache_index=0)
     assert np.isfinite(np.asarray(tf.cast(step, "float32"))).all()
 
@@ -183,8 +183,11 @@ def test_bad_arguments_name_the_value():
     layer = CausalSelfAttention(num_heads=2)
     with pytest.raises(ValueError, match="initial_cache"):
         layer.initial_cache(1, 4)
+    layer(inputs())
     with pytest.raises(ValueError, match="cache_index is required"):
-        layer(inputs(), cache=np.zeros((B, 2, 2, 8, 4), "float32"))
+        layer(inputs(), cache=layer.initial_cache(B, 8))
+    with pytest.raises(ValueError, match=r"cache must be the pair \(keys, values\) that initial_cache returns"):
+        layer(inputs(), cache=np.zeros((B, 2, 2, 8, 4), "float32"), cache_index=0)  # the layout before 2026-12
 
 
 @pytest.mark.parametrize("lora", [False, True])

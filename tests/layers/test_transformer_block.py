@@ -119,7 +119,7 @@ def test_cached_decoding_equals_full_pass(rotary, compiled):
     stepped, cache = decode_step_by_step(model, ids, prompt_length=3, max_length=10, compiled=compiled)
     assert stepped.dtype == np.float32 and stepped.shape == full.shape
     np.testing.assert_allclose(stepped, full, atol=1e-5)
-    np.testing.assert_array_equal(np.asarray(cache)[:, :, :, 7:], 0.0)  # (B, 2, H, S_max, Dh)
+    np.testing.assert_array_equal(np.asarray(cache)[:, :, 7:], 0.0)  # keys and values, (B H, S_max, Dh) each
 
 
 def test_initial_cache():
@@ -128,9 +128,10 @@ def test_initial_cache():
         block.initial_cache(2, 4)
     block(inputs())
     cache = block.initial_cache(batch_size=3, max_length=9)
-    assert cache.shape == (3, 2, H, 9, D // H)
-    assert keras.backend.standardize_dtype(cache.dtype) == "float32"
-    assert keras.backend.standardize_dtype(block.initial_cache(1, 2, dtype="bfloat16").dtype) == "bfloat16"
+    assert [tensor.shape for tensor in cache] == [(3 * H, 9, D // H)] * 2
+    assert [keras.backend.standardize_dtype(tensor.dtype) for tensor in cache] == ["float32"] * 2
+    bfloat16_cache = block.initial_cache(1, 2, dtype="bfloat16")
+    assert [keras.backend.standardize_dtype(tensor.dtype) for tensor in bfloat16_cache] == ["bfloat16"] * 2
 
 
 @pytest.mark.parametrize("rotary", [False, True])
@@ -147,7 +148,7 @@ def test_mixed_precision(policy):
     assert all(w.dtype == "float32" for w in block.weights)
     assert np.isfinite(np.asarray(tf.cast(got, "float32"))).all()
     cache = block.initial_cache(B, 8)
-    assert keras.backend.standardize_dtype(cache.dtype) == block.compute_dtype
+    assert [keras.backend.standardize_dtype(tensor.dtype) for tensor in cache] == [block.compute_dtype] * 2
     step, cache = block(x[:, :1], cache=cache, cache_index=0)
     assert keras.backend.standardize_dtype(step.dtype) == block.compute_dtype
 

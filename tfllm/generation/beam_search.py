@@ -18,7 +18,8 @@ class BeamSampler(Sampler):
     more likely; beam search keeps the `num_beams` best partial sequences of each prompt, extends each by every
     token, and keeps the best `num_beams` of those. It is deterministic (the seed is not used) and, unlike the
     other samplers, needs the whole loop: it reorders the model's state (RNN states or key/value caches) as beams
-    are kept or dropped, which works for any state whose tensors have the batch on axis 0.
+    are kept or dropped, which works for any state whose tensors hold the batch on axis 0: one entry per row, or
+    equal blocks of entries in the rows' order (a Transformer's key/value cache holds a block of one entry per head).
 
     A beam that emits a stop token is finished: it keeps its score and competes with the others as it is. At the
     end each prompt gets its best beam by score / (new tokens ** length_penalty): 0 compares raw log-probabilities
@@ -63,8 +64,9 @@ class BeamSampler(Sampler):
         def expand(tensor):
             return ops.repeat(tensor, beams, axis=0)
 
+        copies = expand(ops.arange(batch_size, dtype="int32"))  # (B*K,): the row each new row copies
         token_ids, prompt_lengths = expand(token_ids), expand(prompt_lengths)  # (B*K, S), (B*K,)
-        state = tree.map_structure(expand, state)
+        state = tree.map_structure(lambda tensor: take_rows(tensor, copies, batch_size), state)
         end = row_limits(token_ids, prompt_lengths, max_new_tokens)  # (B*K,)
         # Only the first copy of each prompt is alive at first, so the first choice takes k different tokens.
         first_beam = ops.arange(beams) == 0
@@ -92,7 +94,7 @@ class BeamSampler(Sampler):
             token_ids, end, state = (
                 ops.take(token_ids, source, axis=0),
                 ops.take(end, source, axis=0),
-                tree.map_structure(lambda tensor: ops.take(tensor, source, axis=0), state),
+                tree.map_structure(lambda tensor: take_rows(tensor, source, batch_size * beams), state),
             )
             # In a prompt every beam of a row holds the same tokens, and which copy was kept does not matter.
             stopped = index >= end
@@ -113,3 +115,16 @@ class BeamSampler(Sampler):
         normalized = scores / ops.power(ops.cast(new_tokens, "float32"), self.length_penalty)
         best = row_start[::beams] + ops.cast(ops.argmax(normalized, axis=-1), "int32")  # (B,)
         return ops.take(token_ids, best, axis=0), ops.take(end, best, axis=0)
+
+
+def take_rows(tensor, rows, batch_size):
+    """The entries of `rows` (N,) of a state tensor whose axis 0 holds `batch_size` rows, each one entry or an equal
+    block of entries: (batch_size n, ...) -> (N n, ...).
+
+    >>> cache = ops.convert_to_tensor([[0], [1], [10], [11]])  # 2 rows, a block of 2 entries (heads) each
+    >>> ops.convert_to_numpy(take_rows(cache, ops.convert_to_tensor([1, 1, 0]), batch_size=2))[:, 0].tolist()
+    [10, 11, 10, 11, 0, 1]
+    """
+    block = ops.shape(tensor)[0] // batch_size  # entries per row
+    entries = ops.reshape(rows[:, None] * block + ops.arange(block, dtype=rows.dtype)[None, :], (-1,))  # (N n,)
+    return ops.take(tensor, entries, axis=0)

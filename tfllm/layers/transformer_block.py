@@ -38,7 +38,8 @@ class TransformerBlock(keras.layers.Layer):
 
     Call arguments:
         inputs: float tensor (B, T, D).
-        cache: optional key/value cache (B, 2, H, S_max, Dh), see `CausalSelfAttention` and `initial_cache`.
+        cache: optional key/value cache, the pair `(keys, values)` of (B H, S_max, Dh) tensors; see
+            `CausalSelfAttention` and `initial_cache`.
         cache_index: int or scalar int tensor, the absolute position of the first of the T inputs; required with
             `cache`.
         padding_mask: optional (B, S) tensor, 1 for real tokens and 0 for padding (S = T, or S_max with a cache).
@@ -54,7 +55,7 @@ class TransformerBlock(keras.layers.Layer):
     block = TransformerBlock(num_heads=2, intermediate_dim=32)
     x = np.random.rand(2, 5, 8).astype("float32")  # (B, T, D)
     y = block(x)  # (2, 5, 8)
-    cache = block.initial_cache(batch_size=2, max_length=10)  # (2, 2, 2, 10, 4): (B, 2, H, S_max, Dh)
+    cache = block.initial_cache(batch_size=2, max_length=10)  # keys and values, (4, 10, 4) each: (B H, S_max, Dh)
     y_prompt, cache = block(x, cache=cache, cache_index=0)  # (2, 5, 8): positions 0..4 written
     y_next, cache = block(x[:, :1], cache=cache, cache_index=5)  # (2, 1, 8): position 5
     ```

@@ -18,9 +18,9 @@ POSITION_EMBEDDINGS = ("learned", "rotary")
 class TransformerLM(CausalLM):
     """A GPT-style language model of pre-layer-norm causal Transformer blocks.
 
-    The decode state is one key/value cache (B, 2, H, max_length, Dh) per block (heads-major); `decode` writes the
-    new positions into the caches, so generating a token costs one position's work instead of a pass over the whole
-    sequence.
+    The decode state is one key/value cache per block, keys and values of (B H, max_length, Dh) each (row b H + h is
+    head h of sequence b, see `CausalSelfAttention`); `decode` writes the new positions into the caches, so
+    generating a token costs one position's work instead of a pass over the whole sequence.
 
     Args:
         vocab_size: V.
@@ -162,7 +162,7 @@ class TransformerLM(CausalLM):
         x = self._embed(token_ids, index)  # (B, T_new, D)
         new_state = []
         for block, cache in zip(self.blocks, state):
-            x, cache = block(x, cache=cache, cache_index=index)  # (B, T_new, D), (B, 2, H, S, Dh)
+            x, cache = block(x, cache=cache, cache_index=index)  # (B, T_new, D), keys and values (B H, S, Dh)
             new_state.append(cache)
         return self.logits(self.final_norm(x)), new_state
 
