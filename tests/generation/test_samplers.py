@@ -38,6 +38,22 @@ def test_a_uniform_number_rounded_up_to_the_total_draws_the_last_token_that_may_
     np.testing.assert_array_equal(draw(logits, tf.constant([0, 0])), [1, 2])
 
 
+def test_the_search_by_blocks_draws_the_token_of_one_cumulative_sum_over_the_row():
+    # 200 tokens: 3 full blocks of 64 and 8 in the last; the first block and a stretch of the third hold no mass.
+    logits = np.random.default_rng(0).normal(size=(64, 200)) * 3
+    logits[:, :64] = logits[:, 150:170] = -np.inf
+    logits = tf.constant(logits, tf.float32)
+    for position in range(5):
+        seed = tf.constant([3, position])
+        probabilities = np.asarray(tf.nn.softmax(logits), np.float64)  # (B, V)
+        uniform = np.asarray(tf.random.stateless_uniform([64, 1], seed=seed, dtype=tf.float64))
+        cumulative = np.cumsum(probabilities, axis=-1)
+        expected = np.sum(cumulative <= uniform * cumulative[:, -1:], axis=-1)  # the first to pass the draw
+        drawn = np.asarray(draw(logits, seed))
+        np.testing.assert_array_equal(drawn, expected)
+        assert np.all(np.take_along_axis(probabilities, drawn[:, None], axis=1) > 0)
+
+
 def test_a_draw_is_the_same_in_eager_and_in_the_graph():
     seed = tf.constant([11, 4])
     np.testing.assert_array_equal(draw(tf.constant(LOGITS), seed), tf.function(draw)(tf.constant(LOGITS), seed))

@@ -153,14 +153,13 @@ class CausalSelfAttention(keras.layers.Layer):
         if self.rotary:
             query = self.rotary_embedding(query, start_index=start_index)
             key = self.rotary_embedding(key, start_index=start_index)
-        # Scaling the queries before the product keeps float16 scores in range.
-        query = query * ops.cast(1.0 / math.sqrt(self._head_dim), query.dtype)
         if cache is not None:
             context, cache = self._attention_over_cache(query, key, value, cache, start_index, padding_mask, training)
             return self._attention_output(context), cache  # (B, T, D), the new cache
 
         # Heads-major (B, H, T, Dh), the layout of the batched products over each head.
         query, key, value = (ops.transpose(heads, (0, 2, 1, 3)) for heads in (query, key, value))
+        query = self._scaled(query)
         if training and padding_mask is None and self.dropout == 0:
             # A training step's attention as one XLA-compiled kernel each way, faster than TensorFlow's batched
             # products in the plain graph.
@@ -183,12 +182,16 @@ class CausalSelfAttention(keras.layers.Layer):
         keys = ops.slice_update(keys, [0, start_index, 0], rows(key))  # (B H, S_max, Dh)
         values = ops.slice_update(values, [0, start_index, 0], rows(value))
         slots = ops.shape(keys)[1]
-        scores = ops.einsum("ntk,nsk->nts", rows(query), keys)  # (B H, T, S_max)
+        scores = ops.einsum("ntk,nsk->nts", self._scaled(rows(query)), keys)  # (B H, T, S_max)
         scores = ops.reshape(scores, (batch_size, self.num_heads, length, slots))
         probabilities = self._probabilities(scores, start_index, padding_mask, training)  # (B, H, T, S_max)
         context = ops.einsum("nts,nsk->ntk", ops.reshape(probabilities, (-1, length, slots)), values)  # (B H, T, Dh)
         context = ops.reshape(context, (batch_size, self.num_heads, length, self._head_dim))
         return ops.transpose(context, (0, 2, 1, 3)), (keys, values)  # (B, T, H, Dh)
+
+    def _scaled(self, query):
+        """The queries times 1 / sqrt(Dh): scaling them before the product keeps float16 scores in range."""
+        return query * ops.cast(1.0 / math.sqrt(self._head_dim), query.dtype)
 
     def _probabilities(self, scores, start_index, padding_mask, training):
         """The attention probabilities (B, H, T, S) from the scores (B, H, T, S): the hidden keys masked, the softmax
