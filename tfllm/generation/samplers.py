@@ -170,7 +170,6 @@ def draw(logits, seed):
     return block * DRAW_BLOCK + token
 
 
-
 def _first_passing(cumulative, uniform, masses):
     """The first position (B,) int32 whose `cumulative` (B, N) sum passes `uniform` (B, 1): the count of those that
     do not. Should the uniform number round up to the last sum, the count would be N: the last position of positive
