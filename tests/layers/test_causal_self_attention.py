@@ -193,8 +193,8 @@ def test_bad_arguments_name_the_value():
 @pytest.mark.parametrize("lora", [False, True])
 @pytest.mark.parametrize("rows", [1, 3], ids=["one_row", "three_rows"])
 def test_fused_projections_equal_the_projection_layers(lora, rows):
-    # Q, K and V come from one product with the three kernels side by side, and Wo from one plain product (for a
-    # decode step of one sequence, a product and a sum), not from calling the EinsumDense layers.
+    # Q, K and V come from one product with the three kernels side by side, and Wo from one plain product, not from
+    # calling the EinsumDense layers; one row is a decode step of one sequence.
     attention = CausalSelfAttention(num_heads=2)
     x = np.random.default_rng(0).normal(size=(1, rows, 8)).astype("float32")  # (B=1, T, D)
     attention(x)
