@@ -184,12 +184,10 @@ def main():
     print(f"{'architecture':<12} {'sampler':<7} {'loop':<17} {'new tokens/s':>12} {'x baseline':>10} "
           f"{'same tokens':>11}")
     for architecture in args.architectures:
+        keras.utils.set_random_seed(0)
+        model, config = default_model(architecture)
+        ids = prompts(model.vocab_size)
         for sampler in args.samplers:
-            # A model per sampler, the same weights (the same seed): in one process, XLA compiling the top-p
-            # per-token step after the greedy one of the same model ran out of memory maps and crashed (2026-12).
-            keras.utils.set_random_seed(0)
-            model, config = default_model(architecture)
-            ids = prompts(model.vocab_size)
             settings = SAMPLERS[sampler]
             auto = "XLA" if use_xla("auto", get_sampler(**settings)) else "graph"
             rates, outputs = time_loops(loops_of(architecture, model, settings), ids, args.rounds)
