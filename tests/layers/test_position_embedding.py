@@ -34,6 +34,18 @@ def test_compiles_with_tensor_start_index():
     np.testing.assert_array_equal(np.asarray(got)[0, 0], layer.embeddings.numpy()[4])
 
 
+def test_a_tensor_start_index_is_not_compiled_in():
+    # A compiled one-token decode step takes the position as an argument; compiled into the program (as XLA does
+    # with a slice's start), every position would cost a compilation of its own.
+    layer = PositionEmbedding(max_sequence_length=8)
+    step = tf.function(lambda x, start: layer(x, start_index=start), jit_compile=True,
+                       input_signature=[tf.TensorSpec([2, 1, 4]), tf.TensorSpec([], tf.int32)])
+    x = token_vectors(length=1)
+    programs = {step.experimental_get_compiler_ir(x, tf.constant(start))(stage="hlo") for start in (3, 5)}
+    assert len(programs) == 1
+    np.testing.assert_array_equal(np.asarray(step(x, tf.constant(5)))[1, 0], layer.embeddings.numpy()[5])
+
+
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_outputs_compute_dtype(policy):
     layer, got = run_under_policy(policy, lambda: PositionEmbedding(8), token_vectors())

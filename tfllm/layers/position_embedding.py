@@ -1,5 +1,7 @@
 """Learned absolute position embedding."""
 
+import numbers
+
 import keras
 from keras import ops
 
@@ -58,9 +60,14 @@ class PositionEmbedding(keras.layers.Layer):
             sequence_length = ops.shape(inputs)[1]
         else:
             self._check_fits(sequence_length, start_index)
-        # A dynamic start with a static size keeps the slice XLA-compatible during cached decoding.
-        start_index = ops.cast(start_index, "int32")
-        positions = ops.slice(self.embeddings, [start_index, 0], [sequence_length, self.embeddings.shape[-1]])  # (T, D)
+        if isinstance(start_index, numbers.Integral):
+            positions = ops.slice(self.embeddings, [start_index, 0], [sequence_length, self.embeddings.shape[-1]])
+        else:
+            # A tensor start is gathered, not sliced: XLA makes a slice's start a compile-time constant when it can,
+            # so a compiled one-token decode step taking the position as an argument was compiled anew for every
+            # position (1 s each for a small model, and code memory that is never freed).
+            rows = ops.cast(start_index, "int32") + ops.arange(sequence_length, dtype="int32")  # (T,)
+            positions = ops.take(self.embeddings, rows, axis=0)  # (T, D)
         positions = ops.cast(positions, self.compute_dtype)
         return ops.broadcast_to(positions[None], ops.shape(inputs))  # (B, T, D)
 
