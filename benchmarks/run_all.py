@@ -14,7 +14,7 @@ reported as failed; the others still run). It is written to benchmarks/results/s
 
 With `--keep-others`, the scripts left out of `--only` keep their rows and figures from the last summary.json, and
 the summary says which run each row comes from: for rerunning the benchmarks a change touches without the hour the
-others take.
+others take. It refuses to mix quick and full settings, or rows measured on another CPU model or core count.
 
 `--readme PATH` replaces the text between `<!-- run_all.py table: begin -->` and `<!-- run_all.py table: end -->`
 in that file with summary.md, and, for each detailed table of `README_INCLUDES` that the README marks, the text
@@ -80,17 +80,25 @@ def machine_facts():
     return json.loads(output)
 
 
-def check_can_keep(parser, args, path):
-    """Stops, before any benchmark runs, when `--keep-others` has nothing to keep or would mix quick and full runs."""
+def check_can_keep(parser, args, path, machine):
+    """Stops, before any benchmark runs, when `--keep-others` has nothing to keep or would mix quick and full runs,
+    or runs on different CPUs (`machine`: this run's `machine_facts()`)."""
     if len(set(args.only)) == len(BENCHMARKS):
         parser.error("--keep-others needs --only: with every script rerun there is nothing to keep")
     if not os.path.exists(path):
         parser.error(f"--keep-others: there is no {path} to keep rows from")
     with open(path, encoding="utf-8") as file:
-        last_quick = json.load(file)["quick"]
+        last = json.load(file)
+    last_quick = last["quick"]
     if last_quick != args.quick:
         parser.error(f"--keep-others: the last run used {'quick' if last_quick else 'full'} settings; rerun with"
                      f"{'' if last_quick else 'out'} --quick, so that one table does not mix the two")
+    here = (machine["cpu"], machine["cores"])
+    there = (last["machine"]["cpu"], last["machine"]["cores"])
+    if here != there:
+        parser.error(f"--keep-others: the last run was on {there[0]} with {there[1]} cores, this machine is "
+                     f"{here[0]} with {here[1]}; rerun every script (without --only), so that one table does not "
+                     "mix two kinds of machine")
 
 
 def kept_from_last_run(report, path):
@@ -185,12 +193,12 @@ def main():
     parser.add_argument("--keep-others", action="store_true",
                         help="keep the rows of the scripts not in --only from the last summary.json")
     args = parser.parse_args()
+    load_average_before, machine = os.getloadavg()[0], machine_facts()
     if args.keep_others:
-        check_can_keep(parser, args, os.path.join(RESULTS, "summary.json"))
+        check_can_keep(parser, args, os.path.join(RESULTS, "summary.json"), machine)
 
     report = {"command": "python benchmarks/run_all.py " + " ".join(sys.argv[1:]), "quick": args.quick,
-              "load_average_before": os.getloadavg()[0], "machine": machine_facts(), "benchmarks": [],
-              "figures": []}
+              "load_average_before": load_average_before, "machine": machine, "benchmarks": [], "figures": []}
     handle, figures_path = tempfile.mkstemp(prefix="tfllm-benchmarks-", suffix=".jsonl")
     os.close(handle)
     with open(args.log, "w", encoding="utf-8") as log:
