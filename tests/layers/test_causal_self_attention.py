@@ -190,11 +190,13 @@ def test_bad_arguments_name_the_value():
         layer(inputs(), cache=np.zeros((B, 2, 2, 8, 4), "float32"), cache_index=0)  # the layout before 2026-12
 
 
+@pytest.mark.parametrize("concatenated", [True, False], ids=["joined", "apart"])
 @pytest.mark.parametrize("lora", [False, True])
 @pytest.mark.parametrize("rows", [1, 3], ids=["one_row", "three_rows"])
-def test_fused_projections_equal_the_projection_layers(lora, rows):
-    # Q, K and V come from one product with the three kernels side by side, and Wo from one plain product, not from
-    # calling the EinsumDense layers; one row is a decode step of one sequence.
+def test_fused_projections_equal_the_projection_layers(lora, rows, concatenated):
+    # Q, K and V come from one product with the three kernels side by side (or, for decoding in the plain graph,
+    # three plain products), and Wo from one plain product, not from calling the EinsumDense layers; one row is a
+    # decode step of one sequence.
     attention = CausalSelfAttention(num_heads=2)
     x = np.random.default_rng(0).normal(size=(1, rows, 8)).astype("float32")  # (B=1, T, D)
     attention(x)
@@ -208,8 +210,26 @@ def test_fused_projections_equal_the_projection_layers(lora, rows):
     want.append(np.asarray(attention.output_dense(heads)))  # (1, T, D)
 
     def fused(x, heads):
-        return (*attention._query_key_value(x), attention._attention_output(heads))
+        return (*attention._query_key_value(x, concatenated), attention._attention_output(heads))
 
     for got in (fused(x, heads), tf.function(fused, jit_compile=True)(x, heads)):
         for got_part, want_part in zip(got, want):
             np.testing.assert_allclose(np.asarray(got_part), want_part, atol=1e-5)
+
+
+def test_a_decode_step_joins_the_kernels_only_under_xla():
+    # In the plain graph the kernels joined for Q, K and V would be copied at every token; XLA joins them once,
+    # before its decode loop, and its joined product is the faster.
+    attention = CausalSelfAttention(num_heads=2)
+    x = np.ones((1, 1, 8), "float32")  # (B, T, D): one token
+    attention(x)
+    cache = attention.initial_cache(1, 4)
+
+    def joins_kernels(jit_compile):
+        step = tf.function(lambda x, keys, values: attention(x, cache=(keys, values), cache_index=0)[0],
+                           jit_compile=jit_compile)
+        graph = step.get_concrete_function(x, *cache).graph
+        return any(op.type == "ConcatV2" for op in graph.get_operations())
+
+    assert joins_kernels(jit_compile=True)
+    assert not joins_kernels(jit_compile=False)
