@@ -220,14 +220,14 @@ class CausalSelfAttention(keras.layers.Layer):
         if any(dense.quantization_mode is not None for dense in denses):
             return tuple(dense(inputs) for dense in denses)
         hidden_dim = inputs.shape[-1]
-        head_shape = (*ops.shape(inputs)[:-1], self.num_heads, self._head_dim)
+        # `dense.kernel` includes the LoRA change when LoRA is enabled.
         if not concatenated:
+            head_shape = (*ops.shape(inputs)[:-1], self.num_heads, self._head_dim)  # (B, T, H, Dh)
             return tuple(
                 ops.reshape(_dense(inputs, ops.reshape(dense.kernel, (hidden_dim, -1)),
                                    None if dense.bias is None else ops.reshape(dense.bias, (-1,))), head_shape)
                 for dense in denses
             )
-        # `dense.kernel` includes the LoRA change when LoRA is enabled.
         kernel = ops.concatenate([ops.reshape(dense.kernel, (hidden_dim, -1)) for dense in denses], axis=-1)
         bias = None
         if self.use_bias:
