@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfllm.layers import CausalSelfAttention, causal_self_attention
-from tfllm.layers import fused_causal_attention as fused_causal_attention_module
-from tfllm.layers.fused_causal_attention import default_query_blocks, fused_causal_attention, kernel_dtype
+from tfllm.layers import CausalSelfAttention, causal_self_attention, kernel_placement
+from tfllm.layers.fused_causal_attention import (default_query_blocks, fused_causal_attention, kernel_dtype,
+                                                 kernels_in_plain_graph)
 
 RNG = np.random.default_rng(0)
 
@@ -36,8 +36,22 @@ def heads(shape=(2, 3, 5, 4), dtype="float32"):
     return [tf.constant(RNG.normal(size=shape), dtype) for _ in range(3)]
 
 
+def place_on(monkeypatch, onednn, devices=()):
+    """This machine as one with oneDNN on or off and `devices` as its GPUs and TPUs."""
+    monkeypatch.setattr(kernel_placement, "products_on_onednn", lambda: onednn)
+    monkeypatch.setattr(kernel_placement, "accelerators", lambda: list(devices))
+
+
+@pytest.fixture(params=["XLA", "plain graph"])
+def placement(request, monkeypatch):
+    """Each test that takes it runs with the kernels XLA-compiled and with them in the plain graph."""
+    place_on(monkeypatch, onednn=request.param == "plain graph")
+    assert kernels_in_plain_graph() == (request.param == "plain graph")
+    return request.param
+
+
 @pytest.mark.parametrize("query_blocks", [None, 2, 3, 5])
-def test_values_and_gradients_equal_tensorflows(query_blocks):
+def test_values_and_gradients_equal_tensorflows(query_blocks, placement):
     inputs = heads()  # T = 5: blocks of 5, of 3 and 2, of 2, 1 and 2, and of 1 query each
     weights = tf.constant(RNG.normal(size=(2, 5, 3, 4)).astype("float32"))
 
@@ -53,7 +67,7 @@ def test_values_and_gradients_equal_tensorflows(query_blocks):
 
 
 @pytest.mark.parametrize("query_blocks", [1, 2])
-def test_a_query_sees_no_later_key(query_blocks):
+def test_a_query_sees_no_later_key(query_blocks, placement):
     query, key, value = heads()
     later = tf.concat([value[:, :, :3], value[:, :, 3:] + 100.0], axis=2)  # only positions 3 and 4 change
     first = fused_causal_attention(query, key, value, query_blocks)
@@ -66,7 +80,7 @@ def test_default_blocks_follow_the_length():
     assert [default_query_blocks(length) for length in (1, 63, 64, 191, 192, 512, 4096)] == [1, 1, 1, 2, 3, 8, 8]
 
 
-def test_sequences_of_256_positions_in_4_blocks_equal_tensorflows():
+def test_sequences_of_256_positions_in_4_blocks_equal_tensorflows(placement):
     inputs = heads(shape=(1, 2, 256, 8))
     assert default_query_blocks(256) == 4
     ours, our_gradients = values_and_gradients(fused_causal_attention, inputs)
@@ -76,7 +90,7 @@ def test_sequences_of_256_positions_in_4_blocks_equal_tensorflows():
         np.testing.assert_allclose(our_gradient, their_gradient, atol=1e-5)
 
 
-def test_a_length_unknown_when_traced_takes_one_block():
+def test_a_length_unknown_when_traced_takes_one_block(placement):
     inputs = heads()
     signature = [tf.TensorSpec((None, 3, None, 4), tf.float32)] * 3
     traced = tf.function(fused_causal_attention, input_signature=signature)
@@ -94,10 +108,11 @@ def test_more_blocks_than_queries_or_none_is_an_error(query_blocks):
         fused_causal_attention(*heads(), query_blocks=query_blocks)
 
 
-@pytest.mark.parametrize("accelerators", [[], ["a GPU"]])
+@pytest.mark.parametrize("onednn, devices", [(False, []), (True, []), (False, ["a GPU"])],
+                         ids=["CPU, XLA", "CPU, oneDNN", "GPU"])
 @pytest.mark.parametrize("query_blocks", [1, 2])
-def test_bfloat16_in_and_out_with_a_float32_softmax(monkeypatch, query_blocks, accelerators):
-    monkeypatch.setattr(fused_causal_attention_module, "_accelerators", lambda: accelerators)
+def test_bfloat16_in_and_out_with_a_float32_softmax(monkeypatch, query_blocks, onednn, devices):
+    place_on(monkeypatch, onednn, devices)
     inputs = heads(dtype="bfloat16")
     outputs, gradients = values_and_gradients(
         lambda query, key, value: fused_causal_attention(query, key, value, query_blocks), inputs)
@@ -107,8 +122,8 @@ def test_bfloat16_in_and_out_with_a_float32_softmax(monkeypatch, query_blocks, a
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
-def test_half_precision_kernels_compute_in_float32_without_an_accelerator(monkeypatch, dtype):
-    monkeypatch.setattr(fused_causal_attention_module, "_accelerators", lambda: [])
+def test_half_precision_kernels_compute_in_float32_under_xla_on_a_cpu(monkeypatch, dtype):
+    place_on(monkeypatch, onednn=False)
     assert kernel_dtype(dtype) == tf.float32 and kernel_dtype("float32") == tf.float32
     inputs = heads(dtype=dtype)
     outputs, gradients = values_and_gradients(fused_causal_attention, inputs)
@@ -125,11 +140,39 @@ def test_half_precision_kernels_compute_in_float32_without_an_accelerator(monkey
 def test_half_precision_kernels_keep_their_dtype_on_an_accelerator(monkeypatch, accelerator):
     monkeypatch.setattr(tf.config, "list_logical_devices",
                         lambda kind=None: [f"/device:{kind}:0"] if kind == accelerator else [])
+    assert kernel_placement.accelerators() == [f"/device:{accelerator}:0"]
     assert kernel_dtype("bfloat16") == tf.bfloat16 and kernel_dtype("float16") == tf.float16
 
 
+def test_half_precision_kernels_keep_their_dtype_in_the_plain_graph_but_not_in_a_function_xla_compiles(monkeypatch):
+    place_on(monkeypatch, onednn=True)
+    assert kernel_dtype("bfloat16") == tf.bfloat16 and kernel_dtype("float16") == tf.float16
+    seen = []  # what a call traced for XLA finds
+    tf.function(lambda: seen.extend([kernels_in_plain_graph(), kernel_dtype("bfloat16")]), jit_compile=True)()
+    assert seen == [False, tf.float32]
+
+
+def xla_compiled_calls(function, *inputs):
+    """For each function call in the graph of `function`'s gradient, whether XLA must compile it."""
+    @tf.function(autograph=False)
+    def gradients(*inputs):
+        return values_and_gradients(function, inputs)[1]
+
+    graph = gradients.get_concrete_function(*inputs).graph
+    return [op.node_def.attr["_XlaMustCompile"].b for op in graph.get_operations()
+            if op.type in ("PartitionedCall", "StatefulPartitionedCall")]
+
+
+@pytest.mark.parametrize("onednn, devices, compiled", [(False, [], True), (True, [], False), (True, ["a GPU"], True)],
+                         ids=["CPU without oneDNN", "CPU with oneDNN", "GPU"])
+def test_the_kernels_are_xla_compiled_unless_the_cpu_runs_products_on_onednn(monkeypatch, onednn, devices, compiled):
+    place_on(monkeypatch, onednn, devices)
+    assert kernels_in_plain_graph() == (not compiled)
+    assert xla_compiled_calls(fused_causal_attention, *heads()) == [compiled, compiled]  # forward, backward
+
+
 @pytest.mark.parametrize("query_blocks", [1, 3])
-def test_gradients_inside_a_step_compiled_by_xla_as_a_whole(query_blocks):
+def test_gradients_inside_a_step_compiled_by_xla_as_a_whole(query_blocks, placement):
     inputs = heads()
 
     def attention(query, key, value):

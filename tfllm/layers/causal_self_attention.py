@@ -3,13 +3,12 @@
 import math
 
 import keras
-import tensorflow as tf
 from keras import ops
-from tensorflow.python.ops import control_flow_util  # whether a trace is for XLA: no public API tells
 
 from tfllm.checks import require_divisible, require_positive_int, require_rate
 from tfllm.layers.fused_causal_attention import HIDDEN_SCORE, fused_causal_attention
 from tfllm.layers.initializers import clone_initializer
+from tfllm.layers.kernel_placement import compiled_by_xla
 from tfllm.layers.rotary_embedding import RotaryEmbedding
 
 
@@ -23,7 +22,7 @@ class CausalSelfAttention(keras.layers.Layer):
     `set_weights(keras_mha.get_weights())` gives the same outputs as `keras_mha(x, x, use_causal_mask=True)`.
     The softmax runs in float32 under mixed precision, where float16 scores overflow and bfloat16 rounds small
     probabilities away. A training call without a cache, padding or dropout computes the same attention as one
-    XLA-compiled kernel each way (`fused_causal_attention`), which the plain graph runs faster.
+    kernel each way that skips the scores no query may see (`fused_causal_attention`).
 
     For generation, a key/value cache `(keys, values)` holds the keys and values of every position written so far,
     each (B H, S_max, Dh): row `b * H + h` is head h of sequence b, one contiguous (S_max, Dh) block, the layout the
@@ -153,7 +152,7 @@ class CausalSelfAttention(keras.layers.Layer):
         start_index = 0 if cache is None else ops.cast(cache_index, "int32")
         # Decoding in the plain graph, three products: joining the kernels would copy them at every step. XLA
         # joins them once before its decode loop, and runs the joined product faster.
-        concatenated = cache is None or _compiled_by_xla()
+        concatenated = cache is None or compiled_by_xla()
         query, key, value = self._query_key_value(inputs, concatenated)  # 3 x (B, T, H, Dh)
         if self.rotary:
             query = self.rotary_embedding(query, start_index=start_index)
@@ -166,8 +165,7 @@ class CausalSelfAttention(keras.layers.Layer):
         query, key, value = (ops.transpose(heads, (0, 2, 1, 3)) for heads in (query, key, value))
         query = self._scaled(query)
         if training and padding_mask is None and self.dropout == 0:
-            # A training step's attention as one XLA-compiled kernel each way, faster than TensorFlow's batched
-            # products in the plain graph.
+            # A training step's attention as one kernel each way that skips the scores no query may see.
             context = fused_causal_attention(query, key, value)  # (B, T, H, Dh)
         else:
             scores = ops.einsum("bhtk,bhsk->bhts", query, key)  # (B, H, T, T)
@@ -265,11 +263,6 @@ class CausalSelfAttention(keras.layers.Layer):
             "rotary": self.rotary,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
         }
-
-
-def _compiled_by_xla():
-    """Whether the function being traced is compiled by XLA (`tf.function(jit_compile=True)`, or inside one)."""
-    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
 
 
 def _dense(inputs, kernel, bias):
