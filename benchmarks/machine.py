@@ -10,13 +10,22 @@ median, because a peak is what the machine can do; on a busy machine the other c
 peak moves less than a median would (the load average is reported next to it). MFU is then the model's FLOPs per
 second over the peak of the dtype its matmuls run in: float32 for float32, bfloat16 for mixed_bfloat16.
 
+A benchmark that reports MFU measures the peak in each of its alternating rounds, beside the steps it divides, and
+divides the steps' median by the median of those peaks (`RoundPeaks`). Shared machines change speed over seconds:
+on the Intel Xeon of 2026-12, a peak measured once before the rounds read 157 GFLOP/s where the same machine's
+fast spells reached 375, and an MFU divided by it read above 100%.
+
 Example:
 
-    from machine import machine_facts, machine_line, matmul_peak
+    from machine import RoundPeaks, machine_facts, machine_line, matmul_peak
 
     print(machine_line())                      # "AMD EPYC (CPU family 25, model 17), 2 cores (2 usable), load 1.4"
-    peak = matmul_peak("float32")              # FLOP/s
-    mfu = flops_per_token * tokens_per_second / peak
+    peak = matmul_peak("float32")              # FLOP/s, now
+    peaks = RoundPeaks(["float32"])
+    for _ in range(rounds):
+        ...                                    # time each contender once
+        peaks.measure()                        # and the peak in the same round
+    mfu = flops_per_token * tokens_per_second / peaks.median()["float32"]
     facts = machine_facts(peaks=True)          # a dict for a results file: CPU, cores, load, date, versions, peaks
 
     python benchmarks/machine.py               # those facts as JSON (run_all.py runs this first)
@@ -82,6 +91,30 @@ def matmul_peak(dtype="float32", size=MATMUL_SIZE, calls=PEAK_CALLS):
         product(a, b).numpy()
         fastest = min(fastest, time.perf_counter() - start)
     return 2 * size**3 / fastest
+
+
+class RoundPeaks:
+    """The matmul peak of each dtype measured once per round of a benchmark's alternating rounds: `measure()` in
+    every round, `median()` the median over the rounds, `{dtype: FLOP/s}`.
+
+    >>> peaks = RoundPeaks(["float32"], size=64)
+    >>> peaks.measure(); peaks.measure(); peaks.measure()
+    >>> len(peaks.samples["float32"]), peaks.median()["float32"] > 0
+    (3, True)
+    """
+
+    def __init__(self, dtypes, size=MATMUL_SIZE):
+        self.size = size
+        self.samples = {dtype: [] for dtype in dtypes}  # dtype: [FLOP/s of each round]
+
+    def measure(self):
+        for dtype, samples in self.samples.items():
+            samples.append(matmul_peak(dtype, self.size))
+
+    def median(self):
+        if not all(self.samples.values()):
+            raise ValueError("RoundPeaks.median() before any measure(): measure the peak in every round")
+        return {dtype: statistics.median(samples) for dtype, samples in self.samples.items()}
 
 
 def matmul_peaks():

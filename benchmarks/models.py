@@ -29,8 +29,8 @@ metric costs.
 
 MFU (model FLOPs utilization) = `model.training_flops_per_token(T)` * tokens/s / peak, where the peak is
 `machine.matmul_peak` of the dtype the matmuls run in (float32 for float32, bfloat16 for mixed_bfloat16): the one
-definition every benchmark uses (see benchmarks/machine.py), measured once before the rounds. The twins share the
-arithmetic, so they share the FLOP count.
+definition every benchmark uses (see benchmarks/machine.py), measured in every round and its median kept
+(`machine.RoundPeaks`). The twins share the arithmetic, so they share the FLOP count.
 
     python benchmarks/models.py                      # everything, ~6 minutes on 2 CPU cores
     python benchmarks/models.py --rounds 3 --steps 2 --architectures transformer --precisions float32
@@ -49,7 +49,7 @@ import tensorflow as tf  # noqa: E402
 
 from tfllm.models import LSTMLM, SimpleRNNLM, TransformerLM  # noqa: E402
 from tfllm.training import DEFAULTS, RunConfig  # noqa: E402
-from machine import load_average, machine_line, matmul_peaks  # noqa: E402
+from machine import RoundPeaks, load_average, machine_line  # noqa: E402
 from summary import record  # noqa: E402
 
 # The default model of `tfllm train`: its vocabulary size, Transformer and batch.
@@ -209,8 +209,9 @@ def seconds_per_step(model, batches, steps):
     return statistics.median(times.seconds[1:])
 
 
-def time_rounds(models, rounds, steps):
-    """Per model, the seconds per step of each of `rounds` alternating rounds (after a warm-up of each)."""
+def time_rounds(models, rounds, steps, peaks):
+    """Per model, the seconds per step of each of `rounds` alternating rounds (after a warm-up of each); the
+    matmul `peaks` (`RoundPeaks`) are measured in every round."""
     batches = random_batches()
     for _, _, _, model, _ in models:  # trace and warm up
         seconds_per_step(model, batches, 2)
@@ -218,6 +219,7 @@ def time_rounds(models, rounds, steps):
     for _ in range(rounds):
         for index, (_, _, _, model, _) in enumerate(models):
             times[index].append(seconds_per_step(model, batches, steps))
+        peaks.measure()
     return times
 
 
@@ -267,13 +269,15 @@ def main():
     args = parser.parse_args()
 
     models = make_models(args.architectures, args.precisions)
-    peaks = matmul_peaks()
-    print(f"{machine_line()}; matmul peak (machine.py): float32 {peaks['float32'] / 1e9:.0f} GFLOP/s, bfloat16 "
-          f"{peaks['bfloat16'] / 1e9:.0f} GFLOP/s")
+    print(machine_line())
     print(f"batch {BATCH} x {SEQUENCE} tokens, vocab {VOCAB}; Transformer {LAYERS} layers, hidden {HIDDEN}, "
           f"{HEADS} heads, MLP {INTERMEDIATE}; LSTM {recurrent_sizes('lstm')} and SimpleRNN {recurrent_sizes('rnn')} "
           f"(layers, hidden); every Keras twin tied and of its tfllm model's parameter count")
-    times = time_rounds(models, args.rounds, args.steps)
+    round_peaks = RoundPeaks(sorted({PEAK_DTYPE[precision] for precision in args.precisions}))
+    times = time_rounds(models, args.rounds, args.steps, round_peaks)
+    peaks = round_peaks.median()
+    print("matmul peak (machine.py, median of the rounds): "
+          + ", ".join(f"{dtype} {peak / 1e9:.0f} GFLOP/s" for dtype, peak in peaks.items()))
     rates = print_rates(models, times, peaks)
     report_ratios(models, rates, peaks, args.architectures, args.precisions)
     print(f"load average after the rounds: {load_average():.1f}")

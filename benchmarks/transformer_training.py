@@ -25,7 +25,7 @@ The parameter counts are printed and must be equal (a mismatch stops the run). E
 the median round is kept, so a busy machine slows all alike. A round's figure is the median time of its steps, each
 timed from the start of its batch to its end, the first step of each round left out (for Keras it also pays for
 `fit`'s set-up). MFU = `training_flops_per_token(T)` x tokens/s / the matmul peak of the dtype the matmuls run in
-(`machine.matmul_peak`, measured before and after the rounds: the faster is kept). Results go to
+(`machine.matmul_peak`, measured in every round: the median is kept, `machine.RoundPeaks`). Results go to
 benchmarks/results/transformer_training[_quick].{json,md}.
 
     python benchmarks/transformer_training.py            # 20 minutes on 2 CPU cores at a load average of 8-13
@@ -47,7 +47,7 @@ import keras_hub  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from machine import machine_facts, machine_line, matmul_peak  # noqa: E402
+from machine import RoundPeaks, machine_facts, machine_line  # noqa: E402
 from models import seconds_per_step  # noqa: E402
 from summary import record, write_results  # noqa: E402
 from tfllm.training import DEFAULTS, RunConfig  # noqa: E402
@@ -168,14 +168,16 @@ def check_sizes(contenders):
         raise ValueError(f"the contenders differ in size: parameter counts {counts}")
 
 
-def time_rounds(contenders, rounds, steps):
-    """The median over `rounds` alternating rounds of each contender's seconds per step."""
+def time_rounds(contenders, rounds, steps, peaks):
+    """The median over `rounds` alternating rounds of each contender's seconds per step; the matmul `peaks`
+    (`RoundPeaks`) are measured in every round."""
     for contender in contenders:  # trace, compile and warm up
         contender.seconds(1)
     times = [[] for _ in contenders]
     for _ in range(rounds):
         for contender, seconds in zip(contenders, times):
             seconds.append(contender.seconds(steps))
+        peaks.measure()
     return [statistics.median(seconds) for seconds in times]
 
 
@@ -252,9 +254,9 @@ def main():
     contenders, auto_modes = make_contenders(config, batch, args.precisions)
     check_sizes(contenders)
     load_before = machine_line()
-    peaks = {dtype: matmul_peak(dtype) for dtype in set(MATMUL_DTYPE[p] for p in args.precisions)}
-    seconds = time_rounds(contenders, rounds, steps)
-    peaks = {dtype: max(peak, matmul_peak(dtype)) for dtype, peak in peaks.items()}
+    round_peaks = RoundPeaks(sorted({MATMUL_DTYPE[precision] for precision in args.precisions}))
+    seconds = time_rounds(contenders, rounds, steps, round_peaks)
+    peaks = round_peaks.median()
     flops = build_model(config, vocab_size=VOCAB).training_flops_per_token(sequence)
     rows = rows_of(contenders, seconds, batch * sequence, flops, peaks)
     figures, ratio_lines = ratios(rows, auto_modes)
@@ -263,7 +265,7 @@ def main():
                f"MLP {config.intermediate_dim}, vocabulary {VOCAB:,}, batch {batch} x {sequence} tokens, tied "
                f"embeddings; median of {rounds} alternating rounds of {steps} step(s)"
                f"{' (quick)' if args.quick else ''}")
-    machine_lines = [f"machine: {load_before} before, {machine_line()} after; matmul peak "
+    machine_lines = [f"machine: {load_before} before, {machine_line()} after; matmul peak (median of the rounds) "
                      + ", ".join(f"{dtype} {peak / 1e9:.0f} GFLOP/s" for dtype, peak in peaks.items()),
                      "tfllm's compile() jit_compile='auto' picks: "
                      + ", ".join(f"{mode} in {precision}" for precision, mode in auto_modes.items()) + "; "

@@ -51,7 +51,7 @@ import tensorflow as tf  # noqa: E402
 import generation  # noqa: E402
 import transformer_generation  # noqa: E402
 from gpt2_generation import reference_run, tfllm_model  # noqa: E402
-from machine import machine_facts, machine_line, matmul_peak  # noqa: E402
+from machine import RoundPeaks, machine_facts, machine_line  # noqa: E402
 from models import seconds_per_step  # noqa: E402
 from op_profile import KINDS, by_kind, op_seconds  # noqa: E402
 from summary import record, write_results  # noqa: E402
@@ -68,9 +68,10 @@ TRAINING_GOAL, TORCH_GOAL, MFU_GOAL = 1.25, 1.0, 0.70
 TRANSFORMER_GENERATION_GOAL, RNN_GENERATION_GOAL = 5.0, 5.0
 
 
-def median_rounds(runs, rounds):
+def median_rounds(runs, rounds, peaks=None):
     """`{name: median seconds}` of `runs` (`{name: run() -> seconds or None}`), warmed up, in alternating rounds; a
-    run returning None is timed from outside."""
+    run returning None is timed from outside. The matmul `peaks` (`RoundPeaks`), if given, are measured in every
+    round."""
     for run in runs.values():
         run()
     times = {name: [] for name in runs}
@@ -79,6 +80,8 @@ def median_rounds(runs, rounds):
             start = time.perf_counter()
             measured = run()
             times[name].append(measured if measured is not None else time.perf_counter() - start)
+        if peaks is not None:
+            peaks.measure()
     return {name: statistics.median(values) for name, values in times.items()}
 
 
@@ -193,11 +196,13 @@ def training_profile(rounds, steps, precision="float32"):
         pytorch = torch_contender(config, "float32", *random_batches(BATCH, SEQUENCE))
         runs["PyTorch eager"] = lambda: pytorch.seconds(steps)
         runs["products alone, PyTorch"] = torch_products(shapes["all"])
-    seconds = median_rounds(runs, rounds)
+    peaks = RoundPeaks([MATMUL_DTYPE[precision]])
+    seconds = median_rounds(runs, rounds, peaks)
     kinds = {name: {kind: value / steps for kind, value in by_kind(op_seconds(
         lambda: model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0))).items()}
         for name, model in (("tfllm", ours), ("KerasHub", theirs["graph"]))} if float32 else None
     return {"precision": precision, "seconds": seconds, "op_seconds": kinds, "parameters": ours.count_params(),
+            "matmul_peak": peaks.median()[MATMUL_DTYPE[precision]],
             "flops_per_token": ours.training_flops_per_token(SEQUENCE),
             "product_flops": {name: product_flops(value) for name, value in shapes.items()},
             "torch": (TORCH_MISSING or torch.__version__) if float32 else "not timed in mixed_bfloat16"}
@@ -445,13 +450,13 @@ def main():
     else:
         torch.set_num_threads(os.cpu_count())
     load_before = machine_line()
-    peaks = {precision: matmul_peak(MATMUL_DTYPE[precision]) for precision in PRECISIONS}
     training = {precision: training_profile(rounds, steps, precision) for precision in PRECISIONS}
+    peaks = {precision: training[precision]["matmul_peak"] for precision in PRECISIONS}
     transformer = transformer_generation_profile(rounds, new_tokens, (1, 8))
     rnn = rnn_generation_profile(rounds, new_tokens)
     lines = [f"Where the time goes (`python benchmarks/where_time_goes.py{' --quick' if args.quick else ''}`); "
              f"median of {rounds} alternating rounds", "",
-             f"machine: {load_before} before, {machine_line()} after; matmul peak "
+             f"machine: {load_before} before, {machine_line()} after; matmul peak (median of the training rounds) "
              + ", ".join(f"{MATMUL_DTYPE[precision]} {peaks[precision] / 1e9:.0f} GFLOP/s" for precision in PRECISIONS),
              "", *(line for precision in PRECISIONS
                    for line in [*training_lines(training[precision], peaks[precision]), ""]),
