@@ -30,7 +30,6 @@ from tfllm.checks import require_positive_int
 from tfllm.generation.beam_search import BeamSampler
 from tfllm.generation.decode_loop import decode_steps
 from tfllm.generation.sampler_settings import get_sampler
-from tfllm.layers.kernel_placement import accelerators
 from tfllm.utf8 import utf8_bytes, utf8_strings
 
 
@@ -256,7 +255,7 @@ def use_xla(jit_compile, sampler):
     """
     if jit_compile != "auto":
         return bool(jit_compile)
-    if accelerators():
+    if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
         return True
     return not isinstance(sampler, BeamSampler)
 
