@@ -188,16 +188,56 @@ def test_set_decay_steps_reaches_the_compiled_train_step_without_a_new_trace(jit
     assert second_update(moved=True) > 5 * second_update(moved=False)
 
 
-@pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="Keras's auto picks XLA on accelerators")
-def test_auto_jit_compile_is_the_plain_graph_on_cpus_in_either_precision_and_xla_on_request():
-    plain, bfloat16 = LSTMLM(259, hidden_dim=8), LSTMLM(259, hidden_dim=8, dtype="mixed_bfloat16")
-    plain.compile()
-    bfloat16.compile()
-    assert (plain.jit_compile, bfloat16.jit_compile) == (False, False)
-    bfloat16.compile(jit_compile=True)
-    assert bfloat16.jit_compile is True
-    bfloat16.compile(run_eagerly=True)
-    assert bfloat16.jit_compile is False
+CPU_ONLY = pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="Keras's auto picks XLA on GPUs")
+
+
+@CPU_ONLY
+def test_auto_jit_compile_on_cpus_is_xla_for_float32_recurrent_models_and_the_plain_graph_otherwise():
+    def resolved(model, **arguments):
+        model.compile(**arguments)
+        return model.jit_compile
+
+    assert resolved(_model("lstm")) is True and resolved(_model("rnn")) is True
+    assert resolved(_model("lstm", dtype="mixed_bfloat16")) is False
+    assert resolved(_model("rnn", dtype="mixed_bfloat16")) is False
+    assert resolved(_model("transformer")) is False
+    assert resolved(_model("transformer", dtype="mixed_bfloat16"), jit_compile=True) is True
+    assert resolved(_model("lstm"), jit_compile=False) is False
+    assert resolved(_model("lstm"), run_eagerly=True) is False
+
+
+@CPU_ONLY
+def test_auto_jit_compile_keeps_keras_rule_on_machines_with_accelerators_and_under_strategies(monkeypatch):
+    from tfllm.models import causal_lm
+
+    with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
+        model = _model("lstm")
+        model.compile()
+    assert model.jit_compile is False
+    # With a GPU, Keras's own rule decides (here, with no GPU really present, it picks the plain graph).
+    monkeypatch.setattr(causal_lm, "accelerators", lambda: ["/device:GPU:0"])
+    model = _model("rnn")
+    model.compile()
+    assert model.jit_compile is False
+
+
+@CPU_ONLY
+@pytest.mark.parametrize("name", ["rnn", "lstm"])
+def test_a_recurrent_model_trains_under_auto_xla_as_in_the_plain_graph(name):
+    tokens = _tokens(batch=4, length=13, seed=3)
+    batches = tf.data.Dataset.from_tensors((tokens[:, :-1], tokens[:, 1:])).repeat()
+    models = []
+    for jit_compile in ("auto", False):
+        keras.utils.set_random_seed(0)
+        model = _model(name)
+        model.compile(learning_rate=1e-2, warmup_steps=0, jit_compile=jit_compile)
+        history = model.fit(batches, steps_per_epoch=3, epochs=1, verbose=0).history
+        models.append((model, history["loss"][0]))
+    (xla, xla_loss), (graph, graph_loss) = models
+    assert (xla.jit_compile, graph.jit_compile) == (True, False)
+    np.testing.assert_allclose(xla_loss, graph_loss, rtol=1e-5)
+    for ours, theirs in zip(xla.get_weights(), graph.get_weights()):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
 
 
 def test_set_decay_steps_needs_the_default_optimizer():

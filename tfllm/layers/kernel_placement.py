@@ -1,7 +1,7 @@
-"""Where a layer's products run fastest: the questions tfllm's layers ask while they are traced, about the machine
-and about the trace, which no public TensorFlow API answers.
+"""Where a layer's products run fastest: the questions tfllm's layers and models ask about the machine and about
+the trace, in one module so that each placement rule reads from one place.
 
-- `accelerators()`: the machine's logical GPUs and TPUs.
+- `accelerators()`: the machine's logical GPUs and TPUs (from TensorFlow's public `tf.config`).
 - `products_on_onednn()`: whether TensorFlow's plain graph runs its matrix products on oneDNN, Intel's library.
   TensorFlow's Linux x86 packages turn oneDNN on by themselves on CPUs with the instructions it is built for
   (AVX-512 VNNI, AVX-512 BF16, AMX) and leave it off on others; `TF_ENABLE_ONEDNN_OPTS=0` or `=1` overrides them.
@@ -10,8 +10,9 @@ and about the trace, which no public TensorFlow API answers.
 - `compiled_by_xla()`: whether the function being traced is compiled by XLA (`tf.function(jit_compile=True)`, or
   called inside one), where every op, a nested function's included, is compiled with it.
 
-The answers come from TensorFlow's private modules. If a TensorFlow release moves them, importing this module
-fails at once, by name, rather than a layer silently taking a slower path.
+No public TensorFlow API answers the other two: their answers come from TensorFlow's private modules. If a
+TensorFlow release moves them, importing this module fails at once, by name, rather than a layer silently taking a
+slower path.
 """
 
 import tensorflow as tf

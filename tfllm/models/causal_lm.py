@@ -12,12 +12,14 @@ Reading a prompt is one `decode` call over all of it ("prefill"); generating is 
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from tfllm.checks import require_positive_int
 from tfllm.data.templates import template_from_config, wrap_prompts
 from tfllm.evaluation import scoring
 from tfllm.generation import chat as chat_generation
 from tfllm.generation import text_generation, translation
+from tfllm.layers.kernel_placement import accelerators
 from tfllm.models import lora
 from tfllm.models.build_before_tracing import PROBE_LENGTH, BuildBeforeTracing
 from tfllm.models.metrics import Perplexity
@@ -120,11 +122,10 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
         norms) following `WarmupCosineDecay(learning_rate, warmup_steps, decay_steps)`, gradients clipped to a
         global norm of `global_clipnorm`; sparse cross-entropy from logits that ignores the tokenizer's pad targets; the
         `Perplexity` metric, fed the loss's own per-token cross-entropies (computed once for both:
-        `tfllm.models.token_cross_entropy`); `jit_compile="auto"` (Keras's: XLA on accelerators, the plain graph on
-        CPUs, where a training step's attention and GELU run as XLA-compiled kernels of their own: under
-        `mixed_bfloat16` on a 2-core AMD Zen 3 the whole step under XLA measured as fast for the Transformer and
-        1.1-1.4x slower for the RNNs). Under `mixed_float16`, Keras adds loss
-        scaling. With `gradient_accumulation_steps`, the schedule counts batches, not updates (Keras passes it the
+        `tfllm.models.token_cross_entropy`); `jit_compile="auto"`: Keras's rule (XLA on accelerators, the plain
+        graph on CPUs and under `tf.distribute` strategies), except where a model's whole step measures faster
+        under XLA on CPUs (`xla_step_on_cpus`: the recurrent models in float32), which then gets XLA on a machine
+        without GPUs or TPUs and outside a strategy's scope. Under `mixed_float16`, Keras adds loss scaling. With `gradient_accumulation_steps`, the schedule counts batches, not updates (Keras passes it the
         batch count).
 
         A model compiled with the defaults saves how it was compiled in its `.keras` file and is compiled the same
@@ -145,6 +146,8 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
             }
         if gradient_accumulation_steps == 1:
             gradient_accumulation_steps = None  # Keras accepts only 2 or more
+        if jit_compile == "auto" and self._xla_by_default(kwargs.get("run_eagerly", False)):
+            jit_compile = True
         self._schedule = None
         if optimizer == "auto":
             schedule = self._schedule = WarmupCosineDecay(learning_rate, warmup_steps, max(decay_steps, warmup_steps + 1))
@@ -180,6 +183,20 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
             jit_compile=jit_compile,
             **kwargs,
         )
+
+    def xla_step_on_cpus(self):
+        """Whether this model's training step runs faster when XLA compiles it whole than in the plain graph on
+        CPUs, so that `compile(jit_compile="auto")` picks XLA on CPU-only machines too. False here: the
+        Transformer's plain-graph step runs its attention, GELU and layer norms as XLA-compiled kernels of their own
+        and its other products on the CPU's fastest library (on the Intel Xeon of benchmarks/where_time_goes.py,
+        its products alone took 0.70 s in the plain graph and 0.82 s under XLA)."""
+        return False
+
+    def _xla_by_default(self, run_eagerly):
+        """Whether `jit_compile="auto"` means XLA for this model where Keras's rule picks the plain graph: on a
+        machine without GPUs or TPUs, outside any `tf.distribute` strategy's scope, for a model whose
+        `xla_step_on_cpus()`."""
+        return not run_eagerly and not accelerators() and not tf.distribute.has_strategy() and self.xla_step_on_cpus()
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """With `compile()`'s default loss and metric, the loss from cross-entropies computed once for both (see

@@ -327,7 +327,8 @@ class TrainConfig(_Section):
         sample_temperature: the temperature of the samples' draws; 0 is greedy decoding (which tends to repeat
             itself).
         sample_top_p: draw from the nucleus of this probability (top-p sampling); 1.0 turns it off.
-        jit_compile: "auto" (XLA on accelerators), True or False.
+        jit_compile: "auto" (XLA on accelerators, and for the recurrent models in float32 on CPUs: see
+            `CausalLM.compile`), True or False.
 
     Example:
 

@@ -14,8 +14,9 @@ global batch: each of the R replicas gets `batch_size / R` of it.
 | "tpu" | `TPUStrategy` through `TPUClusterResolver` | Cloud TPU VMs and pods |
 
 XLA and mixed precision per strategy: `jit_compile="auto"` is Keras's rule for the train step: XLA on a machine with
-an accelerator and no strategy; the plain graph on CPU-only machines (where it measures faster) and under
-`tf.distribute` strategies (pass `jit_compile=True` to try XLA there: TPUStrategy always compiles with XLA anyway).
+an accelerator and no strategy; the plain graph on CPU-only machines (where it measures faster, but for the
+recurrent models in float32, which `CausalLM.compile` gives XLA there) and under `tf.distribute` strategies (pass
+`jit_compile=True` to try XLA there: TPUStrategy always compiles with XLA anyway).
 XLA with `MirroredStrategy` over logical CPU devices fails inside TensorFlow ("Trying to access resource ... located
 in device CPU:1 from device CPU:0"), so `resolve_jit_compile` turns an explicit `True` off there, with a log line.
 `mixed_bfloat16` suits TPUs and recent CPUs and GPUs; `mixed_float16` (with loss scaling) suits older GPUs.
