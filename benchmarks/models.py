@@ -22,8 +22,9 @@ The sizes (vocabulary, layers, widths, batch and sequence length) are read from 
 measures what `tfllm train` trains.
 
 Both sides of a pair compile the same way: AdamW (the optimizer of `CausalLM.compile()`), sparse cross-entropy from
-logits, no metrics, the plain graph (`jit_compile=False`, which is what `jit_compile="auto"` picks on a CPU-only
-machine for both, in either precision; transformer_training.py also measures XLA). One more row trains the
+logits, no metrics, the plain graph (`jit_compile=False`: what `jit_compile="auto"` picks on a CPU-only machine for
+the Keras twins, and for tfllm's models but its recurrent ones in float32, which it gives XLA; transformer_training.py
+measures the Transformers under XLA, jit_compile_choice.py each tfllm model in both modes). One more row trains the
 Transformer with `CausalLM.compile()`'s full defaults, which add the `Perplexity` metric, to show what that
 metric costs.
 

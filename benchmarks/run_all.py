@@ -43,6 +43,7 @@ BENCHMARKS = {
     "recurrent_layers": ("recurrent_layers", [], ["--rounds", "3"]),
     "input_pipeline": ("input_pipeline", [], []),
     "models": ("models", [], ["--rounds", "3"]),
+    "jit_compile_choice": ("jit_compile_choice", [], ["--rounds", "5"]),
     "transformer_training": ("transformer_training", [], ["--rounds", "5", "--steps", "2"]),
     "compare_architectures": ("compare_architectures", [], ["--seconds", "30", "--eval-every", "100"]),
     "generation": ("generation", [], ["--rounds", "3"]),
