@@ -15,7 +15,8 @@ the gap is tfllm's to close. This script measures, in one process, on the goals'
    them bounds what any such implementation can lead KerasHub by, PyTorch's step over them says whether any can
    match PyTorch, and the model FLOPs utilization (MFU) they reach bounds the MFU of `tfllm train`'s step (same
    definition and peak as models.py: `machine.py`). A causal attention kernel may skip the hidden half of the
-   attention products, so the bound is also given for the products without attention's.
+   attention products, so the bound is also given for the products without attention's. The MFU goal is the default
+   `tfllm train` step's (its batch and context, 16 x 128): that step and its products alone are timed too.
 2. Transformer generation (transformer_generation.py's model, greedy and top-p, batch 1 and 8): milliseconds per new
    token of tfllm's `generate` (XLA) and KerasHub's (XLA and plain graph, the faster counts), and of two stripped
    greedy decode loops compiled by XLA: the weight products alone (per token, each block's QKV, output and MLP
@@ -56,6 +57,7 @@ from models import seconds_per_step  # noqa: E402
 from op_profile import KINDS, by_kind, op_seconds  # noqa: E402
 from summary import record, write_results  # noqa: E402
 from tfllm.layers.token_embedding import logit_slices  # noqa: E402
+from tfllm.training import RunConfig  # noqa: E402
 from transformer_training import (  # noqa: E402
     MATMUL_DTYPE, PRECISIONS, TORCH_MISSING, VOCAB, compile_like, keras_hub_lm, model_config, random_batches, tfllm_lm,
     torch_contender)
@@ -257,6 +259,45 @@ def training_lines(result, peak):
     return lines
 
 
+def default_step_profile(rounds, steps):
+    """The MFU of `tfllm train`'s default step (the Transformer of `RunConfig.default("transformer")` at its batch
+    and sequence length, float32, `compile()`'s defaults) and its bound, the step's products alone at those shapes:
+    `{"seconds": {name: s}, "flops_per_token", "product_flops", "matmul_peak", "batch", "sequence"}`."""
+    train = RunConfig.default("transformer").train
+    batch, sequence = train.batch_size, train.sequence_length
+    config = model_config(sequence)
+    keras.utils.set_random_seed(0)
+    ours = tfllm_lm(config, jit_compile="auto")
+    batches = tf.data.Dataset.from_tensors(random_batches(batch, sequence)).repeat()
+    shapes = product_shapes(config, batch, sequence)
+    runs = {"tfllm, compile() defaults": lambda: seconds_per_step(ours, batches, steps),
+            **{f"products alone, TensorFlow {mode}": tensorflow_products(shapes, jit_compile)
+               for mode, jit_compile in (("graph", False), ("XLA", True))}}
+    peaks = RoundPeaks(["float32"])
+    seconds = median_rounds(runs, rounds, peaks)
+    return {"seconds": seconds, "flops_per_token": ours.training_flops_per_token(sequence),
+            "product_flops": product_flops(shapes), "matmul_peak": peaks.median()["float32"], "batch": batch,
+            "sequence": sequence}
+
+
+def default_step_lines(result):
+    """The report of `default_step_profile`'s `result`, its MFU and bound recorded."""
+    seconds, peak = result["seconds"], result["matmul_peak"]
+    model_flops = result["flops_per_token"] * result["batch"] * result["sequence"]
+    ours = seconds["tfllm, compile() defaults"]
+    products = min(value for name, value in seconds.items() if name.startswith("products alone"))
+    mfu, mfu_bound = model_flops / ours / peak, model_flops / products / peak
+    lines = [f"`tfllm train`'s default step, batch {result['batch']} x {result['sequence']} tokens, float32, matmul "
+             f"peak (median of its rounds) {peak / 1e9:.0f} GFLOP/s:", "", "| implementation | s/step | MFU |",
+             "|---|---:|---:|"]
+    lines += [f"| {name} | {value:.3f} | {model_flops / value / peak:.1%} |" for name, value in seconds.items()]
+    lines += ["", f"MFU of the default step {mfu:.1%} (goal >= {MFU_GOAL:.0%}); bound, its products alone (the "
+              f"faster of the plain graph and XLA) {mfu_bound:.1%}"]
+    record("where_time_goes", "default tfllm train step: MFU", mfu, unit="MFU", goal=MFU_GOAL)
+    record("where_time_goes", "default tfllm train step: MFU bound, the matrix products alone", mfu_bound, unit="MFU")
+    return lines
+
+
 # 2. Transformer generation
 
 
@@ -452,6 +493,7 @@ def main():
     load_before = machine_line()
     training = {precision: training_profile(rounds, steps, precision) for precision in PRECISIONS}
     peaks = {precision: training[precision]["matmul_peak"] for precision in PRECISIONS}
+    default_step = default_step_profile(rounds, steps)
     transformer = transformer_generation_profile(rounds, new_tokens, (1, 8))
     rnn = rnn_generation_profile(rounds, new_tokens)
     lines = [f"Where the time goes (`python benchmarks/where_time_goes.py{' --quick' if args.quick else ''}`); "
@@ -460,11 +502,13 @@ def main():
              + ", ".join(f"{MATMUL_DTYPE[precision]} {peaks[precision] / 1e9:.0f} GFLOP/s" for precision in PRECISIONS),
              "", *(line for precision in PRECISIONS
                    for line in [*training_lines(training[precision], peaks[precision]), ""]),
+             *default_step_lines(default_step), "",
              *transformer_generation_lines(transformer, new_tokens), "",
              *rnn_generation_lines(rnn)]
     print("\n".join(lines), flush=True)
     write_results("where_time_goes", args.quick, {**machine_facts(), "training": training["float32"],
                                                   "training_mixed_bfloat16": training["mixed_bfloat16"],
+                                                  "default_step": default_step,
                                                   "transformer_generation_ms": transformer,
                                                   "rnn_generation_ms": rnn}, lines)
 

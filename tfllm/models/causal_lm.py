@@ -188,8 +188,9 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
         """Whether this model's training step runs faster when XLA compiles it whole than in the plain graph on
         CPUs, so that `compile(jit_compile="auto")` picks XLA on CPU-only machines too. False here: the
         Transformer's plain-graph step runs its attention, GELU and layer norms as XLA-compiled kernels of their own
-        and its other products on the CPU's fastest library (on the Intel Xeon of benchmarks/where_time_goes.py,
-        its products alone took 0.70 s in the plain graph and 0.82 s under XLA)."""
+        and its other products on the CPU's fastest library. On the Intel Xeon of benchmarks/jit_compile_choice.py,
+        its default step ran no faster under XLA in float32 (0.87x by median rounds, 1.01x by per-round ratios)
+        and at half the speed in mixed_bfloat16."""
         return False
 
     def _xla_by_default(self, run_eagerly):

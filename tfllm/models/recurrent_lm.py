@@ -67,11 +67,11 @@ class RecurrentLM(CausalLM):
         return self.logits(x), new_state
 
     def xla_step_on_cpus(self):
-        """True in float32: the recurrent loop's small per-step products and gates then run as one compiled loop
-        instead of the plain graph's ops one by one. On the 2-core Intel Xeon (oneDNN) of benchmarks/models.py, the
-        default `tfllm train` step (batch 16 x 128, `compile()` defaults) ran 1.1-1.2x as fast under XLA for both
-        models, and 1.03x with oneDNN turned off; under `mixed_bfloat16` it took twice as long under XLA
-        (alternating rounds in one process)."""
+        """True in float32, where the whole step measured faster under XLA. On the 2-core Intel Xeon (oneDNN) of
+        benchmarks/models.py, the default `tfllm train` step (batch 16 x 128, `compile()` defaults) ran 1.05-1.2x as
+        fast under XLA for both models (three runs of 5 to 15 alternating rounds in one process), and 1.03x with
+        oneDNN turned off; under `mixed_bfloat16` it took twice as long under XLA. benchmarks/jit_compile_choice.py
+        measures it anew."""
         return self.compute_dtype == "float32"
 
     def training_flops_per_token(self, sequence_length):
