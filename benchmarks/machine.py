@@ -1,7 +1,8 @@
 """The machine a benchmark runs on: the one owner of its facts and of the matmul peak that MFU is measured against.
 
 Every benchmark that prints a machine line or a model FLOPs utilization (MFU) asks this module, so that all of
-them describe the machine alike and divide by a peak measured the same way.
+them describe the machine alike and divide by a peak measured the same way, the way `tfllm train` measures its own
+MFU's (`tfllm.training.callbacks.peak_flops`, whose `matmul_flops` this module calls).
 
 The matmul peak (one definition for every benchmark): FLOP/s of a square `MATMUL_SIZE` x `MATMUL_SIZE` matrix
 product (`2 * n**3` FLOPs) in a `tf.function` (the plain graph), on all the cores TensorFlow uses by default, after
@@ -41,8 +42,9 @@ import time
 import keras
 import tensorflow as tf
 
-MATMUL_SIZE = 2048
-PEAK_CALLS = 10
+from tfllm.training.callbacks.peak_flops import PEAK_CALLS, PEAK_SIZE, matmul_flops
+
+MATMUL_SIZE = PEAK_SIZE
 PEAK_DTYPES = ("float32", "bfloat16")
 
 
@@ -80,17 +82,9 @@ def machine_line():
 
 
 def matmul_peak(dtype="float32", size=MATMUL_SIZE, calls=PEAK_CALLS):
-    """FLOP/s of the fastest of `calls` `size` x `size` matmuls in `dtype` (the module docstring's definition)."""
-    a = tf.cast(tf.random.stateless_normal((size, size), seed=(1, 2)), dtype)
-    b = tf.cast(tf.random.stateless_normal((size, size), seed=(3, 4)), dtype)
-    product = tf.function(tf.matmul)
-    product(a, b).numpy()  # trace and warm up
-    fastest = float("inf")
-    for _ in range(calls):
-        start = time.perf_counter()
-        product(a, b).numpy()
-        fastest = min(fastest, time.perf_counter() - start)
-    return 2 * size**3 / fastest
+    """FLOP/s of the fastest of `calls` `size` x `size` matmuls in `dtype` (the module docstring's definition, which
+    is `tfllm train`'s: `tfllm.training.callbacks.peak_flops`)."""
+    return matmul_flops(dtype, size, calls)
 
 
 class RoundPeaks:

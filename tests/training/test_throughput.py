@@ -53,3 +53,33 @@ def test_a_model_without_a_flops_count_gets_no_mfu():
     throughput = ThroughputCallback(sequence_length=8, batch_size=2, peak_flops=1e11)
     history = model.fit(ids, ids, batch_size=2, epochs=1, callbacks=[throughput], verbose=0)
     assert "mfu" not in history.history and math.isnan(throughput.mfu) and throughput.tokens_per_second > 0
+
+
+@pytest.mark.parametrize("policy, peak_dtype", [("float32", "float32"), ("mixed_bfloat16", "bfloat16")])
+def test_mfu_divides_by_the_peak_of_the_dtype_the_model_multiplies_in(monkeypatch, policy, peak_dtype):
+    from tfllm.training.callbacks import throughput as throughput_module
+
+    asked = []
+    monkeypatch.setattr(throughput_module, "measure_peak_flops",
+                        lambda dtype, device=None: asked.append(dtype) or 2e11)
+    model = LSTMLM(259, hidden_dim=12, tokenizer=ByteTokenizer(), dtype=policy)
+    model.compile()
+    batches = lm_dataset(TEXTS, model.tokenizer, sequence_length=8, batch_size=2, seed=0)
+    throughput = ThroughputCallback(sequence_length=8, batch_size=2)
+    model.fit(batches, epochs=1, steps_per_epoch=3, callbacks=[throughput], shuffle=False, verbose=0)
+    assert asked == [peak_dtype] and throughput.peak_flops == 2e11
+    assert throughput.mfu == pytest.approx(model.training_flops_per_token(8) * throughput.tokens_per_second / 2e11)
+
+
+def test_the_measured_peak_is_the_fastest_of_its_timed_products_and_is_kept_per_dtype(monkeypatch):
+    from tfllm.training.callbacks import peak_flops
+
+    clock = iter([0.0, 0.5, 1.0, 1.25, 2.0, 2.75])  # three products timed: 0.5 s, 0.25 s, 0.75 s
+    monkeypatch.setattr(peak_flops.time, "perf_counter", lambda: next(clock))
+    assert peak_flops.matmul_flops("float32", size=8, calls=3) == 2 * 8**3 / 0.25
+    monkeypatch.undo()
+    float32 = peak_flops.measure_peak_flops("float32", size=16, calls=2)
+    assert peak_flops.measure_peak_flops("float32", size=16, calls=2) == float32  # measured once
+    assert ("bfloat16", None, 16, 2) not in peak_flops._MEASURED
+    peak_flops.measure_peak_flops("bfloat16", size=16, calls=2)
+    assert ("bfloat16", None, 16, 2) in peak_flops._MEASURED

@@ -18,8 +18,9 @@ class ThroughputCallback(keras.callbacks.Callback):
     tracing the training function.
 
     MFU = `model.training_flops_per_token(sequence_length)` * tokens/s / peak FLOP/s. The peak is `peak_flops`
-    when given; otherwise `measure_peak_flops()` (a measured float32 matmul speed, not a datasheet number) times
-    the number of replicas when those are accelerators (CPU replicas share one processor). Models without
+    when given; otherwise `measure_peak_flops(dtype)` (a measured matmul speed, not a datasheet number) in the
+    dtype the model's products run in (its compute dtype: bfloat16 under mixed_bfloat16), times the number of
+    replicas when those are accelerators (CPU replicas share one processor). Models without
     `training_flops_per_token` get no `mfu`.
 
     Args:
@@ -74,7 +75,7 @@ class ThroughputCallback(keras.callbacks.Callback):
             except (AttributeError, NotImplementedError):
                 self.flops_per_token = math.nan
         if self.peak_flops is None and not math.isnan(self.flops_per_token):
-            self.peak_flops = _peak_flops_of(self.model.distribute_strategy)
+            self.peak_flops = _peak_flops_of(self.model.distribute_strategy, self.model.dtype_policy.compute_dtype)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_tokens = 0
@@ -113,12 +114,12 @@ class ThroughputCallback(keras.callbacks.Callback):
         return self.flops_per_token * rate / self.peak_flops
 
 
-def _peak_flops_of(strategy):
+def _peak_flops_of(strategy, dtype):
     try:
         device = strategy.extended.worker_devices[0]
     except (RuntimeError, AttributeError, IndexError):  # the default strategy: one device, the default one
-        return measure_peak_flops()
-    peak = measure_peak_flops(device=device)
+        return measure_peak_flops(dtype)
+    peak = measure_peak_flops(dtype, device=device)
     if "CPU" in device.upper():
         return peak  # CPU replicas (logical devices) share one processor's cores
     return peak * strategy.num_replicas_in_sync
