@@ -22,11 +22,12 @@ The sizes (vocabulary, layers, widths, batch and sequence length) are read from 
 measures what `tfllm train` trains.
 
 Both sides of a pair compile the same way: AdamW (the optimizer of `CausalLM.compile()`), sparse cross-entropy from
-logits, no metrics, the plain graph (`jit_compile=False`: what `jit_compile="auto"` picks on a CPU-only machine for
-the Keras twins, and for tfllm's models but its recurrent ones in float32, which it gives XLA; transformer_training.py
-measures the Transformers under XLA, jit_compile_choice.py each tfllm model in both modes). One more row trains the
-Transformer with `CausalLM.compile()`'s full defaults, which add the `Perplexity` metric, to show what that
-metric costs.
+logits, no metrics, and `jit_compile="auto"`, each library's own default. On a CPU-only machine that is the plain
+graph for the Keras twins (Keras's rule; their recurrent layers also measured slower under XLA in
+recurrent_layers.py) and for tfllm's Transformer, and XLA for tfllm's recurrent models in float32
+(`CausalLM.compile`; jit_compile_choice.py times each tfllm model in both modes, transformer_training.py the
+Transformers under XLA). One more row trains the Transformer with `CausalLM.compile()`'s full defaults, which add
+the `Perplexity` metric, to show what that metric costs.
 
 MFU (model FLOPs utilization) = `model.training_flops_per_token(T)` * tokens/s / peak, where the peak is
 `machine.matmul_peak` of the dtype the matmuls run in (float32 for float32, bfloat16 for mixed_bfloat16): the one
@@ -71,8 +72,9 @@ def optimizer():
     return adamw
 
 
-def compile_plain(model):
-    model.compile(optimizer(), keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=False)
+def compile_default(model):
+    """`model` compiled with AdamW and sparse cross-entropy from logits, in the compile mode its library picks."""
+    model.compile(optimizer(), keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile="auto")
     return model
 
 
@@ -173,11 +175,11 @@ def make_models(architectures, precisions):
         for architecture in architectures:
             ours, theirs = twins(architecture)
             flops = ours.training_flops_per_token(SEQUENCE)
-            models.append(("tfllm", architecture, precision, compile_plain(ours), flops))
-            models.append(("keras", architecture, precision, compile_plain(theirs), flops))
+            models.append(("tfllm", architecture, precision, compile_default(ours), flops))
+            models.append(("keras", architecture, precision, compile_default(theirs), flops))
             if architecture == "transformer":
                 with_metric = built(transformer_lm())
-                with_metric.compile(jit_compile=False)  # CausalLM.compile() defaults: adds the Perplexity metric
+                with_metric.compile()  # CausalLM.compile() defaults: adds the Perplexity metric
                 models.append(("tfllm+ppl", architecture, precision, with_metric, flops))
         keras.config.set_dtype_policy("float32")
     return models
