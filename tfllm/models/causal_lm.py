@@ -189,8 +189,8 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
         CPUs, so that `compile(jit_compile="auto")` picks XLA on CPU-only machines too. False here: the
         Transformer's plain-graph step runs its attention, GELU and layer norms as XLA-compiled kernels of their own
         and its other products on the CPU's fastest library. On the Intel Xeon of benchmarks/jit_compile_choice.py,
-        its default step ran no faster under XLA in float32 (0.87x by median rounds, 1.01x by per-round ratios)
-        and at half the speed in mixed_bfloat16."""
+        its default step ran no faster under XLA in float32 (0.87x and 0.94x by median rounds in two runs, 1.01x
+        and 0.98x by per-round ratios) and at half the speed in mixed_bfloat16."""
         return False
 
     def _xla_by_default(self, run_eagerly):

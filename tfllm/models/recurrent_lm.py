@@ -67,9 +67,10 @@ class RecurrentLM(CausalLM):
         return self.logits(x), new_state
 
     def xla_step_on_cpus(self):
-        """True in float32, where the whole step measured faster under XLA. On the 2-core Intel Xeon (oneDNN) of
-        benchmarks/models.py, the default `tfllm train` step (batch 16 x 128, `compile()` defaults) ran 1.05-1.2x as
-        fast under XLA for both models (three runs of 5 to 15 alternating rounds in one process), and 1.03x with
+        """True in float32, where the whole step measured as fast or faster under XLA. On the 2-core Intel Xeon
+        (oneDNN) of benchmarks/models.py, the default `tfllm train` step (batch 16 x 128, `compile()` defaults) ran
+        1.05-1.24x as fast under XLA for the LSTM and 1.00-1.19x for the SimpleRNN (four runs of 5 to 15
+        alternating rounds in one process, by median rounds and by per-round ratios), and 1.03x for both with
         oneDNN turned off; under `mixed_bfloat16` it took twice as long under XLA. benchmarks/jit_compile_choice.py
         measures it anew."""
         return self.compute_dtype == "float32"
