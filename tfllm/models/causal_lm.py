@@ -123,10 +123,11 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
         global norm of `global_clipnorm`; sparse cross-entropy from logits that ignores the tokenizer's pad targets; the
         `Perplexity` metric, fed the loss's own per-token cross-entropies (computed once for both:
         `tfllm.models.token_cross_entropy`); `jit_compile="auto"`: Keras's rule (XLA on accelerators, the plain
-        graph on CPUs and under `tf.distribute` strategies), except where a model's whole step measures faster
-        under XLA on CPUs (`xla_step_on_cpus`: the recurrent models in float32), which then gets XLA on a machine
-        without GPUs or TPUs and outside a strategy's scope. Under `mixed_float16`, Keras adds loss scaling. With `gradient_accumulation_steps`, the schedule counts batches, not updates (Keras passes it the
-        batch count).
+        graph on CPUs and under `tf.distribute` strategies), except for a model whose whole step measures as fast
+        or faster under XLA on CPUs (`xla_step_on_cpus`: the recurrent models in float32), which gets XLA on a
+        machine without GPUs or TPUs, outside a strategy's scope. Under `mixed_float16`, Keras adds loss scaling.
+        With `gradient_accumulation_steps`, the schedule counts batches, not updates (Keras passes it the batch
+        count).
 
         A model compiled with the defaults saves how it was compiled in its `.keras` file and is compiled the same
         way when loaded.
@@ -185,8 +186,8 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
         )
 
     def xla_step_on_cpus(self):
-        """Whether this model's training step runs faster when XLA compiles it whole than in the plain graph on
-        CPUs, so that `compile(jit_compile="auto")` picks XLA on CPU-only machines too. False here: the
+        """Whether this model's training step runs as fast or faster when XLA compiles it whole than in the plain
+        graph on CPUs, so that `compile(jit_compile="auto")` picks XLA on CPU-only machines too. False here: the
         Transformer's plain-graph step runs its attention, GELU and layer norms as XLA-compiled kernels of their own
         and its other products on the CPU's fastest library. On the Intel Xeon of benchmarks/jit_compile_choice.py,
         its default step ran no faster under XLA in float32 (0.87x and 0.94x by median rounds in two runs, 1.01x
