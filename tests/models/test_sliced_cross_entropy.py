@@ -58,8 +58,12 @@ def test_bfloat16_slices_get_bfloat16_gradients_and_a_float32_cross_entropy():
     losses, gradients = values_and_gradients(lambda *parts: sliced_cross_entropy(targets, parts), slices,
                                              tf.ones(targets.shape))
     assert losses.dtype == tf.float32 and all(gradient.dtype == tf.bfloat16 for gradient in gradients)
-    expected = tf.nn.sparse_softmax_cross_entropy_with_logits(targets, tf.cast(logits, tf.float32))
+    expected, (expected_gradient,) = values_and_gradients(
+        lambda joined: tf.nn.sparse_softmax_cross_entropy_with_logits(targets, joined), [tf.cast(logits, tf.float32)],
+        tf.ones(targets.shape))
     np.testing.assert_allclose(losses, expected, rtol=1e-5)
+    gradient = tf.cast(tf.concat(gradients, axis=-1), tf.float32)
+    np.testing.assert_allclose(gradient, expected_gradient, rtol=1e-2, atol=1e-3)  # bfloat16's rounding
 
 
 def test_a_training_call_of_token_embedding_hands_over_its_slices():

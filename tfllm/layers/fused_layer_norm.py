@@ -88,9 +88,8 @@ def _backward(x, gamma, mean, inverse_deviation, y_gradient):
     """The gradients of x (x's shape and dtype), gamma and beta ((D,) float32)."""
     normalized = (tf.cast(x, tf.float32) - mean) * inverse_deviation
     y_gradient = tf.cast(y_gradient, tf.float32)
-    rows = list(range(len(x.shape) - 1))
-    gamma_gradient = tf.reduce_sum(y_gradient * normalized, axis=rows)
-    beta_gradient = tf.reduce_sum(y_gradient, axis=rows)
+    gamma_gradient = _column_sums(y_gradient * normalized)
+    beta_gradient = _column_sums(y_gradient)
     scaled = y_gradient * gamma  # the gradient of the normalized input
     x_gradient = inverse_deviation * (
         scaled
@@ -98,3 +97,13 @@ def _backward(x, gamma, mean, inverse_deviation, y_gradient):
         - normalized * tf.reduce_mean(scaled * normalized, axis=-1, keepdims=True)
     )
     return tf.cast(x_gradient, x.dtype), gamma_gradient, beta_gradient
+
+
+def _column_sums(values):
+    """The sums over every axis but the last of `values` (..., D), (D,): as a product with a row of ones, which XLA
+    hands to a matrix-vector kernel. On the 2-core Xeon of the benchmarks, the backward pass of a (16, 256, 256) input
+    took 3.3 ms with XLA's own reduction over the rows and 2.3 ms with these products in float32; 4.5 and 2.6 ms in
+    bfloat16."""
+    width = values.shape[-1]
+    rows = tf.reshape(values, (-1, width))  # (N, D)
+    return tf.reshape(tf.matmul(tf.ones((1, tf.shape(rows)[0]), values.dtype), rows), (width,))
