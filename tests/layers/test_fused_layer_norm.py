@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfllm.layers import TransformerBlock, fused_layer_norm as fused_layer_norm_module
+from tfllm.layers import TransformerBlock, fused_layer_norm as fused_layer_norm_module, kernel_placement
 from tfllm.layers.fused_layer_norm import fused_layer_norm, layer_norm
 from tfllm.models import TransformerLM
 
@@ -49,6 +49,29 @@ def test_values_and_gradients_equal_keras(shape):
     for our_gradient, their_gradient in zip(our_gradients, their_gradients, strict=True):
         np.testing.assert_allclose(our_gradient, their_gradient, atol=1e-4)
 
+
+
+@pytest.mark.parametrize("devices", [[], ["/device:GPU:0"]], ids=["cpu-only: products", "accelerator: reductions"])
+def test_sums_as_products_or_as_reductions_give_keras_values_and_gradients(monkeypatch, devices):
+    monkeypatch.setattr(kernel_placement, "accelerators", lambda: list(devices))
+    assert kernel_placement.sums_as_products() == (not devices)
+    layer = keras_layer_norm(shape=(3, 24))
+    x = RNG.normal(loc=-1.0, scale=2.0, size=(2, 3, 24)).astype("float32")
+    variables = [layer.gamma, layer.beta]
+    # The kernels' own functions, traced for this rule alone (the module's kernels keep the traces they have).
+    forward = tf.function(fused_layer_norm_module._forward.python_function, jit_compile=True)
+    backward = tf.function(fused_layer_norm_module._backward.python_function, jit_compile=True)
+    monkeypatch.setattr(fused_layer_norm_module, "_forward", forward)
+    monkeypatch.setattr(fused_layer_norm_module, "_backward", backward)
+    ours, our_gradients = values_and_gradients(
+        lambda inputs: fused_layer_norm(inputs, layer.gamma, layer.beta, layer.epsilon), x, variables)
+    theirs, their_gradients = values_and_gradients(layer, x, variables)
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+    for our_gradient, their_gradient in zip(our_gradients, their_gradients, strict=True):
+        np.testing.assert_allclose(our_gradient, their_gradient, atol=1e-4)
+    graph = forward.get_concrete_function(tf.constant(x), layer.gamma.value, layer.beta.value, layer.epsilon).graph
+    products = [op.type for op in graph.get_operations() if op.type in ("MatMul", "BatchMatMulV2", "BatchMatMulV3")]
+    assert bool(products) == (not devices)
 
 def test_the_epsilon_counts():
     x = tf.constant([[0.0, 1e-3]])
