@@ -12,14 +12,16 @@ The backward pass recomputes the normalized input from the input and the two per
 keeps (its mean and the reciprocal of its standard deviation, (B, T, 1) each), and uses
 `dx = r * (g - mean(g) - x_hat * mean(g * x_hat))` with `g = dy * gamma` and `r` that reciprocal. Both compute in
 float32 whatever the input's dtype, as Keras's layer does, and return the input's dtype. On CPUs they take their
-sums as matrix-vector products (`_row_means`, `_column_sums`). Values and gradients equal
+sums as matrix-vector products (`sums_as_products`): the default Transformer's training step (16 x 256) went
+1.02-1.03x as fast in float32 and 1.11-1.16x in mixed_bfloat16 against kernels with XLA's reductions for the row
+means (medians of 24 and 30 single steps alternating; medians and per-pair ratios). Values and gradients equal
 those of `keras.layers.LayerNormalization` up to float32 rounding (tests/layers/test_fused_layer_norm.py).
 """
 
 import keras
 import tensorflow as tf
 
-from tfllm.layers import kernel_placement
+from tfllm.layers.sums_as_products import column_sums, row_means
 
 
 def fused_layer_norm(x, gamma, beta, epsilon):
@@ -80,9 +82,9 @@ def _xla(function):
 def _forward(x, gamma, beta, epsilon):
     """The output, and each row's mean and 1 / sqrt(variance + epsilon), (..., 1) float32."""
     x32 = tf.cast(x, tf.float32)
-    mean = _row_means(x32)
+    mean = row_means(x32)
     centered = x32 - mean
-    inverse_deviation = tf.math.rsqrt(_row_means(centered * centered) + epsilon)
+    inverse_deviation = tf.math.rsqrt(row_means(centered * centered) + epsilon)
     return tf.cast(centered * inverse_deviation * gamma + beta, x.dtype), mean, inverse_deviation
 
 
@@ -91,42 +93,8 @@ def _backward(x, gamma, mean, inverse_deviation, y_gradient):
     """The gradients of x (x's shape and dtype), gamma and beta ((D,) float32)."""
     normalized = (tf.cast(x, tf.float32) - mean) * inverse_deviation
     y_gradient = tf.cast(y_gradient, tf.float32)
-    gamma_gradient = _column_sums(y_gradient * normalized)
-    beta_gradient = _column_sums(y_gradient)
+    gamma_gradient = column_sums(y_gradient * normalized)
+    beta_gradient = column_sums(y_gradient)
     scaled = y_gradient * gamma  # the gradient of the normalized input
-    x_gradient = inverse_deviation * (
-        scaled
-        - _row_means(scaled)
-        - normalized * _row_means(scaled * normalized)
-    )
+    x_gradient = inverse_deviation * (scaled - row_means(scaled) - normalized * row_means(scaled * normalized))
     return tf.cast(x_gradient, x.dtype), gamma_gradient, beta_gradient
-
-
-
-# On CPUs (`kernel_placement.sums_as_products`), both kernels take their sums as products with a row or a column of
-# ones: XLA's CPU backend compiles a reduction into a loop of its own, slower than its matrix-vector kernel. On the
-# 2-core Xeon of the benchmarks, for a (16, 256, 256) float32 input, the forward pass took 1.6 ms with XLA's
-# reductions and 1.2 ms with the products; the backward pass 3.2-3.3 ms, 2.3 ms with products for the column sums
-# (gamma's and beta's gradients) and 2.2 ms with products for all four sums. In bfloat16: 1.6 and 1.0 ms forward,
-# 4.5 and 1.9 ms backward. The default Transformer's training step (16 x 256) went 1.02-1.03x as fast in float32
-# and 1.11-1.16x in mixed_bfloat16 against the kernels with products for the column sums only (medians of 24 and
-# 30 single steps alternating; medians and per-pair ratios).
-
-
-def _row_means(values):
-    """The means over the last axis of `values` (..., D), (..., 1)."""
-    if not kernel_placement.sums_as_products():
-        return tf.reduce_mean(values, axis=-1, keepdims=True)
-    width = values.shape[-1]
-    rows = tf.reshape(values, (-1, width))  # (N, D)
-    means = tf.matmul(rows, tf.fill((width, 1), tf.constant(1 / width, values.dtype)))  # (N, 1)
-    return tf.reshape(means, tf.concat([tf.shape(values)[:-1], [1]], axis=0))
-
-
-def _column_sums(values):
-    """The sums over every axis but the last of `values` (..., D), (D,)."""
-    if not kernel_placement.sums_as_products():
-        return tf.reduce_sum(values, axis=list(range(len(values.shape) - 1)))
-    width = values.shape[-1]
-    rows = tf.reshape(values, (-1, width))  # (N, D)
-    return tf.reshape(tf.matmul(tf.ones((1, tf.shape(rows)[0]), values.dtype), rows), (width,))
