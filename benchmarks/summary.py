@@ -44,8 +44,23 @@ def met(figure):
 def formatted(value, unit, digits=".2f"):
     """A figure as the table shows it: `17.40x`, `12.3%` for an MFU, else the number and its unit."""
     if unit == "MFU":
-        return f"{value:.1%}"
+        return f"{value:.{3 if digits == '.3f' else 1}%}"
     return f"{value:{digits}}x" if unit == "x" else f"{value:{digits}} {unit}"
+
+
+def shown(figure):
+    """The figure's value as the table shows it: one more digit where rounding would show a missed goal as reached.
+
+    >>> shown({"value": 1.247, "unit": "x", "goal": 1.25}), shown({"value": 0.6996, "unit": "MFU", "goal": 0.7})
+    ('1.247x', '69.960%')
+    >>> shown({"value": 1.2449, "unit": "x", "goal": 1.2})
+    '1.24x'
+    """
+    text = formatted(figure["value"], figure["unit"])
+    goal = figure["goal"]
+    if goal is not None and figure["value"] < goal and text == formatted(goal, figure["unit"]):
+        return formatted(figure["value"], figure["unit"], digits=".3f")
+    return text
 
 
 def markdown_table(figures):
@@ -60,7 +75,7 @@ def markdown_table(figures):
     rows = ["| benchmark | measure | value | goal | met |", "|---|---|---:|---:|---|"]
     for figure in figures:
         goal = "" if figure["goal"] is None else ">= " + formatted(figure["goal"], figure["unit"], digits="g")
-        rows.append(f"| {figure['benchmark']} | {figure['measure']} | {formatted(figure['value'], figure['unit'])} | "
+        rows.append(f"| {figure['benchmark']} | {figure['measure']} | {shown(figure)} | "
                     f"{goal} | {met(figure)} |")
     return "\n".join(rows)
 
