@@ -44,7 +44,7 @@ def met(figure):
 def formatted(value, unit, digits=".2f"):
     """A figure as the table shows it: `17.40x`, `12.3%` for an MFU, else the number and its unit."""
     if unit == "MFU":
-        return f"{value:.{3 if digits == '.3f' else 1}%}"
+        return f"{value:.1%}"
     return f"{value:{digits}}x" if unit == "x" else f"{value:{digits}} {unit}"
 
 
@@ -56,10 +56,10 @@ def shown(figure):
     >>> shown({"value": 1.2449, "unit": "x", "goal": 1.2})
     '1.24x'
     """
-    text = formatted(figure["value"], figure["unit"])
-    goal = figure["goal"]
-    if goal is not None and figure["value"] < goal and text == formatted(goal, figure["unit"]):
-        return formatted(figure["value"], figure["unit"], digits=".3f")
+    value, unit, goal = figure["value"], figure["unit"], figure["goal"]
+    text = formatted(value, unit)
+    if goal is not None and value < goal and text == formatted(goal, unit):
+        return f"{value:.3%}" if unit == "MFU" else formatted(value, unit, digits=".3f")
     return text
 
 

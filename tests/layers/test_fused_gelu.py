@@ -33,7 +33,6 @@ def test_gelu_and_its_gradient_equal_keras(approximate):
     np.testing.assert_allclose(our_gradient, their_gradient, atol=1e-5)
 
 
-
 def test_exact_gelu_goes_to_zero_in_the_far_negative_tail_as_keras_does():
     # By erf, without the cut below -5.5, x Phi(x) would stay near -1e-7 x: -6e-6 at x = -60.
     x = np.linspace(-60.0, 0.0, 6001).astype("float32")
@@ -42,6 +41,7 @@ def test_exact_gelu_goes_to_zero_in_the_far_negative_tail_as_keras_does():
     np.testing.assert_allclose(ours, theirs, atol=7e-7)
     np.testing.assert_allclose(our_gradient, their_gradient, atol=1e-6)
     assert not np.any(ours.numpy()[x < -5.5])
+
 
 def test_gelu_keeps_bfloat16_and_computes_in_float32():
     x = tf.constant(RNG.normal(size=(3, 8)), tf.bfloat16)

@@ -50,7 +50,6 @@ def test_values_and_gradients_equal_keras(shape):
         np.testing.assert_allclose(our_gradient, their_gradient, atol=1e-4)
 
 
-
 @pytest.mark.parametrize("devices", [[], ["/device:GPU:0"]], ids=["cpu-only: products", "accelerator: reductions"])
 def test_sums_as_products_or_as_reductions_give_keras_values_and_gradients(monkeypatch, devices):
     monkeypatch.setattr(kernel_placement, "accelerators", lambda: list(devices))
@@ -72,6 +71,7 @@ def test_sums_as_products_or_as_reductions_give_keras_values_and_gradients(monke
     graph = forward.get_concrete_function(tf.constant(x), layer.gamma.value, layer.beta.value, layer.epsilon).graph
     products = [op.type for op in graph.get_operations() if op.type in ("MatMul", "BatchMatMulV2", "BatchMatMulV3")]
     assert bool(products) == (not devices)
+
 
 def test_the_epsilon_counts():
     x = tf.constant([[0.0, 1e-3]])

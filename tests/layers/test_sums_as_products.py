@@ -9,7 +9,9 @@ from tfllm.layers import kernel_placement
 from tfllm.layers.sums_as_products import add_bias, column_sums, row_means
 
 RNG = np.random.default_rng(0)
-RULES = pytest.mark.parametrize("devices", [[], ["/device:GPU:0"]], ids=["cpu-only: products", "accelerator: reductions"])
+RULES = pytest.mark.parametrize(
+    "devices", [[], ["/device:GPU:0"]], ids=["cpu-only: products", "accelerator: reductions"]
+)
 
 
 def op_types(function, *arguments):

@@ -7,8 +7,8 @@ the trace, in one module so that each placement rule reads from one place.
   (AVX-512 VNNI, AVX-512 BF16, AMX) and leave it off on others; `TF_ENABLE_ONEDNN_OPTS=0` or `=1` overrides them.
   With oneDNN, the plain graph's batched products were faster than XLA's on the Intel Xeon (AMX) of
   benchmarks/where_time_goes.py, and slower without it (`fused_causal_attention`).
-- `sums_as_products()`: whether an XLA-compiled kernel takes its sums over rows or columns as products with a
-  vector of ones, faster than XLA's own reduction loops on CPUs (`fused_layer_norm`).
+- `sums_as_products()`: whether tfllm's kernels take their sums over rows or columns as products with a vector of
+  ones, faster on CPUs than TensorFlow's and XLA's reductions (`sums_as_products`).
 - `compiled_by_xla()`: whether the function being traced is compiled by XLA (`tf.function(jit_compile=True)`, or
   called inside one), where every op, a nested function's included, is compiled with it.
 
@@ -38,11 +38,11 @@ def products_on_onednn():
 
 
 def sums_as_products():
-    """Whether XLA-compiled kernels take their sums over rows or columns as products with a vector of ones: on a
-    machine without GPUs or TPUs. There XLA compiles a reduction into a loop of its own, slower than its
-    matrix-vector kernel (`fused_layer_norm`), and a float32 product computes in float32. Not on GPUs and TPUs,
-    whose float32 products may round their inputs (TensorFloat-32 on recent NVIDIA GPUs, bfloat16 passes on TPUs
-    by default), too coarse for a layer norm's statistics.
+    """Whether tfllm's kernels take their sums over rows or columns as products with a vector of ones
+    (`sums_as_products`): on a machine without GPUs or TPUs, where TensorFlow's and XLA's reductions run slower
+    than a matrix-vector product and a float32 product computes in float32. Not on GPUs and TPUs, whose float32
+    products may round their inputs (TensorFloat-32 on recent NVIDIA GPUs, bfloat16 passes on TPUs by default),
+    too coarse for a layer norm's statistics.
     """
     return not accelerators()
 
