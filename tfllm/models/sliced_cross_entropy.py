@@ -93,14 +93,10 @@ def _slice_statistics(local_targets, logits):
     return maxima, exponentials, tf.reduce_sum(exponentials, axis=-1), tf.where(inside, picked, 0.0)
 
 
-def _slice_gradient(local_targets, scales, upstream, exponentials, dtype):
-    """A slice's gradient, `(softmax - one_hot(target)) * upstream` in `dtype`, from its `exponentials` and the
-    `scales` (B, T) that turn them into probabilities."""
-    return _slice_gradient_kernel(local_targets, scales, upstream, exponentials, tf.zeros((), dtype))
-
-
 @_xla
-def _slice_gradient_kernel(local_targets, scales, upstream, exponentials, dtype_of):
+def _slice_gradient(local_targets, scales, upstream, exponentials, dtype):
+    """A slice's gradient, `(softmax - one_hot(target)) * upstream` in `dtype` (a `tf.DType`, one trace per dtype),
+    from its `exponentials` and the `scales` (B, T) that turn them into probabilities."""
     one_hot = tf.one_hot(local_targets, exponentials.shape[-1], dtype=tf.float32)  # zeros when the target is elsewhere
     probabilities = exponentials * scales[..., None]
-    return tf.cast((probabilities - one_hot) * upstream[..., None], dtype_of.dtype)
+    return tf.cast((probabilities - one_hot) * upstream[..., None], dtype)
