@@ -54,3 +54,12 @@ def test_add_bias_adds_and_its_bias_gradient_is_the_column_sum(monkeypatch, devi
     np.testing.assert_allclose(biased, outputs.numpy() + bias.numpy(), rtol=1e-6)
     np.testing.assert_allclose(output_gradient, upstream)
     np.testing.assert_allclose(bias_gradient, upstream.numpy().sum((0, 1)), rtol=1e-5)
+
+
+@pytest.mark.parametrize("rows", [6, 4096], ids=["two-rows-of-ones", "one-row-of-ones"])
+def test_column_sums_of_few_and_many_rows_equal_numpy_in_xla_kernels(monkeypatch, rows):
+    monkeypatch.setattr(kernel_placement, "accelerators", lambda: [])
+    values = tf.constant(RNG.normal(size=(rows, 8)), tf.float32)
+    sums = tf.function(column_sums, jit_compile=True)(values)
+    np.testing.assert_allclose(sums, values.numpy().astype("float64").sum(0), rtol=1e-4, atol=1e-4)
+    assert sums.shape == (8,)

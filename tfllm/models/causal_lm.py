@@ -22,6 +22,7 @@ from tfllm.generation import text_generation, translation
 from tfllm.layers.kernel_placement import accelerators
 from tfllm.models import lora
 from tfllm.models.build_before_tracing import PROBE_LENGTH, BuildBeforeTracing
+from tfllm.models.fused_adamw import FusedAdamW
 from tfllm.models.metrics import Perplexity
 from tfllm.models.multi_worker import MultiWorkerFit
 from tfllm.models.schedules import WarmupCosineDecay
@@ -118,16 +119,16 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
     ):
         """Compiles with defaults that train a language model well; every one can be overridden.
 
-        Defaults: AdamW (betas 0.9 / 0.95, `weight_decay` on kernels and embeddings, none on biases and layer
-        norms) following `WarmupCosineDecay(learning_rate, warmup_steps, decay_steps)`, gradients clipped to a
-        global norm of `global_clipnorm`; sparse cross-entropy from logits that ignores the tokenizer's pad targets; the
-        `Perplexity` metric, fed the loss's own per-token cross-entropies (computed once for both:
-        `tfllm.models.token_cross_entropy`); `jit_compile="auto"`: Keras's rule (XLA on accelerators, the plain
-        graph on CPUs and under `tf.distribute` strategies), except for a model whose whole step measures as fast
-        or faster under XLA on CPUs (`xla_step_on_cpus`: the recurrent models in float32), which gets XLA on a
-        machine without GPUs or TPUs, outside a strategy's scope. Under `mixed_float16`, Keras adds loss scaling.
-        With `gradient_accumulation_steps`, the schedule counts batches, not updates (Keras passes it the batch
-        count).
+        Defaults: AdamW (`FusedAdamW`, Keras's with its update in one kernel; betas 0.9 / 0.95, `weight_decay` on
+        kernels and embeddings, none on biases and layer norms) following `WarmupCosineDecay(learning_rate,
+        warmup_steps, decay_steps)`, gradients clipped to a global norm of `global_clipnorm`; sparse cross-entropy from
+        logits that ignores the tokenizer's pad targets; the `Perplexity` metric, fed the loss's own per-token
+        cross-entropies (computed once for both: `tfllm.models.token_cross_entropy`); `jit_compile="auto"`: Keras's rule
+        (XLA on accelerators, the plain graph on CPUs and under `tf.distribute` strategies), except for a model whose
+        whole step measures as fast or faster under XLA on CPUs (`xla_step_on_cpus`: the recurrent models in float32),
+        which gets XLA on a machine without GPUs or TPUs, outside a strategy's scope. Under `mixed_float16`, Keras adds
+        loss scaling. With `gradient_accumulation_steps`, the schedule counts batches, not updates (Keras passes it the
+        batch count).
 
         A model compiled with the defaults saves how it was compiled in its `.keras` file and is compiled the same
         way when loaded.
@@ -152,7 +153,7 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
         self._schedule = None
         if optimizer == "auto":
             schedule = self._schedule = WarmupCosineDecay(learning_rate, warmup_steps, max(decay_steps, warmup_steps + 1))
-            optimizer = keras.optimizers.AdamW(
+            optimizer = FusedAdamW(
                 learning_rate=schedule,
                 weight_decay=weight_decay,
                 beta_2=0.95,

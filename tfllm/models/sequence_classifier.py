@@ -8,6 +8,7 @@ from keras import ops
 from tfllm.checks import require_choice, require_int_at_least, require_positive_int, require_rate
 from tfllm.models.build_before_tracing import PROBE_LENGTH, BuildBeforeTracing
 from tfllm.models.causal_lm import CausalLM
+from tfllm.models.fused_adamw import FusedAdamW
 from tfllm.models.multi_worker import MultiWorkerFit
 from tfllm.utf8 import utf8_bytes
 
@@ -105,11 +106,11 @@ class SequenceClassifier(MultiWorkerFit, BuildBeforeTracing, keras.Model):
     ):
         """Compiles with defaults for fine-tuning; every one can be overridden.
 
-        Defaults: AdamW at a constant `learning_rate` (no weight decay on biases and norms), gradients clipped to a
-        global norm of `global_clipnorm`; sparse categorical cross-entropy from logits; accuracy.
+        Defaults: AdamW (`FusedAdamW`) at a constant `learning_rate` (no weight decay on biases and norms), gradients
+        clipped to a global norm of `global_clipnorm`; sparse categorical cross-entropy from logits; accuracy.
         """
         if optimizer == "auto":
-            optimizer = keras.optimizers.AdamW(
+            optimizer = FusedAdamW(
                 learning_rate=learning_rate, weight_decay=weight_decay, global_clipnorm=global_clipnorm
             )
             optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
