@@ -21,13 +21,13 @@ do the same arithmetic and the optimizer updates the same number of weights.
 The sizes (vocabulary, layers, widths, batch and sequence length) are read from `tfllm.training.DEFAULTS`, so this
 measures what `tfllm train` trains.
 
-Both sides of a pair compile the same way: AdamW (the optimizer of `CausalLM.compile()`), sparse cross-entropy from
-logits, no metrics, and `jit_compile="auto"`, each library's own default. On a CPU-only machine that is the plain
-graph for the Keras twins (Keras's rule; their recurrent layers also measured slower under XLA in
-recurrent_layers.py) and for tfllm's Transformer, and XLA for tfllm's recurrent models in float32
-(`CausalLM.compile`; jit_compile_choice.py times each tfllm model in both modes, transformer_training.py the
-Transformers under XLA). One more row trains the Transformer with `CausalLM.compile()`'s full defaults, which add
-the `Perplexity` metric, to show what that metric costs.
+Both sides of a pair compile the same way: Keras's AdamW with the settings of `CausalLM.compile()` (which builds tfllm's
+`FusedAdamW`, the same update in one kernel), sparse cross-entropy from logits, no metrics, and `jit_compile="auto"`,
+each library's own default. On a CPU-only machine that is the plain graph for the Keras twins (Keras's rule; their
+recurrent layers also measured slower under XLA in recurrent_layers.py) and for tfllm's Transformer, and XLA for tfllm's
+recurrent models in float32 (`CausalLM.compile`; jit_compile_choice.py times each tfllm model in both modes,
+transformer_training.py the Transformers under XLA). One more row trains the Transformer with `CausalLM.compile()`'s
+full defaults, which add the `Perplexity` metric, to show what that metric costs.
 
 MFU (model FLOPs utilization) = `model.training_flops_per_token(T)` * tokens/s / peak, where the peak is
 `machine.matmul_peak` of the dtype the matmuls run in (float32 for float32, bfloat16 for mixed_bfloat16): the one
@@ -66,7 +66,7 @@ PEAK_DTYPE = {"float32": "float32", "mixed_bfloat16": "bfloat16"}  # the dtype t
 
 
 def optimizer():
-    # What CausalLM.compile() builds, with a constant learning rate (the schedule costs nothing measurable).
+    # CausalLM.compile()'s AdamW settings, with a constant learning rate (the schedule costs nothing measurable).
     adamw = keras.optimizers.AdamW(1e-3, weight_decay=0.1, beta_2=0.95, global_clipnorm=1.0)
     adamw.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
     return adamw

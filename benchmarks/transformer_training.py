@@ -6,14 +6,14 @@ MLP 1,024, learned positions, dropout 0, vocabulary 4,096 of the default Sentenc
 with a context of 256, trained on batches of 16 x 256 random tokens (the sizes of issue #19). Per precision
 (float32 and mixed_bfloat16) it times:
 
-- tfllm: `build_model` (what `tfllm train` builds), compiled with `CausalLM.compile()`'s defaults (AdamW with a
-  warmup-cosine schedule, weight decay 0.1 but on biases and norms, beta_2 0.95, global clipnorm 1.0; sparse
-  cross-entropy from logits that ignores pad targets; the `Perplexity` metric), in the plain graph
-  (`jit_compile=False`) and under XLA (`jit_compile=True`). "auto", the default, picks one of the two in each
-  precision: the table says which.
+- tfllm: `build_model` (what `tfllm train` builds), compiled with `CausalLM.compile()`'s defaults (AdamW, as tfllm's
+  `FusedAdamW`, with a warmup-cosine schedule, weight decay 0.1 but on biases and norms, beta_2 0.95, global clipnorm
+  1.0; sparse cross-entropy from logits that ignores pad targets; the `Perplexity` metric), in the plain graph
+  (`jit_compile=False`) and under XLA (`jit_compile=True`). "auto", the default, picks one of the two in each precision:
+  the table says which.
 - KerasHub: `GPT2Backbone` of the same vocabulary, layers, heads, widths and context, dropout 0, with tied logits
   (`backbone.token_embedding(hidden, reverse=True)`, as `GPT2CausalLM` computes them) in a small `keras.Model`,
-  compiled with the same optimizer (its config copied from tfllm's compiled model) and the same loss, no metric
+  compiled with Keras's AdamW of the same settings (the config of tfllm's) and the same loss, no metric
   (its fastest), in the graph and under XLA; the faster of the two is the reference.
 - PyTorch (when installed: benchmarks/requirements.txt): `torch_gpt.TorchGPT` of the same shape in eager mode, fused
   `torch.optim.AdamW` with the same settings (constant learning rate), global-norm clipping, the same loss; under

@@ -73,7 +73,7 @@ def _global_clipping_scale(grads, clip_norm):
     return clip_norm * tf.minimum(1.0 / norm, 1.0 / clip_norm) + (norm - norm)
 
 
-@tf.function(jit_compile=True)
+@tf.function(jit_compile=True, autograph=False)
 def _adamw_update(variables, momentums, velocities, grads, scale, learning_rate, weight_decays, beta_1_power,
                   beta_2_power, hyperparameters):
     """Keras's AdamW step for every variable: decay the weights, then move them by Adam's step from the clipped
