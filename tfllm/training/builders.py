@@ -127,7 +127,7 @@ def compile_model(model, train_config):
     >>> from tfllm.training.config import TrainConfig
     >>> model = compile_model(LSTMLM(259, hidden_dim=8), TrainConfig.default("lstm"))  # returns the model
     >>> model.compiled, type(model.optimizer).__name__, model.optimizer.weight_decay
-    (True, 'AdamW', 0.1)
+    (True, 'FusedAdamW', 0.1)
     """
     accumulation = train_config.gradient_accumulation_steps
     model.compile(
