@@ -1,13 +1,13 @@
 """Sums over the rows or the columns of an activation, taken as products with a vector of ones on CPUs.
 
-A Transformer's training step sums its (B, T, N) activations along one axis many times: a layer norm takes two row
-means forward and two backward, and the column sums of its gamma's and beta's gradients; every bias's gradient is a
-column sum. On CPUs, TensorFlow's and XLA's reductions run these sums slower than a matrix-vector product does the
-same arithmetic: XLA compiles a reduction into a loop of its own, and TensorFlow's plain-graph `Sum` over the first
-axes of a (B, T, N) tensor is its slowest case. So on a machine without GPUs or TPUs
-(`kernel_placement.sums_as_products`) these functions multiply by a row or a column of ones, and elsewhere they
-reduce: a float32 product on a GPU may round its inputs to TensorFloat-32, on a TPU to bfloat16 (by default), too
-coarse for a layer norm's statistics.
+A Transformer's training step sums its (B, T, N) activations along one axis many times: a layer norm takes two row means
+forward and two backward, and the column sums of its gamma's and beta's gradients; every bias's gradient is a column
+sum. On CPUs, TensorFlow's and XLA's reductions run these sums slower than a matrix-vector product does the same
+arithmetic: XLA compiles a reduction into a loop of its own, and TensorFlow's plain-graph `Sum` over the first axes of a
+(B, T, N) tensor is its slowest case. So on a machine without GPUs or TPUs (`kernel_placement.sums_as_products`) these
+functions multiply by a column of ones or by rows of ones (two below 4,096 rows, where XLA's vector-matrix product is
+slow: see `column_sums`), and elsewhere they reduce: a float32 product on a GPU may round its inputs to TensorFloat-32,
+on a TPU to bfloat16 (by default), too coarse for a layer norm's statistics.
 
 Measured on the 2-core Xeon of the benchmarks (medians of alternating rounds in one process):
 
