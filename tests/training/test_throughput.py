@@ -61,7 +61,7 @@ def test_mfu_divides_by_the_peak_of_the_dtype_the_model_multiplies_in(monkeypatc
 
     asked = []
     monkeypatch.setattr(throughput_module, "measure_peak_flops",
-                        lambda dtype, device=None: asked.append(dtype) or 2e11)
+                        lambda dtype, device=None, again=False: asked.append(dtype) or 2e11)
     model = LSTMLM(259, hidden_dim=12, tokenizer=ByteTokenizer(), dtype=policy)
     model.compile()
     batches = lm_dataset(TEXTS, model.tokenizer, sequence_length=8, batch_size=2, seed=0)
@@ -69,6 +69,47 @@ def test_mfu_divides_by_the_peak_of_the_dtype_the_model_multiplies_in(monkeypatc
     model.fit(batches, epochs=1, steps_per_epoch=3, callbacks=[throughput], shuffle=False, verbose=0)
     assert asked == [peak_dtype] and throughput.peak_flops == 2e11
     assert throughput.mfu == pytest.approx(model.training_flops_per_token(8) * throughput.tokens_per_second / 2e11)
+
+
+def _fit_with_peak_readings(monkeypatch, readings, steps=6, **callback_args):
+    """Fits a tiny LSTM with `measure_peak_flops` replaced by `readings`; returns the calls' `again` flags, the
+    callback and the MFU of every batch's logs."""
+    from tfllm.training.callbacks import throughput as throughput_module
+
+    agains = []
+
+    def measure(dtype, device=None, again=False):
+        agains.append(again)
+        return readings[len(agains) - 1]
+
+    monkeypatch.setattr(throughput_module, "measure_peak_flops", measure)
+    model = LSTMLM(259, hidden_dim=12, tokenizer=ByteTokenizer())
+    model.compile()
+    batches = lm_dataset(TEXTS, model.tokenizer, sequence_length=8, batch_size=2, seed=0)
+    throughput = ThroughputCallback(sequence_length=8, batch_size=2, **callback_args)
+    batch_mfus = []
+    record = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: batch_mfus.append(logs["mfu"]))
+    model.fit(batches, epochs=1, steps_per_epoch=steps, callbacks=[throughput, record], shuffle=False, verbose=0)
+    return agains, throughput, batch_mfus
+
+
+def test_a_peak_read_in_a_slow_moment_is_measured_again_when_the_steps_outrun_it(monkeypatch):
+    agains, throughput, batch_mfus = _fit_with_peak_readings(monkeypatch, readings=[1e3, 1e15])
+    assert agains == [False, True]  # once at the start, once more when the MFU read above 1
+    assert throughput.peak_flops == 1e15 and 0 < throughput.mfu < 1e-3
+    assert max(batch_mfus) < 1e-3  # the first figure logged already divides by the new reading
+
+
+def test_a_measured_mfu_stays_at_most_one_when_the_new_reading_is_slow_too(monkeypatch):
+    agains, throughput, batch_mfus = _fit_with_peak_readings(monkeypatch, readings=[1e3, 2e3])
+    assert agains == [False, True]  # measured again at most once every REMEASURE_SECONDS
+    assert max(batch_mfus) <= 1 and throughput.mfu <= 1
+    assert throughput.peak_flops >= throughput.flops_per_token * throughput.tokens_per_second > 2e3
+
+
+def test_a_peak_given_by_the_user_is_never_measured(monkeypatch):
+    agains, throughput, batch_mfus = _fit_with_peak_readings(monkeypatch, readings=[], peak_flops=1e3)
+    assert agains == [] and throughput.peak_flops == 1e3 and min(batch_mfus) > 1  # the user's figure, as given
 
 
 def test_the_measured_peak_is_the_fastest_of_its_timed_products_and_is_kept_per_dtype(monkeypatch):
@@ -83,3 +124,7 @@ def test_the_measured_peak_is_the_fastest_of_its_timed_products_and_is_kept_per_
     assert ("bfloat16", None, 16, 2) not in peak_flops._MEASURED
     peak_flops.measure_peak_flops("bfloat16", size=16, calls=2)
     assert ("bfloat16", None, 16, 2) in peak_flops._MEASURED
+    monkeypatch.setattr(peak_flops, "matmul_flops", lambda dtype, size, calls: float32 / 2)  # a slow moment
+    assert peak_flops.measure_peak_flops("float32", size=16, calls=2, again=True) == float32  # the faster kept
+    monkeypatch.setattr(peak_flops, "matmul_flops", lambda dtype, size, calls: float32 * 2)
+    assert peak_flops.measure_peak_flops("float32", size=16, calls=2, again=True) == float32 * 2

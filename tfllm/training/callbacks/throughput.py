@@ -23,6 +23,12 @@ class ThroughputCallback(keras.callbacks.Callback):
     replicas when those are accelerators (CPU replicas share one processor). Models without
     `training_flops_per_token` get no `mfu`.
 
+    A measured peak can read low: a shared machine has slow moments, and one at the start of training would make
+    every later MFU read too high, even above 1. So whenever the MFU to be logged exceeds 1, the callback measures
+    the peak again (between steps, untimed, at most once every `REMEASURE_SECONDS`) and keeps the faster reading;
+    and it never divides by a peak below the FLOP/s the steps themselves reached, which prove the machine at least
+    that fast. A measured MFU therefore stays at most 1. A `peak_flops` you pass is used as given.
+
     Args:
         sequence_length: tokens per sequence, T.
         batch_size: sequences per step across all replicas (the global batch), B.
@@ -49,11 +55,15 @@ class ThroughputCallback(keras.callbacks.Callback):
     (True, True)
     """
 
+    REMEASURE_SECONDS = 30.0
+
     def __init__(self, sequence_length, batch_size, peak_flops=None):
         super().__init__()
         self.tokens_per_step = int(sequence_length) * int(batch_size)
         self.sequence_length = int(sequence_length)
         self.peak_flops = peak_flops
+        self._peak_is_measured = peak_flops is None
+        self._last_remeasured = -math.inf  # time.monotonic() of the last measurement made to correct the peak
         self.flops_per_token = None
         self._total_tokens = 0
         self._total_seconds = 0.0
@@ -75,7 +85,7 @@ class ThroughputCallback(keras.callbacks.Callback):
             except (AttributeError, NotImplementedError):
                 self.flops_per_token = math.nan
         if self.peak_flops is None and not math.isnan(self.flops_per_token):
-            self.peak_flops = _peak_flops_of(self.model.distribute_strategy, self.model.dtype_policy.compute_dtype)
+            self.peak_flops = self._measured_peak()
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_tokens = 0
@@ -106,7 +116,20 @@ class ThroughputCallback(keras.callbacks.Callback):
         rate = self._epoch_tokens / self._epoch_seconds if self._epoch_seconds else self._untimed_rate
         logs["tokens_per_second"] = rate
         if not math.isnan(self.flops_per_token):
+            if self._peak_is_measured and self._mfu(rate) > 1:
+                self._correct_peak(achieved_flops=self.flops_per_token * rate)
             logs["mfu"] = self._mfu(rate)
+
+    def _measured_peak(self, again=False):
+        return _peak_flops_of(self.model.distribute_strategy, self.model.dtype_policy.compute_dtype, again=again)
+
+    def _correct_peak(self, achieved_flops):
+        """Raises a measured peak that the steps outran: to a new reading (at most once every `REMEASURE_SECONDS`)
+        if that is faster, and at least to the FLOP/s the steps achieved."""
+        if time.monotonic() - self._last_remeasured >= self.REMEASURE_SECONDS:
+            self.peak_flops = max(self.peak_flops, self._measured_peak(again=True))
+            self._last_remeasured = time.monotonic()
+        self.peak_flops = max(self.peak_flops, achieved_flops)
 
     def _mfu(self, rate):
         if not self.peak_flops or self.flops_per_token is None or math.isnan(self.flops_per_token):
@@ -114,12 +137,12 @@ class ThroughputCallback(keras.callbacks.Callback):
         return self.flops_per_token * rate / self.peak_flops
 
 
-def _peak_flops_of(strategy, dtype):
+def _peak_flops_of(strategy, dtype, again=False):
     try:
         device = strategy.extended.worker_devices[0]
     except (RuntimeError, AttributeError, IndexError):  # the default strategy: one device, the default one
-        return measure_peak_flops(dtype)
-    peak = measure_peak_flops(dtype, device=device)
+        return measure_peak_flops(dtype, again=again)
+    peak = measure_peak_flops(dtype, device=device, again=again)
     if "CPU" in device.upper():
         return peak  # CPU replicas (logical devices) share one processor's cores
     return peak * strategy.num_replicas_in_sync
