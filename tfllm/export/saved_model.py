@@ -89,6 +89,7 @@ from tfllm.evaluation.scoring import (
 from tfllm.generation import RequestSampler, chat_stop_token_ids, decode_loop
 from tfllm.generation.text_generation import prefill_state
 from tfllm.generation.translation import translation_budget
+from tfllm.export.writer import write_signatures
 from tfllm.models import CausalLM
 from tfllm.models.lora import merge_lora
 
@@ -186,15 +187,9 @@ def export_saved_model(model, path, *, version=1, max_new_tokens=None, temperatu
     model.build_eagerly()
     model = merge_lora(model)  # a LoRA adapter folded into the kernels: the export has no adapter variables
 
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.track(model.tokenizer)
     endpoints = _Endpoints(model, bool(jit_compile), defaults, **limits)
-    for name, (function, input_signature) in _signatures(endpoints).items():
-        archive.add_endpoint(name, function, input_signature=input_signature)
-    for name, value in limits.items():
-        setattr(archive._tf_trackable, name, tf.Variable(value, trainable=False, dtype=tf.int32, name=name))
-    archive.write_out(version_dir, verbose=verbose)
+    write_signatures(version_dir, model, _signatures(endpoints), resources_of=[model.tokenizer], constants=limits,
+                     verbose=verbose)
     if verbose:
         for name, body in rest_request_examples(model, max_new_tokens=defaults["max_new_tokens"]).items():
             print(f"REST request body for {name}: {json.dumps(body, ensure_ascii=False)}")
@@ -203,8 +198,8 @@ def export_saved_model(model, path, *, version=1, max_new_tokens=None, temperatu
 
 def _signatures(endpoints):
     """Each signature's name -> (function, input signature): batch-major inputs, one row per text. A translation
-    or chat model has no "serving_default" here: `ExportArchive.write_out` makes the first signature, `translate`
-    or `chat`, also serving_default (one function traced, not two)."""
+    or chat model has no "serving_default" here: `write_signatures` makes the first signature, `translate` or
+    `chat`, also serving_default (one function traced, not two)."""
     prompts = [tf.TensorSpec([None], tf.string, name="prompts")]
     generate = prompts + [
         tf.TensorSpec([None], tf.int32, name="max_new_tokens"),
