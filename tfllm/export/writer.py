@@ -6,9 +6,9 @@ lookup tables) and signature functions, each function traced once.
 save options' variable policy). For a decode loop, most of an export's time is tracing, so this writer tracks the
 variables and resources itself and lets `tf.saved_model.save` make the one trace every signature needs: on a
 2-core CPU, `benchmarks/export_writing.py` measured exports of `tfllm train`'s default models 1.70-1.95x as fast
-for the Transformer and 1.30x for the LSTM. What it writes loads as an `ExportArchive`'s does: `tf.saved_model.load(path)`
-has the functions as methods, their signatures in `.signatures` (the first also as `serving_default`), and the
-model's `variables`, `trainable_variables` and `non_trainable_variables`.
+for the Transformer and 1.30x for the LSTM. What it writes loads as an `ExportArchive`'s does:
+`tf.saved_model.load(path)` has the functions as methods, their signatures in `.signatures` (the first also as
+`serving_default`), and the model's `variables`, `trainable_variables` and `non_trainable_variables`.
 """
 
 import functools
