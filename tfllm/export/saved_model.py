@@ -73,8 +73,6 @@ loaded signature gives the same text. The loop runs in the plain graph or under 
 import json
 import os
 
-import keras
-import numpy as np
 import tensorflow as tf
 from keras import ops
 
@@ -86,10 +84,10 @@ from tfllm.evaluation.scoring import (
     window_bounds,
     window_log_likelihoods,
 )
+from tfllm.export.writer import write_signatures
 from tfllm.generation import RequestSampler, chat_stop_token_ids, decode_loop
 from tfllm.generation.text_generation import prefill_state
 from tfllm.generation.translation import translation_budget
-from tfllm.export.writer import write_signatures
 from tfllm.models import CausalLM
 from tfllm.models.lora import merge_lora
 
@@ -144,6 +142,7 @@ def export_saved_model(model, path, *, version=1, max_new_tokens=None, temperatu
     Example (a tiny untrained model; the export's greedy text is the model's):
 
     >>> import tempfile
+    >>> import keras
     >>> from tfllm.models import LSTMLM
     >>> from tfllm.tokenizers import ByteTokenizer
     >>> keras.utils.set_random_seed(0)
