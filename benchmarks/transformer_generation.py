@@ -37,7 +37,7 @@ import keras_hub  # noqa: E402
 import numpy as np  # noqa: E402
 
 from gpt2_generation import reference_run, tfllm_model, time_alternating  # noqa: E402
-from machine import machine_facts, machine_line  # noqa: E402
+from machine import load_now, machine_facts, machine_line  # noqa: E402
 from summary import record, write_results  # noqa: E402
 from tfllm.training import DEFAULTS, RunConfig  # noqa: E402
 
@@ -158,7 +158,7 @@ def main():
                f"p={TOP_P}; median of {rounds} alternating rounds{' (quick)' if args.quick else ''}")
     ratio_lines = [f"batch {batch} {sampler}: best tfllm ({mode}) / best KerasHub = {ratio:.2f}x (goal >= {GOAL:g}x)"
                    for (batch, sampler), (mode, ratio) in figures.items()]
-    lines = [heading, "", f"machine: {load_before} before, {machine_line()} after", "", *table(rows), "",
+    lines = [heading, "", f"machine: {load_before} before, {load_now()} after", "", *table(rows), "",
              *ratio_lines]
     print("\n".join(lines), flush=True)
     for (batch, sampler), (mode, ratio) in figures.items():

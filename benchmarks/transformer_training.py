@@ -47,7 +47,7 @@ import keras_hub  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from machine import RoundPeaks, machine_facts, machine_line  # noqa: E402
+from machine import RoundPeaks, load_now, machine_facts, machine_line  # noqa: E402
 from models import seconds_per_step  # noqa: E402
 from summary import record, write_results  # noqa: E402
 from tfllm.training import DEFAULTS, RunConfig  # noqa: E402
@@ -265,7 +265,7 @@ def main():
                f"MLP {config.intermediate_dim}, vocabulary {VOCAB:,}, batch {batch} x {sequence} tokens, tied "
                f"embeddings; median of {rounds} alternating rounds of {steps} step(s)"
                f"{' (quick)' if args.quick else ''}")
-    machine_lines = [f"machine: {load_before} before, {machine_line()} after; matmul peak (median of the rounds) "
+    machine_lines = [f"machine: {load_before} before, {load_now()} after; matmul peak (median of the rounds) "
                      + ", ".join(f"{dtype} {peak / 1e9:.0f} GFLOP/s" for dtype, peak in peaks.items()),
                      "tfllm's compile() jit_compile='auto' picks: "
                      + ", ".join(f"{mode} in {precision}" for precision, mode in auto_modes.items()) + "; "

@@ -52,7 +52,7 @@ import tensorflow as tf  # noqa: E402
 import generation  # noqa: E402
 import transformer_generation  # noqa: E402
 from gpt2_generation import reference_run, tfllm_model  # noqa: E402
-from machine import RoundPeaks, machine_facts, machine_line  # noqa: E402
+from machine import RoundPeaks, load_now, machine_facts, machine_line  # noqa: E402
 from models import seconds_per_step  # noqa: E402
 from op_profile import KINDS, by_kind, op_seconds  # noqa: E402
 from summary import record, write_results  # noqa: E402
@@ -498,7 +498,7 @@ def main():
     rnn = rnn_generation_profile(rounds, new_tokens)
     lines = [f"Where the time goes (`python benchmarks/where_time_goes.py{' --quick' if args.quick else ''}`); "
              f"median of {rounds} alternating rounds", "",
-             f"machine: {load_before} before, {machine_line()} after; matmul peak (median of the training rounds) "
+             f"machine: {load_before} before, {load_now()} after; matmul peak (median of the training rounds) "
              + ", ".join(f"{MATMUL_DTYPE[precision]} {peaks[precision] / 1e9:.0f} GFLOP/s" for precision in PRECISIONS),
              "", *(line for precision in PRECISIONS
                    for line in [*training_lines(training[precision], peaks[precision]), ""]),
