@@ -22,8 +22,9 @@ def write_signatures(path, model, functions, resources_of=(), constants=None, ve
     Args:
         path: the directory to write (as `tf.saved_model.save`).
         model: the Keras model (or layer) whose variables the functions read; they are saved with it.
-        functions: name -> (Python function, input signature: a list of `tf.TensorSpec`), in order; the first is
-            also `serving_default` unless one has that name.
+        functions: name -> (Python function, input signature: a list of named `tf.TensorSpec`s), in order; each
+            function returns a dict of tensors (a signature's named outputs). The first is also `serving_default`
+            unless one has that name.
         resources_of: layers or trackables whose TensorFlow resources (lookup tables, ...) the functions use.
         constants: name -> int, stored as int32 scalars (`loaded.<name>`).
         verbose: print each signature's inputs and outputs.
