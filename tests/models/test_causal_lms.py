@@ -4,6 +4,7 @@ import numpy as np
 import keras
 import pytest
 import tensorflow as tf
+from tensorflow.python.autograph.impl import api as autograph_api
 
 from tfllm.models import LSTMLM, SimpleRNNLM, TransformerLM, WarmupCosineDecay
 from tfllm.tokenizers import ByteTokenizer
@@ -315,3 +316,18 @@ def test_trying_many_sampler_settings_does_not_warn_of_retracing(caplog):
         for temperature in (0.5, 0.6, 0.7, 0.8, 0.9, 1.1, 1.2):  # each setting has its own compiled functions
             model.generate("In the", max_new_tokens=2, sampler="random", temperature=temperature, seed=0)
     assert not [record for record in caplog.records if "retracing" in record.getMessage()]
+
+
+def test_generation_is_traced_without_autograph(monkeypatch):
+    # Its functions are plain graph code; AutoGraph converting them took about 0.8 s of a process's first generate.
+    converted = []
+    real = autograph_api.converted_call
+    monkeypatch.setattr(autograph_api, "converted_call", lambda function, *args, **kwargs: converted.append(function) or real(
+        function, *args, **kwargs))
+    model = _model("transformer")
+    for options in ({"sampler": "greedy"}, {"top_p": 0.9, "seed": 0}):  # the prefill, loop and streaming steps
+        model.generate(["In the", "And"], max_new_tokens=3, jit_compile=False, **options)
+        list(model.stream("In the", max_new_tokens=3, jit_compile=False, **options))
+    assert converted == []
+    tf.function(lambda x: x + 1)(tf.constant(1))  # a function with AutoGraph on does enter it
+    assert len(converted) == 1

@@ -278,12 +278,15 @@ def _make_functions(model_ref, sampler, stop_token_ids, jit_compile):
         tf.TensorSpec([None], tf.int32),  # prompt_lengths (B,)
     ]
 
-    # Always the plain graph: its slice of the prompts depends on their lengths, which XLA would compile anew for.
-    @tf.function(input_signature=request_spec)
+    # Plain graph code throughout (ops.cond and ops.while_loop, no Python control flow on tensors): AutoGraph would
+    # only convert it, about 0.8 s of the first call in a process for the default Transformer, and find nothing to do.
+    # The prefill always runs in the plain graph: its slice of the prompts depends on their lengths, which XLA would
+    # compile anew for.
+    @tf.function(input_signature=request_spec, autograph=False)
     def prefill(token_ids, prompt_lengths):
         return prefill_state(model_ref(), token_ids, prompt_lengths)
 
-    @tf.function(reduce_retracing=True, jit_compile=jit_compile)
+    @tf.function(reduce_retracing=True, jit_compile=jit_compile, autograph=False)
     def loop(token_ids, prompt_lengths, state, seed, max_new_tokens):
         """The whole generation after `prefill`: `(token_ids, ends)`."""
         model = model_ref()
@@ -292,7 +295,7 @@ def _make_functions(model_ref, sampler, stop_token_ids, jit_compile):
             stop_token_ids, model.pad_id,
         )
 
-    @tf.function(reduce_retracing=True, jit_compile=jit_compile)
+    @tf.function(reduce_retracing=True, jit_compile=jit_compile, autograph=False)
     def steps(token_ids, prompt_lengths, state, index, end, seed, max_steps):
         """At most `max_steps` positions of generation from `index`: `(token_ids, state, index, end)`."""
         model = model_ref()
