@@ -319,11 +319,16 @@ def test_trying_many_sampler_settings_does_not_warn_of_retracing(caplog):
 
 
 def test_generation_is_traced_without_autograph(monkeypatch):
-    # Its functions are plain graph code; AutoGraph converting them took about 0.8 s of a process's first generate.
+    # Its functions are plain graph code; AutoGraph converting them took about 0.8 s of a process's first generate
+    # (benchmarks/first_generate.py).
     converted = []
     real = autograph_api.converted_call
-    monkeypatch.setattr(autograph_api, "converted_call", lambda function, *args, **kwargs: converted.append(function) or real(
-        function, *args, **kwargs))
+
+    def recorded(function, *args, **kwargs):  # where a tf.function with AutoGraph on enters its conversion
+        converted.append(function)
+        return real(function, *args, **kwargs)
+
+    monkeypatch.setattr(autograph_api, "converted_call", recorded)
     model = _model("transformer")
     for options in ({"sampler": "greedy"}, {"top_p": 0.9, "seed": 0}):  # the prefill, loop and streaming steps
         model.generate(["In the", "And"], max_new_tokens=3, jit_compile=False, **options)

@@ -7,6 +7,7 @@ import keras
 
 from tfllm.data import load_texts
 from tfllm.training import RunConfig
+from tfllm.training.pretrain import build_run, open_run, train_run
 
 TINY_MODELS = {
     "transformer": {"num_layers": 1, "hidden_dim": 16, "num_heads": 2, "intermediate_dim": 32,
@@ -49,6 +50,16 @@ def tiny_config(corpus, architecture="transformer", model=None, data=None, **tra
         data={"corpus": os.fspath(corpus), "tokenizer": "byte", **(data or {})},
         train={**TINY_TRAIN, **train},
     )
+
+
+def trained_only(config, run_dir):
+    """A run through its training phase only (`open_run`, `build_run`, `train_run`), without the final samples and
+    evaluation, for a reference run whose history and weights are all a test compares: the built run, whose
+    `state.history` and `model` hold them."""
+    opened = open_run(config, run_dir, verbose=0)
+    built = build_run(opened)
+    train_run(opened, built, peak_flops=PEAK_FLOPS)
+    return built
 
 
 def files_under(folder):

@@ -14,10 +14,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.training.common import PEAK_FLOPS, files_under, tiny_config, write_kjv_verses
+from tests.training.common import PEAK_FLOPS, files_under, tiny_config, trained_only, write_kjv_verses
 from tfllm.models.multi_worker import FIXED_KERAS_VERSIONS
 from tfllm.training import get_strategy, is_chief, pretrain, resolve_jit_compile
-from tfllm.training.pretrain import build_run, open_run, train_run
 
 
 @pytest.fixture(scope="module")
@@ -55,18 +54,10 @@ def _weights(model):
     return [keras.ops.convert_to_numpy(weight) for weight in model.weights]
 
 
-def _trained(config, run_dir):
-    """A run on one device through its training phase only (what the comparisons need): the built run."""
-    opened = open_run(config, run_dir, verbose=0)
-    built = build_run(opened)
-    train_run(opened, built, peak_flops=PEAK_FLOPS)
-    return built
-
-
 @pytest.mark.parametrize("architecture", ["transformer", "lstm", "rnn"])
 def test_mirrored_training_matches_one_device_with_the_same_global_batch(architecture, verses, tmp_path):
     config = tiny_config(verses, architecture, steps=4, eval_every=4, checkpoint_every=4)
-    alone = _trained(config, tmp_path / "alone")
+    alone = trained_only(config, tmp_path / "alone")
     mirrored = pretrain(config, tmp_path / "mirrored", strategy=get_strategy("mirrored"), verbose=0,
                         peak_flops=PEAK_FLOPS)
     assert mirrored.metrics["num_replicas"] == 2
@@ -172,7 +163,7 @@ def test_two_workers_train_through_fit_to_the_same_weights_and_only_the_chief_wr
     assert not [name for name in files_under(run) if ".tmp-" in name]
 
     # Two workers of batch 2 each train as one process with the global batch of 4.
-    alone = _trained(config, tmp_path / "alone")
+    alone = trained_only(config, tmp_path / "alone")
     loaded = keras.saving.load_model(run / "model.keras")
     for want, got in zip(_weights(alone.model), _weights(loaded)):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

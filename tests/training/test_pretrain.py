@@ -17,7 +17,7 @@ import tensorflow as tf
 from tensorflow.core.util import event_pb2
 
 from tests.training.common import (
-    PEAK_FLOPS, InterruptAfter, files_under, tiny_config, write_kjv_verses, write_repetitive_corpus,
+    PEAK_FLOPS, InterruptAfter, files_under, tiny_config, trained_only, write_kjv_verses, write_repetitive_corpus,
 )
 from tfllm.data import load_texts
 from tfllm.training import (
@@ -169,9 +169,7 @@ def test_the_loss_goes_down_on_a_repetitive_corpus(tmp_path):
 def uninterrupted(verses, tmp_path_factory):
     """An 8-step run without interruption (its training phase), to compare resumed runs with."""
     config = tiny_config(verses, "lstm", steps=8)
-    opened = open_run(config, tmp_path_factory.mktemp("uninterrupted") / "run", verbose=0)
-    built = build_run(opened)
-    train_run(opened, built, peak_flops=PEAK_FLOPS)
+    built = trained_only(config, tmp_path_factory.mktemp("uninterrupted") / "run")
     return config, built.state.history.to_dict(), _weights(built.model)
 
 
@@ -308,7 +306,5 @@ def test_the_same_seed_and_config_give_the_same_numbers(verses, tmp_path):
     assert [sample["text"] for sample in first.metrics["samples"]] == [
         sample["text"] for sample in second.metrics["samples"]]
     # Another seed trains differently (its training phase is enough to show it).
-    opened = open_run(config.replace(train={"seed": 1}), tmp_path / "other", verbose=0)
-    other = build_run(opened)
-    train_run(opened, other, peak_flops=PEAK_FLOPS)
+    other = trained_only(config.replace(train={"seed": 1}), tmp_path / "other")
     assert len(other.state.history.losses) == 4 and other.state.history.losses != first.history["losses"]

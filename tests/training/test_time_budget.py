@@ -9,11 +9,11 @@ import re
 import numpy as np
 import pytest
 
-from tests.training.common import PEAK_FLOPS, InterruptAfter, tiny_config, write_kjv_verses
+from tests.training.common import PEAK_FLOPS, InterruptAfter, tiny_config, trained_only, write_kjv_verses
 from tfllm import cli
 from tfllm.training import RunConfig, RunDirectory, pretrain
 from tfllm.training.callbacks.progress import RunProgress
-from tfllm.training.pretrain import MEASURED_STEPS, RunInterrupted, build_run, open_run, train_run
+from tfllm.training.pretrain import MEASURED_STEPS, RunInterrupted
 
 # The module (`from tfllm.training import pretrain` is the function of the same name).
 pretrain_module = importlib.import_module("tfllm.training.pretrain")
@@ -51,10 +51,8 @@ def test_a_budget_that_fits_every_step_keeps_them(verses, tmp_path):
 def test_the_fixed_count_is_recorded_kept_on_resuming_and_trains_as_if_configured(verses, tmp_path, monkeypatch):
     config = _budget_config(verses, steps=40)
     # The same run configured for 30 steps; its training phase is all that is compared.
-    opened = open_run(tiny_config(verses, "lstm", steps=30, eval_every=10, checkpoint_every=5, warmup_steps=20),
-                      tmp_path / "reference", verbose=0)
-    reference = build_run(opened)
-    train_run(opened, reference, peak_flops=PEAK_FLOPS)
+    reference = trained_only(tiny_config(verses, "lstm", steps=30, eval_every=10, checkpoint_every=5, warmup_steps=20),
+                             tmp_path / "reference")
 
     # As if the machine were slow: 10 more steps fit after the 20 timed ones.
     monkeypatch.setattr(pretrain_module, "steps_within_budget", lambda *args: 10)

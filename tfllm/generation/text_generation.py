@@ -279,7 +279,8 @@ def _make_functions(model_ref, sampler, stop_token_ids, jit_compile):
     ]
 
     # Plain graph code throughout (ops.cond and ops.while_loop, no Python control flow on tensors): AutoGraph would
-    # only convert it, about 0.8 s of the first call in a process for the default Transformer, and find nothing to do.
+    # only convert it, about 0.8 s of the first call in a process for the default Transformer, and find nothing to do
+    # (benchmarks/first_generate.py).
     # The prefill always runs in the plain graph: its slice of the prompts depends on their lengths, which XLA would
     # compile anew for.
     @tf.function(input_signature=request_spec, autograph=False)
