@@ -21,10 +21,13 @@ the gap is tfllm's to close. This script measures, in one process, on the goals'
    token of tfllm's `generate` (XLA) and KerasHub's (XLA and plain graph, the faster counts), and of two stripped
    greedy decode loops compiled by XLA: the weight products alone (per token, each block's QKV, output and MLP
    products and the logits, with the argmax and the embedding lookup that chain one token to the next) and those
-   products with attention over a key/value cache. Any greedy decoder of this model multiplies every weight for every token: KerasHub's time per token over the
-   products-alone loop's bounds tfllm's lead; over the loop with attention, it bounds the lead of any decoder that
-   attends over a cache of fixed length (what XLA's static shapes ask for, and what both libraries do). A top-p
-   decoder does all that and samples too, so KerasHub's top-p time over the loop with attention bounds its lead.
+   products with attention over a key/value cache. Any greedy decoder of this model multiplies every weight for
+   every token: KerasHub's time per token over the products-alone loop's bounds tfllm's lead; over the loop with
+   attention, it bounds the lead of any decoder that attends over a cache of fixed length (what XLA's static shapes
+   ask for, and what both libraries do). A top-p decoder does all that and samples too, so KerasHub's top-p time
+   over the loop with attention bounds its lead.
+   tfllm's top-p sampler alone (its draws in one XLA loop, at the same batch and vocabulary) is timed too: KerasHub's
+   top-p time over the loop with attention plus the sampler says how far a decoder with tfllm's sampler could go.
 3. RNN generation (generation.py's LSTM and SimpleRNN, batch 8, greedy): the per-token loop (generation.py's
    baseline: one XLA step per call from Python), `generate` under XLA, and the weight products alone (each layer's
    kernel and recurrent kernel, the logits, the argmax and lookup) in one XLA loop. The per-token loop over the
@@ -56,6 +59,7 @@ from machine import RoundPeaks, load_now, machine_facts, machine_line  # noqa: E
 from models import seconds_per_step  # noqa: E402
 from op_profile import KINDS, by_kind, op_seconds  # noqa: E402
 from summary import record, write_results  # noqa: E402
+from tfllm.generation import TopPSampler  # noqa: E402
 from tfllm.layers.token_embedding import logit_slices  # noqa: E402
 from tfllm.training import RunConfig  # noqa: E402
 from transformer_training import (  # noqa: E402
@@ -357,6 +361,23 @@ def transformer_decoders(shape, batch, steps, prompt):
             "products + attention over the cache, XLA": compiled_loop(step(True), start, steps)}
 
 
+SAMPLER_ALONE = "tfllm's top-p sampler alone, XLA"
+
+
+def top_p_sampler_alone(vocabulary_size, batch, steps):
+    """`run()`: `steps` draws of tfllm's top-p sampler (p = transformer_generation.TOP_P, as its `generate` row) in
+    one XLA-compiled loop, each from logits (batch, vocabulary_size) moved by the token drawn before, so that no draw
+    can be hoisted out of the loop: the sampler's part of a top-p decode step."""
+    sampler = TopPSampler(transformer_generation.TOP_P)
+    logits = tf.random.normal([batch, vocabulary_size], seed=0)  # (B, V)
+
+    def one_token(token, index):
+        moved = logits + tf.cast(token, tf.float32)[:, None] * 1e-6  # (B, V)
+        return sampler(moved, tf.stack([0, index]))  # (B,)
+
+    return compiled_loop(one_token, tf.zeros([batch], tf.int32), steps)
+
+
 def transformer_generation_profile(rounds, new_tokens, batch_sizes, prompt=32):
     shape = transformer_generation.backbone_shape()
     keras.utils.set_random_seed(0)
@@ -379,6 +400,7 @@ def transformer_generation_profile(rounds, new_tokens, batch_sizes, prompt=32):
                 runs[f"KerasHub generate{generate_suffix(sampler)}, {mode}"] = result_dropped(
                     references[sampler, mode], prompts)
         runs.update(transformer_decoders(shape, batch, new_tokens, prompt))
+        runs[SAMPLER_ALONE] = top_p_sampler_alone(shape["vocabulary_size"], batch, new_tokens)
         milliseconds[batch] = {name: 1000 * value / new_tokens for name, value in median_rounds(runs, rounds).items()}
     return milliseconds
 
@@ -405,14 +427,23 @@ def transformer_generation_lines(milliseconds, new_tokens):
             lead = keras_hub / values[f"tfllm generate{generate_suffix(sampler)}, XLA"]
             bound = keras_hub / products_alone(values)
             with_attention = keras_hub / values["products + attention over the cache, XLA"]
+            # tfllm's sampler is not the only possible one, so this is not a bound on every decoder: it says how far
+            # a decoder with tfllm's sampler, and nothing but the products and attention around it, could go.
+            with_sampler = (keras_hub / (values["products + attention over the cache, XLA"] + values[SAMPLER_ALONE])
+                            if sampler == "top_p" else None)
             lines.append(f"batch {batch}, {sampler}: tfllm / best KerasHub = {lead:.2f}x (goal >= "
                          f"{TRANSFORMER_GENERATION_GOAL:g}x); bounds, best KerasHub / the weight products alone = "
                          f"{bound:.2f}x, best KerasHub / the products and attention over the cache = "
-                         f"{with_attention:.2f}x")
+                         f"{with_attention:.2f}x" + ("" if with_sampler is None else
+                                                     f"; best KerasHub / (the products and attention + tfllm's "
+                                                     f"sampler alone) = {with_sampler:.2f}x"))
             name = f"transformer {sampler} batch {batch}"
             record("where_time_goes", f"{name}: tfllm / KerasHub", lead, goal=TRANSFORMER_GENERATION_GOAL)
             record("where_time_goes", f"{name}: bound, KerasHub / weight products alone", bound)
             record("where_time_goes", f"{name}: bound, KerasHub / products and attention", with_attention)
+            if with_sampler is not None:
+                record("where_time_goes", f"{name}: KerasHub / (products, attention and tfllm's sampler)",
+                       with_sampler)
     return lines
 
 
