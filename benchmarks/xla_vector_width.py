@@ -1,11 +1,12 @@
 """XLA's CPU code with 512-bit vectors (`XLA_FLAGS=--xla_cpu_prefer_vector_width=512`) against its default, 256.
 
-On a CPU with AVX-512, XLA still emits 256-bit vector code unless told otherwise: LLVM's choice for CPUs whose clock
-once dropped under 512-bit instructions. A decode step at batch 1 is XLA's own code from end to end: its matrix-vector
-products (XLA emits those below 4,096 rows as loops of its own, `tfllm.layers.sums_as_products`), the attention over
-the cache, the layer norms and the sampler's bisection. The flag is read once per process, when XLA first compiles, and
-applies to every XLA computation in it, so each measurement here is a fresh process: the same models and calls, with
-`XLA_FLAGS` unset ("default") or set to the flag ("512-bit"). Timed, after one warm-up call each:
+On a CPU with AVX-512, XLA's CPU compiler still asks LLVM for 256-bit vectors (its kernels' "prefer-vector-width"
+attribute, in an `--xla_dump_to` dump of TensorFlow 2.21's) unless the flag says 512. A decode step at batch 1 is
+XLA's own code from end to end: its matrix-vector products (XLA emits those below 4,096 rows as loops of its own,
+`tfllm.layers.sums_as_products`), the attention over the cache, the layer norms and the sampler's bisection. The flag
+is read once per process, when XLA first compiles, and applies to every XLA computation in it, so each measurement
+here is a fresh process: the same models and calls, with `XLA_FLAGS` unset ("default") or set to the flag
+("512-bit"). Timed, after one warm-up call each:
 
 - `generate` of `tfllm train`'s default Transformer with transformer_generation.py's context (256) and vocabulary
   (4,096), untrained: prompts of 32 random ids, 224 new tokens, greedy and top-p (p = 0.9), batch 1 and 8, under XLA
@@ -16,7 +17,7 @@ applies to every XLA computation in it, so each measurement here is a fresh proc
 Rounds alternate the order of the two settings; medians are kept. tfllm leaves `XLA_FLAGS` to the user: the flag is
 process-wide, and changes the rounding of every XLA computation in the process, the user's own included.
 
-    python benchmarks/xla_vector_width.py              # 4 to 8 minutes on 2 CPU cores
+    python benchmarks/xla_vector_width.py              # 3 to 8 minutes on 2 CPU cores
     python benchmarks/xla_vector_width.py --rounds 5
 """
 
