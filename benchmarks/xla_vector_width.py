@@ -33,25 +33,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 FLAG = "--xla_cpu_prefer_vector_width=512"
 SETTINGS = {"default": None, "512-bit": FLAG}
-PROMPT, NEW_TOKENS, CONTEXT, VOCABULARY, TOP_P = 32, 224, 256, 4096, 0.9
+PROMPT, NEW_TOKENS, CONTEXT, TOP_P = 32, 224, 256, 0.9
 CALLS = [(sampler, batch) for sampler in ("greedy", "top_p") for batch in (1, 8)]
 REPEATS = 5  # timed calls of each kind per process (median kept)
 
 
 def measure():
     """In this process: `{"generate sampler batch B": ms per new token, "training step": s}`, medians of REPEATS."""
-    import dataclasses
-
-    import numpy as np
     import tensorflow as tf
 
     from models import seconds_per_step
     from tfllm.training import RunConfig
-    from tfllm.training.builders import build_model
+    from transformer_training import model_config, random_batches, tfllm_lm
 
-    config = RunConfig.default("transformer")
-    model = build_model(dataclasses.replace(config.model, max_sequence_length=CONTEXT), vocab_size=VOCABULARY)
-    model(np.zeros((1, 2), np.int32))
+    model = tfllm_lm(model_config(CONTEXT), jit_compile="auto")
     calls = {f"generate {sampler} batch {batch}": generate_call(model, sampler, batch) for sampler, batch in CALLS}
     for call in calls.values():
         call()  # traced and compiled
@@ -63,13 +58,9 @@ def measure():
             seconds[name].append(time.perf_counter() - start)
     results = {name: 1000 * statistics.median(values) / NEW_TOKENS for name, values in seconds.items()}
 
-    train = config.train
-    trained = build_model(dataclasses.replace(config.model, max_sequence_length=train.sequence_length),
-                          vocab_size=VOCABULARY)
-    trained(np.zeros((1, train.sequence_length), np.int32))
-    trained.compile()
-    ids = np.random.default_rng(0).integers(3, VOCABULARY, (train.batch_size, train.sequence_length + 1), np.int32)
-    batches = tf.data.Dataset.from_tensors((ids[:, :-1], ids[:, 1:])).repeat()  # (B, T) inputs and targets
+    train = RunConfig.default("transformer").train
+    trained = tfllm_lm(model_config(train.sequence_length), jit_compile="auto")  # `compile()`'s defaults
+    batches = tf.data.Dataset.from_tensors(random_batches(train.batch_size, train.sequence_length)).repeat()
     seconds_per_step(trained, batches, 2)  # traced and warmed up
     results["training step"] = statistics.median(seconds_per_step(trained, batches, 4) for _ in range(REPEATS))
     return results
@@ -79,7 +70,9 @@ def generate_call(model, sampler, batch):
     """`call()`: one `generate` of `batch` random prompts with `sampler` ("greedy" or "top_p")."""
     import numpy as np
 
-    prompts = np.random.default_rng(0).integers(3, VOCABULARY, (batch, PROMPT), dtype=np.int32)  # (B, PROMPT)
+    from transformer_training import VOCAB
+
+    prompts = np.random.default_rng(0).integers(3, VOCAB, (batch, PROMPT), dtype=np.int32)  # (B, PROMPT)
     settings = {"sampler": "top_p", "top_p": TOP_P, "seed": 0} if sampler == "top_p" else {"sampler": "greedy"}
     return lambda: model.generate(prompts, max_new_tokens=NEW_TOKENS, stop_token_ids=[], **settings)
 
@@ -123,7 +116,7 @@ def main():
     for name in runs["default"][0]:
         default, wide = (statistics.median(run[name] for run in runs[setting]) for setting in SETTINGS)
         unit = "s/step" if name == "training step" else "ms/token"
-        print(f"{name + ' (' + unit + ')':<30} {default:>9.3f} {wide:>9.3f} {default / wide:>6.2f}x")
+        print(f"{name + ' (' + unit + ')':<36} {default:>9.3f} {wide:>9.3f} {default / wide:>6.2f}x")
         record("xla_vector_width", f"{name}: time, XLA's default vectors / 512-bit", default / wide)
 
 
