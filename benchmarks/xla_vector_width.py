@@ -16,9 +16,10 @@ here is a fresh process: the same models and calls, with `XLA_FLAGS` unset ("def
 
 Rounds alternate the order of the two settings. The machine's speed drifts between processes (on the 2-core Xeon of
 the README, the training step's ratio read 0.94x and 1.11x in two runs of 3 rounds, though the XLA-compiled kernels,
-all that the flag reaches there, are about a sixth of its op time), so each figure is the median of the rounds' ratios, each of two processes run one after the
-other, with their range; the times are the medians of each setting. tfllm leaves `XLA_FLAGS` to the user: the flag is
-process-wide, and changes the rounding of every XLA computation in the process, the user's own included.
+all that the flag reaches there, are about a sixth of its op time), so each figure is the median of the rounds'
+ratios, each of two processes run one after the other, with their range; the times are the medians of each setting.
+tfllm leaves `XLA_FLAGS` to the user: the flag is process-wide, and changes the rounding of every XLA computation in
+the process, the user's own included.
 
     python benchmarks/xla_vector_width.py              # 8 to 15 minutes on 2 CPU cores
     python benchmarks/xla_vector_width.py --rounds 3   # a smoke run
