@@ -110,8 +110,12 @@ def main():
             environment = {key: value for key, value in os.environ.items() if key != "XLA_FLAGS"}
             if SETTINGS[setting]:
                 environment["XLA_FLAGS"] = SETTINGS[setting]
-            child = subprocess.run([sys.executable, __file__, "--child"], check=True, capture_output=True, text=True,
+            child = subprocess.run([sys.executable, __file__, "--child"], capture_output=True, text=True,
                                    env=environment, cwd=os.path.dirname(os.path.abspath(__file__)))
+            if child.returncode != 0:  # a crash is a finding: say which setting, and whether it came after the timing
+                raise SystemExit(f"the {setting} process of round {round_index + 1} ended with exit status "
+                                 f"{child.returncode} (negative: the signal), after printing "
+                                 f"{child.stdout.strip()[-300:]!r}; its standard error ends:\n{child.stderr[-2000:]}")
             runs[setting].append(json.loads(child.stdout.strip().splitlines()[-1]))
 
     print(f"XLA's CPU vectors: default (256-bit) against {FLAG}, fresh processes, {args.rounds} alternating rounds "
