@@ -21,8 +21,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -82,6 +80,7 @@ def main():
         print(json.dumps(measure(*args.child)))
         return
 
+    from child_process import json_from_child
     from summary import record
 
     seconds = {(architecture, setting): [] for architecture in ARCHITECTURES for setting in SETTINGS}
@@ -89,9 +88,9 @@ def main():
         order = SETTINGS if round_index % 2 == 0 else tuple(reversed(SETTINGS))
         for architecture in ARCHITECTURES:
             for setting in order:
-                child = subprocess.run([sys.executable, __file__, "--child", architecture, setting], check=True,
-                                       capture_output=True, text=True)
-                seconds[(architecture, setting)].append(json.loads(child.stdout.strip().splitlines()[-1]))
+                what = f"the {architecture} process with AutoGraph {setting}"
+                seconds[(architecture, setting)].append(json_from_child([__file__, "--child", architecture, setting],
+                                                                        what))
 
     print(f"The first generate calls in a fresh process, seconds (median of {args.rounds} alternating rounds), "
           f"{os.cpu_count()} CPUs; AutoGraph on tfllm's decode functions, as tf.function's default, or off")

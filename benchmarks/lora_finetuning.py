@@ -23,8 +23,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -34,6 +32,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tfllm.models import TransformerLM  # noqa: E402
+from child_process import json_from_child  # noqa: E402
 from machine import machine_line  # noqa: E402
 from summary import record  # noqa: E402
 
@@ -99,11 +98,10 @@ def peak_resident_bytes():
 
 
 def measure_in_subprocess(args, variant):
-    command = [sys.executable, os.path.abspath(__file__), "--memory-of", variant, "--batch-size",
-               str(args.batch_size), "--sequence-length", str(args.sequence_length), "--memory-steps",
-               str(args.memory_steps)] + (["--quick"] if args.quick else [])
-    result = subprocess.run(command, capture_output=True, text=True, check=True)
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    arguments = [os.path.abspath(__file__), "--memory-of", variant, "--batch-size", str(args.batch_size),
+                 "--sequence-length", str(args.sequence_length), "--memory-steps",
+                 str(args.memory_steps)] + (["--quick"] if args.quick else [])
+    return json_from_child(arguments, f"the {variant} memory process")
 
 
 def main():

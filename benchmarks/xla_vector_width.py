@@ -29,8 +29,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -99,6 +97,7 @@ def main():
         print(json.dumps(measure()))
         return
 
+    from child_process import json_from_child
     from machine import machine_line
     from summary import record
 
@@ -110,13 +109,8 @@ def main():
             environment = {key: value for key, value in os.environ.items() if key != "XLA_FLAGS"}
             if SETTINGS[setting]:
                 environment["XLA_FLAGS"] = SETTINGS[setting]
-            child = subprocess.run([sys.executable, __file__, "--child"], capture_output=True, text=True,
-                                   env=environment, cwd=os.path.dirname(os.path.abspath(__file__)))
-            if child.returncode != 0:  # a crash is a finding: say which setting, and whether it came after the timing
-                raise SystemExit(f"the {setting} process of round {round_index + 1} ended with exit status "
-                                 f"{child.returncode} (negative: the signal), after printing "
-                                 f"{child.stdout.strip()[-300:]!r}; its standard error ends:\n{child.stderr[-2000:]}")
-            runs[setting].append(json.loads(child.stdout.strip().splitlines()[-1]))
+            runs[setting].append(json_from_child([__file__, "--child"], f"the {setting} process of round "
+                                                 f"{round_index + 1}", environment))
 
     print(f"XLA's CPU vectors: default (256-bit) against {FLAG}, fresh processes, {args.rounds} alternating rounds "
           f"(medians; ratio: the median of the rounds' ratios, and their range); {heading}; AVX-512: {has_avx512()}")
