@@ -18,14 +18,17 @@ the gap is tfllm's to close. This script measures, in one process, on the goals'
    attention products, so the bound is also given for the products without attention's. The MFU goal is the default
    `tfllm train` step's (its batch and context, 16 x 128): that step and its products alone are timed too.
 2. Transformer generation (transformer_generation.py's model, greedy and top-p, batch 1 and 8): milliseconds per new
-   token of tfllm's `generate` (XLA) and KerasHub's (XLA and plain graph, the faster counts), and of two stripped
-   greedy decode loops compiled by XLA: the weight products alone (per token, each block's QKV, output and MLP
-   products and the logits, with the argmax and the embedding lookup that chain one token to the next) and those
-   products with attention over a key/value cache. Any greedy decoder of this model multiplies every weight for
-   every token: KerasHub's time per token over the products-alone loop's bounds tfllm's lead; over the loop with
-   attention, it bounds the lead of any decoder that attends over a cache of fixed length (what XLA's static shapes
-   ask for, and what both libraries do). A top-p decoder does all that and samples too, so KerasHub's top-p time
-   over the loop with attention bounds its lead.
+   token of tfllm's `generate` (XLA) and KerasHub's (XLA and plain graph, the faster counts), and of three stripped
+   greedy decode loops compiled by XLA, each doing more of a step: the weight products alone (per token, each
+   block's QKV, output and MLP products and the logits, with the argmax and the embedding lookup that chain one
+   token to the next); those products with attention over a key/value cache; and the model's whole math, GPT-2's
+   (those, the position embedding, the layer norms, the biases, the tanh GELU and the residual sums, written
+   plainly and left to XLA to fuse). Any greedy decoder of this model multiplies every weight for every token:
+   KerasHub's time per token over the products-alone loop's bounds tfllm's lead; over the loop with attention, it
+   bounds the lead of any decoder that attends over a cache of fixed length (what XLA's static shapes ask for, and
+   what both libraries do); over the loop of the whole math, the lead of any XLA decoder of this network that
+   fuses no more than XLA does by itself. A top-p decoder does all that and samples too, so KerasHub's top-p time
+   over each loop bounds its lead. tfllm's time over the whole math's is what tfllm's own decoding adds.
    tfllm's top-p sampler alone (its draws in one XLA loop, at the same batch and vocabulary) is timed too: its part
    of tfllm's top-p step.
 3. RNN generation (generation.py's LSTM and SimpleRNN, batch 8, greedy): the per-token loop (generation.py's
@@ -316,49 +319,98 @@ def compiled_loop(step, state, steps, jit_compile=True):
     return result_dropped(lambda: tf.nest.map_structure(lambda tensor: tensor.numpy(), loop(state)))
 
 
-def transformer_decoders(shape, batch, steps, prompt):
-    """The stripped decode loops of `shape` (`GPT2Backbone` arguments): `{name: run()}` of `steps` tokens each."""
-    width, heads, inner = shape["hidden_dim"], shape["num_heads"], shape["intermediate_dim"]
-    length, depth = prompt + steps, width // heads
-    table = tf.random.normal([shape["vocabulary_size"], width])
-    blocks = [(tf.random.normal([width, 3 * width]), tf.random.normal([width, width]),
-               tf.random.normal([width, inner]), tf.random.normal([inner, width]))
-              for _ in range(shape["num_layers"])]
+PRODUCTS_ALONE_XLA, PRODUCTS_ALONE_GRAPH = "weight products alone, XLA", "weight products alone, graph"
+WITH_ATTENTION = "products + attention over the cache, XLA"
+WHOLE_MODEL = "the model's whole math, XLA"
 
-    def step(with_attention):
+
+def transformer_decoders(shape, batch, steps, prompt):
+    """The stripped decode loops of `shape` (`GPT2Backbone` arguments): `{name: run()}` of `steps` tokens each.
+
+    Three loops, each doing more of a decode step: the weight products alone; with attention over a key/value cache;
+    and the model's whole math, GPT-2's: the products and attention with the position embedding, the layer norms,
+    the biases, the tanh GELU and the residual sums, written as plainly as the model reads (`_gpt2_block`)."""
+    width, inner = shape["hidden_dim"], shape["intermediate_dim"]
+    length = prompt + steps
+    table = tf.random.normal([shape["vocabulary_size"], width])
+    positions = tf.random.normal([length, width])
+    blocks = [{"qkv": tf.random.normal([width, 3 * width]), "output": tf.random.normal([width, width]),
+               "inner": tf.random.normal([width, inner]), "outer": tf.random.normal([inner, width]),
+               "qkv_bias": tf.random.normal([3 * width]), "output_bias": tf.random.normal([width]),
+               "inner_bias": tf.random.normal([inner]), "outer_bias": tf.random.normal([width]),
+               "norms": [(tf.random.normal([width]), tf.random.normal([width])) for _ in range(2)]}
+              for _ in range(shape["num_layers"])]
+    final_norm = (tf.random.normal([width]), tf.random.normal([width]))
+    attention = _cached_attention(batch, shape["num_heads"], width, prompt, length)
+
+    def step(parts):
         def one_token(state, index):
             token, caches = state
             hidden = tf.gather(table, token)  # (B, D)
+            if parts == "whole":
+                hidden += positions[prompt + index]
             new_caches = []
-            for (qkv_kernel, output_kernel, inner_kernel, outer_kernel), cache in zip(blocks, caches):
-                query_key_value = hidden @ qkv_kernel  # (B, 3D)
-                mixed = query_key_value[:, :width]
-                if with_attention:
-                    # A row per sequence and head, keys and values apart, as tfllm's cache: the layout XLA reads in
-                    # place (CausalSelfAttention's docstring).
-                    query, key, value = (tf.reshape(part, [batch * heads, 1, depth])
-                                         for part in tf.split(query_key_value, 3, axis=-1))
-                    keys, values = cache
-                    keys = keras.ops.slice_update(keys, [0, prompt + index, 0], key)  # (B H, S, Dh)
-                    values = keras.ops.slice_update(values, [0, prompt + index, 0], value)
-                    scores = tf.einsum("ntk,nsk->nts", query, keys)  # (B H, 1, S)
-                    visible = tf.range(length) <= prompt + index
-                    weights = tf.nn.softmax(tf.where(visible, scores, -1e9), axis=-1)
-                    mixed = tf.reshape(tf.einsum("nts,nsk->ntk", weights, values), [batch, width])
-                    cache = (keys, values)
+            for block, cache in zip(blocks, caches):
+                if parts == "whole":
+                    hidden, cache = _gpt2_block(hidden, block, cache, index, attention)
+                else:
+                    query_key_value = hidden @ block["qkv"]  # (B, 3D)
+                    mixed = query_key_value[:, :width]
+                    if parts == "attention":
+                        mixed, cache = attention(query_key_value, cache, index)
+                    hidden = hidden + mixed @ block["output"]
+                    hidden = hidden + (hidden @ block["inner"]) @ block["outer"]  # (B, D)
                 new_caches.append(cache)
-                hidden = hidden + mixed @ output_kernel
-                hidden = hidden + (hidden @ inner_kernel) @ outer_kernel  # (B, D)
+            if parts == "whole":
+                hidden = _layer_norm(hidden, *final_norm)
             logits = tf.matmul(hidden, table, transpose_b=True)  # (B, V)
             return tf.argmax(logits, axis=-1, output_type=tf.int32), new_caches
 
         return one_token
 
-    caches = [(tf.zeros([batch * heads, length, depth]), tf.zeros([batch * heads, length, depth])) for _ in blocks]
+    depth = width // shape["num_heads"]
+    caches = [(tf.zeros([batch * shape["num_heads"], length, depth]),) * 2 for _ in blocks]
     start = (tf.zeros([batch], tf.int32), caches)
-    return {"weight products alone, XLA": compiled_loop(step(False), start, steps),
-            "weight products alone, graph": compiled_loop(step(False), start, steps, jit_compile=False),
-            "products + attention over the cache, XLA": compiled_loop(step(True), start, steps)}
+    return {PRODUCTS_ALONE_XLA: compiled_loop(step("products"), start, steps),
+            PRODUCTS_ALONE_GRAPH: compiled_loop(step("products"), start, steps, jit_compile=False),
+            WITH_ATTENTION: compiled_loop(step("attention"), start, steps),
+            WHOLE_MODEL: compiled_loop(step("whole"), start, steps)}
+
+
+def _cached_attention(batch, heads, width, prompt, length):
+    """`attend(query_key_value, cache, index)`: one token's attention over a key/value cache of `length` slots,
+    (B, 3D) -> the mixed heads (B, D) and the cache with the token's key and value written at `prompt + index`."""
+    depth = width // heads
+
+    def attend(query_key_value, cache, index):
+        # A row per sequence and head, keys and values apart, as tfllm's cache: the layout XLA reads in place
+        # (CausalSelfAttention's docstring).
+        query, key, value = (tf.reshape(part, [batch * heads, 1, depth])
+                             for part in tf.split(query_key_value, 3, axis=-1))
+        keys, values = cache
+        keys = keras.ops.slice_update(keys, [0, prompt + index, 0], key)  # (B H, S, Dh)
+        values = keras.ops.slice_update(values, [0, prompt + index, 0], value)
+        scores = tf.einsum("ntk,nsk->nts", query, keys)  # (B H, 1, S)
+        visible = tf.range(length) <= prompt + index
+        weights = tf.nn.softmax(tf.where(visible, scores, -1e9), axis=-1)
+        return tf.reshape(tf.einsum("nts,nsk->ntk", weights, values), [batch, width]), (keys, values)
+
+    return attend
+
+
+def _layer_norm(x, gamma, beta, epsilon=1e-5):
+    mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)  # (B, 1) each
+    return (x - mean) * tf.math.rsqrt(variance + epsilon) * gamma + beta
+
+
+def _gpt2_block(hidden, block, cache, index, attention):
+    """One pre-layer-norm GPT-2 block for one token, (B, D) -> (B, D), and its cache."""
+    (first_gamma, first_beta), (second_gamma, second_beta) = block["norms"]
+    query_key_value = _layer_norm(hidden, first_gamma, first_beta) @ block["qkv"] + block["qkv_bias"]  # (B, 3D)
+    mixed, cache = attention(query_key_value, cache, index)
+    hidden = hidden + mixed @ block["output"] + block["output_bias"]
+    inner = _layer_norm(hidden, second_gamma, second_beta) @ block["inner"] + block["inner_bias"]  # (B, I)
+    return hidden + tf.nn.gelu(inner, approximate=True) @ block["outer"] + block["outer_bias"], cache
 
 
 SAMPLER_ALONE = "tfllm's top-p sampler alone, XLA"
@@ -424,17 +476,20 @@ def transformer_generation_lines(milliseconds, new_tokens):
     for batch, values in milliseconds.items():
         for sampler in transformer_generation.SAMPLERS:
             keras_hub = min(values[f"KerasHub generate{generate_suffix(sampler)}, {mode}"] for mode in ("XLA", "graph"))
-            lead = keras_hub / values[f"tfllm generate{generate_suffix(sampler)}, XLA"]
+            ours = values[f"tfllm generate{generate_suffix(sampler)}, XLA"]
+            lead = keras_hub / ours
             bound = keras_hub / products_alone(values)
-            with_attention = keras_hub / values["products + attention over the cache, XLA"]
+            with_attention, whole = keras_hub / values[WITH_ATTENTION], keras_hub / values[WHOLE_MODEL]
             lines.append(f"batch {batch}, {sampler}: tfllm / best KerasHub = {lead:.2f}x (goal >= "
                          f"{TRANSFORMER_GENERATION_GOAL:g}x); bounds, best KerasHub / the weight products alone = "
-                         f"{bound:.2f}x, best KerasHub / the products and attention over the cache = "
-                         f"{with_attention:.2f}x")
+                         f"{bound:.2f}x, / the products and attention over the cache = {with_attention:.2f}x, / the "
+                         f"model's whole math = {whole:.2f}x; tfllm takes {ours / values[WHOLE_MODEL]:.2f}x as long "
+                         "as the model's whole math")
             name = f"transformer {sampler} batch {batch}"
             record("where_time_goes", f"{name}: tfllm / KerasHub", lead, goal=TRANSFORMER_GENERATION_GOAL)
             record("where_time_goes", f"{name}: bound, KerasHub / weight products alone", bound)
             record("where_time_goes", f"{name}: bound, KerasHub / products and attention", with_attention)
+            record("where_time_goes", f"{name}: bound, KerasHub / the model's whole math", whole)
         # The sampler's part of tfllm's top-p step: alone, and as the top-p generate's time over the greedy one's.
         alone, top_p = values[SAMPLER_ALONE], values["tfllm generate top_p, XLA"]
         lines.append(f"batch {batch}, tfllm's top-p sampler alone: {alone:.3f} ms per new token, {alone / top_p:.0%} "
@@ -447,7 +502,7 @@ def transformer_generation_lines(milliseconds, new_tokens):
 
 def products_alone(milliseconds):
     """The faster of the two products-alone loops, the floor of a decode step."""
-    return min(milliseconds["weight products alone, XLA"], milliseconds["weight products alone, graph"])
+    return min(milliseconds[PRODUCTS_ALONE_XLA], milliseconds[PRODUCTS_ALONE_GRAPH])
 
 
 # 3. RNN generation
@@ -471,8 +526,8 @@ def rnn_products_alone(model, batch, steps):
         return tf.argmax(logits, axis=-1, output_type=tf.int32), new_hiddens
 
     start = (tf.zeros([batch], tf.int32), [tf.zeros([batch, kernel.shape[0]]) for kernel, _ in cells])
-    return {"weight products alone, XLA": compiled_loop(one_token, start, steps),
-            "weight products alone, graph": compiled_loop(one_token, start, steps, jit_compile=False)}
+    return {PRODUCTS_ALONE_XLA: compiled_loop(one_token, start, steps),
+            PRODUCTS_ALONE_GRAPH: compiled_loop(one_token, start, steps, jit_compile=False)}
 
 
 def rnn_generation_profile(rounds, new_tokens):
