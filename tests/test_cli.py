@@ -410,6 +410,28 @@ def test_bad_input_is_one_line_and_exit_status_2(workspace, tmp_path, capsys):
         assert exit.value.code == 2 and err.count("\n") == 1 and message in err
 
 
+def test_number_flags_out_of_range_are_refused_before_the_run_is_read(tmp_path, capsys):
+    nowhere = tmp_path / "nowhere"  # never read: the flag is refused first
+    generate = ["generate", nowhere, "--prompt", "x"]
+    cases = [
+        ([*generate, "--top-p", 1.5], "--top-p=1.5 is invalid: expected a probability in (0, 1]"),
+        ([*generate, "--top-p", "nan"], "--top-p=nan is invalid"),
+        ([*generate, "--top-k", -3], "--top-k=-3 is invalid: expected an integer >= 0 (0 sets no limit)"),
+        ([*generate, "--num-beams", 0], "--num-beams=0 is invalid: expected an integer >= 1"),
+        ([*generate, "--temperature", "inf"], "--temperature=inf is invalid"),
+        ([*generate, "--max-new-tokens", 0], "--max-new-tokens=0 is invalid"),
+        (["chat", nowhere, "--top-p", 0], "--top-p=0.0 is invalid"),
+        (["translate", nowhere, "--to", "zh", "Hello", "--num-beams", 0], "--num-beams=0 is invalid"),
+        (["evaluate", nowhere, "--num-beams", -1], "--num-beams=-1 is invalid: expected an integer >= 0 (0 scores"),
+        (["export", nowhere, tmp_path / "out", "--max-batch-size", 0], "--max-batch-size=0 is invalid"),
+        (["train", "--logical-cpus", 0, "--output-dir", tmp_path / "run"], "--logical-cpus=0 is invalid"),
+    ]
+    for argv, message in cases:
+        code, err = _one_line_error(argv, capsys)
+        assert code == 2 and err.count("\n") == 1 and message in err, (argv, err)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "run").exists()
+
+
 def test_the_console_script_exits_2_with_one_line_and_debug_shows_the_traceback(tmp_path):
     quiet = tfllm_command("evaluate", tmp_path / "nowhere")
     assert quiet.returncode == 2 and quiet.stderr.strip().count("\n") == 0 and "does not exist" in quiet.stderr

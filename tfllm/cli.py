@@ -36,6 +36,7 @@ import warnings
 import yaml
 
 import tfllm
+from tfllm.checks import require_int_at_least, require_number_at_least, require_probability
 from tfllm.choices import STRATEGIES
 from tfllm.training.config import FinetuneConfig, RunConfig
 
@@ -373,6 +374,7 @@ def main(argv=None):
     if not args.debug:
         _import_tensorflow_quietly()
     try:
+        _check_flag_ranges(args)
         return args.run(args) or 0
     except KeyboardInterrupt as interrupt:  # training says where it saved the run
         print(f"\ntfllm {args.command}: {interrupt or 'interrupted'}", file=sys.stderr)
@@ -381,6 +383,30 @@ def main(argv=None):
         if args.debug:
             raise
         return _report(args, error)
+
+
+# The least value of each count flag, whichever command has it, and what that least value means when it is not 1.
+_FLAG_MINIMUMS = {"max_new_tokens": (1, ""), "max_new_tokens_limit": (1, ""), "max_batch_size": (1, ""),
+                  "logical_cpus": (1, ""), "num_beams": (1, ""), "top_k": (0, " (0 sets no limit)")}
+
+
+def _check_flag_ranges(args):
+    """Refuses a number flag outside its range, naming the flag and the range, before a run is loaded or a prompt
+    read: argparse checks only that the text is a number, and some of these would otherwise pass unnoticed (a
+    top-p above 1 turning the nucleus off, a negative top-k or a zero beam count ignored)."""
+    for dest, (minimum, meaning) in _FLAG_MINIMUMS.items():
+        if (dest, args.command) == ("num_beams", "evaluate"):
+            minimum, meaning = 0, " (0 scores greedy decoding alone)"
+        if getattr(args, dest, None) is not None:
+            require_int_at_least(_flag(dest), getattr(args, dest), minimum, meaning)
+    if getattr(args, "temperature", None) is not None:
+        require_number_at_least(_flag("temperature"), args.temperature, 0, " (0 is greedy)")
+    if getattr(args, "top_p", None) is not None:
+        require_probability(_flag("top_p"), args.top_p, " (1 turns it off)")
+
+
+def _flag(dest):
+    return "--" + dest.replace("_", "-")
 
 
 def _report(args, error):

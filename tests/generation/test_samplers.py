@@ -20,6 +20,31 @@ def test_greedy_takes_the_most_likely_token():
     assert set(_draw(GreedySampler())) == {1}
 
 
+def _greedy_in_every_mode(logits):
+    """GreedySampler's choices for `logits` (B, V) in eager, in the graph and under XLA."""
+    sampler, logits = GreedySampler(), tf.constant(logits)
+    return [np.asarray(mode(logits, None)) for mode in
+            (sampler, tf.function(sampler.__call__), tf.function(sampler.__call__, jit_compile=True))]
+
+
+@pytest.mark.parametrize("vocab_size", [4096, 50257])
+def test_greedy_is_numpy_s_argmax(vocab_size):
+    logits = np.random.default_rng(vocab_size).normal(size=(8, vocab_size)).astype("float32")  # (B, V)
+    logits[:, ::3] = -np.inf
+    rows = np.arange(8)
+    best = logits.argmax(axis=-1)
+    after_or_before = np.where(rows % 2 == 0, 1 + rows, -1 - rows)
+    logits[rows, (best + after_or_before) % vocab_size] = logits[rows, best]  # a tie for each row's maximum
+    for choices in _greedy_in_every_mode(logits):
+        np.testing.assert_array_equal(choices, logits.argmax(axis=-1))  # the first of equal maxima
+
+
+def test_greedy_takes_the_first_of_equal_logits_zeros_of_both_signs_included():
+    logits = np.array([[-1.0, -0.0, 0.0, -2.0], [0.0, -0.0, -1.0, 0.0]], "float32")
+    for choices in _greedy_in_every_mode(logits):
+        np.testing.assert_array_equal(choices, [1, 0])
+
+
 def test_random_draws_follow_the_distribution():
     counts = np.bincount(_draw(RandomSampler()), minlength=5) / len(LOGITS)
     np.testing.assert_allclose(counts, PROBABILITIES, atol=0.04)
@@ -76,6 +101,9 @@ def test_low_temperature_sharpens_and_zero_temperature_is_greedy():
     cold = _draw(RandomSampler(temperature=0.1))
     assert np.mean(cold == 1) > 0.99
     assert isinstance(get_sampler("random", temperature=0), GreedySampler)
+    for temperature in (0.0, float("inf"), float("nan")):  # greedy, a uniform draw, nothing: a sampler refuses all
+        with pytest.raises(ValueError, match=f"temperature={temperature} is invalid: expected a number > 0"):
+            RandomSampler(temperature)
 
 
 def test_the_same_seed_gives_the_same_draws():
@@ -97,9 +125,11 @@ def test_samplers_resolve_by_name_and_settings():
     "arguments, message",
     [
         ({"temperature": -1.0}, r"temperature=-1.0 is invalid"),
+        ({"temperature": float("inf")}, r"temperature=inf is invalid"),
         ({"top_p": 1.5}, r"top_p=1.5 is invalid"),
         ({"top_p": 0.0}, r"top_p=0.0 is invalid"),
         ({"top_k": -2}, r"top_k=-2 is invalid"),
+        ({"top_k": 2.5}, r"top_k=2.5 is invalid"),
         ({"sampler": "beam_me_up"}, r"sampler='beam_me_up' is invalid"),
     ],
 )

@@ -80,7 +80,7 @@ class RandomSampler(Sampler):
     """
 
     def __init__(self, temperature=1.0):
-        if not temperature > 0:
+        if not 0 < temperature < float("inf"):
             raise ValueError(f"temperature={temperature!r} is invalid: expected a number > 0 (0 means greedy).")
         self.temperature = temperature
 
