@@ -287,6 +287,13 @@ def test_a_sequence_longer_than_the_context_is_refused():
         ({"max_new_tokens": 0}, r"max_new_tokens=0 is invalid"),
         ({"temperature": -0.5}, r"temperature=-0.5 is invalid"),
         ({"top_p": 2.0}, r"top_p=2.0 is invalid"),
+        ({"temperature": float("inf"), "sampler": "random"}, r"temperature=inf is invalid"),
+        ({"prompts": [[1, 5], [1, VOCAB]]}, rf"a prompt holds {VOCAB}, which is not a token id of this model: "
+                                           rf"expected integers in \[0, {VOCAB}\)"),
+        ({"prompts": [[1, -1]]}, r"a prompt holds -1, which is not a token id"),
+        ({"stop_token_ids": [2, VOCAB + 5]}, rf"stop_token_ids holds {VOCAB + 5}, which is not a token id"),
+        ({"seed": 2**31, "sampler": "random"}, r"seed=2147483648 is invalid: expected an integer in \[-2\*\*31, "),
+        ({"seed": 1.5, "sampler": "random"}, r"seed=1.5 is invalid"),
     ],
 )
 def test_bad_generation_arguments_name_the_argument(arguments, message):

@@ -19,6 +19,7 @@ open), so generating again costs no tracing (under XLA, a new batch size or padd
 
 import codecs
 import dataclasses
+import numbers
 import warnings
 import weakref
 
@@ -113,7 +114,7 @@ def start(model, prompts, max_new_tokens, seed, stop_token_ids, jit_compile, str
     request = prepare(model, prompts, max_new_tokens, stop_token_ids, xla)
     functions = compiled(model, sampler, request.stop_token_ids, xla)
     token_ids, lengths = tf.constant(request.token_ids), tf.constant(request.prompt_lengths)
-    seed = np.random.randint(0, 2**31 - 1) if seed is None else seed
+    seed = np.random.randint(0, 2**31 - 1) if seed is None else require_int32("seed", seed)
     return Generation(
         request, functions, token_ids, lengths, functions["prefill"](token_ids, lengths), tf.constant(seed, tf.int32)
     )
@@ -161,9 +162,10 @@ def prepare(model, prompts, max_new_tokens, stop_token_ids, xla=False):
     if texts_in:
         token_lists = prompt_token_ids(model, [prompts] if single else list(prompts))
     else:
-        token_lists = _as_token_lists(prompts)
+        token_lists = [require_token_ids("a prompt", ids, model.vocab_size) for ids in _as_token_lists(prompts)]
     if stop_token_ids is None:
         stop_token_ids = [] if model.tokenizer is None else [model.tokenizer.eos_id]
+    stop_token_ids = require_token_ids("stop_token_ids", stop_token_ids, model.vocab_size)
     token_lists = _fit_context(token_lists, max_new_tokens, model.max_sequence_length)
     lengths = [len(ids) for ids in token_lists]
     if min(lengths) < 1:
@@ -173,8 +175,35 @@ def prepare(model, prompts, max_new_tokens, stop_token_ids, xla=False):
     for row, ids in enumerate(token_lists):
         padded[row, : len(ids)] = ids
     return GenerationRequest(
-        token_lists, padded, np.asarray(lengths, np.int32), tuple(int(i) for i in stop_token_ids), texts_in, single
+        token_lists, padded, np.asarray(lengths, np.int32), tuple(stop_token_ids), texts_in, single
     )
+
+
+def require_token_ids(name, ids, vocab_size):
+    """`ids` as a list of ints if each is a token id of a vocabulary of `vocab_size`, else a `ValueError` naming
+    `name` and the first that is not (an id outside the vocabulary would read past the embedding table, which a GPU
+    does without an error, or never match as a stop token).
+
+    >>> require_token_ids("stop_token_ids", [2, 0], vocab_size=10)
+    [2, 0]
+    >>> require_token_ids("a prompt", [1, 10], vocab_size=10)
+    Traceback (most recent call last):
+    ...
+    ValueError: a prompt holds 10, which is not a token id of this model: expected integers in [0, 10).
+    """
+    for token in ids:
+        if isinstance(token, bool) or not isinstance(token, numbers.Integral) or not 0 <= token < vocab_size:
+            raise ValueError(f"{name} holds {token!r}, which is not a token id of this model: expected integers in "
+                             f"[0, {vocab_size}).")
+    return [int(token) for token in ids]
+
+
+def require_int32(name, value):
+    """`value` as an int if it is an integer that int32 holds (a seed of the compiled loops), else a `ValueError`
+    naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not -(2**31) <= value < 2**31:
+        raise ValueError(f"{name}={value!r} is invalid: expected an integer in [-2**31, 2**31), an int32.")
+    return int(value)
 
 
 def prompt_token_ids(model, texts):
