@@ -18,6 +18,32 @@ def require_int_at_least(name, value, minimum=1, why=""):
     return int(value)
 
 
+def require_int32(name, value):
+    """Returns `value` as an int if it is an integer that int32 holds (a seed of a compiled loop), else raises a
+    `ValueError` naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not -(2**31) <= value < 2**31:
+        raise ValueError(f"{name}={value!r} is invalid: expected an integer in [-2**31, 2**31), an int32.")
+    return int(value)
+
+
+def require_token_ids(name, ids, vocab_size):
+    """Returns `ids` as a list of ints if each is a token id of a vocabulary of `vocab_size`, else raises a
+    `ValueError` naming `name` and the first that is not. (An id outside the vocabulary would read past an embedding
+    table, which a GPU does without an error, or never match as a stop token.)
+
+    >>> require_token_ids("stop_token_ids", [2, 0], vocab_size=10)
+    [2, 0]
+    >>> require_token_ids("a prompt", [1, 10], vocab_size=10)
+    Traceback (most recent call last):
+    ...
+    ValueError: a prompt holds 10, which is not a token id of this model: expected integers in [0, 10).
+    """
+    for token in ids:
+        if isinstance(token, bool) or not isinstance(token, numbers.Integral) or not 0 <= token < vocab_size:
+            raise ValueError(f"{name} holds {token!r}, which is not a token id of this model: expected integers in "
+                             f"[0, {vocab_size}).")
+    return [int(token) for token in ids]
+
 def require_rate(name, value):
     """Returns `value` as a float if it is a rate in [0, 1), else raises a `ValueError` naming `name`."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:

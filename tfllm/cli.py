@@ -36,7 +36,7 @@ import warnings
 import yaml
 
 import tfllm
-from tfllm.checks import require_int_at_least, require_number_at_least, require_probability
+from tfllm.checks import require_int32, require_int_at_least, require_number_at_least, require_probability
 from tfllm.choices import STRATEGIES
 from tfllm.training.config import FinetuneConfig, RunConfig
 
@@ -403,6 +403,8 @@ def _check_flag_ranges(args):
         require_number_at_least(_flag("temperature"), args.temperature, 0, " (0 is greedy)")
     if getattr(args, "top_p", None) is not None:
         require_probability(_flag("top_p"), args.top_p, " (1 turns it off)")
+    if getattr(args, "seed", None) is not None:
+        require_int32(_flag("seed"), args.seed)
 
 
 def _flag(dest):

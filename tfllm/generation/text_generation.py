@@ -19,7 +19,6 @@ open), so generating again costs no tracing (under XLA, a new batch size or padd
 
 import codecs
 import dataclasses
-import numbers
 import warnings
 import weakref
 
@@ -27,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from tfllm.checks import require_positive_int
+from tfllm.checks import require_int32, require_positive_int, require_token_ids
 from tfllm.generation.beam_search import BeamSampler
 from tfllm.generation.decode_loop import decode_steps
 from tfllm.generation.sampler_settings import get_sampler
@@ -178,32 +177,6 @@ def prepare(model, prompts, max_new_tokens, stop_token_ids, xla=False):
         token_lists, padded, np.asarray(lengths, np.int32), tuple(stop_token_ids), texts_in, single
     )
 
-
-def require_token_ids(name, ids, vocab_size):
-    """`ids` as a list of ints if each is a token id of a vocabulary of `vocab_size`, else a `ValueError` naming
-    `name` and the first that is not (an id outside the vocabulary would read past the embedding table, which a GPU
-    does without an error, or never match as a stop token).
-
-    >>> require_token_ids("stop_token_ids", [2, 0], vocab_size=10)
-    [2, 0]
-    >>> require_token_ids("a prompt", [1, 10], vocab_size=10)
-    Traceback (most recent call last):
-    ...
-    ValueError: a prompt holds 10, which is not a token id of this model: expected integers in [0, 10).
-    """
-    for token in ids:
-        if isinstance(token, bool) or not isinstance(token, numbers.Integral) or not 0 <= token < vocab_size:
-            raise ValueError(f"{name} holds {token!r}, which is not a token id of this model: expected integers in "
-                             f"[0, {vocab_size}).")
-    return [int(token) for token in ids]
-
-
-def require_int32(name, value):
-    """`value` as an int if it is an integer that int32 holds (a seed of the compiled loops), else a `ValueError`
-    naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not -(2**31) <= value < 2**31:
-        raise ValueError(f"{name}={value!r} is invalid: expected an integer in [-2**31, 2**31), an int32.")
-    return int(value)
 
 
 def prompt_token_ids(model, texts):
