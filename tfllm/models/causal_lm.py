@@ -288,14 +288,14 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
         batch and length.
 
         Args:
-            prompts: a string, a list of strings, or token ids.
+            prompts: a string, a list of strings, or token ids (each in [0, vocab_size)).
             max_new_tokens: at most this many new tokens per prompt.
             sampler: "greedy", "random", "top_k", "top_p", "beam", or a `tfllm.generation.Sampler`.
             temperature: divides the logits before a random draw; 0 means greedy.
             top_k, top_p: limit the draw to the k most likely tokens, or to the nucleus of probability p; setting
                 either picks that sampler.
-            seed: the same seed gives the same text.
-            stop_token_ids: the ids that end a row; None means the tokenizer's eos.
+            seed: an int32; the same seed gives the same text.
+            stop_token_ids: the ids that end a row (each in [0, vocab_size)); None means the tokenizer's eos.
             strip_prompt: return only the new text (what follows the prompt's text).
             num_beams: beam search with this many beams (see `tfllm.generation.BeamSampler`).
             jit_compile: run the loop under XLA: True, False, or "auto" (where it measures faster: greedy and
