@@ -44,6 +44,7 @@ def require_token_ids(name, ids, vocab_size):
                              f"[0, {vocab_size}).")
     return [int(token) for token in ids]
 
+
 def require_rate(name, value):
     """Returns `value` as a float if it is a rate in [0, 1), else raises a `ValueError` naming `name`."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:

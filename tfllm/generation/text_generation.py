@@ -178,7 +178,6 @@ def prepare(model, prompts, max_new_tokens, stop_token_ids, xla=False):
     )
 
 
-
 def prompt_token_ids(model, texts):
     """Each text prompt's ids: a bos, then its tokens."""
     if model.tokenizer is None:
