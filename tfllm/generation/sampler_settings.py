@@ -1,6 +1,6 @@
 """From generation settings (a sampler's name, temperature, top_k, top_p, num_beams) to a `Sampler`."""
 
-from tfllm.checks import require_choice, require_int_at_least, require_number_at_least
+from tfllm.checks import require_choice, require_int_at_least, require_number_at_least, require_probability
 from tfllm.generation.beam_search import BeamSampler
 from tfllm.generation.samplers import GreedySampler, RandomSampler, Sampler, TopKSampler, TopPSampler
 
@@ -26,8 +26,8 @@ def get_sampler(sampler="greedy", temperature=1.0, top_k=None, top_p=None, num_b
     require_number_at_least("temperature", temperature, 0, " (0 means greedy)")
     if top_k is not None:
         require_int_at_least("top_k", top_k, 0, " (0 or None: no limit)")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise ValueError(f"top_p={top_p!r} is invalid: expected a probability in (0, 1].")
+    if top_p is not None:
+        require_probability("top_p", top_p)
     if num_beams is not None or sampler == "beam":
         num_beams = require_int_at_least("num_beams", 4 if num_beams is None else num_beams, 1)
         if sampler not in ("greedy", "beam") or top_k or (top_p is not None and top_p < 1):
