@@ -509,10 +509,12 @@ def test_streamed_text_on_a_terminal_shows_only_tfllm_s_lines(workspace, capsys)
 
 def test_keras_loads_a_runs_model_after_import_tfllm(workspace):
     folder, _ = workspace
-    script = ("import sys, tfllm, keras\nmodel = keras.saving.load_model(sys.argv[1])\n"
+    script = ("model = keras.saving.load_model(sys.argv[1])\n"
               "print(type(model).__name__, model.tokenizer.vocab_size)")
-    for first in ("", "import keras\n"):  # tfllm before keras, or after
-        loaded = subprocess.run([sys.executable, "-c", first + script, folder / "run" / "model.keras"],
+    # tfllm before keras, after it, or before TensorFlow, which looks keras up (importlib.util.find_spec) before
+    # importing it.
+    for imports in ("sys, tfllm, keras", "sys, keras, tfllm", "sys, tfllm, tensorflow, keras"):
+        loaded = subprocess.run([sys.executable, "-c", f"import {imports}\n{script}", folder / "run" / "model.keras"],
                                 capture_output=True, text=True, timeout=300, env=ENV)
         assert loaded.returncode == 0, loaded.stderr[-3000:]
         assert loaded.stdout.split() == ["TransformerLM", "259"]

@@ -46,13 +46,22 @@ def _register_on_lookup():
 class _AfterKerasImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Swaps in the `_Registry` as soon as Keras is imported, so that after `import tfllm`,
     `keras.saving.load_model("runs/x/model.keras")` works without importing `tfllm.models` first, while
-    `import tfllm` alone loads no TensorFlow (the CLI answers --help at once)."""
+    `import tfllm` alone loads no TensorFlow (the CLI answers --help at once).
+
+    Finding is not importing: TensorFlow's own import looks Keras up with `importlib.util.find_spec("keras")` to
+    learn its directory, and imports it later. So the finder stays in place until Keras's module actually runs."""
+
+    def __init__(self):
+        self.loader, self.searching = None, False
 
     def find_spec(self, name, path=None, target=None):
-        if name != "keras":
+        if name != "keras" or self.searching:
             return None
-        sys.meta_path.remove(self)  # once, and so that the lookup below finds the real keras
-        spec = importlib.util.find_spec(name)
+        self.searching = True  # so that the lookup below passes this finder by and finds the real keras
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            self.searching = False
         if spec is None or spec.loader is None:
             return spec
         self.loader = spec.loader
@@ -63,6 +72,8 @@ class _AfterKerasImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return self.loader.create_module(spec)
 
     def exec_module(self, module):
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)  # Keras is imported once per process
         self.loader.exec_module(module)
         _register_on_lookup()
 
