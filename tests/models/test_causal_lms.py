@@ -294,6 +294,17 @@ def test_a_sequence_longer_than_the_context_is_refused():
         ({"stop_token_ids": [2, VOCAB + 5]}, rf"stop_token_ids holds {VOCAB + 5}, which is not a token id"),
         ({"seed": 2**31, "sampler": "random"}, r"seed=2147483648 is invalid: expected an integer in \[-2\*\*31, "),
         ({"seed": 1.5, "sampler": "random"}, r"seed=1.5 is invalid"),
+        # Ids that are not ints, once made ints without a word (5.5 became 5, True 1).
+        ({"prompts": [[1, 5.5]]}, r"a prompt holds 5.5, which is not a token id"),
+        ({"prompts": [[1, 5.0]]}, r"a prompt holds 5.0, which is not a token id"),
+        ({"prompts": [[True, 5]]}, r"a prompt holds True, which is not a token id"),
+        # Prompts of no form generate reads, once TypeErrors from deep inside ("'int' object is not iterable").
+        ({"prompts": [1, 5]}, r"prompts\[0\] is 1, not a prompt's token ids: token ids go in a list of lists"),
+        ({"prompts": None}, r"prompts=None is invalid: expected a string, a list of strings, or token ids"),
+        ({"prompts": 7}, r"prompts=7 is invalid"),
+        ({"prompts": np.array([1, 5], "int32")}, r"token-id prompts must be \(B, T\), one row per prompt; got shape "
+                                                 r"\(2,\)"),
+        ({"prompts": tf.constant([["And"]])}, r"text prompts as a tensor or array must be a scalar or a vector"),
     ],
 )
 def test_bad_generation_arguments_name_the_argument(arguments, message):
@@ -301,6 +312,19 @@ def test_bad_generation_arguments_name_the_argument(arguments, message):
     call.update(arguments)
     with pytest.raises(ValueError, match=message):
         _model("rnn").generate(**call)
+
+
+def test_text_in_a_string_tensor_or_array_is_text_to_generate_and_score():
+    # It was read as token ids: tf.constant(["In the"]) generated from the ids 73, 110, ... (the bytes of "In the").
+    model = _model("transformer")
+    expected = model.generate(["In the", "And"], max_new_tokens=4)
+    assert model.generate(tf.constant(["In the", "And"]), max_new_tokens=4) == expected
+    assert model.generate(np.array(["In the", "And"]), max_new_tokens=4) == expected
+    assert model.generate(tf.constant("In the"), max_new_tokens=4) == expected[0]
+    assert list(model.stream(tf.constant(["And"]), max_new_tokens=4)) == list(model.stream(["And"], max_new_tokens=4))
+    np.testing.assert_array_equal(model.score(tf.constant(["In the", "And"]))[0], model.score(["In the", "And"])[0])
+    with pytest.raises(ValueError, match=r"texts=None is invalid: expected a string or a list of strings"):
+        model.score(None)
 
 
 def test_a_model_compiled_with_the_defaults_loads_compiled_with_its_precision(tmp_path):

@@ -150,11 +150,42 @@ class GenerationRequest:
         return rows
 
 
+def python_prompts(prompts):
+    """`prompts` with text given as a string tensor or array turned into Python: a scalar into one string (`bytes`
+    from a tensor), a vector into a list of them; anything else as it is.
+
+    >>> python_prompts(tf.constant(["In the", "And"])), python_prompts(np.array("Amen")), python_prompts([[1, 5]])
+    ([b'In the', b'And'], 'Amen', [[1, 5]])
+    """
+    if isinstance(prompts, (tf.Tensor, np.ndarray)) and _holds_text(prompts):
+        array = np.asarray(prompts)
+        if array.ndim > 1:
+            raise ValueError(f"text prompts as a tensor or array must be a scalar or a vector; got shape "
+                             f"{array.shape}.")
+        return array.tolist()
+    return prompts
+
+
+def _holds_text(array):
+    """Whether a tensor or NumPy array holds strings (NumPy's str, bytes, or Python strings as objects)."""
+    if isinstance(array, tf.Tensor):
+        return array.dtype == tf.string
+    if array.dtype == object:
+        return array.size > 0 and isinstance(array.flat[0], (str, bytes))
+    return array.dtype.kind in "SU"
+
+
+PROMPT_FORMS = "a string, a list of strings, or token ids (a list of lists, a (B, T) array or a RaggedTensor)"
+
+
 def prepare(model, prompts, max_new_tokens, stop_token_ids, xla=False):
     """A `GenerationRequest` for `prompts` (strings, or token ids: lists, a (B, T) array or a RaggedTensor); `xla`
     pads the ids to a length XLA has likely compiled for already (`padded_length`)."""
     require_positive_int("max_new_tokens", max_new_tokens)
+    prompts = python_prompts(prompts)
     single = isinstance(prompts, (str, bytes))
+    if not single and not isinstance(prompts, (list, tuple, np.ndarray, tf.Tensor, tf.RaggedTensor)):
+        raise ValueError(f"prompts={prompts!r:.60} is invalid: expected {PROMPT_FORMS}.")
     if isinstance(prompts, (list, tuple)) and not prompts:
         raise ValueError("prompts is empty: expected at least one prompt.")
     texts_in = single or (isinstance(prompts, (list, tuple)) and isinstance(prompts[0], (str, bytes)))
@@ -330,11 +361,18 @@ _COMPILED = weakref.WeakKeyDictionary()
 
 
 def _as_token_lists(prompts):
+    """Each prompt's ids as a list, unchecked, from a list of lists, a (B, T) array or tensor, or a RaggedTensor."""
+    if isinstance(prompts, (tf.Tensor, np.ndarray, tf.RaggedTensor)) and len(prompts.shape) != 2:
+        raise ValueError(f"token-id prompts must be (B, T), one row per prompt; got shape {tuple(prompts.shape)}.")
     if isinstance(prompts, tf.RaggedTensor):
         return prompts.to_list()
     if isinstance(prompts, (tf.Tensor, np.ndarray)):
         return np.asarray(prompts).tolist()
-    return [list(map(int, ids)) for ids in prompts]
+    for index, ids in enumerate(prompts):
+        if not isinstance(ids, (list, tuple, np.ndarray)):
+            raise ValueError(f"prompts[{index}] is {ids!r:.40}, not a prompt's token ids: token ids go in a list of "
+                             "lists, one list per prompt ([[5, 6]] for one prompt).")
+    return [list(ids) for ids in prompts]
 
 
 def _fit_context(token_lists, max_new_tokens, limit):

@@ -10,6 +10,8 @@ implements the decode contract, which is all that generation, scoring, evaluatio
 Reading a prompt is one `decode` call over all of it ("prefill"); generating is one `decode` call per new token.
 """
 
+import collections.abc
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -288,7 +290,8 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
         batch and length.
 
         Args:
-            prompts: a string, a list of strings, or token ids (each in [0, vocab_size)).
+            prompts: a string, a list of strings (a string tensor or array is text too), or token ids (each in
+                [0, vocab_size)).
             max_new_tokens: at most this many new tokens per prompt.
             sampler: "greedy", "random", "top_k", "top_p", "beam", or a `tfllm.generation.Sampler`.
             temperature: divides the logits before a random draw; 0 means greedy.
@@ -468,6 +471,7 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
         return chat_generation.chat_replies(self, [messages], max_new_tokens, sampler=sampler, **sampling)[0].text
 
     def _templated(self, prompts, apply_template=True):
+        prompts = text_generation.python_prompts(prompts)  # text in a string tensor is text, to wrap as well
         if not apply_template or self.tokenizer is None:
             return prompts
         return wrap_prompts(self.prompt_template, prompts)
@@ -481,7 +485,7 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
         prefix (`tfllm.evaluation.evaluate_texts` counts it, scoring whole documents).
 
         Args:
-            texts: a string or a list of strings (or UTF-8 bytes).
+            texts: a string or a list of strings (or UTF-8 bytes, or a string tensor or array).
             per_token: also return each text's per-token log-likelihoods.
 
         Returns:
@@ -499,6 +503,9 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
         """
         if self.tokenizer is None:
             raise ValueError("score needs a tokenizer: attach one with tokenizer=... when making the model.")
+        texts = text_generation.python_prompts(texts)  # text in a string tensor or array
+        if not isinstance(texts, (str, bytes, collections.abc.Iterable)):
+            raise ValueError(f"texts={texts!r:.60} is invalid: expected a string or a list of strings.")
         texts = [texts] if isinstance(texts, (str, bytes)) else list(texts)
         token_lists = scoring.text_token_ids(self, texts)  # [bos, tokens..., eos]
         per_text = [values[:-1] for values in scoring.token_log_likelihoods(self, token_lists)]  # the eos left out
