@@ -433,6 +433,40 @@ def test_number_flags_out_of_range_are_refused_before_the_run_is_read(tmp_path, 
     assert not (tmp_path / "out").exists() and not (tmp_path / "run").exists()
 
 
+def test_text_that_is_not_utf8_is_refused_before_the_run_is_read(tmp_path, capsys, monkeypatch):
+    # It failed as a UnicodeDecodeError or UnicodeEncodeError from Python's codecs: exit 1, "failed with ...".
+    nowhere = tmp_path / "nowhere"
+    binary = tmp_path / "binary.txt"
+    binary.write_bytes(b"In the \xd0 beginning\n")
+    cases = [
+        (["generate", nowhere, "--prompts-file", binary], f"--prompts-file {binary}, line 1: not valid UTF-8 (byte "
+                                                          "0xd0)"),
+        (["generate", nowhere, "--prompts-file", tmp_path / "none.txt"], f"--prompts-file {tmp_path / 'none.txt'} "
+                                                                         "does not exist"),
+        (["train", "--config", binary, "--output-dir", tmp_path / "run"], f"--config {binary}, line 1: not valid "
+                                                                          "UTF-8"),
+        # Python keeps the bytes of the command line that are not UTF-8 as lone surrogates.
+        (["generate", nowhere, "--prompt", "a\udcff"], "a text on the command line: not valid UTF-8 (byte 0xff at "
+                                                       "character 1)"),
+    ]
+    for argv, message in cases:
+        code, err = _one_line_error(argv, capsys)
+        assert code == 2 and err.count("\n") == 1 and message in err, (argv, err)
+    for command in (["generate", nowhere], ["translate", nowhere, "--to", "zh"]):
+        stdin = io.TextIOWrapper(io.BytesIO(b"\n\xff\nIn the\n"), encoding="utf-8", errors="surrogateescape")
+        monkeypatch.setattr(sys, "stdin", stdin)
+        code, err = _one_line_error(command, capsys)
+        assert code == 2 and "line 2 of standard input: not valid UTF-8 (byte 0xff at character 0)" in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_prompts_file_is_read_with_any_line_ending_and_without_its_byte_order_mark(tmp_path):
+    path = tmp_path / "prompts.txt"
+    path.write_bytes("\ufeffIn the\r\n\r\nAnd\rAmen\u2028selah\n".encode())
+    args = cli.build_parser().parse_args(["generate", "run", "--prompt", "x", "--prompts-file", str(path)])
+    assert list(cli._prompts(args)) == ["x", "In the", "And", "Amen\u2028selah"]
+
+
 def test_the_console_script_exits_2_with_one_line_and_debug_shows_the_traceback(tmp_path):
     quiet = tfllm_command("evaluate", tmp_path / "nowhere")
     assert quiet.returncode == 2 and quiet.stderr.strip().count("\n") == 0 and "does not exist" in quiet.stderr

@@ -249,6 +249,17 @@ def test_memory_replies_with_the_choice_of_the_runs_training_dialogs(loaded_once
     assert set(expected) <= {message["content"] for dialog in DIALOGS for message in dialog["messages"]}
 
 
+def test_a_message_that_is_not_utf8_is_refused_and_the_chat_goes_on(loaded_once, monkeypatch, capsys):
+    path, model = loaded_once
+    memory = ChatMemory(load_dialogs(json.loads((pathlib.Path(path) / CONFIG).read_text())["data"]["corpus"],
+                                     split="train"), k=2)
+    stdin = io.TextIOWrapper(io.BytesIO(b"\xff?\n" + "天气如何\n".encode()), encoding="utf-8", errors="surrogateescape")
+    monkeypatch.setattr(sys, "stdin", stdin)  # piped: not a terminal
+    code, out, err = run_command(["chat", path, "--memory", "--memory-candidates", 2], capsys)
+    assert code == 0 and out.splitlines() == ["", model.chat("天气如何", memory=memory)], err
+    assert err == "tfllm chat: error: the message: not valid UTF-8 (byte 0xff at character 0)\n"
+
+
 def test_settings_the_model_refuses_end_the_chat_before_the_first_message(loaded_once, monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdin", io.StringIO("hello\n"))
     for flags, message in [(["--max-new-tokens", 64], "max_new_tokens=64 leaves no room for a prompt"),

@@ -617,13 +617,39 @@ def _one_line(text):
 def _prompts(args, given=None):
     """The prompts of `generate` (--prompt and --prompts-file) or the texts of `translate` (`given`), else the lines
     of standard input, each as it comes."""
-    prompts = list(given if given is not None else args.prompt or [])
+    prompts = [_utf8_text(text, "a text on the command line") for text in
+               (given if given is not None else args.prompt or [])]
     if getattr(args, "prompts_file", None):
-        with open(args.prompts_file, encoding="utf-8") as file:
-            prompts += [line.rstrip("\n") for line in file if line.strip()]
+        text = _read_text_file(args.prompts_file, "--prompts-file")
+        prompts += [line for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n") if line.strip()]
     if prompts or sys.stdin.isatty():
         return iter(prompts)
-    return (line.rstrip("\n") for line in sys.stdin if line.strip())  # a line is answered before the next is read
+    return (_utf8_text(line.rstrip("\n"), f"line {number} of standard input")  # answered before the next is read
+            for number, line in enumerate(sys.stdin, 1) if line.strip())
+
+
+def _read_text_file(path, flag):
+    """The text of the file `path` that `flag` names (a byte order mark dropped); a missing file or one that is not
+    UTF-8 is a `BadInput` naming the flag, the file and the line."""
+    from tfllm.data.files import read_utf8_text
+
+    if not os.path.isfile(path):
+        raise BadInput(f"{flag} {path} does not exist")
+    try:
+        return read_utf8_text(path)
+    except ValueError as error:
+        raise BadInput(f"{flag} {error}") from None
+
+
+def _utf8_text(text, where):
+    """`text` if it was UTF-8; a `BadInput` naming `where` otherwise (Python keeps the bytes of standard input and of
+    the command line that are not UTF-8 as lone surrogates, which no tokenizer can encode)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise BadInput(f"{where}: not valid UTF-8 (byte {ord(text[error.start]) & 0xFF:#04x} at character "
+                       f"{error.start})") from None
+    return text
 
 
 def _generate(args):
@@ -756,6 +782,7 @@ class _ChatSession:
         text = ""
         with _warnings_as_lines():
             try:
+                _utf8_text(message, "the message")
                 if stream and "memory" not in self.settings:
                     pieces = self.model.chat(messages, stream=True, **self.settings)
                 else:
@@ -975,10 +1002,7 @@ def _existing_run(run_dir):
 
 def _read_config_file(path):
     """The sections of a JSON or YAML config file, as a dict; a bad file is a `BadInput` naming it."""
-    if not os.path.isfile(path):
-        raise BadInput(f"--config {path} does not exist")
-    with open(path, encoding="utf-8") as file:
-        text = file.read()
+    text = _read_text_file(path, "--config")
     try:
         if path.endswith((".yaml", ".yml")):
             values = yaml.load(text, Loader=_YAMLLoader)

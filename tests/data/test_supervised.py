@@ -56,17 +56,30 @@ def test_dicts_and_jsonl_give_the_same_batches_as_tuples(tmp_path):
             np.testing.assert_array_equal(got, want)
 
 
+def test_files_written_on_windows_give_the_same_batches(tmp_path):
+    # A byte order mark and CRLF line ends; the mark once became part of a CSV's first field name ("\ufeffprompt").
+    pairs = [("x = ", "1"), ("y = ", "22")]
+    jsonl, csv = tmp_path / "pairs.jsonl", tmp_path / "pairs.csv"
+    jsonl.write_bytes(("\ufeff" + "".join(json.dumps({"prompt": p, "completion": c}) + "\r\n" for p, c in pairs)).encode())
+    csv.write_bytes(("\ufeffprompt,completion\r\n" + "".join(f"{p},{c}\r\n" for p, c in pairs)).encode())
+    expected = _only_batch(sft_dataset(pairs, TOKENIZER, 6, 2, shuffle=False))
+    for path in (jsonl, csv):
+        for got, want in zip(_only_batch(sft_dataset(str(path), TOKENIZER, 6, 2, shuffle=False)), expected):
+            np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize(
     "content, message",
     [
         ('{"prompt": "a", "completion": "b"}\n{"prompt": "c"}\n', r"pairs.jsonl, line 2: the field 'completion' is missing"),
         ('{"prompt": "a", "completion": "b"}\nnot json\n', r"pairs.jsonl, line 2: not valid JSON"),
         ("", r"pairs.jsonl holds no prompt/completion pairs"),
+        (b'{"prompt": "a", "completion": "b"}\n{"prompt": "\xff"}\n', r"pairs.jsonl, line 2: not valid UTF-8 \(byte 0xff\)"),
     ],
 )
 def test_bad_jsonl_names_the_file_and_line(tmp_path, content, message):
     path = tmp_path / "pairs.jsonl"
-    path.write_text(content)
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
     with pytest.raises(ValueError, match=message):
         sft_dataset(str(path), TOKENIZER, 8, 2)
 

@@ -1,8 +1,11 @@
 """Reading labelled records (JSONL, CSV, Python lists) with errors that name the file, the line and the field."""
 
 import csv
+import io
 import json
 import os
+
+from tfllm.data.files import read_utf8_text
 
 
 def read_records(source, fields, name):
@@ -45,19 +48,18 @@ def _fields_of(record, fields):
 def _rows_from_file(path, fields):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} does not exist (or is not a file).")
+    text = read_utf8_text(path)  # a file that is not UTF-8 is refused with its line
     if path.endswith(".csv"):
-        with open(path, newline="", encoding="utf-8") as file:
-            for line, row in enumerate(csv.DictReader(file), start=2):
-                yield f"line {line}", [row.get(field) for field in fields]
+        for line, row in enumerate(csv.DictReader(io.StringIO(text, newline="")), start=2):
+            yield f"line {line}", [row.get(field) for field in fields]
         return
-    with open(path, encoding="utf-8") as file:
-        for line, text in enumerate(file, start=1):
-            if not text.strip():
-                continue
-            try:
-                record = json.loads(text)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}, line {line}: not valid JSON ({error.msg}).") from None
-            if not isinstance(record, dict):
-                raise ValueError(f"{path}, line {line}: expected a JSON object with fields {', '.join(fields)}.")
-            yield f"line {line}", [record.get(field) for field in fields]
+    for line, record_text in enumerate(text.split("\n"), start=1):
+        if not record_text.strip():
+            continue
+        try:
+            record = json.loads(record_text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}, line {line}: not valid JSON ({error.msg}).") from None
+        if not isinstance(record, dict):
+            raise ValueError(f"{path}, line {line}: expected a JSON object with fields {', '.join(fields)}.")
+        yield f"line {line}", [record.get(field) for field in fields]
