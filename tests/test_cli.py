@@ -395,6 +395,13 @@ def test_bad_input_is_one_line_and_exit_status_2(workspace, tmp_path, capsys):
         (["train", "--corpus", tmp_path / "no-such-corpus.txt", "--output-dir", tmp_path / "r"], "no-such-corpus"),
         (["finetune", folder / "run", "--task", "sft", "--data", tmp_path / "none.jsonl"], "does not exist"),
         (["export", folder / "run", folder, "--version", 0], "version=0 is invalid"),
+        # A file where a directory is to be written (they failed as FileExistsError, or after the export's tracing).
+        (["train", "--output-dir", not_yaml, "--steps", 1], f"the run directory {not_yaml} is a file: expected a "
+                                                            "directory"),
+        (["train", "--output-dir", not_yaml / "run"], f"the run directory {not_yaml / 'run'} lies under the file"),
+        (["finetune", folder / "run", "--task", "sft", "--data", "qa", "--output-dir", not_yaml],
+         "the run directory"),
+        (["export", folder / "run", not_yaml], f"the export directory {not_yaml} is a file: expected a directory"),
     ]
     for argv, message in cases:
         code, err = _one_line_error(argv, capsys)

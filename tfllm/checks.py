@@ -2,6 +2,7 @@
 
 import math
 import numbers
+import os
 
 
 def require_positive_int(name, value, why=""):
@@ -114,3 +115,27 @@ def require_choice(name, value, choices):
     if value not in choices:
         raise ValueError(f"{name}={value!r} is invalid: expected one of {', '.join(map(repr, choices))}.")
     return value
+
+
+def require_directory_path(what, path):
+    """Returns `path` if it is a directory, or one can be made there: refuses with a `ValueError` naming `what` a
+    path that is a file, lies under a file, or lies in a directory that cannot be written.
+
+    >>> import tempfile
+    >>> file = tempfile.NamedTemporaryFile()
+    >>> require_directory_path("the run directory", file.name + "/run")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: the run directory .../run lies under the file ...: expected a directory.
+    """
+    path = os.fspath(path)
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):  # the nearest part of the path that exists; "/" always does
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        where = "is a file" if existing == os.path.abspath(path) else f"lies under the file {existing}"
+        raise ValueError(f"{what} {path} {where}: expected a directory.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} {path} cannot be written: {existing} is not writable.")
+    return path
+

@@ -76,7 +76,13 @@ import os
 import tensorflow as tf
 from keras import ops
 
-from tfllm.checks import require_int_at_least, require_number_at_least, require_positive_int, require_probability
+from tfllm.checks import (
+    require_directory_path,
+    require_int_at_least,
+    require_number_at_least,
+    require_positive_int,
+    require_probability,
+)
 from tfllm.evaluation.scoring import (
     CHUNK_LENGTH,
     decode_log_likelihoods,
@@ -176,6 +182,7 @@ def export_saved_model(model, path, *, version=1, max_new_tokens=None, temperatu
     if template is not None and template.kind == "translation" and len(template.languages) != 2:
         raise ValueError(f"the model translates between {list(template.languages)}: an export's translate signature "
                          "infers the source language, so it takes a two-language TranslationTemplate")
+    require_directory_path("the export directory", path)
     version_dir = os.path.join(os.fspath(path), str(require_positive_int("version", version)))
     if os.path.isdir(version_dir) and os.listdir(version_dir):
         raise ValueError(f"{version_dir} exists and is not empty: choose another --version (or a new directory)")

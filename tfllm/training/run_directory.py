@@ -40,7 +40,7 @@ import keras
 import tfllm
 import tfllm.models  # noqa: F401  (these two register the classes of the models and tokenizers `load_run` reads)
 import tfllm.tokenizers  # noqa: F401
-from tfllm.checks import require_choice
+from tfllm.checks import require_choice, require_directory_path
 from tfllm.data.templates import ChatTemplate, PromptTemplate, template_from_config
 from tfllm.models.lora import load_adapter, merge_lora, save_adapter
 from tfllm.training.atomic import TEMPORARY_PREFIX, atomic_path, atomic_write_text
@@ -295,7 +295,12 @@ class RunDirectory:
         - a complete run, a run of another kind, or an unfinished run of a kind that does not resume: refused.
         - an unfinished run of the same config: `"resume"`; of another config: refused, naming the differences.
         - a non-empty folder that is not a run: always refused (`overwrite` never deletes what tfllm did not write).
+        - a file, a path under a file, or in a directory that cannot be written: refused.
         """
+        try:
+            require_directory_path("the run directory", self.path)
+        except ValueError as error:
+            raise RunDirectoryError(str(error)) from None
         if os.path.isdir(self.path) and os.listdir(self.path) and not self.is_run():
             raise RunDirectoryError(
                 f"{self.path} exists and is not a run directory (it has files but no {RUN}): choose a new or "
