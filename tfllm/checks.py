@@ -138,4 +138,3 @@ def require_directory_path(what, path):
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ValueError(f"{what} {path} cannot be written: {existing} is not writable.")
     return path
-
