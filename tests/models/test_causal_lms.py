@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 from tensorflow.python.autograph.impl import api as autograph_api
 
+from tfllm.data import PromptTemplate
 from tfllm.models import LSTMLM, SimpleRNNLM, TransformerLM, WarmupCosineDecay
 from tfllm.tokenizers import ByteTokenizer
 
@@ -323,6 +324,11 @@ def test_text_in_a_string_tensor_or_array_is_text_to_generate_and_score():
     assert model.generate(tf.constant("In the"), max_new_tokens=4) == expected[0]
     assert list(model.stream(tf.constant(["And"]), max_new_tokens=4)) == list(model.stream(["And"], max_new_tokens=4))
     np.testing.assert_array_equal(model.score(tf.constant(["In the", "And"]))[0], model.score(["In the", "And"])[0])
+    model.prompt_template = PromptTemplate("Q: {question}\nA: ", "{answer}")  # wrapped as Python strings are
+    assert model.generate(tf.constant(["Why?"]), max_new_tokens=4) == model.generate(["Why?"], max_new_tokens=4)
+    assert model.generate(["Why?"], max_new_tokens=4)[0].startswith("Q: Why?\nA: ")
+    with pytest.raises(ValueError, match=r"prompts\[1\] is not UTF-8 text: byte 0xff at offset 0"):
+        model.generate(tf.constant([b"a", b"\xff"]), max_new_tokens=4)
     with pytest.raises(ValueError, match=r"texts=None is invalid: expected a string or a list of strings"):
         model.score(None)
 

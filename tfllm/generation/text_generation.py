@@ -151,19 +151,29 @@ class GenerationRequest:
 
 
 def python_prompts(prompts):
-    """`prompts` with text given as a string tensor or array turned into Python: a scalar into one string (`bytes`
-    from a tensor), a vector into a list of them; anything else as it is.
+    """`prompts` with text given as a string tensor or array turned into Python strings (which a prompt template
+    wraps): a scalar into one `str`, a vector into a list of them; anything else as it is.
 
     >>> python_prompts(tf.constant(["In the", "And"])), python_prompts(np.array("Amen")), python_prompts([[1, 5]])
-    ([b'In the', b'And'], 'Amen', [[1, 5]])
+    (['In the', 'And'], 'Amen', [[1, 5]])
     """
-    if isinstance(prompts, (tf.Tensor, np.ndarray)) and _holds_text(prompts):
-        array = np.asarray(prompts)
-        if array.ndim > 1:
-            raise ValueError(f"text prompts as a tensor or array must be a scalar or a vector; got shape "
-                             f"{array.shape}.")
-        return array.tolist()
-    return prompts
+    if not isinstance(prompts, (tf.Tensor, np.ndarray)) or not _holds_text(prompts):
+        return prompts
+    array = np.asarray(prompts)
+    if array.ndim > 1:
+        raise ValueError(f"text prompts as a tensor or array must be a scalar or a vector; got shape {array.shape}.")
+    texts = [_as_str(index, text) for index, text in enumerate(array.reshape(-1).tolist())]
+    return texts[0] if array.ndim == 0 else texts
+
+
+def _as_str(index, text):
+    if isinstance(text, str):
+        return text
+    try:
+        return text.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"prompts[{index}] is not UTF-8 text: byte {text[error.start]:#04x} at offset "
+                         f"{error.start}.") from None
 
 
 def _holds_text(array):
