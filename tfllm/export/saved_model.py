@@ -380,7 +380,7 @@ class _Endpoints:
                 "top_p": ops.cast(settings["top_p"], "float32"), "seed": seed}
 
     def generate(self, prompts, max_new_tokens, temperature, top_k, top_p, seed):
-        checks = [self._check_batch(prompts, "prompts")] + [
+        checks = self._check_batch(prompts, "prompts") + [
             tf.debugging.assert_equal(
                 tf.size(setting), tf.size(prompts),
                 message=f"{name} must hold one value per prompt (every input is batch-major: one row per prompt)",
@@ -410,7 +410,7 @@ class _Endpoints:
 
     def translate(self, texts, target_language):
         model, tokenizer = self.model, self.tokenizer
-        checks = [self._check_batch(texts, "texts"), tf.debugging.assert_equal(
+        checks = [*self._check_batch(texts, "texts"), tf.debugging.assert_equal(
             tf.size(target_language), tf.size(texts),
             message="target_language must hold one value per text (every input is batch-major: one row per text)")]
         with tf.control_dependencies(checks):
@@ -431,7 +431,7 @@ class _Endpoints:
 
     def chat(self, messages):
         tokenizer = self.tokenizer
-        checks = [self._check_batch(messages, "messages"), tf.debugging.assert_positive(
+        checks = [*self._check_batch(messages, "messages"), tf.debugging.assert_positive(
             tf.strings.length(_strip_whitespace(messages)),
             message="a message is empty or only whitespace: expected text for the assistant to answer")]
         with tf.control_dependencies(checks):
@@ -486,7 +486,7 @@ class _Endpoints:
         token_ids = tf.concat([token_ids, eos], axis=1)
         lengths = num_tokens + 2
         checks = [
-            self._check_batch(texts, "texts"),
+            *self._check_batch(texts, "texts"),
             tf.debugging.assert_less_equal(
                 ops.max(num_tokens) + 1, self.max_score_tokens,
                 message=f"a text is longer than max_score_tokens={self.max_score_tokens}, the limit of this export",
@@ -506,10 +506,14 @@ class _Endpoints:
         return tf.concat([tf.RaggedTensor.from_tensor(bos), ragged], axis=1)
 
     def _check_batch(self, texts, name):
-        return tf.debugging.assert_less_equal(
-            tf.size(texts), self.max_batch_size,
-            message=f"{name} holds more texts than max_batch_size={self.max_batch_size}, the limit of this export",
-        )
+        """The checks of a request's batch of texts: at least one, at most `max_batch_size`."""
+        return [
+            tf.debugging.assert_positive(tf.size(texts), message=f"{name} is empty: expected at least one text"),
+            tf.debugging.assert_less_equal(
+                tf.size(texts), self.max_batch_size,
+                message=f"{name} holds more texts than max_batch_size={self.max_batch_size}, the limit of this export",
+            ),
+        ]
 
 
 def _valid_utf8(texts):
