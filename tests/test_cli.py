@@ -226,6 +226,17 @@ def test_evaluate_prints_the_exact_numbers_of_the_run_as_json_and_as_a_table(wor
     assert "bits per byte" in table.stdout and "(train)" in table.stdout
 
 
+def test_a_warning_is_one_line_of_tfllm(workspace, tmp_path, capsys):
+    folder, _ = workspace
+    corpus = tmp_path / "latin1.txt"
+    corpus.write_bytes("Moïse said unto the people, fear ye not.\n".encode("latin-1"))
+    command = ["evaluate", folder / "run", "--corpus", corpus, "--split", "all"]
+    shown = tfllm_main(capsys, *command)  # Python would show two lines: the file and line that warned, then that source
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    assert shown.stderr == (f"tfllm evaluate: warning: {corpus} is not valid UTF-8 (first bad byte at offset 2); its "
+                            "bytes are loaded as they are\n")
+
+
 def test_generate_from_flags_a_file_and_stdin_streaming_or_not(workspace, capsys):
     folder, _ = workspace
     (folder / "prompts.txt").write_text("In the\nAnd\n")

@@ -375,7 +375,8 @@ def main(argv=None):
         _import_tensorflow_quietly()
     try:
         _check_flag_ranges(args)
-        return args.run(args) or 0
+        with contextlib.nullcontext() if args.debug else _warnings_as_lines(args.command, every_time=False):
+            return args.run(args) or 0
     except KeyboardInterrupt as interrupt:  # training says where it saved the run
         print(f"\ntfllm {args.command}: {interrupt or 'interrupted'}", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -800,13 +801,16 @@ class _ChatSession:
 
 
 @contextlib.contextmanager
-def _warnings_as_lines():
-    """Shows each warning (every time it comes) as one line on stderr, `tfllm chat: warning: ...`."""
+def _warnings_as_lines(command="chat", every_time=True):
+    """Shows each warning as one line on stderr, `tfllm COMMAND: warning: ...`, where Python shows two (the file and
+    line that warned, then that line of source); `every_time` shows a user warning each time it comes, as a chat
+    warns of each message it cuts, not once per place in the code."""
     def show(message, category, filename, lineno, file=None, line=None):
-        print(f"tfllm chat: warning: {_one_line(str(message))}", file=sys.stderr, flush=True)
+        print(f"tfllm {command}: warning: {_one_line(str(message))}", file=sys.stderr, flush=True)
 
     with warnings.catch_warnings():
-        warnings.simplefilter("always", UserWarning)
+        if every_time:
+            warnings.simplefilter("always", UserWarning)
         warnings.showwarning = show
         yield
 
