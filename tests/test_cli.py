@@ -485,6 +485,15 @@ def test_a_prompts_file_is_read_with_any_line_ending_and_without_its_byte_order_
     assert list(cli._prompts(args)) == ["x", "In the", "And", "Amen\u2028selah"]
 
 
+def test_generate_refuses_drawing_flags_beside_beam_search_before_the_run_is_read(tmp_path, capsys):
+    # --top-p beside --num-beams was ignored without a word.
+    beams = ["generate", tmp_path / "nowhere", "--prompt", "x", "--num-beams", 2]
+    for flags, dropped in [(["--top-p", 0.5], "--top-p"), (["--temperature", 0.7, "--top-k", 5], "--temperature, --top-k")]:
+        code, err = _one_line_error([*beams, *flags], capsys)
+        assert code == 2 and err == (f"tfllm generate: error: --num-beams searches for the likeliest text and draws "
+                                     f"nothing: drop {dropped}\n"), err
+
+
 def test_the_console_script_exits_2_with_one_line_and_debug_shows_the_traceback(tmp_path):
     quiet = tfllm_command("evaluate", tmp_path / "nowhere")
     assert quiet.returncode == 2 and quiet.stderr.strip().count("\n") == 0 and "does not exist" in quiet.stderr

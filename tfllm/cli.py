@@ -44,6 +44,8 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 ERROR_LOG = "error.log"  # in the run directory: the traceback of a command that failed (exit status 1)
+# How `tfllm generate` draws unless its flags say otherwise.
+GENERATE_DRAW = {"temperature": 0.8, "top_p": 0.9}
 
 # The flags not named after their key (every other key of a section has the flag `--key-name`).
 FLAG_NAMES = {
@@ -249,10 +251,14 @@ def _add_generate(commands):
     parser.add_argument("--prompt", action="append", metavar="TEXT", help="a prompt (repeat for several)")
     parser.add_argument("--prompts-file", metavar="FILE", help="a file of prompts, one per line")
     parser.add_argument("--max-new-tokens", type=int, default=64, metavar="N")
-    parser.add_argument("--temperature", type=float, default=0.8, metavar="T", help="0 is greedy (default: 0.8)")
+    # The drawing flags default to None, so that one given beside --num-beams, which draws nothing, is refused.
+    parser.add_argument("--temperature", type=float, metavar="T",
+                        help=f"0 is greedy (default: {GENERATE_DRAW['temperature']})")
     parser.add_argument("--top-k", type=int, metavar="K", help="draw among the K most likely tokens")
-    parser.add_argument("--top-p", type=float, default=0.9, metavar="P", help="nucleus sampling (default: 0.9; 1 is off)")
-    parser.add_argument("--num-beams", type=int, metavar="N", help="beam search with N beams (deterministic)")
+    parser.add_argument("--top-p", type=float, metavar="P",
+                        help=f"nucleus sampling (default: {GENERATE_DRAW['top_p']}; 1 is off)")
+    parser.add_argument("--num-beams", type=int, metavar="N",
+                        help="beam search with N beams (deterministic: no --temperature, --top-k or --top-p)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="the same seed gives the same text")
     parser.add_argument("--stream", action="store_true", help="print the text as it is generated")
     parser.add_argument("--raw", "--no-template", dest="apply_template", action="store_false",
@@ -654,6 +660,12 @@ def _utf8_text(text, where):
 
 
 def _generate(args):
+    drawing = [flag for flag in ("--temperature", "--top-k", "--top-p") if getattr(args, flag[2:].replace("-", "_"))
+               is not None]
+    if args.num_beams and drawing:
+        raise BadInput(f"--num-beams searches for the likeliest text and draws nothing: drop {', '.join(drawing)}")
+    args.temperature = GENERATE_DRAW["temperature"] if args.temperature is None else args.temperature
+    args.top_p = GENERATE_DRAW["top_p"] if args.top_p is None else args.top_p
     prompts = _prompts(args)
     first = next(prompts, None)  # waits for the first line of standard input: an empty one is bad input, at once
     if first is None:
