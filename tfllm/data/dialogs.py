@@ -15,13 +15,12 @@ import csv
 import functools
 import importlib.resources
 import io
-import json
 import os
 import re
 
 import yaml
 
-from tfllm.data.files import read_utf8_text
+from tfllm.data.files import jsonl_objects, read_utf8_text
 from tfllm.data.parallel import LANGUAGES
 from tfllm.data.splits import check_split, split_of
 
@@ -201,15 +200,7 @@ def _read_dialogs(source):
 
 def _jsonl_dialogs(path, text):
     dialogs = []
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}, line {number}: not valid JSON ({error.msg} at column {error.colno})") from None
-        if not isinstance(record, dict):
-            raise ValueError(f"{path}, line {number}: a JSON {type(record).__name__}; expected an object")
+    for number, record in jsonl_objects(path, text):
         try:
             messages = _record_messages(record)
             dialogs.append({"messages": messages, "language": _record_language(record, messages)})

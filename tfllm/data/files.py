@@ -121,6 +121,29 @@ def read_utf8_text(path):
         raise ValueError(f"{path}, line {line}: not valid UTF-8 (byte {data[error.start]:#04x})") from None
 
 
+def jsonl_objects(path, text):
+    """`(line number, object)` for each non-blank line of `text`, the JSONL file `path` read (`read_utf8_text`); a
+    line that is not a JSON object is a `ValueError` naming the file and the line.
+
+    >>> list(jsonl_objects("pairs.jsonl", '{"en": "Hi"}\\n\\n{"en": "Go"}\\n'))
+    [(1, {'en': 'Hi'}), (3, {'en': 'Go'})]
+    >>> list(jsonl_objects("pairs.jsonl", '["Hi"]'))
+    Traceback (most recent call last):
+    ...
+    ValueError: pairs.jsonl, line 1: a JSON list; expected an object
+    """
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}, line {number}: not valid JSON ({error.msg} at column {error.colno})") from None
+        if not isinstance(record, dict):
+            raise ValueError(f"{path}, line {number}: a JSON {type(record).__name__}; expected an object")
+        yield number, record
+
+
 def _read_file(file):
     data = file.read_bytes()
     if file.suffix.lower() == ".jsonl":

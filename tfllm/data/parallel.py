@@ -11,12 +11,11 @@ texts of its group, never on the order of the lines or on the other groups.
 """
 
 import hashlib
-import json
 import os
 
 from tfllm.checks import require_positive_int
 from tfllm.data.hsk import hsk_sentences, word_gloss
-from tfllm.data.files import read_utf8_text
+from tfllm.data.files import jsonl_objects, read_utf8_text
 from tfllm.data.splits import check_split, split_of
 
 PARALLEL_CORPUS_NAMES = ("hsk",)
@@ -251,15 +250,9 @@ def _table_pairs(path):
 
 def _jsonl_pairs(path, fields):
     pairs = []
-    for number, line in enumerate(_lines(path), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}, line {number}: not valid JSON ({error.msg} at column {error.colno})") from None
+    for number, record in jsonl_objects(path, "\n".join(_lines(path))):
         for field in fields:
-            if not isinstance(record, dict) or field not in record:
+            if field not in record:
                 raise ValueError(f"{path}, line {number}: no {field!r} field; expected an object with {list(fields)}")
             if not isinstance(record[field], str):
                 raise ValueError(f"{path}, line {number}: {field!r} is {type(record[field]).__name__}, not a string")

@@ -2,10 +2,9 @@
 
 import csv
 import io
-import json
 import os
 
-from tfllm.data.files import read_utf8_text
+from tfllm.data.files import jsonl_objects, read_utf8_text
 
 
 def read_records(source, fields, name):
@@ -53,13 +52,5 @@ def _rows_from_file(path, fields):
         for line, row in enumerate(csv.DictReader(io.StringIO(text, newline="")), start=2):
             yield f"line {line}", [row.get(field) for field in fields]
         return
-    for line, record_text in enumerate(text.split("\n"), start=1):
-        if not record_text.strip():
-            continue
-        try:
-            record = json.loads(record_text)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}, line {line}: not valid JSON ({error.msg}).") from None
-        if not isinstance(record, dict):
-            raise ValueError(f"{path}, line {line}: expected a JSON object with fields {', '.join(fields)}.")
+    for line, record in jsonl_objects(path, text):
         yield f"line {line}", [record.get(field) for field in fields]
