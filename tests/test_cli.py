@@ -252,6 +252,19 @@ def test_generate_from_flags_a_file_and_stdin_streaming_or_not(workspace, capsys
                       *greedy).stdout == from_flags.stdout
 
 
+def test_generate_json_prints_one_object_per_prompt_even_when_a_text_holds_line_breaks(workspace, capsys):
+    folder, _ = workspace
+    prompts, greedy = ["In the\nbeginning", "And"], ["--temperature", "0", "--max-new-tokens", "6"]
+    flags = [flag for prompt in prompts for flag in ("--prompt", prompt)]
+    plain = tfllm_main(capsys, "generate", folder / "run", *flags, *greedy)
+    as_json = tfllm_main(capsys, "generate", folder / "run", *flags, *greedy, "--json")
+    assert as_json.returncode == 0, as_json.stderr[-3000:]
+    objects = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert [entry["prompt"] for entry in objects] == prompts
+    assert plain.stdout == "".join(entry["text"] + "\n" for entry in objects)
+    assert len(plain.stdout.splitlines()) > len(prompts)  # plain lines cannot tell the two texts apart
+
+
 def test_finetune_sft_and_classify_make_new_runs_that_record_their_parent(workspace):
     folder, _ = workspace
     sft, generated, classify, evaluated, refused = tfllm_session(
@@ -492,6 +505,12 @@ def test_generate_refuses_drawing_flags_beside_beam_search_before_the_run_is_rea
         code, err = _one_line_error([*beams, *flags], capsys)
         assert code == 2 and err == (f"tfllm generate: error: --num-beams searches for the likeliest text and draws "
                                      f"nothing: drop {dropped}\n"), err
+
+
+def test_generate_refuses_json_beside_stream_before_the_run_is_read(tmp_path, capsys):
+    code, err = _one_line_error(["generate", tmp_path / "nowhere", "--prompt", "x", "--json", "--stream"], capsys)
+    assert code == 2 and err == ("tfllm generate: error: --json prints each text whole, as one JSON object: drop "
+                                 "--stream\n")
 
 
 def test_the_console_script_exits_2_with_one_line_and_debug_shows_the_traceback(tmp_path):

@@ -2,7 +2,7 @@
 
     tfllm train [--model transformer|lstm|rnn] [--corpus kjv|PATH] [--tokenizer ...] [--steps N] [--output-dir DIR]
     tfllm evaluate RUN_DIR [--corpus NAME|PATH] [--split validation] [--json]
-    tfllm generate RUN_DIR --prompt TEXT [--max-new-tokens N] [--temperature T] [--top-p P] [--stream] [--raw]
+    tfllm generate RUN_DIR --prompt TEXT [--max-new-tokens N] [--temperature T] [--top-p P] [--stream] [--json] [--raw]
     tfllm chat RUN_DIR [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--memory]
     tfllm finetune RUN_DIR --task sft|classify|continue --data PATH [--output-dir DIR]
     tfllm export RUN_DIR OUT_DIR
@@ -261,6 +261,9 @@ def _add_generate(commands):
                         help="beam search with N beams (deterministic: no --temperature, --top-k or --top-p)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="the same seed gives the same text")
     parser.add_argument("--stream", action="store_true", help="print the text as it is generated")
+    parser.add_argument("--json", action="store_true",
+                        help='print one JSON object per prompt, {"prompt": ..., "text": ...}, each on one line (a text '
+                             "may hold line breaks, which plain output cannot tell from the next prompt's)")
     parser.add_argument("--raw", "--no-template", dest="apply_template", action="store_false",
                         help="read the prompts as they are, not wrapped in the run's prompt template (template.json); "
                              "a chat run otherwise reads each prompt as a user message and prints the reply")
@@ -664,6 +667,8 @@ def _generate(args):
                is not None]
     if args.num_beams and drawing:
         raise BadInput(f"--num-beams searches for the likeliest text and draws nothing: drop {', '.join(drawing)}")
+    if args.json and args.stream:
+        raise BadInput("--json prints each text whole, as one JSON object: drop --stream")
     args.temperature = GENERATE_DRAW["temperature"] if args.temperature is None else args.temperature
     args.top_p = GENERATE_DRAW["top_p"] if args.top_p is None else args.top_p
     prompts = _prompts(args)
@@ -702,6 +707,9 @@ def _generate(args):
             for piece in model.stream(prompt, **settings):
                 print(piece, end="", flush=True)
             print(flush=True)
+        elif args.json:
+            text = model.generate(prompt, strip_prompt=replies, **settings)
+            print(json.dumps({"prompt": prompt, "text": text}, ensure_ascii=False), flush=True)
         else:
             print(model.generate(prompt, strip_prompt=replies, **settings), flush=True)
     return 0
