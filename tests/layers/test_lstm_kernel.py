@@ -61,6 +61,15 @@ def test_use_cudnn_true_without_cudnn_names_the_reasons():
         choose_lstm_kernel(True, ["unroll=True", "no GPU is visible"])
 
 
+def test_input_dropout_per_gate_keeps_the_own_loop_on_a_gpu():
+    # cuDNN takes one input sequence, so implementation 1's four input masks cannot run there (Keras's layer fails).
+    per_gate = LSTM(UNITS, dropout=0.25, implementation=1)
+    assert per_gate.cudnn_obstacles(gpu_available=True) == ["implementation=1 with dropout=0.25 (a dropout mask per gate)"]
+    assert per_gate.kernel_choice(gpu_available=True) == OWN_LOOP
+    assert LSTM(UNITS, dropout=0.25).kernel_choice(gpu_available=True) == CUDNN
+    assert LSTM(UNITS, implementation=1).kernel_choice(gpu_available=True) == CUDNN
+
+
 @pytest.mark.parametrize("layer_class", [LSTM, keras.layers.LSTM])
 def test_use_cudnn_must_be_auto_true_or_false(layer_class):
     with pytest.raises(ValueError, match="use_cudnn"):

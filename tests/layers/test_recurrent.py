@@ -164,6 +164,59 @@ def test_input_dropout_mask_is_the_same_at_every_step():
     assert not np.allclose(trained, np.asarray(layer(x, training=False)))
 
 
+DROPOUTS = [
+    pytest.param({"dropout": 0.3}, id="input"),
+    pytest.param({"dropout": 0.3, "recurrent_dropout": 0.3}, id="input_and_recurrent"),
+    pytest.param({"dropout": 0.3, "implementation": 1}, id="input_implementation_1"),
+]
+
+
+@pytest.mark.parametrize("ours_class, keras_class", PAIRS)
+@pytest.mark.parametrize("dropouts", DROPOUTS)
+def test_training_with_dropout_draws_keras_masks_from_the_same_seed(ours_class, keras_class, dropouts):
+    # The same seed draws the same masks as Keras's layer: one per sequence; for an LSTM with recurrent dropout or
+    # implementation 1, one per gate (input and recurrent), not one shared by the four gates.
+    if ours_class is SimpleRNN:
+        dropouts = {key: value for key, value in dropouts.items() if key != "implementation"}
+    extra = {"use_cudnn": False} if ours_class is LSTM else {}
+    ours, theirs = _twins(ours_class, keras_class, return_sequences=True, seed=5, **dropouts, **extra)
+    x = _inputs()
+    _assert_same(ours(x, training=True), theirs(x, training=True), atol=1e-5)
+
+
+@pytest.mark.parametrize("ours_cell, keras_cell", [(SimpleRNNCell, keras.layers.SimpleRNNCell),
+                                                   (LSTMCell, keras.layers.LSTMCell)], ids=["simple_rnn", "lstm"])
+def test_cells_in_keras_rnn_keep_one_dropout_mask_per_sequence_as_keras_cells_do(ours_cell, keras_cell):
+    # Inside keras.layers.RNN, a cell drew new masks at every step; Keras caches one per sequence.
+    x = _inputs()
+    ours = keras.layers.RNN(ours_cell(UNITS, dropout=0.4, recurrent_dropout=0.4, seed=7), return_sequences=True)
+    theirs = keras.layers.RNN(keras_cell(UNITS, dropout=0.4, recurrent_dropout=0.4, seed=7), return_sequences=True)
+    theirs.build(x.shape)
+    ours.build(x.shape)
+    ours.set_weights(theirs.get_weights())
+    _assert_same(ours(x, training=True), theirs(x, training=True), atol=1e-5)
+    _assert_same(ours(x, training=True), theirs(x, training=True), atol=1e-5)  # the next sequence: new masks, alike
+
+
+@pytest.mark.parametrize("layer_class, count, expected", [(SimpleRNN, 3, "SimpleRNN takes 1 initial state, each"),
+                                                          (LSTM, 1, "LSTM takes 2 initial states, each")])
+def test_a_wrong_number_of_initial_states_is_named(layer_class, count, expected):
+    # SimpleRNN ran on the first of three states without a word; Keras's layers fail deep in their loops.
+    states = [np.zeros((BATCH, UNITS), "float32")] * count
+    with pytest.raises(ValueError, match=rf"{expected} \(batch, {UNITS}\); initial_state holds {count}\."):
+        layer_class(UNITS)(_inputs(), initial_state=states)
+
+
+def test_a_cell_returns_its_states_in_the_structure_given_as_keras_does():
+    cell = SimpleRNNCell(UNITS)
+    x, h = np.ones((2, FEATURES), "float32"), np.zeros((2, UNITS), "float32")
+    output, state = cell(x, h)  # a bare tensor in, a bare tensor out (was a list)
+    assert tuple(state.shape) == (2, UNITS)
+    _assert_same(state, output)
+    output, states = cell(x, [h])
+    assert isinstance(states, list) and len(states) == 1
+
+
 @pytest.mark.parametrize("ours_class, keras_class", PAIRS)
 def test_dropout_is_off_at_inference(ours_class, keras_class):
     x = _inputs()

@@ -28,9 +28,10 @@ class LSTMCell(RecurrentCell):
         unit_forget_bias: Start the forget gate's bias at 1 so that the cell remembers by default
             (Jozefowicz et al., 2015).
         use_bias, initializers, regularizers, constraints, dropout, recurrent_dropout, seed: As for `SimpleRNNCell`.
-        **kwargs: The base layer's (`name`, `dtype`, ...) and `implementation` (1 or 2), which Keras 3 accepts and
-            tfllm accepts and ignores: Keras's two implementations compute the same function (they differ in how the
-            products are split), and tfllm has one.
+        **kwargs: The base layer's (`name`, `dtype`, ...) and `implementation` (1 or 2), as in Keras 3: without
+            dropout both compute the same function; with it, implementation 1 draws a dropout mask per gate (four
+            input masks, four recurrent masks) and 2 one mask for all gates. Recurrent dropout takes implementation 1,
+            as in Keras.
 
     Call arguments:
         inputs: x_t, (B, input_dim).
@@ -93,7 +94,10 @@ class LSTMCell(RecurrentCell):
         )
         self.recurrent_activation = keras.activations.get(recurrent_activation)
         self.unit_forget_bias = unit_forget_bias
-        self.implementation = implementation
+        # Keras's rule: recurrent dropout takes implementation 1, which draws a dropout mask per gate.
+        self.implementation = 1 if self.recurrent_dropout else implementation
+        if self.implementation == 1:
+            self.dropout_mask_count = 4  # read by `DropoutRNNCell`
 
     @property
     def state_size(self):
@@ -113,9 +117,7 @@ class LSTMCell(RecurrentCell):
 
     def recur(self, projected, states, recurrent_mask=None):
         h_previous, c_previous = states  # (B, units) each
-        if recurrent_mask is not None:
-            h_previous = h_previous * recurrent_mask
-        z = projected + ops.matmul(h_previous, self.recurrent_kernel)  # (B, 4 units)
+        z = projected + self.recurrent_product(h_previous, recurrent_mask)  # (B, 4 units)
         z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)  # 4 x (B, units)
         i = self.recurrent_activation(z_i)
         f = self.recurrent_activation(z_f)
@@ -159,7 +161,7 @@ class LSTM(Recurrent):
         use_cudnn: `"auto"` (cuDNN where it can run), `True` (cuDNN or a `ValueError` when the layer is called) or
             `False` (never cuDNN).
         **kwargs: The base layer's (`name`, `dtype`, ...), `zero_output_for_mask` (as for `SimpleRNN`) and
-            `implementation`, accepted and ignored (see `LSTMCell`).
+            `implementation` (see `LSTMCell`).
 
     Call arguments:
         sequences: (B, T, input_dim).
@@ -250,7 +252,7 @@ class LSTM(Recurrent):
     def cudnn_obstacles(self, gpu_available=None):
         """Why cuDNN cannot run this layer on a machine with or without a GPU (by default, this one); [] if it can."""
         cell = self.cell
-        return lstm_kernel.cudnn_obstacles(
+        reasons = lstm_kernel.cudnn_obstacles(
             cell.activation,
             cell.recurrent_activation,
             cell.use_bias,
@@ -258,6 +260,9 @@ class LSTM(Recurrent):
             cell.recurrent_dropout,
             lstm_kernel.gpu_available() if gpu_available is None else gpu_available,
         )
+        if cell.implementation == 1 and cell.dropout:  # cuDNN takes one input (Keras's layer fails here)
+            reasons.append(f"implementation=1 with dropout={cell.dropout} (a dropout mask per gate)")
+        return reasons
 
     def kernel_choice(self, gpu_available=None):
         """`"cudnn"` or `"own_loop"`: the kernel this layer runs on a machine with or without a GPU (by default,

@@ -7,9 +7,13 @@ order: one (B*T, D) x (D, G*units) product instead of T small ones.
 
 A cell that wants this treatment provides three methods besides the usual `call(inputs, states)`:
 
-- `project_inputs(inputs)`: `x W + b` for inputs of any leading shape;
+- `project_inputs(inputs, input_mask)`: `x W + b` for inputs of any leading shape;
 - `recur(projected, states, recurrent_mask)`: one step from the projected input and the previous states;
 - `dropout_masks(step_inputs, state, training)`: the input and recurrent dropout masks for one sequence.
+
+A dropout mask is one tensor for every gate, or a list of one per gate when the cell sets `dropout_mask_count` (as
+Keras's `LSTMCell` does in its implementation 1). The cells are Keras's `DropoutRNNCell`s, so `keras.layers.RNN` and
+the layers here draw their masks once per sequence and share them across its timesteps.
 
 A cell may also run the whole loop itself (`recur_over_time`) when the sequence has no mask and no recurrent
 dropout: `LSTMCell` and `SimpleRNNCell` (tanh) do, with hand-written backward passes (`lstm_loop.py`,
@@ -23,6 +27,7 @@ layers that is written against TensorFlow rather than `keras.ops`.
 import keras
 import tensorflow as tf
 from keras import ops, tree
+from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell  # what `keras.layers.RNN` caches masks for
 
 from tfllm.checks import require_positive_int, require_rate
 
@@ -63,6 +68,15 @@ class Recurrent(keras.layers.RNN):
         super().__init__(cell, **kwargs)
         self.input_spec = keras.layers.InputSpec(ndim=3)  # (B, T, features), checked as Keras's layers check it
 
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        if initial_state is not None:
+            given = len(tree.flatten(initial_state))
+            expected = len(tree.flatten(self.cell.state_size))
+            if given != expected:  # Keras's layers fail in the loop ("Too few leaves for PyTreeSpec"), or run
+                raise ValueError(f"{type(self).__name__} takes {expected} initial state{'s' * (expected > 1)}, each "
+                                 f"(batch, {self.units}); initial_state holds {given}.")
+        return super().call(sequences, initial_state=initial_state, mask=mask, training=training)
+
     def get_config(self):
         config = super().get_config()
         del config["cell"]
@@ -78,13 +92,11 @@ class Recurrent(keras.layers.RNN):
         if tree.is_nested(mask):
             mask = mask[0]
         cell = self.cell
+        # One mask per sequence, the same at every timestep (variational dropout, as Keras does it).
         input_mask, recurrent_mask = cell.dropout_masks(sequences[:, 0, :], initial_state[0], training)
-        if input_mask is not None:
-            # One mask per sequence, the same at every timestep (variational dropout, as Keras does it).
-            sequences = sequences * ops.expand_dims(input_mask, 1)
         # Transposing the inputs rather than the projection moves D instead of G*units numbers per token.
         time_major = ops.transpose(sequences, (1, 0, 2))  # (T, B, D)
-        projected = cell.project_inputs(time_major)  # (T, B, G*units): x_t W + b for every t at once
+        projected = cell.project_inputs(time_major, input_mask)  # (T, B, G*units): x_t W + b for every t at once
 
         if mask is None and recurrent_mask is None and not self.unroll and cell.runs_whole_loop:
             return self.whole_loop(projected, list(initial_state))
@@ -189,15 +201,16 @@ def run_over_time(
     return last_output, outputs, final_states
 
 
-class RecurrentCell(keras.layers.Layer):
+class RecurrentCell(keras.layers.Layer, DropoutRNNCell):
     """Base class of `SimpleRNNCell` and `LSTMCell`: the weights `W`, `U`, `b` of `gates` stacked gates and dropout.
 
     Weights (named as in Keras, so `get_weights` / `set_weights` interchange with Keras's cells):
     `kernel` W (input_dim, gates * units), `recurrent_kernel` U (units, gates * units), `bias` b (gates * units,).
     Subclasses set `gates` and write `recur`, the step from a projected input.
 
-    Called on its own (for example inside `keras.layers.RNN`), a cell draws its dropout masks anew at every step;
-    `SimpleRNN` and `LSTM` draw them once per sequence, as Keras's layers do.
+    Dropout masks are Keras's `DropoutRNNCell`'s: drawn at a cell's first step and kept until
+    `reset_dropout_mask()` and `reset_recurrent_dropout_mask()`, which `keras.layers.RNN`, `SimpleRNN` and `LSTM`
+    call after each sequence, so every timestep of a sequence drops the same units, as with Keras's cells.
     """
 
     gates = 1
@@ -294,10 +307,25 @@ class RecurrentCell(keras.layers.Layer):
     def initial_bias(self, shape, dtype=None):
         return self.bias_initializer(shape, dtype=dtype)
 
-    def project_inputs(self, inputs):
-        """`x W + b` for inputs (..., input_dim) -> (..., gates * units)."""
-        projected = ops.matmul(inputs, self.kernel)
+    def project_inputs(self, inputs, input_mask=None):
+        """`x W + b` for inputs (..., input_dim) -> (..., gates * units), the input dropout mask (B, input_dim)
+        applied to x first: one mask for every gate, or a list of one per gate."""
+        if isinstance(input_mask, (list, tuple)):  # x_g W_g for each gate g, as many products as gates
+            kernels = ops.split(self.kernel, len(input_mask), axis=-1)  # each (input_dim, units)
+            projected = ops.concatenate([ops.matmul(inputs * mask, kernel) for mask, kernel in zip(input_mask, kernels)],
+                                        axis=-1)
+        else:
+            projected = ops.matmul(inputs if input_mask is None else inputs * input_mask, self.kernel)
         return projected if self.bias is None else projected + self.bias
+
+    def recurrent_product(self, previous, recurrent_mask=None):
+        """`h_{t-1} U` for the previous output (B, units) -> (B, gates * units), the recurrent dropout mask (B, units)
+        applied to h_{t-1} first: one mask for every gate, or a list of one per gate."""
+        if isinstance(recurrent_mask, (list, tuple)):
+            kernels = ops.split(self.recurrent_kernel, len(recurrent_mask), axis=-1)  # each (units, units)
+            return ops.concatenate([ops.matmul(previous * mask, kernel) for mask, kernel in zip(recurrent_mask, kernels)],
+                                   axis=-1)
+        return ops.matmul(previous if recurrent_mask is None else previous * recurrent_mask, self.recurrent_kernel)
 
     def recur(self, projected, states, recurrent_mask=None):
         """One step from `projected` = x_t W + b (B, gates * units) and the previous `states`."""
@@ -313,22 +341,18 @@ class RecurrentCell(keras.layers.Layer):
         raise NotImplementedError(f"{type(self).__name__} runs its loop one `recur` step at a time")
 
     def dropout_masks(self, step_inputs, state, training):
-        """The input and recurrent dropout masks (or None) for a batch: 1/(1-rate) where kept, 0 where dropped."""
+        """The input and recurrent dropout masks (or None) of the current sequence: 1/(1-rate) where kept, 0 where
+        dropped; drawn by the first call and cached (`DropoutRNNCell`), in the order Keras's cells draw them."""
         if not training:
             return None, None
-        input_mask = recurrent_mask = None
-        if self.dropout > 0:
-            input_mask = keras.random.dropout(ops.ones_like(step_inputs), self.dropout, seed=self.seed_generator)
-        if self.recurrent_dropout > 0:
-            recurrent_mask = keras.random.dropout(ops.ones_like(state), self.recurrent_dropout, seed=self.seed_generator)
-        return input_mask, recurrent_mask
+        return self.get_dropout_mask(step_inputs), self.get_recurrent_dropout_mask(state)
 
     def call(self, inputs, states, training=False):
-        states = list(states) if isinstance(states, (list, tuple)) else [states]
+        nested = isinstance(states, (list, tuple))
+        states = list(states) if nested else [states]
         input_mask, recurrent_mask = self.dropout_masks(inputs, states[0], training)
-        if input_mask is not None:
-            inputs = inputs * input_mask
-        return self.recur(self.project_inputs(inputs), states, recurrent_mask)
+        output, new_states = self.recur(self.project_inputs(inputs, input_mask), states, recurrent_mask)
+        return output, (new_states if nested else new_states[0])  # the states' structure as given, as in Keras
 
     def get_initial_state(self, batch_size=None):
         sizes = self.state_size if isinstance(self.state_size, (list, tuple)) else [self.state_size]

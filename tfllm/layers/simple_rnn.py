@@ -44,10 +44,7 @@ class SimpleRNNCell(RecurrentCell):
     gates = 1
 
     def recur(self, projected, states, recurrent_mask=None):
-        previous = states[0]  # h_{t-1}: (B, units)
-        if recurrent_mask is not None:
-            previous = previous * recurrent_mask
-        h = projected + ops.matmul(previous, self.recurrent_kernel)  # W x_t + b + U h_{t-1}
+        h = projected + self.recurrent_product(states[0], recurrent_mask)  # W x_t + b + U h_{t-1}: (B, units)
         if self.activation is not None:
             h = self.activation(h)
         return h, [h]
