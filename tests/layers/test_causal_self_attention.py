@@ -171,6 +171,23 @@ def test_config_and_saving_round_trip(tmp_path):
     assert_saving_round_trip(model, inputs(), str(tmp_path / "attention.keras"))
 
 
+def test_writing_past_the_end_of_the_cache_is_refused():
+    # The update moved the start back without a word: slot 8 took the key of position 9, and position 9's output was
+    # wrong. A write that fits still runs.
+    attention = CausalSelfAttention(num_heads=2)
+    x = np.random.default_rng(0).normal(size=(1, 11, 8)).astype("float32")
+    attention(x[:, :1])  # builds it
+    cache = attention.initial_cache(batch_size=1, max_length=10)
+    _, cache = attention(x[:, :9], cache=cache, cache_index=0)
+    with pytest.raises(ValueError, match=r"cache_index=9 with 2 new positions does not fit the cache of 10 slots: "
+                                         r"expected 0 <= cache_index <= 8\."):
+        attention(x[:, 9:11], cache=cache, cache_index=9)
+    with pytest.raises(ValueError, match=r"cache_index=-1 with 1 new position does not fit"):
+        attention(x[:, 9:10], cache=cache, cache_index=tf.constant(-1))
+    output, _ = attention(x[:, 9:10], cache=cache, cache_index=9)
+    np.testing.assert_allclose(np.asarray(output[:, 0]), np.asarray(attention(x[:, :10])[:, 9]), atol=1e-5)
+
+
 def test_bad_arguments_name_the_value():
     with pytest.raises(ValueError, match="num_heads=0"):
         CausalSelfAttention(num_heads=0)

@@ -199,6 +199,27 @@ def test_tiny_lm_learns_to_continue_a_repeating_pattern():
     assert final_loss < initial_loss / 4, (initial_loss, history.history["loss"])
 
 
+@pytest.mark.parametrize("dtype, atol", [("float64", 1e-12), ("float16", 2e-2), ("bfloat16", 1e-1)])
+def test_trains_with_variables_of_any_float_dtype(dtype, atol):
+    # A training call failed in the fused layer norm, which took the float64 / float16 / bfloat16 scale as float32.
+    block = TransformerBlock(num_heads=H, intermediate_dim=16, dtype=dtype)
+    x = tf.constant(inputs(), dtype)
+    with tf.GradientTape() as tape:
+        trained = block(x, training=True)  # dropout 0: training computes what inference does
+        loss = tf.reduce_sum(tf.cast(trained, "float32") ** 2)
+    gradients = tape.gradient(loss, block.trainable_variables)
+    assert all(gradient is not None and gradient.dtype == dtype for gradient in gradients)
+    np.testing.assert_allclose(np.asarray(tf.cast(trained, "float64")), np.asarray(tf.cast(block(x), "float64")),
+                               atol=atol)
+
+
+@pytest.mark.parametrize("shape", [(B, D), (B, T, H, D)])
+def test_an_input_of_another_rank_is_named(shape):
+    # A rank-2 input failed with "IndexError: tuple index out of range", a rank-4 one deep in a bias add.
+    with pytest.raises(ValueError, match=rf"expected ndim=3, found ndim={len(shape)}"):
+        TransformerBlock(num_heads=H, intermediate_dim=16)(np.ones(shape, "float32"))
+
+
 def test_bad_arguments_name_the_value():
     with pytest.raises(ValueError, match="num_heads=0"):
         TransformerBlock(num_heads=0, intermediate_dim=16)

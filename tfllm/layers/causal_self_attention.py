@@ -3,6 +3,7 @@
 import math
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from tfllm.checks import require_divisible, require_positive_int, require_rate
@@ -91,6 +92,7 @@ class CausalSelfAttention(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.input_spec = keras.layers.InputSpec(ndim=3)  # (B, T, D): a wrong rank is named before any op
         self.num_heads = require_positive_int("num_heads", num_heads)
         self.key_dim = None if key_dim is None else require_positive_int("key_dim", key_dim)
         self.dropout = require_rate("dropout", dropout)
@@ -150,6 +152,8 @@ class CausalSelfAttention(keras.layers.Layer):
                 "cache must be the pair (keys, values) that initial_cache returns, each (B * num_heads, S_max, "
                 f"head size); got {type(cache).__name__} {getattr(cache, 'shape', '')}."
             )
+        if cache is not None:
+            self._require_room_in_cache(cache, cache_index, inputs.shape[1])
         start_index = 0 if cache is None else ops.cast(cache_index, "int32")
         # Decoding in the plain graph, three products: joining the kernels would copy them at every step. XLA
         # joins them once before its decode loop, and runs the joined product faster.
@@ -165,14 +169,26 @@ class CausalSelfAttention(keras.layers.Layer):
         # Heads-major (B, H, T, Dh), the layout of the batched products over each head.
         query, key, value = (ops.transpose(heads, (0, 2, 1, 3)) for heads in (query, key, value))
         query = self._scaled(query)
-        if training and padding_mask is None and self.dropout == 0:
-            # A training step's attention as one kernel each way that skips the scores no query may see.
+        if training and padding_mask is None and self.dropout == 0 and self.compute_dtype != "float64":
+            # A training step's attention as one kernel each way that skips the scores no query may see (its scores
+            # are float32, so float64 keeps the ops below).
             context = fused_causal_attention(query, key, value)  # (B, T, H, Dh)
         else:
             scores = ops.einsum("bhtk,bhsk->bhts", query, key)  # (B, H, T, T)
             probabilities = self._probabilities(scores, 0, padding_mask, training)  # (B, H, T, T)
             context = ops.einsum("bhts,bhsk->bthk", probabilities, value)  # (B, T, H, Dh)
         return self._attention_output(context)  # (B, T, D)
+
+    @staticmethod
+    def _require_room_in_cache(cache, cache_index, length):
+        """Refuses `length` new positions written from `cache_index` past the cache's end, where both are known
+        when the call is traced or run: the update would move the start back and overwrite earlier slots."""
+        slots, index = cache[0].shape[1], tf.get_static_value(cache_index)
+        if slots is None or length is None or index is None:
+            return
+        if not 0 <= int(index) <= slots - length:
+            raise ValueError(f"cache_index={int(index)} with {length} new position{'s' * (length > 1)} does not fit "
+                             f"the cache of {slots} slots: expected 0 <= cache_index <= {slots - length}.")
 
     def _attention_over_cache(self, query, key, value, cache, start_index, padding_mask, training=None):
         """Writes the T new keys and values into the cache at `start_index` and attends over all its slots:

@@ -64,11 +64,13 @@ def fused_layer_norm(x, gamma, beta, epsilon):
 
 def layer_norm(layer, x, training):
     """`layer(x)` for a `keras.layers.LayerNormalization`, computed by `fused_layer_norm` in a training step when the
-    layer normalizes the last axis with a scale and a shift (its defaults). (Keras adds a layer's regularization
-    losses and applies its constraints outside its call, so those hold either way.)"""
+    layer normalizes the last axis with a float32 scale and shift (its defaults, under a float32 or mixed policy).
+    (Keras adds a layer's regularization losses and applies its constraints outside its call, so those hold either
+    way.)"""
     axes = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
     last_axis_only = [axis % len(x.shape) for axis in axes] == [len(x.shape) - 1]
     plain = layer.built and layer.scale and layer.center and not layer.rms_scaling and last_axis_only
+    plain = plain and layer.gamma.dtype == "float32" and layer.beta.dtype == "float32"
     if not (training and plain):
         return layer(x)
     outputs = fused_layer_norm(x, layer.gamma.value, layer.beta.value, layer.epsilon)

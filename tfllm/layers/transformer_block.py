@@ -74,6 +74,7 @@ class TransformerBlock(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.input_spec = keras.layers.InputSpec(ndim=3)  # (B, T, D): a wrong rank is named before any op
         self.num_heads = require_positive_int("num_heads", num_heads)
         self.intermediate_dim = require_positive_int("intermediate_dim", intermediate_dim)
         self.dropout = require_rate("dropout", dropout)
@@ -156,8 +157,10 @@ class TransformerBlock(keras.layers.Layer):
 
     def _activate(self, x, training):
         """The feed-forward activation; a GELU in a training step as one XLA-compiled kernel each way (`fused_gelu`),
-        several times faster than TensorFlow's dozen element-wise ops in the plain graph."""
-        if training and self.activation in (keras.activations.gelu, gelu_approximate):
+        several times faster than TensorFlow's dozen element-wise ops in the plain graph. (It computes in float32, so
+        float64 keeps Keras's.)"""
+        fusable = self.activation in (keras.activations.gelu, gelu_approximate) and self.compute_dtype != "float64"
+        if training and fusable:
             return fused_gelu(x, approximate=self.activation is gelu_approximate)
         return self.activation(x)
 
