@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tfllm.models import LSTMLM, TransformerLM
-from tfllm.generation.text_generation import TextStream
+from tfllm.generation.text_generation import TextStream, continuation_bytes
 from tfllm.tokenizers import ByteTokenizer, SentencePieceTokenizer
 
 CORPUS = ["In the beginning God created the heaven and the earth.", "And God said, Let there be light."] * 20
@@ -42,6 +42,20 @@ def test_a_character_is_never_split_between_pieces():
     assert pieces == ["", "é", "", "", "€", "!"]
     cut = TextStream(model, [[1]])
     assert cut.update([new_ids[:1]]) == [""] and cut.update([new_ids[:1]], final=True) == ["\ufffd"]
+
+
+@pytest.mark.parametrize("text", [" 今天 God", "¿ 今", "天"])
+def test_a_character_of_several_byte_pieces_streams_whole_and_the_rest_follows(sentencepiece, text):
+    # SentencePiece spells a character it has not seen in byte pieces, and detokenizes a cut one as U+FFFD. Streamed,
+    # that U+FFFD went out, no later text started with what was sent, and every later piece was empty.
+    model = _transformer(sentencepiece)
+    prompt, new_ids = [1, *sentencepiece.tokenize("God").numpy().tolist()], sentencepiece.tokenize(text).numpy().tolist()
+    assert len(new_ids) > len(text.split())  # byte pieces
+    stream = TextStream(model, [prompt])
+    pieces = [stream.update([new_ids[:count]])[0] for count in range(1, len(new_ids) + 1)]
+    pieces += stream.update([new_ids], final=True)
+    assert "\ufffd" not in "".join(pieces)
+    assert "".join(pieces) == continuation_bytes(model, [prompt], [new_ids])[0].decode()  # what generate gives
 
 
 def test_token_id_prompts_stream_new_ids_and_a_single_prompt_streams_strings(sentencepiece):

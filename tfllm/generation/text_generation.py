@@ -227,6 +227,9 @@ def prompt_token_ids(model, texts):
     return [[model.tokenizer.bos_id] + ids for ids in ragged.to_list()]
 
 
+REPLACEMENT_CHARACTER = "\ufffd".encode()  # what a tokenizer's text shows for bytes that are not (yet) UTF-8
+
+
 def detokenize(model, token_lists):
     """UTF-8 `bytes` of each list of ids."""
     if not any(token_lists):
@@ -257,7 +260,13 @@ def continuation_bytes(model, prompt_lists, new_lists):
 
 
 class TextStream:
-    """Turns the growing ids of each row into the text they add, chunk by chunk, never splitting a character."""
+    """Turns the growing ids of each row into the text they add, chunk by chunk, never splitting a character.
+
+    A character may take several tokens: ByteTokenizer's ids give its bytes, which the incremental decoder holds
+    until they are complete; SentencePiece's byte pieces and GPT-2's byte-level BPE give U+FFFD until the last of
+    them comes, so a text that ends in U+FFFD is held back from that character on until an update shows more (or
+    the final one).
+    """
 
     def __init__(self, model, prompt_lists):
         self.model, self.prompt_lists = model, prompt_lists
@@ -268,6 +277,8 @@ class TextStream:
         """The text added since the last update, one string per row."""
         pieces = []
         for row, text in enumerate(continuation_bytes(self.model, self.prompt_lists, new_lists)):
+            while not final and text.endswith(REPLACEMENT_CHARACTER):  # a character whose last token is to come?
+                text = text[: -len(REPLACEMENT_CHARACTER)]
             added = text[len(self.sent[row]) :] if text.startswith(self.sent[row]) else b""
             self.sent[row] += added
             pieces.append(self.decoders[row].decode(added, final=final))
