@@ -299,12 +299,11 @@ def test_chat_is_greedy_unless_the_flags_ask_for_a_draw():
         (["--temperature", "0.7", "--seed", "3"], {**random, "temperature": 0.7, "seed": 3}),
         (["--top-p", "0.9"], {**random, "top_p": 0.9}),
         (["--top-k", "5"], {**random, "top_k": 5}),
+        (["--top-k", "5", "--top-p", "0.9", "--temperature", "0.5"], {**random, "top_k": 5, "top_p": 0.9,
+                                                                       "temperature": 0.5}),  # get_sampler: both
     ]:
         args = cli.build_parser().parse_args(["chat", "runs/x", "--max-new-tokens", "9", *flags])
         assert cli._chat_sampling(args) == {"max_new_tokens": 9, **expected}, flags
-    args = cli.build_parser().parse_args(["chat", "runs/x", "--top-k", "5", "--top-p", "0.9", "--temperature", "0.5"])
-    both = cli._chat_sampling(args)  # top-k, then top-p, as tfllm generate draws
-    assert type(both["sampler"]).__name__ == "RequestSampler" and both["top_k"] is None and both["top_p"] is None
 
 
 def test_generate_on_a_chat_run_prints_the_reply_and_raw_continues_the_prompt_as_written(loaded_once, replies,

@@ -693,10 +693,6 @@ def _generate(args):
         from tfllm.generation.chat import chat_stop_token_ids
 
         settings["stop_token_ids"] = chat_stop_token_ids(model)  # eos, and the end of an assistant turn
-    if args.top_k and args.top_p < 1 and args.temperature > 0:  # both: top-k, then top-p, as the SavedModel does
-        from tfllm.generation import RequestSampler
-
-        settings.update(sampler=RequestSampler(args.temperature, args.top_k, args.top_p), top_k=None, top_p=None)
     if args.num_beams:
         if args.stream:
             raise BadInput("--num-beams cannot stream: beam search knows its best text only at the end")
@@ -752,10 +748,6 @@ def _chat_sampling(args):
     if temperature == 0 or (args.temperature is None and not args.top_k and top_p is None):
         return settings
     settings.update(sampler="random", temperature=temperature, top_k=args.top_k, top_p=top_p, seed=args.seed)
-    if args.top_k and top_p is not None:  # both: top-k, then top-p, as generate does
-        from tfllm.generation import RequestSampler
-
-        settings.update(sampler=RequestSampler(temperature, args.top_k, top_p), top_k=None, top_p=None)
     return settings
 
 

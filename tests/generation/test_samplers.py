@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfllm.generation import GreedySampler, RandomSampler, TopKSampler, TopPSampler, get_sampler, samplers
+from tfllm.generation import (GreedySampler, RandomSampler, RequestSampler, TopKSampler, TopPSampler, get_sampler,
+                              samplers)
 from tfllm.generation.samplers import draw
 
 # Probabilities 0.5, 0.25, 0.125, 0.0625, 0.0625 over five tokens, in a shuffled order.
@@ -119,6 +120,21 @@ def test_samplers_resolve_by_name_and_settings():
     assert isinstance(get_sampler("random", temperature=0.7), RandomSampler)
     sampler = TopKSampler(3)
     assert get_sampler(sampler) is sampler
+
+
+def test_top_k_and_top_p_together_limit_the_draw_top_k_first_then_top_p():
+    # top_p was dropped without a word when top_k was set too.
+    logits = tf.constant(np.log([[0.05, 0.5, 0.3, 0.15]] * 256).astype("float32"))  # (B, V)
+    both = get_sampler("random", top_k=3, top_p=0.7)
+    assert isinstance(both, RequestSampler)
+    drawn = set(np.asarray(both(logits, tf.constant([1, 2], tf.int32))).tolist())
+    assert drawn == {1, 2}  # top-3 is {1, 2, 3}; renormalized (0.53, 0.32, 0.16), the nucleus of 0.7 is {1, 2}
+    assert isinstance(get_sampler("top_p", top_k=3, top_p=0.7, temperature=0), GreedySampler)
+
+
+def test_top_k_named_with_zero_is_no_limit_and_without_a_k_keeps_40():
+    assert type(get_sampler("top_k", top_k=0)) is RandomSampler  # "0 or None: no limit", as the check says
+    assert get_sampler("top_k").k == 40
 
 
 @pytest.mark.parametrize(

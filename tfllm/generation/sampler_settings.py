@@ -2,6 +2,7 @@
 
 from tfllm.checks import require_choice, require_int_at_least, require_number_at_least, require_probability
 from tfllm.generation.beam_search import BeamSampler
+from tfllm.generation.request_sampler import RequestSampler
 from tfllm.generation.samplers import GreedySampler, RandomSampler, Sampler, TopKSampler, TopPSampler
 
 SAMPLERS = ("greedy", "random", "top_k", "top_p", "beam")
@@ -12,11 +13,15 @@ def get_sampler(sampler="greedy", temperature=1.0, top_k=None, top_p=None, num_b
     "beam" / num_beams.
 
     Setting `top_k` or `top_p` (below 1) chooses that sampler when `sampler` is "greedy" or "random" (a random
-    draw limited to the top k, or to the nucleus); a temperature of 0 is greedy for every sampler but beam search;
-    `num_beams` chooses beam search (4 beams when "beam" is named without it). A `Sampler` passes through.
+    draw limited to the top k, or to the nucleus); both limit the draw, top-k first, then top-p (as the SavedModel's
+    `generate` does). "top_k" named without `top_k` keeps the 40 likeliest tokens; `top_k=0` is no limit. A
+    temperature of 0 is greedy for every sampler but beam search; `num_beams` chooses beam search (4 beams when
+    "beam" is named without it). A `Sampler` passes through.
 
     >>> type(get_sampler("random", temperature=0.8, top_p=0.9)).__name__, type(get_sampler(temperature=0)).__name__
     ('TopPSampler', 'GreedySampler')
+    >>> type(get_sampler("random", top_k=50, top_p=0.9)).__name__  # top-k, then top-p
+    'RequestSampler'
     >>> get_sampler(num_beams=3).num_beams
     3
     """
@@ -42,8 +47,10 @@ def get_sampler(sampler="greedy", temperature=1.0, top_k=None, top_p=None, num_b
         sampler = "top_p"
     if sampler == "greedy" or temperature == 0:
         return GreedySampler()
+    if sampler in ("top_k", "top_p") and top_k and top_p is not None and top_p < 1:
+        return RequestSampler(temperature, top_k, top_p)
     if sampler == "top_k":
-        return TopKSampler(top_k or 40, temperature)
+        return RandomSampler(temperature) if top_k == 0 else TopKSampler(40 if top_k is None else top_k, temperature)
     if sampler == "top_p":
         return TopPSampler(1.0 if top_p is None else top_p, temperature)
     return RandomSampler(temperature)

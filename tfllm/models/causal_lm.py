@@ -296,8 +296,9 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
             sampler: "greedy", "random", "top_k", "top_p", "beam", or a `tfllm.generation.Sampler`.
             temperature: divides the logits before a random draw; 0 means greedy.
             top_k, top_p: limit the draw to the k most likely tokens, or to the nucleus of probability p; setting
-                either picks that sampler.
-            seed: an int32; the same seed gives the same text.
+                either picks that sampler, setting both limits it to the top k, then to their nucleus.
+            seed: an int32; the same seed gives the same text for the same prompts in the same batch (a draw is one
+                per row of the batch, so a prompt's text depends on its row and its batch size).
             stop_token_ids: the ids that end a row (each in [0, vocab_size)); None means the tokenizer's eos.
             strip_prompt: return only the new text (what follows the prompt's text).
             num_beams: beam search with this many beams (see `tfllm.generation.BeamSampler`).
