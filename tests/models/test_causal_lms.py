@@ -315,7 +315,7 @@ def test_bad_generation_arguments_name_the_argument(arguments, message):
         _model("rnn").generate(**call)
 
 
-def test_text_in_a_string_tensor_or_array_is_text_to_generate_and_score():
+def test_text_as_bytes_or_in_a_string_tensor_or_array_is_text_to_generate_and_score():
     # It was read as token ids: tf.constant(["In the"]) generated from the ids 73, 110, ... (the bytes of "In the").
     model = _model("transformer")
     expected = model.generate(["In the", "And"], max_new_tokens=4)
@@ -327,6 +327,9 @@ def test_text_in_a_string_tensor_or_array_is_text_to_generate_and_score():
     model.prompt_template = PromptTemplate("Q: {question}\nA: ", "{answer}")  # wrapped as Python strings are
     assert model.generate(tf.constant(["Why?"]), max_new_tokens=4) == model.generate(["Why?"], max_new_tokens=4)
     assert model.generate(["Why?"], max_new_tokens=4)[0].startswith("Q: Why?\nA: ")
+    # Bytes were text to the tokenizer but not to the template: b"Why?" generated from "Why?" unwrapped.
+    assert model.generate(b"Why?", max_new_tokens=4) == model.generate("Why?", max_new_tokens=4)
+    assert model.generate([b"Why?", "And"], max_new_tokens=4) == model.generate(["Why?", "And"], max_new_tokens=4)
     with pytest.raises(ValueError, match=r"prompts\[1\] is not UTF-8 text: byte 0xff at offset 0"):
         model.generate(tf.constant([b"a", b"\xff"]), max_new_tokens=4)
     with pytest.raises(ValueError, match=r"texts=None is invalid: expected a string or a list of strings"):

@@ -151,12 +151,18 @@ class GenerationRequest:
 
 
 def python_prompts(prompts):
-    """`prompts` with text given as a string tensor or array turned into Python strings (which a prompt template
-    wraps): a scalar into one `str`, a vector into a list of them; anything else as it is.
+    """`prompts` with text given as bytes, or as a string tensor or array, turned into Python strings (which a
+    prompt template wraps): a scalar into one `str`, a vector into a list of them; anything else as it is.
 
     >>> python_prompts(tf.constant(["In the", "And"])), python_prompts(np.array("Amen")), python_prompts([[1, 5]])
     (['In the', 'And'], 'Amen', [[1, 5]])
+    >>> python_prompts(b"Amen"), python_prompts([b"In the", "And"])
+    ('Amen', ['In the', 'And'])
     """
+    if isinstance(prompts, bytes):
+        return _as_str(0, prompts)
+    if isinstance(prompts, (list, tuple)) and any(isinstance(prompt, bytes) for prompt in prompts):
+        return [_as_str(index, prompt) if isinstance(prompt, bytes) else prompt for index, prompt in enumerate(prompts)]
     if not isinstance(prompts, (tf.Tensor, np.ndarray)) or not _holds_text(prompts):
         return prompts
     array = np.asarray(prompts)
