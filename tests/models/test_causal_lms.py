@@ -336,6 +336,18 @@ def test_text_as_bytes_or_in_a_string_tensor_or_array_is_text_to_generate_and_sc
         model.score(None)
 
 
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["graph", "xla"])
+def test_a_vocabulary_padded_past_the_tokenizer_s_generates_only_the_tokenizer_s_ids(jit_compile):
+    # The constructor takes vocab_size=320 for a tokenizer of 259 ids; generating drew ids past 258, which the
+    # tokenizer refused ("token id >= vocab_size").
+    model = LSTMLM(320, hidden_dim=8, tokenizer=ByteTokenizer())
+    settings = {"max_new_tokens": 30, "sampler": "random", "seed": 0, "stop_token_ids": [], "jit_compile": jit_compile}
+    ids = model.generate([[1, 40, 41]] * 4, **settings)
+    assert max(max(row) for row in ids) < 259 and min(len(row) for row in ids) == 33
+    assert len(model.generate("In the", **settings).encode()) >= len("In the")
+    assert max(max(row) for row in model.generate([[1, 40]], max_new_tokens=5, sampler="beam")) < 259
+
+
 def test_a_model_compiled_with_the_defaults_loads_compiled_with_its_precision(tmp_path):
     keras.config.set_dtype_policy("mixed_bfloat16")
     model = _model("lstm")

@@ -92,7 +92,7 @@ from tfllm.evaluation.scoring import (
 )
 from tfllm.export.writer import write_signatures
 from tfllm.generation import RequestSampler, chat_stop_token_ids, decode_loop
-from tfllm.generation.text_generation import prefill_state
+from tfllm.generation.text_generation import prefill_state, text_step
 from tfllm.generation.translation import translation_budget
 from tfllm.models import CausalLM
 from tfllm.models.lora import merge_lora
@@ -357,7 +357,7 @@ class _Endpoints:
         def loop(token_ids, prompt_lengths, state, max_new_tokens, temperature, top_k, top_p, seed):
             # Each row draws with its own seed (`RequestSampler`); the loop's seed only carries the position.
             return decode_loop(
-                model.decode, token_ids, prompt_lengths, state, ops.min(prompt_lengths),
+                text_step(model), token_ids, prompt_lengths, state, ops.min(prompt_lengths),
                 RequestSampler(temperature, top_k, top_p, seeds=seed), 0, max_new_tokens, self.stop_token_ids,
                 model.pad_id,
             )

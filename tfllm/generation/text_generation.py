@@ -351,7 +351,7 @@ def _make_functions(model_ref, sampler, stop_token_ids, jit_compile):
         """The whole generation after `prefill`: `(token_ids, ends)`."""
         model = model_ref()
         return sampler.run(
-            model.decode, token_ids, prompt_lengths, state, ops.min(prompt_lengths), seed, max_new_tokens,
+            text_step(model), token_ids, prompt_lengths, state, ops.min(prompt_lengths), seed, max_new_tokens,
             stop_token_ids, model.pad_id,
         )
 
@@ -360,7 +360,7 @@ def _make_functions(model_ref, sampler, stop_token_ids, jit_compile):
         """At most `max_steps` positions of generation from `index`: `(token_ids, state, index, end)`."""
         model = model_ref()
         return decode_steps(
-            model.decode, token_ids, prompt_lengths, state, index, end, sampler, seed, max_steps, stop_token_ids,
+            text_step(model), token_ids, prompt_lengths, state, index, end, sampler, seed, max_steps, stop_token_ids,
             model.pad_id,
         )
 
@@ -372,6 +372,29 @@ def _make_functions(model_ref, sampler, stop_token_ids, jit_compile):
         # TensorFlow release drops it, only that warning comes back.
         function._omit_frequent_tracing_warning = True
     return functions
+
+
+def text_step(model):
+    """`model.decode` for the decode loop: its logits cut to the tokenizer's ids when the model has more outputs
+    than its tokenizer has ids (a vocabulary padded to a round size), since an id past them has no text.
+
+    >>> from tfllm.models import LSTMLM
+    >>> from tfllm.tokenizers import ByteTokenizer
+    >>> model = LSTMLM(320, hidden_dim=8, tokenizer=ByteTokenizer())  # 259 ids, padded to 320
+    >>> logits, _ = text_step(model)(ops.ones((2, 1), "int32"), model.initial_state(2, 4), 0)
+    >>> tuple(logits.shape)  # (B, 1, the tokenizer's 259 ids)
+    (2, 1, 259)
+    """
+    tokenizer = model.tokenizer
+    if tokenizer is None or tokenizer.vocab_size >= model.vocab_size:
+        return model.decode
+    drawable = tokenizer.vocab_size
+
+    def step(token_ids, state, index):
+        logits, state = model.decode(token_ids, state, index)
+        return logits[..., :drawable], state  # (B, T_new, drawable)
+
+    return step
 
 
 def prefill_state(model, token_ids, prompt_lengths):
