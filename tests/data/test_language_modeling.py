@@ -73,6 +73,9 @@ def test_accepts_a_dataset_of_strings_and_rejects_other_elements():
         ({"batch_size": -2}, r"batch_size=-2 is invalid"),
         ({"texts": []}, r"texts is empty"),
         ({"texts": ["short"], "sequence_length": 64}, r"shorter than one window: .* sequence_length \+ 1 = 65"),
+        # One window, but a batch of 2 with drop_remainder: the dataset was empty, without a word.
+        ({"texts": ["abc"], "sequence_length": 4}, r"the corpus makes 1 window of sequence_length \+ 1 = 5 tokens, "
+                                                   r"fewer than one batch of batch_size=2"),
     ],
 )
 def test_bad_input_is_named_before_any_batch_is_made(arguments, message):
@@ -80,6 +83,11 @@ def test_bad_input_is_named_before_any_batch_is_made(arguments, message):
     call.update(arguments)
     with pytest.raises(ValueError, match=message):
         lm_dataset(**call)
+
+
+def test_a_corpus_shorter_than_a_batch_gives_its_windows_without_drop_remainder():
+    batches = _batches(lm_dataset(["abc"], TOKENIZER, sequence_length=4, batch_size=2, drop_remainder=False))
+    assert [tuple(x.shape) for x, _ in batches] == [(1, 4)]
 
 
 def test_global_batches_are_split_among_replicas():

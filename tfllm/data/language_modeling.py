@@ -47,8 +47,8 @@ def lm_dataset(
         A `tf.data.Dataset` of `(x, y)`, each int32 (B, T).
 
     Raises:
-        ValueError: a non-positive size, or a corpus too short for one window (checked before returning, so before
-            any training starts).
+        ValueError: a non-positive size, or a corpus too short for one window, or (with `drop_remainder`) for one
+            batch: checked before returning, so before any training starts.
 
     Example:
 
@@ -66,7 +66,7 @@ def lm_dataset(
     if shuffle:
         documents = documents.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=reshuffle_each_iteration)
     windows = token_windows(documents, tokenizer, sequence_length + 1, documents_per_map)
-    _require_one_window(windows, sequence_length)
+    _require_windows(windows, sequence_length, batch_size if drop_remainder else 1)
     if shuffle:
         windows = windows.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=reshuffle_each_iteration)
     batches = windows.batch(batch_size, drop_remainder=drop_remainder)
@@ -108,13 +108,21 @@ def token_windows(documents, tokenizer, window_length, documents_per_map=64):
     return streams.scan(tf.zeros([0], tf.int32), cut).unbatch()
 
 
-def _require_one_window(windows, sequence_length):
-    for _ in windows.take(1):
-        return
-    raise ValueError(
-        f"the corpus is shorter than one window: it has fewer than sequence_length + 1 = {sequence_length + 1} "
-        "tokens. Use more text or a smaller sequence_length."
-    )
+def _require_windows(windows, sequence_length, needed):
+    """Refuses a corpus of fewer than `needed` windows: one, or a batch's worth where an incomplete batch is dropped
+    (the dataset would be empty, and `fit` would train nothing with only Keras's "ran out of data" warning)."""
+    count = int(windows.take(needed).reduce(0, lambda count, _: count + 1))
+    if count == 0:
+        raise ValueError(
+            f"the corpus is shorter than one window: it has fewer than sequence_length + 1 = {sequence_length + 1} "
+            "tokens. Use more text or a smaller sequence_length."
+        )
+    if count < needed:
+        raise ValueError(
+            f"the corpus makes {count} window{'s' * (count > 1)} of sequence_length + 1 = {sequence_length + 1} "
+            f"tokens, fewer than one batch of batch_size={needed}, and drop_remainder=True drops an incomplete "
+            "batch. Use more text, a smaller batch_size or sequence_length, or drop_remainder=False."
+        )
 
 
 def _sharded_by_data():

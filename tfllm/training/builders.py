@@ -194,13 +194,14 @@ def build_validation_batches(train_config, tokenizer, validation_texts):
     (3, [(2, 8), (2, 8), (2, 8)])
     """
     config = train_config
-    batches = lm_dataset(validation_texts, tokenizer, config.sequence_length, config.batch_size, shuffle=False)
-    available = int(batches.reduce(0, lambda count, _: count + 1))
-    if available == 0:
+    try:
+        batches = lm_dataset(validation_texts, tokenizer, config.sequence_length, config.batch_size, shuffle=False)
+    except ValueError:  # too few windows for one batch
         raise ValueError(
             f"the validation split is too short for one batch of train.batch_size={config.batch_size} sequences of "
             f"train.sequence_length + 1 = {config.sequence_length + 1} tokens: use a larger corpus or smaller sizes"
-        )
+        ) from None
+    available = int(batches.reduce(0, lambda count, _: count + 1))
     steps = available if config.validation_steps is None else min(config.validation_steps, available)
     batches = batches.take(steps).apply(tf.data.experimental.assert_cardinality(steps))
     return ValidationData(batches, steps)
