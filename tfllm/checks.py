@@ -3,6 +3,7 @@
 import math
 import numbers
 import os
+from collections.abc import Iterable
 
 
 def require_positive_int(name, value, why=""):
@@ -39,6 +40,9 @@ def require_token_ids(name, ids, vocab_size):
     ...
     ValueError: a prompt holds 10, which is not a token id of this model: expected integers in [0, 10).
     """
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+        one = f" ([{ids!r}] for one)" if isinstance(ids, numbers.Integral) else ""
+        raise ValueError(f"{name}={ids!r} is invalid: expected a list of token ids{one}.")
     for token in ids:
         if isinstance(token, bool) or not isinstance(token, numbers.Integral) or not 0 <= token < vocab_size:
             raise ValueError(f"{name} holds {token!r}, which is not a token id of this model: expected integers in "

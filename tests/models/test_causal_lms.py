@@ -293,6 +293,7 @@ def test_a_sequence_longer_than_the_context_is_refused():
                                            rf"expected integers in \[0, {VOCAB}\)"),
         ({"prompts": [[1, -1]]}, r"a prompt holds -1, which is not a token id"),
         ({"stop_token_ids": [2, VOCAB + 5]}, rf"stop_token_ids holds {VOCAB + 5}, which is not a token id"),
+        ({"stop_token_ids": 2}, r"stop_token_ids=2 is invalid: expected a list of token ids \(\[2\] for one\)"),
         ({"seed": 2**31, "sampler": "random"}, r"seed=2147483648 is invalid: expected an integer in \[-2\*\*31, "),
         ({"seed": 1.5, "sampler": "random"}, r"seed=1.5 is invalid"),
         # Ids that are not ints, once made ints without a word (5.5 became 5, True 1).
