@@ -115,6 +115,13 @@ def test_budgets(model):
                                ["Hi"]) == 64
     with pytest.raises(ValueError, match="max_new_tokens=31 leaves no room for a prompt in max_sequence_length=32"):
         model.chat("Hi", max_new_tokens=31)
+    # The most a prompt of bos <user> ? <assistant> leaves; 30, which the error once named as the most, failed in
+    # the template ("cannot hold the chat template's tokens").
+    with pytest.warns(UserWarning, match="it keeps its first 1 tokens"):  # of "Hi"
+        assert isinstance(model.chat("Hi", max_new_tokens=28), str)
+    with pytest.raises(ValueError, match=r"max_new_tokens=29 .* the shortest chat prompt takes 4 tokens .*, so "
+                                         r"expected at most 28$"):
+        model.chat("Hi", max_new_tokens=29)
     with pytest.raises(ValueError, match="max_new_tokens=0"):
         model.chat("Hi", max_new_tokens=0)
 

@@ -68,17 +68,23 @@ def chat_max_new_tokens(model, conversations, max_new_tokens=None):
     27
     >>> chat_max_new_tokens(model, ["How is the weather today?"]), chat_max_new_tokens(model, ["Hi"], 8)
     (16, 8)
+    >>> chat_max_new_tokens(model, ["Hi"], 29)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: max_new_tokens=29 leaves no room for a prompt ...: the shortest chat prompt takes 4 tokens (...), so expected at most 28
     """
     limit = model.max_sequence_length
+    template = chat_template(model)
     if max_new_tokens is not None:
         max_new_tokens = require_positive_int("max_new_tokens", max_new_tokens)
-        if limit is not None and max_new_tokens >= limit - 1:
+        shortest = len(prompt_token_ids(model, [template.format_prompt("?")])[0])  # a user message of one token
+        if limit is not None and max_new_tokens > limit - shortest:
             raise ValueError(f"max_new_tokens={max_new_tokens} leaves no room for a prompt in "
-                             f"max_sequence_length={limit}: expected at most {limit - 2}")
+                             f"max_sequence_length={limit}: the shortest chat prompt takes {shortest} tokens (the bos, "
+                             f"the template's and one of the message), so expected at most {limit - shortest}")
         return max_new_tokens
     if limit is None:
         return DEFAULT_MAX_NEW_TOKENS
-    template = chat_template(model)
     prompts = [template.format_prompt(messages) for messages in conversations]
     longest = max(len(ids) for ids in prompt_token_ids(model, prompts))  # with the bos
     return min(DEFAULT_MAX_NEW_TOKENS, max(limit - longest, limit // 2))
