@@ -329,6 +329,40 @@ def test_export_writes_a_numbered_version_that_a_fresh_process_serves_as_the_pri
     assert again.returncode == 2 and "exported/1 exists and is not empty: choose another --version" in again.stderr
 
 
+def test_export_keeps_serving_default_within_the_limit_when_the_run_sampled_longer(workspace, tmp_path, capsys):
+    # A run whose samples are longer than the export's default limit (half of a 32-token context) failed to export
+    # with "max_new_tokens=20 is above max_new_tokens_limit=16", a value the user never gave.
+    folder, _ = workspace
+    run = tmp_path / "run"
+    shutil.copytree(folder / "run", run)
+    config = json.loads((run / "config.json").read_text())
+    config["train"]["sample_tokens"] = 20
+    (run / "config.json").write_text(json.dumps(config))
+    exported = tfllm_main(capsys, "export", run, tmp_path / "exported", "--no-xla")
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    bodies = [shlex.split(line)[-1] for line in exported.stdout.splitlines() if line.strip().startswith("curl ")]
+    assert json.loads(bodies[1])["instances"][0]["max_new_tokens"] == 16
+    refused = tfllm_main(capsys, "export", run, tmp_path / "again", "--max-new-tokens", 20)
+    assert refused.returncode == 2 and "max_new_tokens=20 is above max_new_tokens_limit=16" in refused.stderr
+
+
+def test_an_interrupt_outside_training_says_so(monkeypatch, capsys):
+    # An interrupt without a message of its own printed "tfllm generate: " and nothing after it.
+    def interrupted(args):
+        raise KeyboardInterrupt()
+
+    monkeypatch.setattr(cli, "_check_flag_ranges", interrupted)
+    code, err = _one_line_error(["generate", "runs/x", "--prompt", "x"], capsys)
+    assert code == cli.EXIT_INTERRUPTED and err == "\ntfllm generate: interrupted\n"
+
+
+@pytest.mark.parametrize("corpus, name", [("docs/*.txt", "docs"), ("/data/**/psalm*.md", "data"), ("*.txt", "corpus"),
+                                          ("books/genesis.txt", "genesis"), ("books/", "books"), ("kjv", "kjv")])
+def test_a_default_run_directory_is_named_after_the_corpus_without_a_glob_pattern(corpus, name):
+    # --corpus "docs/*.txt" made runs/transformer-*, which the printed next command let the shell expand.
+    assert cli._corpus_name(corpus) == name
+
+
 def _train_until_checkpoint(config, run, at_least, send):
     """Starts `tfllm train` and sends `send` once its checkpoint reaches `at_least` steps; returns the exit code, the
     output, the error output and the command."""

@@ -387,7 +387,7 @@ def main(argv=None):
         with contextlib.nullcontext() if args.debug else _warnings_as_lines(args.command, every_time=False):
             return args.run(args) or 0
     except KeyboardInterrupt as interrupt:  # training says where it saved the run
-        print(f"\ntfllm {args.command}: {interrupt or 'interrupted'}", file=sys.stderr)
+        print(f"\ntfllm {args.command}: {str(interrupt) or 'interrupted'}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as error:
         if args.debug:
@@ -891,6 +891,7 @@ def _export(args):
     import shlex
 
     from tfllm.export import export_saved_model, rest_request_examples
+    from tfllm.export.saved_model import default_max_new_tokens_limit
     from tfllm.training import load_run
 
     run = load_run(_existing_run(args.run_dir))
@@ -899,8 +900,10 @@ def _export(args):
     # serving_default samples as the run's samples did (a fine-tuning's are its parent's).
     train = next((config.train for config in (run.config, run.parent and run.parent.config)
                   if hasattr(getattr(config, "train", None), "sample_tokens")), None)
-    sampling = {} if train is None else {
-        "max_new_tokens": train.sample_tokens, "temperature": train.sample_temperature, "top_p": train.sample_top_p}
+    limit = args.max_new_tokens_limit or default_max_new_tokens_limit(run.model)
+    sampling = {} if train is None else {  # the run's sample length, if the export's limit allows it
+        "max_new_tokens": min(train.sample_tokens, limit), "temperature": train.sample_temperature,
+        "top_p": train.sample_top_p}
     if args.max_new_tokens is not None:
         sampling["max_new_tokens"] = args.max_new_tokens
     path = export_saved_model(run.model, args.out_dir, version=args.version, jit_compile=args.xla,
@@ -1032,8 +1035,13 @@ def _read_config_file(path):
 
 
 def _corpus_name(corpus):
-    name = os.path.basename(os.path.normpath(corpus))
-    return os.path.splitext(name)[0] or "corpus"
+    """The corpus part of a default run directory's name: a file's or folder's name without its extension; for a
+    glob, the folder before its first pattern (`docs/*.txt`: docs), never a pattern the shell would expand."""
+    parts = os.path.normpath(corpus).split(os.sep)
+    literal = list(itertools.takewhile(lambda part: not re.search(r"[*?[]", part), parts))
+    if len(literal) < len(parts):  # a glob
+        return next((part for part in reversed(literal) if part not in ("", ".", "..")), "corpus")
+    return os.path.splitext(parts[-1])[0] or "corpus"
 
 
 if __name__ == "__main__":

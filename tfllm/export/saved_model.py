@@ -268,11 +268,16 @@ def rest_request_examples(model, prompt="In the beginning", target_language=None
     return examples
 
 
+def default_max_new_tokens_limit(model):
+    """`export_saved_model`'s default `max_new_tokens_limit` for `model`: 256, or half its context if less."""
+    context = model.max_sequence_length
+    return DEFAULT_MAX_NEW_TOKENS_LIMIT if context is None else min(DEFAULT_MAX_NEW_TOKENS_LIMIT, context // 2)
+
+
 def _limits(model, max_new_tokens_limit, max_prompt_tokens, max_score_tokens, max_batch_size):
     context = model.max_sequence_length
     if max_new_tokens_limit is None:
-        max_new_tokens_limit = (DEFAULT_MAX_NEW_TOKENS_LIMIT if context is None
-                                else min(DEFAULT_MAX_NEW_TOKENS_LIMIT, context // 2))
+        max_new_tokens_limit = default_max_new_tokens_limit(model)
     max_new_tokens_limit = require_positive_int("max_new_tokens_limit", max_new_tokens_limit)
     if context is not None and max_new_tokens_limit >= context:
         raise ValueError(
