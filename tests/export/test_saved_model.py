@@ -16,6 +16,7 @@ import sys
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tests.helpers import OddIdsTokenizer
 from tests.serving_process import WITHOUT_TFLLM
@@ -304,3 +305,14 @@ def test_bad_export_arguments_are_refused_before_writing(tmp_path):
         export_saved_model(model, tmp_path / "c", max_new_tokens=8)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
     assert (tmp_path / "c" / "1" / "x").read_text() == "mine"
+
+
+def test_serving_default_without_a_seed_draws_each_row_apart(tmp_path):
+    # Every row of a request took the request's one drawn seed: equal prompts got equal texts, which
+    # `model.generate(..., seed=None)` does not give.
+    keras.utils.set_random_seed(0)
+    model = SimpleRNNLM(259, hidden_dim=16, tokenizer=ByteTokenizer())
+    path = export_saved_model(model, tmp_path / "exported", jit_compile=False, max_new_tokens=12, temperature=1.0)
+    serve = tf.saved_model.load(os.fspath(path)).signatures["serving_default"]
+    texts = serve(prompts=tf.constant(["In the"] * 4))["text"].numpy().tolist()
+    assert len(set(texts)) == 4 and all(text.startswith(b"In the") for text in texts)

@@ -376,8 +376,8 @@ class _Endpoints:
         """The export's sampling settings, one value per row of `texts` (B,): `generate`'s keyword arguments."""
         rows = tf.shape(texts)[:1]
         settings = {name: tf.fill(rows, value) for name, value in self.defaults.items() if name != "seed"}
-        if self.defaults["seed"] is None:  # a new seed for each request, as `CausalLM.generate` with seed=None
-            seed = tf.fill(rows, tf.random.uniform([], 0, 2**31 - 1, tf.int32))
+        if self.defaults["seed"] is None:  # new seeds for each request, one per row: equal prompts draw apart
+            seed = tf.random.uniform(rows, 0, 2**31 - 1, tf.int32)
         else:
             seed = tf.fill(rows, self.defaults["seed"])
         return {"max_new_tokens": settings["max_new_tokens"],
