@@ -138,6 +138,12 @@ def test_finetune_run_records_its_parents_and_refuses_what_it_cannot_use(tmp_pat
         finetune_run(pretrained.path, config, answered.run_dir, verbose=0)
     with pytest.raises(RunDirectoryError, match="holds a finetune run, not a pretrain run"):
         RunDirectory(answered.run_dir).plan(RunConfig.default())
+    # Data found too short once training starts: the unfinished fine-tuning, which does not resume, once stayed and
+    # refused the corrected command.
+    with pytest.raises(ValueError, match=r"fewer than one batch of batch_size=4096"):
+        finetune_run(pretrained.path, FinetuneConfig("continue", corpus, steps=1, batch_size=4096),
+                     tmp_path / "too_big", verbose=0)
+    assert not (tmp_path / "too_big").exists()
 
 
 def test_sft_with_a_template_saves_it_with_the_model_and_the_run(tmp_path):

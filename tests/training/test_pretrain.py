@@ -154,6 +154,21 @@ def test_the_four_phases_run_one_by_one(verses, tmp_path):
     assert json.loads((tmp_path / "run/metrics.json").read_text())["validation_loss"] == metrics["validation_loss"]
 
 
+def test_input_found_bad_after_the_directory_is_started_leaves_no_run_behind(verses, tmp_path):
+    # A validation split too short for one batch is known once the tokenizer is made, after run.json and
+    # config.json were written: the directory then held an unfinished run of that config, which refused the
+    # corrected command ("an unfinished run of another config").
+    too_big = tiny_config(verses, "lstm", steps=2, batch_size=64)
+    for run_dir in (tmp_path / "new", tmp_path / "empty"):
+        if run_dir.name == "empty":
+            run_dir.mkdir()
+        with pytest.raises(ValueError, match=r"the validation split is too short for one batch of "
+                                             r"train\.batch_size=64"):
+            pretrain(too_big, run_dir, verbose=0)
+        assert (run_dir.exists(), files_under(run_dir) if run_dir.exists() else []) == (run_dir.name == "empty", [])
+        assert RunDirectory(run_dir).plan(tiny_config(verses, "lstm", steps=2)) == "new"
+
+
 def test_the_loss_goes_down_on_a_repetitive_corpus(tmp_path):
     config = tiny_config(write_repetitive_corpus(tmp_path), model={"hidden_dim": 32, "intermediate_dim": 64},
                          steps=40, batch_size=8, sequence_length=32, learning_rate=1e-2, warmup_steps=5,

@@ -117,8 +117,13 @@ def finetune_run(parent_dir, config, run_dir, overwrite=False, verbose=1, strate
     barrier(strategy)  # every worker has checked the directory before the chief changes it
     if writer:
         run.start(config, plan, parent=parent)
-    with strategy.scope():
-        model, label_names, history = _train(config, model, parent, data, verbose if writer else 0)
+    try:
+        with strategy.scope():
+            model, label_names, history = _train(config, model, parent, data, verbose if writer else 0)
+    except Exception:  # a fine-tuning does not resume: an unfinished one would only block the corrected command
+        if writer:
+            run.abandon()
+        raise
     if not writer:
         return FinetuneResult(run.path, config, model, {})
 

@@ -180,7 +180,12 @@ def pretrain(config, run_dir, strategy=None, overwrite=False, verbose=1, callbac
     started = time.perf_counter()
     opened = open_run(config, run_dir, strategy, overwrite, verbose)
     with _dtype_policy(config.train.precision):
-        built = build_run(opened)
+        try:
+            built = build_run(opened)
+        except Exception:  # before any step: a new run leaves nothing behind (a resumed one keeps its checkpoints)
+            if opened.writer and not opened.resume:
+                opened.run.abandon()
+            raise
         trained = train_run(opened, built, callbacks, peak_flops)
         if not opened.writer:
             # Another worker of a multi-worker job: its weights are the chief's, which writes the run.

@@ -327,7 +327,7 @@ class RunDirectory:
             listed = "; ".join(f"{key}: {stored!r} in the run, {new!r} now" for key, stored, new in differences)
             raise RunDirectoryError(
                 f"{self.path} holds an unfinished run of another config ({listed}): resume it with its own config, "
-                "use another directory, or overwrite=True to start it again"
+                "use another directory, or overwrite=True (--overwrite) to start it again"
             )
         return "resume"
 
@@ -344,10 +344,21 @@ class RunDirectory:
             raise ValueError(f"a {self.kind} run starts from a parent run: pass parent=load_run(...)")
         if plan == "overwrite":
             shutil.rmtree(self.path)
+        self._made_directory = not os.path.isdir(self.path)
         os.makedirs(self.path, exist_ok=True)
         write_run_marker(self.path, self.kind)
         record = _config_record(LoadedRun(self.kind, self.path, config, parent=parent))
         atomic_write_text(self.config_path, json.dumps(record, indent=2) + "\n")
+
+    def abandon(self):
+        """Undoes `start` of a new run that failed before it trained (bad input found late, such as a validation
+        split too short for the tokenizer's tokens): removes what it wrote, and the directory if `start` made it,
+        so that the corrected command starts afresh instead of finding an unfinished run of another config."""
+        for name in os.listdir(self.path):
+            path = self.file(name)
+            shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
+        if getattr(self, "_made_directory", False):
+            os.rmdir(self.path)
 
     def write_json(self, name, values):
         """Writes `values` as indented JSON to `name`, atomically; NaN and infinities become null."""
