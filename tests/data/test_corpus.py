@@ -64,11 +64,22 @@ def test_load_texts_returns_a_fresh_list():
 # Files, folders, globs, JSONL.
 
 
-def test_txt_file_is_one_document_with_its_bytes_unchanged(tmp_path):
+def test_txt_file_in_a_folder_is_one_document_with_its_bytes_unchanged(tmp_path):
     data = b"  First line.\r\n\r\n\tSecond paragraph, caf\xc3\xa9.\n\n\n"
-    path = _write(tmp_path / "notes.txt", data)
-    assert _documents(load_corpus(str(path))) == [data]
-    assert _documents(load_corpus(path)) == [data]  # a pathlib.Path works too
+    _write(tmp_path / "notes" / "notes.txt", data)
+    assert _documents(load_corpus(str(tmp_path / "notes"))) == [data]
+    assert _documents(load_corpus(tmp_path / "notes")) == [data]  # a pathlib.Path works too
+
+
+def test_a_file_named_as_the_corpus_is_cut_into_its_paragraphs_so_it_splits(tmp_path):
+    # A 25 KB notes.txt was one document: its validation split was always empty, so `tfllm train --corpus notes.txt`
+    # could not run on any file under 1 MiB.
+    data = b"  First line.\r\n\r\n\tSecond paragraph, caf\xc3\xa9.\n\n\n"
+    assert load_texts(_write(tmp_path / "notes.txt", data)) == [b"  First line.", b"\tSecond paragraph, caf\xc3\xa9."]
+    paragraphs = [f"Paragraph {index}: the quick brown fox.".encode() for index in range(400)]
+    path = _write(tmp_path / "essay.md", b"\n\n".join(paragraphs))
+    splits = {split: load_texts(path, split) for split in ("train", "validation", "test")}
+    assert all(splits.values()) and sorted(sum(splits.values(), [])) == sorted(paragraphs)
 
 
 def test_file_above_1_mib_is_cut_at_blank_lines(tmp_path):
@@ -82,11 +93,13 @@ def test_file_above_1_mib_is_cut_at_blank_lines(tmp_path):
     assert len(documents) == 40000
 
 
-def test_file_of_exactly_1_mib_stays_one_document_one_byte_more_is_cut(tmp_path):
+def test_file_in_a_folder_of_exactly_1_mib_stays_one_document_one_byte_more_is_cut(tmp_path):
     data = (b"x" * 1022 + b"\n\n") * 1024
     assert len(data) == files.LARGE_FILE_BYTES
-    assert load_texts(_write(tmp_path / "edge.txt", data)) == [data]
-    assert load_texts(_write(tmp_path / "edge.txt", data + b"y")) == [b"x" * 1022] * 1024 + [b"y"]
+    _write(tmp_path / "folder" / "edge.txt", data)
+    assert load_texts(tmp_path / "folder") == [data]
+    _write(tmp_path / "folder" / "edge.txt", data + b"y")
+    assert load_texts(tmp_path / "folder") == [b"x" * 1022] * 1024 + [b"y"]
 
 
 def test_folder_is_read_recursively_in_sorted_order(tmp_path):

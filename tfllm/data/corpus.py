@@ -28,9 +28,10 @@ def load_corpus(name_or_path="kjv", split=None):
               verses a line each (see `tfllm.data.kjv`).
             - `"shakespeare"`: tiny Shakespeare, downloaded once into the Keras cache (see
               `tfllm.data.shakespeare`); split into documents at blank lines (one speech each).
-            - A path: a `.txt`/`.md` file (one document; above 1 MiB, one per blank-line-separated block), a `.jsonl`
-              file (one document per line, its `"text"` field), a folder (its `.txt`, `.md` and `.jsonl` files,
-              recursively, in sorted order) or a glob such as `"data/*.txt"`. See `tfllm.data.files`.
+            - A path: a `.txt`/`.md` file (one document per blank-line-separated block), a `.jsonl` file (one
+              document per line, its `"text"` field), a folder (its `.txt`, `.md` and `.jsonl` files, recursively,
+              in sorted order, each one document, or one per block above 1 MiB) or a glob such as `"data/*.txt"`.
+              See `tfllm.data.files`.
               Names win over paths: write `"./kjv"` for a local file called `kjv`.
         split: None for everything, or `"train"`, `"validation"` or `"test"`: about 90/5/5 by a stable hash of each
             document's key (`"Book chapter"` for the KJV, the document's bytes otherwise; see
@@ -137,6 +138,7 @@ def _non_empty(texts, label, split):
     if not texts:
         raise ValueError(
             f"the {split!r} split of the corpus {label!r} is empty; it has too few documents for a 90/5/5 split by "
-            "hash: use split=None, or more (or smaller) documents"
+            "hash: use more (or smaller) documents (a text file's are its paragraphs, separated by blank lines), or, "
+            "in Python, split=None"
         )
     return texts

@@ -2,10 +2,11 @@
 
 Rules, decided once for every corpus read from disk:
 
-- A `.txt` or `.md` file (or a file with any other name, when it is named directly) is one document, its bytes as
-  they are. A file larger than `LARGE_FILE_BYTES` (1 MiB) is cut into documents at blank lines (a line break
-  followed by lines holding only spaces or tabs), so that a single big file still has train, validation and test
-  documents; the blank lines themselves are dropped, everything else is kept byte for byte.
+- A `.txt` or `.md` file in a folder or a glob is one document, its bytes as they are. A file named directly (of
+  any name), the whole corpus, and a file in a folder larger than `LARGE_FILE_BYTES` (1 MiB) are cut into
+  documents at blank lines (a line break followed by lines holding only spaces or tabs), so that a single file
+  still has train, validation and test documents (its paragraphs); the blank lines themselves are dropped,
+  everything else is kept byte for byte.
 - A `.jsonl` file holds one JSON object per line with a string field `"text"`: one document per line (the UTF-8
   bytes of the string). Lines that are empty or only whitespace are skipped.
 - A folder is searched recursively for `.txt`, `.md` and `.jsonl` files (case-insensitive suffix), skipping hidden
@@ -54,9 +55,10 @@ def read_documents(path):
     [b'first', b'also first', b'second']
     """
     files = _files(path)
+    named_directly = len(files) == 1 and files[0] == pathlib.Path(os.path.expanduser(os.fspath(path)))
     documents = []
     for file in files:
-        documents.extend(document for document in _read_file(file) if document.strip())
+        documents.extend(document for document in _read_file(file, named_directly) if document.strip())
     if not documents:
         if len(files) == 1:
             raise ValueError(f"the corpus file {os.fspath(files[0])!r} is empty: it holds no text")
@@ -144,12 +146,12 @@ def jsonl_objects(path, text):
         yield number, record
 
 
-def _read_file(file):
+def _read_file(file, named_directly=False):
     data = file.read_bytes()
     if file.suffix.lower() == ".jsonl":
         return _jsonl_documents(file, data)
     _warn_if_not_utf8(file, data)
-    if len(data) > LARGE_FILE_BYTES:
+    if named_directly or len(data) > LARGE_FILE_BYTES:
         return _BLANK_LINES.split(data)
     return [data]
 
