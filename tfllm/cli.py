@@ -481,6 +481,8 @@ def _train(args):
         if not isinstance(sections.get(name, {}), dict):
             raise BadInput(f"{name}={sections[name]!r} in {args.config} is invalid: expected a mapping of keys")
         sections[name] = {**sections.get(name, {}), **changes}
+    if isinstance(sections.get("data"), dict) and "corpus" in sections["data"]:
+        sections["data"]["corpus"] = _absolute_data_path(sections["data"]["corpus"])
     config = RunConfig.from_dict(sections, fill_defaults=True)
     strategy = get_strategy(args.strategy, logical_cpus=args.logical_cpus)  # before any op: it may split the CPU
     config.validate(num_replicas=strategy.num_replicas_in_sync)
@@ -870,7 +872,10 @@ def _chat_from_pipe(session):
 def _finetune(args):
     from tfllm.training import finetune_run, get_strategy
 
-    config = FinetuneConfig.from_dict(_command_line_values(args, {"finetune": FinetuneConfig}).get("finetune", {}))
+    values = _command_line_values(args, {"finetune": FinetuneConfig}).get("finetune", {})
+    if "data" in values:
+        values["data"] = _absolute_data_path(values["data"])
+    config = FinetuneConfig.from_dict(values)
     strategy = get_strategy(args.strategy, logical_cpus=args.logical_cpus)
     parent = _existing_run(args.run_dir)
     suffix = config.task if config.lora_rank is None else f"{config.task}-lora"
@@ -1032,6 +1037,20 @@ def _read_config_file(path):
     if not isinstance(values, dict):
         raise BadInput(f"--config {path} holds a {type(values).__name__}: expected sections model, data and train")
     return {name: dict(section) if isinstance(section, dict) else section for name, section in values.items()}
+
+
+def _absolute_data_path(value):
+    """A corpus or data path given on the command line (or in --config) as an absolute path, so that the run records
+    where its data is and later commands find it from any directory; names of tfllm's own data stay names (a local
+    file of such a name is `./NAME`, as `load_corpus` reads it)."""
+    from tfllm.data import CORPUS_NAMES, DIALOG_CORPUS_NAMES, PARALLEL_CORPUS_NAMES
+
+    if not isinstance(value, str) or value in (*CORPUS_NAMES, *PARALLEL_CORPUS_NAMES, *DIALOG_CORPUS_NAMES, "qa"):
+        return value
+    expanded = os.path.expanduser(value)
+    if os.path.exists(expanded) or re.search(r"[*?[]", value):
+        return os.path.abspath(expanded)
+    return value  # refused later, by name, as the path it is not
 
 
 def _corpus_name(corpus):
