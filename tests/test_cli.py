@@ -286,6 +286,8 @@ def test_finetune_sft_and_classify_make_new_runs_that_record_their_parent(worksp
     assert classify.returncode == 0, classify.stderr[-3000:]
     report = json.loads(evaluated.stdout)
     assert report["label_names"] == ["dark", "light"] and 0 <= report["accuracy"] <= 1
+    ignored = tfllm_command("evaluate", folder / "classify", "--corpus", "kjv")  # was ignored without a word
+    assert ignored.returncode == 2 and "a classifier run is evaluated on the held-out records" in ignored.stderr
     assert refused.returncode == 2 and "holds a classifier" in refused.stderr
 
 

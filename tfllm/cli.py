@@ -528,6 +528,9 @@ def _evaluate(args):
             run.model.prompt_template.kind == "chat") and run.kind == "pretrain" and run.config.data.task == "chat":
         return _evaluate_chat(args, run)
     if run.is_classifier:
+        if args.corpus or args.split != "validation":
+            raise BadInput("a classifier run is evaluated on the held-out records of its own data: drop "
+                           "--corpus/--split")
         report = evaluate_classifier(run)
         print(json.dumps(report) if args.json else "\n".join(f"{key:<18} {value}" for key, value in report.items()))
         return 0
