@@ -365,6 +365,17 @@ def test_a_default_run_directory_is_named_after_the_corpus_without_a_glob_patter
     assert cli._corpus_name(corpus) == name
 
 
+def test_finetune_takes_its_required_keys_by_flag_or_by_set(capsys):
+    # --set finetune.task=sft was refused: argparse required --task and --data before --set was read.
+    args = cli.build_parser().parse_args(["finetune", "runs/x", "--set", "finetune.task=sft", "--set",
+                                          "finetune.data=qa"])
+    values = cli._command_line_values(args, {"finetune": cli.FinetuneConfig})["finetune"]
+    assert values == {"task": "sft", "data": "qa"}
+    code, err = _one_line_error(["finetune", "runs/x", "--set", "finetune.task=sft"], capsys)
+    assert code == 2 and err == ("tfllm finetune: error: the following arguments are required: --data (or --set "
+                                 "finetune.KEY=VALUE)\n")
+
+
 def test_data_paths_are_recorded_absolute_and_names_stay_names(tmp_path, monkeypatch):
     # A run recorded --corpus docs as typed: `tfllm evaluate RUN` from another directory then read another folder
     # named docs, or none.

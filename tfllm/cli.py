@@ -115,8 +115,8 @@ def _config_flags(parser, sections, defaults_filled):
     """A flag for every key of `sections` (`{name: section class}`), in a group per section, and `--set`.
 
     The flag of `section.key` is `--key` with dashes (or `FLAG_NAMES`'), stored under the dest `section.key`,
-    absent when not given (so a flag can set None). A key without a default (when `defaults_filled` is False: a field without one) is a
-    required flag."""
+    absent when not given (so a flag can set None). A key without a default (when `defaults_filled` is False: a field
+    without one) is required, by its flag or by `--set` (`missing_keys` says which are missing)."""
     for section, kind in sections.items():
         group = parser.add_argument_group(f"{section} settings ({kind.__name__}; every key also by --set "
                                           f"{section}.KEY=VALUE)")
@@ -124,12 +124,26 @@ def _config_flags(parser, sections, defaults_filled):
         for field in dataclasses.fields(kind):
             key = f"{section}.{field.name}"
             required = not defaults_filled and field.default is dataclasses.MISSING
-            group.add_argument(f"--{FLAG_NAMES.get(key, field.name.replace('_', '-'))}", dest=key, default=argparse.SUPPRESS,
-                               required=required, help=docs.get(field.name, "").replace("%", "%%"),
+            help_text = docs.get(field.name, "").replace("%", "%%") + (" (required)" if required else "")
+            group.add_argument(_flag_name(key), dest=key, default=argparse.SUPPRESS, help=help_text,
                                **_flag_options(field, hints[field.name]))
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="set any key of the config (repeatable), the value read as YAML, e.g. --set "
                              "train.sample_prompts='[In the beginning, And God said]'")
+
+
+def _flag_name(key):
+    """The flag of the config key `key` ("section.name"): `--name` with dashes, or its `FLAG_NAMES` entry."""
+    return f"--{FLAG_NAMES.get(key, key.split('.', 1)[1].replace('_', '-'))}"
+
+
+def _require_keys(values, section, kind):
+    """Refuses, naming their flags, the keys of `kind` without a default that neither a flag nor --set gave."""
+    missing = [_flag_name(f"{section}.{field.name}") for field in dataclasses.fields(kind)
+               if field.default is dataclasses.MISSING and field.name not in values]
+    if missing:
+        raise BadInput(f"the following arguments are required: {', '.join(missing)} (or --set "
+                       f"{section}.KEY=VALUE)")
 
 
 def _flag_options(field, annotation):
@@ -876,6 +890,7 @@ def _finetune(args):
     from tfllm.training import finetune_run, get_strategy
 
     values = _command_line_values(args, {"finetune": FinetuneConfig}).get("finetune", {})
+    _require_keys(values, "finetune", FinetuneConfig)
     if "data" in values:
         values["data"] = _absolute_data_path(values["data"])
     config = FinetuneConfig.from_dict(values)
