@@ -120,8 +120,8 @@ def finetune_run(parent_dir, config, run_dir, overwrite=False, verbose=1, strate
     try:
         with strategy.scope():
             model, label_names, history = _train(config, model, parent, data, verbose if writer else 0)
-    except Exception:  # a fine-tuning does not resume: an unfinished one would only block the corrected command
-        if writer:
+    except (ValueError, FileNotFoundError):  # bad input: an unfinished fine-tuning (it does not resume) would block
+        if writer:  # the corrected command
             run.abandon()
         raise
     if not writer:

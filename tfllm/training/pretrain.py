@@ -182,7 +182,7 @@ def pretrain(config, run_dir, strategy=None, overwrite=False, verbose=1, callbac
     with _dtype_policy(config.train.precision):
         try:
             built = build_run(opened)
-        except Exception:  # before any step: a new run leaves nothing behind (a resumed one keeps its checkpoints)
+        except (ValueError, FileNotFoundError):  # bad input found before any step: a new run leaves nothing behind
             if opened.writer and not opened.resume:
                 opened.run.abandon()
             raise

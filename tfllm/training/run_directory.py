@@ -351,9 +351,9 @@ class RunDirectory:
         atomic_write_text(self.config_path, json.dumps(record, indent=2) + "\n")
 
     def abandon(self):
-        """Undoes `start` of a new run that failed before it trained (bad input found late, such as a validation
-        split too short for the tokenizer's tokens): removes what it wrote, and the directory if `start` made it,
-        so that the corrected command starts afresh instead of finding an unfinished run of another config."""
+        """Undoes `start` of a new run found bad before it trained (such as a validation split too short for one
+        batch of the tokenizer's tokens): removes what it wrote, and the directory if `start` made it, so that the
+        corrected command starts afresh instead of finding an unfinished run of another config."""
         for name in os.listdir(self.path):
             path = self.file(name)
             shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
