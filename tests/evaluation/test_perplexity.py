@@ -79,8 +79,8 @@ def test_agrees_with_score_which_leaves_out_the_eos(make):
 def test_evaluate_corpus_reads_a_split_and_checks_its_arguments(tmp_path):
     path = tmp_path / "tiny.txt"
     path.write_text("abc\n\ndef")
-    result = evaluate_corpus(lstm(), str(path), split=None)
-    assert isinstance(result, EvaluationResult) and (result.tokens, result.bytes) == (9, 8)
+    result = evaluate_corpus(lstm(), str(path), split=None)  # two paragraphs: "abc" and "def", each with its eos
+    assert isinstance(result, EvaluationResult) and (result.tokens, result.bytes, result.documents) == (8, 6, 2)
     with pytest.raises(ValueError, match="tokenizer"):
         evaluate_texts(LSTMLM(VOCAB, hidden_dim=4), ["abc"])
     with pytest.raises(ValueError, match="empty"):
