@@ -38,7 +38,7 @@ import yaml
 import tfllm
 from tfllm.checks import require_int32, require_int_at_least, require_number_at_least, require_probability
 from tfllm.choices import STRATEGIES
-from tfllm.training.config import FinetuneConfig, RunConfig
+from tfllm.training.config import QUESTION_ANSWER_DATA, FinetuneConfig, RunConfig
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -116,7 +116,7 @@ def _config_flags(parser, sections, defaults_filled):
 
     The flag of `section.key` is `--key` with dashes (or `FLAG_NAMES`'), stored under the dest `section.key`,
     absent when not given (so a flag can set None). A key without a default (when `defaults_filled` is False: a field
-    without one) is required, by its flag or by `--set` (`missing_keys` says which are missing)."""
+    without one) is required, by its flag or by `--set` (`_require_keys` names those missing)."""
     for section, kind in sections.items():
         group = parser.add_argument_group(f"{section} settings ({kind.__name__}; every key also by --set "
                                           f"{section}.KEY=VALUE)")
@@ -1062,11 +1062,13 @@ def _absolute_data_path(value):
     where its data is and later commands find it from any directory; names of tfllm's own data stay names (a local
     file of such a name is `./NAME`, as `load_corpus` reads it)."""
     from tfllm.data import CORPUS_NAMES, DIALOG_CORPUS_NAMES, PARALLEL_CORPUS_NAMES
+    from tfllm.data.files import has_glob_pattern
 
-    if not isinstance(value, str) or value in (*CORPUS_NAMES, *PARALLEL_CORPUS_NAMES, *DIALOG_CORPUS_NAMES, "qa"):
+    names = (*CORPUS_NAMES, *PARALLEL_CORPUS_NAMES, *DIALOG_CORPUS_NAMES, QUESTION_ANSWER_DATA)
+    if not isinstance(value, str) or value in names:
         return value
     expanded = os.path.expanduser(value)
-    if os.path.exists(expanded) or re.search(r"[*?[]", value):
+    if os.path.exists(expanded) or has_glob_pattern(value):
         return os.path.abspath(expanded)
     return value  # refused later, by name, as the path it is not
 
@@ -1074,8 +1076,10 @@ def _absolute_data_path(value):
 def _corpus_name(corpus):
     """The corpus part of a default run directory's name: a file's or folder's name without its extension; for a
     glob, the folder before its first pattern (`docs/*.txt`: docs), never a pattern the shell would expand."""
+    from tfllm.data.files import has_glob_pattern
+
     parts = os.path.normpath(corpus).split(os.sep)
-    literal = list(itertools.takewhile(lambda part: not re.search(r"[*?[]", part), parts))
+    literal = list(itertools.takewhile(lambda part: not has_glob_pattern(part), parts))
     if len(literal) < len(parts):  # a glob
         return next((part for part in reversed(literal) if part not in ("", ".", "..")), "corpus")
     return os.path.splitext(parts[-1])[0] or "corpus"

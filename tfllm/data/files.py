@@ -33,6 +33,15 @@ _BLANK_LINES = re.compile(rb"\r?\n(?:[ \t\f\v\r]*\n)+")
 _GLOB_CHARACTERS = ("*", "?", "[")
 
 
+def has_glob_pattern(path):
+    """Whether `path` holds a glob pattern (`*`, `?` or `[`), as `read_documents` reads one.
+
+    >>> has_glob_pattern("docs/*.txt"), has_glob_pattern("docs/notes.txt")
+    (True, False)
+    """
+    return any(character in os.fspath(path) for character in _GLOB_CHARACTERS)
+
+
 def read_documents(path):
     """All documents under `path` (a file, a folder or a glob), as a list of `bytes`, in a deterministic order.
 
@@ -68,7 +77,7 @@ def read_documents(path):
 
 def _files(path):
     text = os.path.expanduser(os.fspath(path))
-    if any(character in text for character in _GLOB_CHARACTERS) and not os.path.exists(text):
+    if has_glob_pattern(text) and not os.path.exists(text):
         matches = sorted(glob.glob(text, recursive=True))
         if not matches:
             raise FileNotFoundError(f"the glob {text!r} matches no file")

@@ -45,6 +45,7 @@ from tfllm.choices import (
 from tfllm.training.atomic import atomic_write_text
 
 DEFAULT_ARCHITECTURE = "transformer"
+QUESTION_ANSWER_DATA = "qa"  # `finetune.data` naming the embedded question/answer pairs
 
 # Training defaults shared by the three architectures; `DEFAULTS["train"]` adds what differs.
 _TRAIN = {
@@ -648,10 +649,10 @@ class FinetuneConfig(_Section):
         require_positive_number("finetune.learning_rate", self.learning_rate)
         require_int_at_least("finetune.seed", self.seed, 0)
         self._validate_lora()
-        if self.task in ("sft", "classify") and self.data != "qa" and not os.path.isfile(self.data):
+        if self.task in ("sft", "classify") and self.data != QUESTION_ANSWER_DATA and not os.path.isfile(self.data):
             raise ValueError(f"finetune.data={self.data!r} does not exist: expected a JSONL or CSV file"
                              + (" (or 'qa', the embedded question/answer pairs)" if self.task == "sft" else ""))
-        if self.task == "classify" and self.data == "qa":
+        if self.task == "classify" and self.data == QUESTION_ANSWER_DATA:
             raise ValueError("finetune.data='qa' holds prompt/completion pairs, not labelled texts: expected a JSONL "
                              "or CSV file with text and label")
         num_replicas = require_positive_int("num_replicas", num_replicas)

@@ -37,7 +37,7 @@ from tfllm.data import QUESTION_ANSWER_TEMPLATE, PromptTemplate, load_texts, que
 from tfllm.data.records import read_records
 from tfllm.evaluation import evaluate_texts
 from tfllm.models.lora import merge_lora, parameter_counts
-from tfllm.training.config import FinetuneConfig
+from tfllm.training.config import QUESTION_ANSWER_DATA, FinetuneConfig
 from tfllm.training.finetune import continue_pretraining, supervised_finetune, train_classifier
 from tfllm.training.run_directory import HISTORY, METRICS, SAMPLES, RunDirectory, RunDirectoryError, load_run
 from tfllm.training.strategies import barrier, is_chief
@@ -197,7 +197,7 @@ def _split(config):
     """The training and held-out records of the task's data."""
     if config.task == "continue":
         return _Split(load_texts(config.data, "train"), load_texts(config.data, "validation"))
-    if config.data == "qa":
+    if config.data == QUESTION_ANSWER_DATA:
         return _Split(question_answer_records("train"), question_answer_records("validation"),
                       QUESTION_ANSWER_TEMPLATE)
     fields = ("prompt", "completion") if config.task == "sft" else ("text", "label")
