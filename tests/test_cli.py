@@ -265,7 +265,7 @@ def test_generate_json_prints_one_object_per_prompt_even_when_a_text_holds_line_
     assert len(plain.stdout.splitlines()) > len(prompts)  # plain lines cannot tell the two texts apart
 
 
-def test_finetune_sft_and_classify_make_new_runs_that_record_their_parent(workspace):
+def test_finetune_sft_and_classify_make_new_runs_that_record_their_parent(workspace, capsys):
     folder, _ = workspace
     sft, generated, classify, evaluated, refused = tfllm_session(
         folder,
@@ -286,7 +286,7 @@ def test_finetune_sft_and_classify_make_new_runs_that_record_their_parent(worksp
     assert classify.returncode == 0, classify.stderr[-3000:]
     report = json.loads(evaluated.stdout)
     assert report["label_names"] == ["dark", "light"] and 0 <= report["accuracy"] <= 1
-    ignored = tfllm_command("evaluate", folder / "classify", "--corpus", "kjv")  # was ignored without a word
+    ignored = tfllm_main(capsys, "evaluate", folder / "classify", "--corpus", "kjv")  # ignored without a word
     assert ignored.returncode == 2 and "a classifier run is evaluated on the held-out records" in ignored.stderr
     assert refused.returncode == 2 and "holds a classifier" in refused.stderr
 
