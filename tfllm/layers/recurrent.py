@@ -201,6 +201,16 @@ def run_over_time(
     return last_output, outputs, final_states
 
 
+def masked_product(x, kernel, mask=None):
+    """`(x * mask) kernel` for x (..., n) and a kernel (n, gates * units) -> (..., gates * units): with one mask (or
+    None) for every gate, or a list of one mask per gate, each gate's columns then taking x under its own mask."""
+    if not isinstance(mask, (list, tuple)):
+        return ops.matmul(x if mask is None else x * mask, kernel)
+    kernels = ops.split(kernel, len(mask), axis=-1)  # each (n, units)
+    return ops.concatenate([ops.matmul(x * gate_mask, gate_kernel) for gate_mask, gate_kernel in zip(mask, kernels)],
+                           axis=-1)
+
+
 class RecurrentCell(keras.layers.Layer, DropoutRNNCell):
     """Base class of `SimpleRNNCell` and `LSTMCell`: the weights `W`, `U`, `b` of `gates` stacked gates and dropout.
 
@@ -310,22 +320,13 @@ class RecurrentCell(keras.layers.Layer, DropoutRNNCell):
     def project_inputs(self, inputs, input_mask=None):
         """`x W + b` for inputs (..., input_dim) -> (..., gates * units), the input dropout mask (B, input_dim)
         applied to x first: one mask for every gate, or a list of one per gate."""
-        if isinstance(input_mask, (list, tuple)):  # x_g W_g for each gate g, as many products as gates
-            kernels = ops.split(self.kernel, len(input_mask), axis=-1)  # each (input_dim, units)
-            projected = ops.concatenate([ops.matmul(inputs * mask, kernel) for mask, kernel in zip(input_mask, kernels)],
-                                        axis=-1)
-        else:
-            projected = ops.matmul(inputs if input_mask is None else inputs * input_mask, self.kernel)
+        projected = masked_product(inputs, self.kernel, input_mask)
         return projected if self.bias is None else projected + self.bias
 
     def recurrent_product(self, previous, recurrent_mask=None):
         """`h_{t-1} U` for the previous output (B, units) -> (B, gates * units), the recurrent dropout mask (B, units)
         applied to h_{t-1} first: one mask for every gate, or a list of one per gate."""
-        if isinstance(recurrent_mask, (list, tuple)):
-            kernels = ops.split(self.recurrent_kernel, len(recurrent_mask), axis=-1)  # each (units, units)
-            return ops.concatenate([ops.matmul(previous * mask, kernel) for mask, kernel in zip(recurrent_mask, kernels)],
-                                   axis=-1)
-        return ops.matmul(previous if recurrent_mask is None else previous * recurrent_mask, self.recurrent_kernel)
+        return masked_product(previous, self.recurrent_kernel, recurrent_mask)
 
     def recur(self, projected, states, recurrent_mask=None):
         """One step from `projected` = x_t W + b (B, gates * units) and the previous `states`."""
