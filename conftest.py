@@ -7,6 +7,9 @@ import keras  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+# A test that crashes its worker process runs once more on a new one, and the run ends (tests/worker_crashes.py).
+pytest_plugins = ["tests.worker_crashes"]
+
 # Two logical CPUs, so that tf.distribute runs with two replicas on one CPU. This must happen before TensorFlow
 # starts its runtime, which is why it is done here, at the very start of the test session.
 tf.config.set_logical_device_configuration(
