@@ -302,6 +302,10 @@ def test_a_sequence_longer_than_the_context_is_refused():
         ({"prompts": [[True, 5]]}, r"a prompt holds True, which is not a token id"),
         # Prompts of no form generate reads, once TypeErrors from deep inside ("'int' object is not iterable").
         ({"prompts": [1, 5]}, r"prompts\[0\] is 1, not a prompt's token ids: token ids go in a list of lists"),
+        # Conversations, once "a prompt holds {'role': ...}, which is not a token id".
+        ({"prompts": [{"role": "user", "content": "Hi"}]}, r"prompts hold a conversation \(chat messages, dicts with "
+                                                           r"a role and content\): .* model.chat\(messages\)"),
+        ({"prompts": [[{"role": "user", "content": "Hi"}]] * 2}, r"prompts hold a conversation"),
         ({"prompts": None}, r"prompts=None is invalid: expected a string, a list of strings, or token ids"),
         ({"prompts": 7}, r"prompts=7 is invalid"),
         ({"prompts": np.array([1, 5], "int32")}, r"token-id prompts must be \(B, T\), one row per prompt; got shape "

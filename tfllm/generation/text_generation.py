@@ -419,10 +419,18 @@ def _as_token_lists(prompts):
     if isinstance(prompts, (tf.Tensor, np.ndarray)):
         return np.asarray(prompts).tolist()
     for index, ids in enumerate(prompts):
+        if _is_message(ids) or (isinstance(ids, (list, tuple)) and ids and _is_message(ids[0])):
+            raise ValueError("prompts hold a conversation (chat messages, dicts with a role and content): prompts are "
+                             "text or token ids; a conversation goes to model.chat(messages), one at a time.")
         if not isinstance(ids, (list, tuple, np.ndarray)):
             raise ValueError(f"prompts[{index}] is {ids!r:.40}, not a prompt's token ids: token ids go in a list of "
                              "lists, one list per prompt ([[5, 6]] for one prompt).")
     return [list(ids) for ids in prompts]
+
+
+def _is_message(item):
+    """Whether `item` is a chat message, `{"role": ..., "content": ...}`."""
+    return isinstance(item, dict) and "role" in item
 
 
 def _fit_context(token_lists, max_new_tokens, limit):
