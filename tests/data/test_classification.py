@@ -53,3 +53,29 @@ def test_a_csv_row_without_a_label_is_named(tmp_path):
     path.write_text("text,label\nfine,good\nno label here\n")
     with pytest.raises(ValueError, match=r"broken.csv, line 3: the field 'label' is missing"):
         classification_dataset(str(path), TOKENIZER, 8, 2)
+
+
+def test_a_list_of_texts_is_not_read_as_labelled_texts():
+    # It was: "good" became the text "g" with the label "o".
+    with pytest.raises(ValueError, match=r"the list of labelled texts, record 0: 'good' is not a record: expected a "
+                                         r"dict with the keys text, label"):
+        classification_dataset(["good", "bad"], TOKENIZER, 4, 2)
+
+
+def test_integer_labels_are_numbered_in_numeric_order_from_a_list_or_a_csv(tmp_path):
+    # They were numbered in text order: label 10 got class 2, label 2 class 3.
+    examples = [(f"text {label}", label) for label in (10, 2, 0, 1, 2)]
+    dataset, names = classification_dataset(examples, TOKENIZER, 4, 5, shuffle=False)
+    assert names == ["0", "1", "2", "10"]
+    assert next(iter(dataset))[1].numpy().tolist() == [3, 2, 0, 1, 2]
+    path = tmp_path / "labelled.csv"
+    path.write_text("text,label\n" + "".join(f"text {label},{label}\n" for label in (10, 2, 0, 1, 2)))
+    assert classification_dataset(str(path), TOKENIZER, 4, 5, shuffle=False)[1] == names
+    assert classification_dataset([("a", "10"), ("b", "x")], TOKENIZER, 4, 2)[1] == ["10", "x"]  # text order
+
+
+def test_a_text_that_is_not_a_string_or_a_label_named_twice_is_refused():
+    with pytest.raises(ValueError, match=r"record 1: the field 'text' is 5, not text: expected a string"):
+        classification_dataset([("a", "x"), (5, "y")], TOKENIZER, 4, 2)
+    with pytest.raises(ValueError, match=r"label_names=\['a', 'a', 'b'\] names \['a'\] more than once"):
+        classification_dataset([("x", "a"), ("y", "b")], TOKENIZER, 4, 2, label_names=["a", "a", "b"])

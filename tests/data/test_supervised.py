@@ -87,3 +87,25 @@ def test_bad_jsonl_names_the_file_and_line(tmp_path, content, message):
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere.jsonl does not exist"):
         sft_dataset(str(tmp_path / "nowhere.jsonl"), TOKENIZER, 8, 2)
+
+
+@pytest.mark.parametrize(
+    "records, message",
+    [
+        # A list of texts, once read as pairs of characters ("hello": prompt "h", completion "e", the rest dropped).
+        (["hello", "world"], r"the list of prompt/completion pairs, record 0: 'hello' is not a record: expected a dict "
+                             r"with the keys prompt, completion, or a tuple of them in that order"),
+        ([("a", "b"), b"cd"], r"record 1: b'cd' is not a record"),
+        ([("a", "b"), 7], r"record 1: 7 is not a record"),
+        ([("q", "a", "extra")], r"record 0: 3 values for 2 fields"),
+        ([("q",)], r"the list, record 0: the field 'completion' is missing"),
+        # One dict, once read as its keys: prompt "p" and completion "r" from "prompt".
+        ({"prompt": "2+2=", "completion": "4"}, r"the prompt/completion pairs are one dict: expected a list of "
+                                                r"records \(\[record\] for one\)"),
+        # A number, once "Can't convert Python sequence with mixed types to Tensor".
+        ([("2+2=", 4)], r"the list, record 0: the field 'completion' is 4, not text: expected a string"),
+    ],
+)
+def test_records_that_are_not_pairs_are_named(records, message):
+    with pytest.raises(ValueError, match=message):
+        sft_dataset(records, TOKENIZER, 8, 2)

@@ -1,5 +1,7 @@
 """Fine-tuning input for classification heads: labelled texts -> padded token ids and integer labels."""
 
+import re
+
 import tensorflow as tf
 
 from tfllm.checks import require_positive_int
@@ -20,7 +22,8 @@ def classification_dataset(
 
     Each text becomes its first `sequence_length` tokens, padded with `pad_id` at the end; a classifier reads the
     representation of the last real token. Labels are the positions of the label names in `label_names` (sorted
-    unique labels of the data when not given, so the same data always gives the same numbering).
+    unique labels of the data when not given, in numeric order when every label is an integer, so the same data
+    always gives the same numbering).
 
     Args:
         examples: A list of `(text, label)` tuples or of dicts with `text` and `label`, or the path of a JSONL or
@@ -37,7 +40,8 @@ def classification_dataset(
         label names.
 
     Raises:
-        ValueError: a label that is not in `label_names`, fewer than two classes, or unreadable records.
+        ValueError: a label that is not in `label_names`, a label named twice there, fewer than two classes, or
+            unreadable records.
 
     Example:
 
@@ -52,11 +56,14 @@ def classification_dataset(
     """
     sequence_length = require_positive_int("sequence_length", sequence_length)
     batch_size = require_positive_int("batch_size", batch_size)
-    texts, labels = read_records(examples, ("text", "label"), "labelled texts")
+    texts, labels = read_records(examples, ("text", "label"), "labelled texts", text_fields=("text",))
     labels = [str(label) for label in labels]
     if label_names is None:
-        label_names = sorted(set(labels))
+        label_names = sorted_labels(labels)
     label_names = [str(name) for name in label_names]
+    repeated = sorted({name for name in label_names if label_names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"label_names={label_names} names {repeated} more than once: expected each class once.")
     unknown = sorted(set(labels) - set(label_names))
     if unknown:
         raise ValueError(f"labels {unknown} are not in label_names={label_names}.")
@@ -75,3 +82,15 @@ def classification_dataset(
 
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     return dataset.map(encode, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE), label_names
+
+
+def sorted_labels(labels):
+    """The unique labels (strings) in class order: numeric order when every one is an integer, else text order.
+
+    >>> sorted_labels(["10", "2", "1", "2"]), sorted_labels(["pos", "neg"])
+    (['1', '2', '10'], ['neg', 'pos'])
+    """
+    unique = set(labels)
+    if all(re.fullmatch(r"-?[0-9]+", label) for label in unique):  # "10" after "9", not after "1"
+        return sorted(unique, key=int)
+    return sorted(unique)

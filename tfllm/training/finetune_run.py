@@ -201,7 +201,8 @@ def _split(config):
         return _Split(question_answer_records("train"), question_answer_records("validation"),
                       QUESTION_ANSWER_TEMPLATE)
     fields = ("prompt", "completion") if config.task == "sft" else ("text", "label")
-    columns = read_records(config.data, fields, "prompt/completion pairs" if config.task == "sft" else "labelled texts")
+    columns = read_records(config.data, fields, "prompt/completion pairs" if config.task == "sft" else "labelled texts",
+                           text_fields=fields if config.task == "sft" else fields[:1])  # a label may be a number
     records = [dict(zip(fields, values)) for values in zip(*columns)]
     train = [record for record in records if split_of(record[fields[0]]) == "train"]
     heldout = [record for record in records if split_of(record[fields[0]]) != "train"]
