@@ -30,3 +30,9 @@ def test_a_sequence_longer_than_a_row_keeps_its_end_and_bad_weights_are_named():
     assert w.tolist() == [[1.0] * 7]  # the first kept token is not predicted; every one after it is
     with pytest.raises(ValueError, match="3 tokens has 2 weights"):
         pack_sequences([[1, 5, 2]], [[0.0, 1.0]], sequence_length=8, fill_id=0)
+
+
+def test_an_empty_sequence_is_refused_by_its_index():
+    # It gave a weight without a token, so every later weight of its row moved one token on (weight 1 on the fill).
+    with pytest.raises(ValueError, match=r"sequences\[1\] is empty: expected a whole sequence, \[bos, ..., eos\]"):
+        pack_sequences([[1, 5, 2], [], [1, 7, 8, 2]], [[0, 1, 1], [], [0, 1, 1, 1]], 7, 0)

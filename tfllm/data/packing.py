@@ -39,9 +39,11 @@ def pack_sequences(sequences, weights, sequence_length, fill_id):
     window = sequence_length + 1
     rows, row_weights = [], []
     row, row_weight = [], []
-    for tokens, token_weights in zip(sequences, weights, strict=True):
+    for index, (tokens, token_weights) in enumerate(zip(sequences, weights, strict=True)):
         if len(tokens) != len(token_weights):
             raise ValueError(f"a sequence of {len(tokens)} tokens has {len(token_weights)} weights: expected one each")
+        if not len(tokens):  # its first weight, which nothing predicts, would shift the rest of the row's by one
+            raise ValueError(f"sequences[{index}] is empty: expected a whole sequence, [bos, ..., eos].")
         # A sequence's first token is predicted by nothing of its own (in a packed row, by the one before): weight 0.
         tokens, token_weights = list(tokens)[-window:], [0.0, *list(token_weights)[1:]][-window:]
         token_weights[0] = 0.0
