@@ -46,6 +46,19 @@ def test_an_unknown_target_language_fails_in_graph_code_too():
         TEMPLATE.format_prompt_tensor(tf.constant(["Bonjour"]), tf.constant(["fr"]))
 
 
+def test_given_source_languages_are_checked_in_graph_code_as_in_python():
+    # They were not: "<fr>hi<zh>" and "<zh>hi<zh>" went to the model (the SavedModel's translate takes sources).
+    three = TranslationTemplate(["en", "zh", "fr"])
+    texts, targets = tf.constant(["hi", "hi"]), tf.constant(["zh", "zh"])
+    assert three.format_prompt_tensor(texts, targets, tf.constant(["en", "fr"])).numpy().tolist() == [
+        b"<en>hi<zh>", b"<fr>hi<zh>"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="source language must be one of"):
+        TEMPLATE.format_prompt_tensor(texts, targets, tf.constant(["fr", "en"]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="a source language equals its target: nothing to "
+                                                             "translate"):
+        TEMPLATE.format_prompt_tensor(texts, targets, tf.constant(["en", "zh"]))
+
+
 def test_the_config_round_trips_and_three_languages_need_a_source():
     assert template_from_config(TEMPLATE.get_config()) == TEMPLATE
     three = TranslationTemplate(["en", "zh", "fr"])

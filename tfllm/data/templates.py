@@ -432,19 +432,21 @@ class TranslationTemplate:
 
     def format_prompt_tensor(self, texts, target_languages, source_languages=None):
         """`format_prompt` in graph code: (B,) texts and (B,) target codes (and source codes, which a
-        two-language template infers) -> (B,) prompts. A code the template does not have is an error at run time."""
+        two-language template infers) -> (B,) prompts. A code the template does not have, or a source code equal to
+        its row's target, is an error at run time."""
         codes = tf.constant(list(self.languages))
-        check = tf.debugging.Assert(
-            tf.reduce_all(tf.reduce_any(tf.equal(target_languages[:, None], codes[None, :]), axis=1)),
-            ["target language must be one of", codes, "got", target_languages])
-        with tf.control_dependencies([check]):
-            target_languages = tf.identity(target_languages)
+        checks = [_assert_codes_in(codes, target_languages, "target")]
         if source_languages is None:
             if len(self.languages) != 2:
                 raise ValueError(f"this model translates between {list(self.languages)}: pass source languages too")
             first, second = self.languages
             source_languages = tf.where(tf.equal(target_languages, first), second, first)
-        return tf.strings.join(["<", source_languages, ">", texts, "<", target_languages, ">"])
+        else:
+            checks += [_assert_codes_in(codes, source_languages, "source"), tf.debugging.Assert(
+                tf.reduce_all(tf.not_equal(source_languages, target_languages)),
+                ["a source language equals its target: nothing to translate; sources", source_languages])]
+        with tf.control_dependencies(checks):
+            return tf.strings.join(["<", source_languages, ">", texts, "<", target_languages, ">"])
 
     def segments(self, record):
         """`[(prompt text, False), (target text, True)]` of a directed record: the loss falls on the target."""
@@ -460,6 +462,12 @@ class TranslationTemplate:
     @classmethod
     def from_config(cls, config):
         return template_from_config(config)
+
+
+def _assert_codes_in(codes, languages, role):
+    """A graph check that each of the (B,) `languages` is one of the (L,) `codes`."""
+    known = tf.reduce_any(tf.equal(languages[:, None], codes[None, :]), axis=1)  # (B, L) -> (B,)
+    return tf.debugging.Assert(tf.reduce_all(known), [f"{role} language must be one of", codes, "got", languages])
 
 
 def template_from_config(config):
