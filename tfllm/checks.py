@@ -50,6 +50,15 @@ def require_token_ids(name, ids, vocab_size):
     return [int(token) for token in ids]
 
 
+def require_bos_and_eos(tokenizer, what):
+    """Returns `tokenizer` if it has bos and eos ids, which `what` writes around each text; else a `ValueError`."""
+    missing = [role for role in ("bos", "eos") if getattr(tokenizer, f"{role}_id") is None]
+    if missing:
+        raise ValueError(f"{what} starts each text with bos and ends it with eos, and this {type(tokenizer).__name__} "
+                         f"has no {' and no '.join(missing)} token: give it one (its special_token_roles).")
+    return tokenizer
+
+
 def require_rate(name, value):
     """Returns `value` as a float if it is a rate in [0, 1), else raises a `ValueError` naming `name`."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:

@@ -5,7 +5,8 @@ import pytest
 import tensorflow as tf
 
 from tfllm.data.language_modeling import lm_dataset, token_windows
-from tfllm.tokenizers import ByteTokenizer
+from tfllm.tokenizers import BytePairTokenizer, ByteTokenizer
+from tfllm.tokenizers.byte_level import byte_to_code_point
 
 TOKENIZER = ByteTokenizer()
 
@@ -66,6 +67,16 @@ def test_accepts_a_dataset_of_strings_and_rejects_other_elements():
         lm_dataset(tf.data.Dataset.range(3), TOKENIZER, 4, 1)
 
 
+def _byte_pair_without_end_of_text():
+    """A byte-level BPE tokenizer of one merge whose vocabulary has no <|endoftext|>: no bos, no eos."""
+    symbols = [chr(code_point) for code_point in byte_to_code_point()]
+    vocabulary = {symbol: index for index, symbol in enumerate(symbols)} | {"ab": 256}
+    return BytePairTokenizer(vocabulary, ["a b"])
+
+
+NO_BOS = _byte_pair_without_end_of_text()
+
+
 @pytest.mark.parametrize(
     "arguments, message",
     [
@@ -76,6 +87,12 @@ def test_accepts_a_dataset_of_strings_and_rejects_other_elements():
         # One window, but a batch of 2 with drop_remainder: the dataset was empty, without a word.
         ({"texts": ["abc"], "sequence_length": 4}, r"the corpus makes 1 window of sequence_length \+ 1 = 5 tokens, "
                                                    r"fewer than one batch of batch_size=2"),
+        # Once TensorFlow's "Batch size must be greater than zero", or an error only when the data was first read.
+        ({"documents_per_map": 0}, r"documents_per_map=0 is invalid: expected a positive integer"),
+        ({"shuffle_buffer_size": 0}, r"shuffle_buffer_size=0 is invalid: expected a positive integer"),
+        # Once "None values not supported", from deep inside.
+        ({"tokenizer": NO_BOS}, r"lm_dataset starts each text with bos and ends it with eos, and this "
+                                r"BytePairTokenizer has no bos and no eos token"),
     ],
 )
 def test_bad_input_is_named_before_any_batch_is_made(arguments, message):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tests.training.common import write_kjv_verses
-from tfllm.data import QUESTION_ANSWER_TEMPLATE, PromptTemplate, question_answer_pairs, sft_dataset
+from tfllm.data import CHAT_TEMPLATE, QUESTION_ANSWER_TEMPLATE, PromptTemplate, question_answer_pairs, sft_dataset
 from tfllm.evaluation import evaluate_texts
 from tfllm.models import LSTMLM, TransformerLM
 from tfllm.tokenizers import ByteTokenizer
@@ -157,3 +157,18 @@ def test_sft_with_a_template_saves_it_with_the_model_and_the_run(tmp_path):
     run.save_model(model)
     assert json.loads((tmp_path / "template.json").read_text()) == template.get_config()
     assert keras.saving.load_model(tmp_path / "model.keras").prompt_template == template
+
+
+def test_bad_fine_tuning_input_is_refused_before_any_training():
+    # Each once trained, or built its data, before failing: the context inside fit, the markers only at chat().
+    with pytest.raises(ValueError, match=r"sequence_length=64 is longer than the context of .*, max_sequence_length=16"):
+        supervised_finetune(_transformer(context=16), [("a", "b")], steps=2, sequence_length=64, batch_size=1)
+    with pytest.raises(ValueError, match=r"sequence_length=17 is longer than the context"):
+        continue_pretraining(_transformer(context=16), ["some text " * 20], steps=2, sequence_length=17)
+    with pytest.raises(ValueError, match=r"sequence_length=32 is longer than the context"):
+        train_classifier(_transformer(context=16), [("a", "x"), ("b", "y")], steps=2, sequence_length=32)
+    chat = [[{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]]
+    with pytest.raises(ValueError, match=r"the chat template's stop tokens \['<end>'\] are not special tokens of the "
+                                         r"tokenizer: make it with special_tokens=template.special_tokens"):
+        supervised_finetune(LSTMLM(VOCAB, hidden_dim=8, tokenizer=ByteTokenizer()), chat, steps=2, sequence_length=16,
+                            batch_size=1, template=CHAT_TEMPLATE)

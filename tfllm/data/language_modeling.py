@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from tfllm.checks import require_positive_int
+from tfllm.checks import require_bos_and_eos, require_positive_int
 from tfllm.data.texts import as_text_dataset
 
 
@@ -62,6 +62,9 @@ def lm_dataset(
     """
     sequence_length = require_positive_int("sequence_length", sequence_length)
     batch_size = require_positive_int("batch_size", batch_size)
+    documents_per_map = require_positive_int("documents_per_map", documents_per_map)
+    shuffle_buffer_size = require_positive_int("shuffle_buffer_size", shuffle_buffer_size)
+    require_bos_and_eos(tokenizer, "lm_dataset")
     documents = as_text_dataset(texts)
     if shuffle:
         documents = documents.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=reshuffle_each_iteration)

@@ -4,7 +4,7 @@ import os
 
 import tensorflow as tf
 
-from tfllm.checks import require_positive_int
+from tfllm.checks import require_bos_and_eos, require_positive_int
 from tfllm.data.records import read_records
 
 
@@ -55,7 +55,9 @@ def sft_dataset(pairs, tokenizer, sequence_length, batch_size, shuffle=True, see
     """
     sequence_length = require_positive_int("sequence_length", sequence_length)
     batch_size = require_positive_int("batch_size", batch_size)
+    require_bos_and_eos(tokenizer, "sft_dataset")
     texts, learned = _segments(pairs, template)
+    _require_stop_tokens(template, tokenizer)
     dataset = tf.data.Dataset.from_tensor_slices((tf.ragged.constant(texts), tf.ragged.constant(learned, tf.bool)))
     if shuffle:
         dataset = dataset.shuffle(len(texts), seed=seed, reshuffle_each_iteration=reshuffle_each_iteration)
@@ -82,6 +84,15 @@ def sft_dataset(pairs, tokenizer, sequence_length, batch_size, shuffle=True, see
     return dataset.map(encode, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
+def _require_stop_tokens(template, tokenizer):
+    """Refuses a chat template whose stop tokens (`<end>`) are not special tokens of `tokenizer`: the model would
+    learn them as plain text, and `model.chat`, which stops at them, would refuse the model only after training."""
+    missing = [token for token in getattr(template, "stop_tokens", []) if token not in tokenizer.special_tokens]
+    if missing:
+        raise ValueError(f"the chat template's stop tokens {missing} are not special tokens of the tokenizer: make it "
+                         "with special_tokens=template.special_tokens.")
+
+
 def _segments(records, template):
     """Each record's segment texts and whether each is learned: two lists of lists, one entry per record."""
     if template is None:
@@ -91,7 +102,8 @@ def _segments(records, template):
             isinstance(record, (list, tuple)) for record in records):
         segments = [template.segments(messages) for messages in records]
     else:
-        columns = read_records(records, template.fields, f"records with the fields {list(template.fields)}")
+        columns = read_records(records, template.fields, f"records with the fields {list(template.fields)}",
+                               text_fields=() if template.kind == "chat" else None)  # a chat's are message lists
         segments = [template.segments(dict(zip(template.fields, values))) for values in zip(*columns)]
     for index, record_segments in enumerate(segments):
         if not any(learned for _, learned in record_segments):

@@ -65,7 +65,7 @@ def continue_pretraining(
     """
     steps = require_positive_int("steps", steps)
     tokenizer = _tokenizer_of(model)
-    sequence_length = sequence_length or model.max_sequence_length or 128
+    sequence_length = _sequence_length_for(model, sequence_length, 128)
     train = lm_dataset(texts, tokenizer, sequence_length, batch_size, shuffle=True, seed=seed).repeat()
     validation = None
     if validation_texts is not None:
@@ -141,6 +141,7 @@ def supervised_finetune(
     """
     steps = require_positive_int("steps", steps)
     tokenizer = _tokenizer_of(model)
+    sequence_length = _sequence_length_for(model, sequence_length, None)
     train = sft_dataset(pairs, tokenizer, sequence_length, batch_size, shuffle=True, seed=seed,
                         template=template).repeat()
     validation = None
@@ -227,7 +228,7 @@ def train_classifier(
             label_names = [str(index) for index in range(num_classes)]
         elif len(label_names) != num_classes:
             raise ValueError(f"num_classes={num_classes} disagrees with label_names={list(label_names)}.")
-    sequence_length = sequence_length or backbone.max_sequence_length or 256
+    sequence_length = _sequence_length_for(backbone, sequence_length, 256)
     train, label_names = classification_dataset(
         examples, backbone.tokenizer, sequence_length, batch_size, label_names=label_names, shuffle=True, seed=seed
     )
@@ -248,6 +249,18 @@ def _tokenizer_of(model):
     if model.tokenizer is None:
         raise ValueError(f"{model.name} has no tokenizer: fine-tuning reads text, so make the model with tokenizer=...")
     return model.tokenizer
+
+
+def _sequence_length_for(model, sequence_length, default):
+    """`sequence_length`, or when None the model's context (`default` for a model without one); a length beyond the
+    context is refused here, before any data is read."""
+    if sequence_length is None:
+        return model.max_sequence_length or default
+    sequence_length = require_positive_int("sequence_length", sequence_length)
+    if model.max_sequence_length is not None and sequence_length > model.max_sequence_length:
+        raise ValueError(f"sequence_length={sequence_length} is longer than the context of {model.name}, "
+                         f"max_sequence_length={model.max_sequence_length}.")
+    return sequence_length
 
 
 def _warmup(warmup_steps, steps):
