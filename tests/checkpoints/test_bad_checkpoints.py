@@ -122,6 +122,30 @@ def test_a_wrong_setting_in_the_config(preset, hugging_face):
     assert refused(preset) == "DIR/config.json lacks the GPT2Backbone setting num_heads (an integer)"
 
 
+@pytest.mark.parametrize("change, expected", [
+    ({"n_head": 3}, "DIR/config.json: n_embd=32 is not divisible by n_head=3"),
+    ({"n_head": 0}, "DIR/config.json: n_head=0 is invalid: expected a positive integer"),
+    ({"n_layer": -1}, "DIR/config.json: n_layer=-1 is invalid: expected a positive integer"),
+    ({"n_inner": 0}, "DIR/config.json: n_inner=0 is invalid: expected a positive integer"),
+    ({"layer_norm_epsilon": None}, "DIR/config.json: layer_norm_epsilon=None is invalid: expected a number > 0"),
+    ({"layer_norm_epsilon": 0}, "DIR/config.json: layer_norm_epsilon=0 is invalid: expected a number > 0"),
+])
+def test_a_hugging_face_size_or_epsilon_out_of_range(hugging_face, change, expected):
+    edit_json(hugging_face / "config.json", **change)
+    assert refused(hugging_face) == expected
+
+
+def test_a_corrupt_safetensors_file_is_named_and_convert_exits_2(hugging_face, tmp_path, capsys):
+    from tfllm import cli
+
+    (hugging_face / "model.safetensors").write_bytes(b"not a safetensors file " * 8)
+    assert refused(hugging_face) == ("DIR/model.safetensors is not a readable safetensors file (Error while "
+                                     "deserializing header: header too large)")
+    assert cli.main(["convert", str(hugging_face), str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err == (f"tfllm convert: error: {hugging_face}/model.safetensors is not a readable "
+                                       "safetensors file (Error while deserializing header: header too large)\n")
+
+
 def test_the_reader_names_the_format(references):
     assert read_gpt2_checkpoint(references.preset).format == "keras_hub"
     assert read_gpt2_checkpoint(references.hugging_face).format == "hugging_face"

@@ -19,9 +19,10 @@ value projections side by side, (D, 3 D), each then split into heads (D, H, Dh).
 import json
 import os
 
-from tfllm.checkpoints.formats import CheckpointError, read_config, require_file
+from tfllm.checkpoints.formats import CONFIG, CheckpointError, read_config, require_file
 from tfllm.checkpoints.gpt2_checkpoint import (
     GPT2Checkpoint, gpt2_weight_shapes, require_shape, require_vocabulary_size)
+from tfllm.checks import require_divisible, require_positive_int, require_positive_number
 from tfllm.tokenizers.byte_pair_files import read_merges, read_vocabulary
 
 WEIGHTS = "model.safetensors"
@@ -33,15 +34,17 @@ PREFIX = "transformer."  # GPT2LMHeadModel's names; a bare GPT2Model's have none
 ACTIVATIONS = {"gelu_new": "gelu_approximate", "gelu_pytorch_tanh": "gelu_approximate", "gelu": "gelu",
                "relu": "relu", "silu": "silu", "swish": "silu", "tanh": "tanh"}
 DEFAULTS = {"n_positions": 1024, "layer_norm_epsilon": 1e-5, "activation_function": "gelu_new"}  # GPT2Config's
+SIZES = ("vocab_size", "n_layer", "n_head", "n_embd", "n_positions")  # each a positive integer
 
 
 def read_hugging_face_gpt2(path):
     """The Hugging Face GPT-2 model in the directory `path`, as a `GPT2Checkpoint`.
 
     Raises:
-        CheckpointError: a missing file (named), another model_type, a setting tfllm's blocks do not have, a
-            vocabulary whose size differs from the embedding's rows, a missing tensor or one of the wrong shape
-            (its name, expected, got).
+        CheckpointError: a missing file (named), another model_type, a setting tfllm's blocks do not have, a size
+            that is not a positive integer or an n_head that does not divide n_embd, a layer_norm_epsilon that is not
+            a positive number, a vocabulary whose size differs from the embedding's rows, a model.safetensors that
+            safetensors cannot read, a missing tensor or one of the wrong shape (its name, expected, got).
 
     Example (`tests/gpt2_checkpoints.py` writes a whole directory; here only GPT-2 small's config.json):
 
@@ -93,24 +96,49 @@ def read_tokenizer(path):
 
 
 def model_arguments(config, path):
-    """The `TransformerLM` arguments of a `GPT2Config` (its defaults where a key is absent)."""
+    """The `TransformerLM` arguments of a `GPT2Config` (its defaults where a key is absent), every setting checked
+    before a weight is read."""
     config = {**DEFAULTS, **config}
-    for key in ("vocab_size", "n_layer", "n_head", "n_embd", "n_positions"):
-        if not isinstance(config.get(key), int):
-            raise CheckpointError(f"{path}/config.json lacks the GPT-2 setting {key} (an integer)")
+    config_path = os.path.join(path, CONFIG)
+    sizes = _sizes(config, config_path)
+    epsilon = _require_setting(config_path, require_positive_number, "layer_norm_epsilon",
+                               config["layer_norm_epsilon"])
     activation = config["activation_function"]
-    if activation not in ACTIVATIONS:
-        raise CheckpointError(f"{path}/config.json has activation_function={activation!r}: expected one of "
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
+        raise CheckpointError(f"{config_path} has activation_function={activation!r}: expected one of "
                               f"{', '.join(map(repr, ACTIVATIONS))}")
     unsupported = {"scale_attn_by_inverse_layer_idx": True, "scale_attn_weights": False, "add_cross_attention": True,
                    "tie_word_embeddings": False}
     for key, value in unsupported.items():
         if config.get(key) == value:
-            raise CheckpointError(f"{path}/config.json has {key}={value}: tfllm's GPT-2 does not support it")
-    inner = config.get("n_inner") or 4 * config["n_embd"]  # None means 4 D
-    return {"vocab_size": config["vocab_size"], "num_layers": config["n_layer"], "num_heads": config["n_head"],
-            "hidden_dim": config["n_embd"], "intermediate_dim": inner, "max_sequence_length": config["n_positions"],
-            "activation": ACTIVATIONS[activation], "layer_norm_epsilon": float(config["layer_norm_epsilon"])}
+            raise CheckpointError(f"{config_path} has {key}={value}: tfllm's GPT-2 does not support it")
+    return {"vocab_size": sizes["vocab_size"], "num_layers": sizes["n_layer"], "num_heads": sizes["n_head"],
+            "hidden_dim": sizes["n_embd"], "intermediate_dim": sizes["n_inner"],
+            "max_sequence_length": sizes["n_positions"], "activation": ACTIVATIONS[activation],
+            "layer_norm_epsilon": epsilon}
+
+
+def _sizes(config, config_path):
+    """`{key: positive int}` of the config's `SIZES` and `n_inner` (None means 4 n_embd); n_head must divide n_embd,
+    since each head gets n_embd / n_head of the width."""
+    for key in SIZES:
+        if config.get(key) is None:
+            raise CheckpointError(f"{config_path} lacks the GPT-2 setting {key} (an integer)")
+    sizes = {key: _require_setting(config_path, require_positive_int, key, config[key]) for key in SIZES}
+    _require_setting(config_path, require_divisible, "n_embd", sizes["n_embd"], "n_head", sizes["n_head"])
+    inner = config.get("n_inner")
+    sizes["n_inner"] = 4 * sizes["n_embd"] if inner is None else _require_setting(
+        config_path, require_positive_int, "n_inner", inner)
+    return sizes
+
+
+def _require_setting(config_path, check, *arguments):
+    """`check(*arguments)`, a rule of `tfllm.checks`, whose `ValueError` becomes a `CheckpointError` naming
+    `config_path`."""
+    try:
+        return check(*arguments)
+    except ValueError as error:
+        raise CheckpointError(f"{config_path}: {str(error).rstrip('.')}") from None
 
 
 def hugging_face_shapes(arguments):
@@ -130,18 +158,27 @@ def hugging_face_shapes(arguments):
 
 def _read_weights(weights_path, arguments):
     """`{tfllm name: array}` from `model.safetensors`: every tensor found and shape-checked first, then converted."""
-    from safetensors import safe_open  # the Hugging Face reader's own dependency: loaded only when it is used
+    return _tfllm_weights(_read_tensors(weights_path, hugging_face_shapes(arguments)), arguments)
 
-    shapes = hugging_face_shapes(arguments)
-    with safe_open(weights_path, framework="numpy") as file:
-        stored = set(file.keys())
-        prefix = PREFIX if f"{PREFIX}wte.weight" in stored else ""
-        tensors = {}
-        for name, shape in shapes.items():
-            if prefix + name not in stored:
-                raise CheckpointError(f"{weights_path} has no tensor {prefix + name}")
-            tensors[name] = require_shape(prefix + name, file.get_tensor(prefix + name), shape)
-    return _tfllm_weights(tensors, arguments)
+
+def _read_tensors(weights_path, shapes):
+    """`{Hugging Face name (no prefix): float32 array}` of every tensor in `shapes`, each checked against its shape.
+    A file safetensors cannot read (junk, truncated) is a `CheckpointError` naming it."""
+    # The Hugging Face reader's own dependency: loaded only when it is used.
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(weights_path, framework="numpy") as file:
+            stored = set(file.keys())
+            prefix = PREFIX if f"{PREFIX}wte.weight" in stored else ""
+            tensors = {}
+            for name, shape in shapes.items():
+                if prefix + name not in stored:
+                    raise CheckpointError(f"{weights_path} has no tensor {prefix + name}")
+                tensors[name] = require_shape(prefix + name, file.get_tensor(prefix + name), shape)
+    except SafetensorError as error:
+        raise CheckpointError(f"{weights_path} is not a readable safetensors file ({error})") from None
+    return tensors
 
 
 def _tfllm_weights(tensors, arguments):
