@@ -322,3 +322,14 @@ def test_without_end_of_text_there_are_no_role_tokens_and_its_spelling_is_plain_
     tokenizer = BytePairTokenizer(vocabulary, ["a b"])
     assert tokenizer.special_tokens == {} and (tokenizer.bos_id, tokenizer.eos_id, tokenizer.fill_id) == (None,) * 3
     assert len(tokenizer.tokenize("<|endoftext|>ab").numpy()) == len("<|endoftext|>") + 1
+
+
+def test_zero_merges_keep_every_byte_a_token(tmp_path):
+    tokenizer = BytePairTokenizer({token: token_id for token_id, token in enumerate(BYTES)}, [])  # id = byte value
+    texts = ["In the beginning, God's words", "中文的句子。", "emoji 😀 👨‍👩‍👧‍👦", ""]
+    ids = tokenizer.tokenize(texts)
+    assert ids.to_list() == [list(text.encode()) for text in texts]
+    assert tokenizer.detokenize(ids).numpy().tolist() == [text.encode() for text in texts]
+    assert tokenizer.get_config()["merges"] == []
+    common.assert_rebuilt_from_config(tokenizer, texts, tmp_path)
+    common.assert_keras_file_round_trip(tokenizer, texts, tmp_path)

@@ -6,11 +6,17 @@ NO_MERGE = tf.int32.max  # the rank of a pair that no merge joins
 
 
 def merge_table(merges):
-    """A lookup table "left right" -> rank (the merge's index in `merges`); pairs not in it get `NO_MERGE`."""
+    """A lookup table "left right" -> rank (the merge's index in `merges`); pairs not in it get `NO_MERGE`.
+
+    No merges is a valid BPE (every byte stays a token), but a table cannot be built empty: it then holds only "",
+    which no pair spells (a pair has a space), ranked `NO_MERGE`.
+
+    >>> merge_table([]).lookup(tf.constant(["a b", ""])).numpy().tolist() == [NO_MERGE, NO_MERGE]
+    True
+    """
+    keys, ranks = (list(merges), list(range(len(merges)))) if merges else ([""], [NO_MERGE])
     return tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(
-            tf.constant(list(merges), tf.string), tf.range(len(merges), dtype=tf.int32)
-        ),
+        tf.lookup.KeyValueTensorInitializer(tf.constant(keys, tf.string), tf.constant(ranks, tf.int32)),
         default_value=NO_MERGE,
     )
 
