@@ -150,6 +150,43 @@ def test_an_adapter_saved_alone_loads_onto_a_fresh_base(pretrained, trained, tmp
         load_adapter(_transformer(), tmp_path / "other.h5")
 
 
+def _saved_adapter(path, num_layers, hidden_dim=32):
+    """Saves the adapter (rank 2, random A and B) of a fresh Transformer of `num_layers` and `hidden_dim` at `path`;
+    returns its arrays by their path in the model."""
+    keras.utils.set_random_seed(1)
+    model = TransformerLM(VOCAB, num_layers=num_layers, num_heads=2, hidden_dim=hidden_dim, intermediate_dim=64,
+                          max_sequence_length=24)
+    enable_lora(model, 2)
+    for weight in model.trainable_weights:
+        weight.assign(keras.random.normal(weight.shape, stddev=0.1, seed=3))
+    save_adapter(model, path)
+    return {key: ops.convert_to_numpy(weight) for key, weight in adapter_weights(model).items()}
+
+
+def test_a_refused_adapter_leaves_the_model_as_it_was(tmp_path):
+    model = _transformer()  # 2 blocks, hidden_dim 32
+    trainable = len(model.trainable_weights)
+    assert trainable == len(model.weights) == 36
+    _saved_adapter(tmp_path / "shallower.h5", num_layers=1)
+    with pytest.raises(ValueError, match=r"shallower.h5 does not fit transformer_lm.*: block_1/\S+ is only in the "
+                                         r"model$"):
+        load_adapter(model, tmp_path / "shallower.h5")
+    assert lora_settings(model) is None and len(model.trainable_weights) == trainable
+    _saved_adapter(tmp_path / "narrower.h5", num_layers=2, hidden_dim=16)
+    with pytest.raises(ValueError, match=r"block_0/self_attention/query/lora_kernel_a has the shape \(16, 2, 2\) "
+                                         r"there and \(32, 2, 2\) in the model$"):
+        load_adapter(model, tmp_path / "narrower.h5")
+    assert lora_settings(model) is None and len(model.trainable_weights) == trainable
+
+    fitting = _saved_adapter(tmp_path / "fitting.h5", num_layers=2)
+    assert load_adapter(model, tmp_path / "fitting.h5") is model  # the retry with the right adapter works
+    assert lora_settings(model) == {"rank": 2, "alpha": 2.0} and len(model.trainable_weights) == 24
+    loaded = {key: ops.convert_to_numpy(weight) for key, weight in adapter_weights(model).items()}
+    assert loaded.keys() == fitting.keys()
+    for key, value in fitting.items():
+        np.testing.assert_array_equal(loaded[key], value)
+
+
 def test_keras_saving_of_an_adapted_model_writes_merged_kernels(trained, tmp_path):
     _, model, _ = trained
     model.save(tmp_path / "adapted.keras")

@@ -69,16 +69,7 @@ def enable_lora(model, rank, alpha=None):
     >>> lora_settings(model)
     {'rank': 4, 'alpha': 4.0}
     """
-    rank = require_positive_int("rank", rank)
-    alpha = float(rank) if alpha is None else require_positive_number("alpha", alpha)
-    layers = _projections(model)
-    if not layers:
-        raise ValueError(f"LoRA adapts the attention and MLP projections of Transformer blocks: {type(model).__name__} "
-                         "has none (fine-tune a recurrent model fully instead)")
-    settings = lora_settings(model)
-    if settings is not None:
-        raise ValueError(f"LoRA is already enabled on {model.name} (rank {settings['rank']}, alpha "
-                         f"{settings['alpha']:g}): merge it first with tfllm.models.lora.merge_lora(model)")
+    rank, alpha, layers = _require_adaptable(model, rank, alpha)
     for layer in layers.values():
         layer.enable_lora(rank, lora_alpha=alpha)
     _forget_compiled(model)
@@ -173,11 +164,14 @@ def save_adapter(model, path):
 
 def load_adapter(model, path):
     """Loads the adapter `save_adapter` wrote at `path` onto `model`, the model it was trained from (or a copy):
-    enables LoRA with the file's rank and alpha first if the model has none. Returns the model.
+    enables LoRA with the file's rank and alpha if the model has none. Returns the model.
+
+    Every check runs before the model changes: a call that raises leaves the model as it was (without LoRA, if it
+    had none).
 
     Raises:
-        ValueError: a file that is not an adapter, one of another rank or alpha than the model's LoRA, or one whose
-            layers or shapes are not the model's (naming the first that differs).
+        ValueError: a file that is not an adapter, one of another rank or alpha than the model's LoRA, one whose
+            layers or shapes are not the model's (naming the first that differs), or a model `enable_lora` refuses.
 
     Example:
 
@@ -198,30 +192,17 @@ def load_adapter(model, path):
     >>> all(np.array_equal(a, b) for a, b in zip(adapter_weights(copy).values(), adapter_weights(model).values()))
     True
     """
-    try:
-        file = h5py.File(path, "r")
-    except OSError as error:
-        raise ValueError(f"{path} cannot be read as a LoRA adapter: {error}") from None
-    with file:
-        if file.attrs.get("format") != ADAPTER_FORMAT:
-            raise ValueError(f"{path} is not a LoRA adapter written by tfllm (no format={ADAPTER_FORMAT!r})")
-        stored = {"rank": int(file.attrs["rank"]), "alpha": float(file.attrs["alpha"])}
-        values = {}
-        file.visititems(lambda key, item: values.update({key: item[()]}) if isinstance(item, h5py.Dataset) else None)
-    settings = lora_settings(model)
-    if settings is None:
+    stored, values = _read_adapter(path)
+    had_lora = lora_settings(model) is not None
+    if had_lora:
+        _require_same_settings(model, path, stored)
+    else:
+        _require_adaptable(model, stored["rank"], stored["alpha"])
+    _require_same_layout(model, path, values, _adapter_shapes(model, stored["rank"]))
+    # Only now that every check has passed does the model change.
+    if not had_lora:
         enable_lora(model, stored["rank"], stored["alpha"])
-    elif settings != stored:
-        raise ValueError(f"{path} holds an adapter of rank {stored['rank']}, alpha {stored['alpha']:g}; the model's "
-                         f"LoRA has rank {settings['rank']}, alpha {settings['alpha']:g}")
-    weights = adapter_weights(model)
-    for key in sorted(set(weights) ^ set(values)):
-        where = "the model" if key in weights else path
-        raise ValueError(f"{path} does not fit {model.name}: {key} is only in {where}")
-    for key, weight in weights.items():
-        if tuple(values[key].shape) != tuple(weight.shape):
-            raise ValueError(f"{path} does not fit {model.name}: {key} has the shape {tuple(values[key].shape)} "
-                             f"there and {tuple(weight.shape)} in the model")
+    for key, weight in adapter_weights(model).items():
         weight.assign(values[key])
     return model
 
@@ -238,6 +219,69 @@ def parameter_counts(model):
         return int(sum(np.prod(weight.shape) for weight in weights))
 
     return {"trainable_parameters": count(model.trainable_weights), "total_parameters": count(model.weights)}
+
+
+def _require_adaptable(model, rank, alpha):
+    """`enable_lora`'s checks, which change nothing (beyond building the model): returns the rank, the alpha (None
+    read as the rank) and the projections to adapt, by their path in the model."""
+    rank = require_positive_int("rank", rank)
+    alpha = float(rank) if alpha is None else require_positive_number("alpha", alpha)
+    layers = _projections(model)
+    if not layers:
+        raise ValueError(f"LoRA adapts the attention and MLP projections of Transformer blocks: {type(model).__name__} "
+                         "has none (fine-tune a recurrent model fully instead)")
+    settings = lora_settings(model)
+    if settings is not None:
+        raise ValueError(f"LoRA is already enabled on {model.name} (rank {settings['rank']}, alpha "
+                         f"{settings['alpha']:g}): merge it first with tfllm.models.lora.merge_lora(model)")
+    return rank, alpha, layers
+
+
+def _read_adapter(path):
+    """The `{"rank", "alpha"}` of the adapter file at `path` and its arrays by their path in the model."""
+    try:
+        file = h5py.File(path, "r")
+    except OSError as error:
+        raise ValueError(f"{path} cannot be read as a LoRA adapter: {error}") from None
+    with file:
+        if file.attrs.get("format") != ADAPTER_FORMAT:
+            raise ValueError(f"{path} is not a LoRA adapter written by tfllm (no format={ADAPTER_FORMAT!r})")
+        settings = {"rank": int(file.attrs["rank"]), "alpha": float(file.attrs["alpha"])}
+        values = {}
+        file.visititems(lambda key, item: values.update({key: item[()]}) if isinstance(item, h5py.Dataset) else None)
+    return settings, values
+
+
+def _require_same_settings(model, path, settings):
+    """Refuses an adapter file whose rank or alpha are not those of the model's LoRA."""
+    own = lora_settings(model)
+    if own != settings:
+        raise ValueError(f"{path} holds an adapter of rank {settings['rank']}, alpha {settings['alpha']:g}; the "
+                         f"model's LoRA has rank {own['rank']}, alpha {own['alpha']:g}")
+
+
+def _adapter_shapes(model, rank):
+    """The shape of each adapter variable of `model`, by its path: its LoRA's, or, without LoRA, those
+    `enable_lora(model, rank)` would make (for a kernel of shape (..., out), A is (..., rank) and B (rank, out))."""
+    if lora_settings(model) is not None:
+        return {key: tuple(weight.shape) for key, weight in adapter_weights(model).items()}
+    shapes = {}
+    for path, layer in _projections(model).items():
+        *inputs, outputs = layer.kernel.shape
+        shapes[f"{path}/{_LORA_WEIGHTS[0]}"] = (*inputs, rank)
+        shapes[f"{path}/{_LORA_WEIGHTS[1]}"] = (rank, outputs)
+    return shapes
+
+
+def _require_same_layout(model, path, values, shapes):
+    """Refuses an adapter file whose arrays are not, by path and shape, the adapter variables `shapes` describes."""
+    for key in sorted(set(shapes) ^ set(values)):
+        where = "the model" if key in shapes else path
+        raise ValueError(f"{path} does not fit {model.name}: {key} is only in {where}")
+    for key, shape in shapes.items():
+        if tuple(values[key].shape) != tuple(shape):
+            raise ValueError(f"{path} does not fit {model.name}: {key} has the shape {tuple(values[key].shape)} "
+                             f"there and {tuple(shape)} in the model")
 
 
 def _projections(model):
