@@ -98,6 +98,17 @@ def test_exact_match_normalizes_whitespace_and_accepts_any_taught_answer():
         exact_match(["a", "b"], [["a"]])
 
 
+def test_exact_match_refuses_a_bare_string_for_a_list_of_accepted_answers():
+    with pytest.raises(ValueError, match=r"^accepted\[0\] is one string: expected a list of texts \(wrap a single one "
+                                         r"as \[accepted\[0\]\]\)\.$"):
+        exact_match(["b"], ["abc"])  # not the characters "a", "b", "c"
+    with pytest.raises(ValueError, match=r"^accepted is one string: expected one list of accepted answers per reply"):
+        exact_match(["b"], "b")
+    with pytest.raises(ValueError, match=r"^replies is one string"):
+        exact_match("b", [["b"]])
+    assert exact_match(["b"], [["abc"]]) == 0.0 and exact_match(["abc"], [("abc",)]) == 1.0
+
+
 def test_accepted_replies_are_those_taught_for_the_same_context():
     train = [
         {"messages": messages("Hi", "Hello.", "How are you?", "Fine."), "language": "en"},

@@ -50,7 +50,7 @@ def test_both_directions_match_the_models_own_probabilities(model):
     (10.0, 0.0, "二"),  # 二's source "two" is the more similar
 ])
 def test_the_best_candidate_is_chosen_by_the_backward_likelihood_the_similarity_and_the_forward_one(
-        monkeypatch, similarity_weight, forward_weight, expected):
+        monkeypatch, model, similarity_weight, forward_weight, expected):
     retrieval = NearestNeighbourRetrieval(PAIRS, "en", "zh")
     seen = []
 
@@ -61,7 +61,7 @@ def test_the_best_candidate_is_chosen_by_the_backward_likelihood_the_similarity_
                 np.array([[backward[text] for text in row] for row in candidates]))
 
     monkeypatch.setattr(translation_memory, "candidate_log_likelihoods", scores)
-    chosen = memory_translations("model", retrieval, ["twe"], k=2, similarity_weight=similarity_weight,
+    chosen = memory_translations(model, retrieval, ["twe"], k=2, similarity_weight=similarity_weight,
                                  forward_weight=forward_weight)
     assert chosen == [expected]
     assert seen == [(["twe"], [["二", "十"]], "zh", "en")]  # "twe" shares t, w, tw with "two"; t, e with "ten"
@@ -75,6 +75,21 @@ def test_a_text_sharing_nothing_with_the_memory_gets_its_most_common_target(mode
 def test_candidates_must_be_as_many_for_each_source(model):
     with pytest.raises(ValueError, match="same number of candidate translations for each source"):
         candidate_log_likelihoods(model, ["one", "two"], [["一"], ["二", "十"]], target="zh")
+
+
+def test_a_model_that_does_not_translate_is_refused_as_translate_refuses_it():
+    plain = LSTMLM(259, hidden_dim=8, tokenizer=ByteTokenizer())  # no prompt template
+    retrieval = NearestNeighbourRetrieval(PAIRS, "en", "zh")
+    with pytest.raises(ValueError, match=r"^translate needs a model trained to translate \(a TranslationTemplate as "
+                                         r"its prompt_template, as `tfllm train --task translate` makes\); this one "
+                                         r"has None$"):
+        plain.translate(["one"], target="zh")
+    with pytest.raises(ValueError, match=r"^memory_translations needs a model trained to translate \(a "
+                                         r"TranslationTemplate as its prompt_template.*this one has None$"):
+        memory_translations(plain, retrieval, ["one"])
+    with pytest.raises(ValueError, match=r"^candidate_log_likelihoods needs a model trained to translate.*this one "
+                                         r"has None$"):
+        candidate_log_likelihoods(plain, ["one"], [["一"]], target="zh")
 
 
 def test_a_memory_keeps_one_index_per_direction_and_refuses_nothing_to_remember():

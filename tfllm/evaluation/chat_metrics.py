@@ -130,13 +130,19 @@ def exact_match(replies, accepted):
 
     Args:
         replies: the model's replies, a list of `str`.
-        accepted: for each reply, the list of answers that count as right (e.g. `accepted_replies(...)`).
+        accepted: for each reply, the list of answers that count as right (e.g. `accepted_replies(...)`). Each entry
+            is a list even when it holds one answer: a bare string is refused, not read as a set of characters.
+
+    Raises:
+        ValueError: a bare string for `replies`, `accepted` or an entry of it, or not one entry per reply.
 
     >>> exact_match(["Good  night.", "Hi", "再见"], [["Good night.", "Sleep well."], ["Hello."], []])
     0.3333333333333333
     """
     replies = require_texts("replies", replies)
-    accepted = list(accepted)
+    if isinstance(accepted, str):
+        raise ValueError("accepted is one string: expected one list of accepted answers per reply.")
+    accepted = [require_texts(f"accepted[{index}]", answers) for index, answers in enumerate(accepted)]
     if len(accepted) != len(replies):
         raise ValueError(f"accepted has {len(accepted)} lists but replies has {len(replies)}: expected one list of "
                          "accepted answers per reply")

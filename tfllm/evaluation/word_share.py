@@ -25,11 +25,19 @@ def known_word_share(generated, vocabulary):
     A crude but honest test of a small model's English: invented words ("beginnd", "Lorf") count against it,
     while the grammar is not judged. Texts with no words give NaN.
 
+    Args:
+        generated: a list of texts, each a `str` or UTF-8 `bytes` (as `corpus_words` reads them). One bare text is
+            refused: wrap it as `[text]`.
+        vocabulary: the set of words the corpus uses.
+
     >>> vocabulary = corpus_words(["In the beginning God created the heaven and the earth."])
-    >>> known_word_share(["In the beginnd God"], vocabulary)
-    0.75
+    >>> known_word_share(["In the beginnd God", b"the earth"], vocabulary)
+    0.8333333333333334
     """
-    words = [word.lower() for text in generated for word in _WORD.findall(text)]
+    if isinstance(generated, (str, bytes)):
+        kind = "string" if isinstance(generated, str) else "bytes string"
+        raise ValueError(f"generated is one {kind}: expected a list of texts (wrap a single one as [generated]).")
+    words = [word.lower() for text in utf8_strings(generated) for word in _WORD.findall(text)]
     if not words:
         return float("nan")
     return sum(word in vocabulary for word in words) / len(words)

@@ -397,10 +397,7 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
         ...
         ValueError: target language 'fr' is not one this model translates: expected one of ['en', 'zh']
         """
-        template = self.prompt_template
-        if template is None or template.kind != "translation":
-            raise ValueError("translate needs a model trained to translate (a TranslationTemplate as its "
-                             f"prompt_template, as `tfllm train --task translate` makes); this one has {template!r}")
+        template = translation.translation_template(self)
         if memory is not None:
             if max_new_tokens is not None or sampler != "greedy" or num_beams or sampling:
                 raise ValueError("memory chooses among the memory's sentences and generates nothing: drop "
