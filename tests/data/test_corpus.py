@@ -241,7 +241,9 @@ def test_glob_matching_nothing_or_no_text_files(tmp_path):
         load_corpus(f"{tmp_path}/*.csv")
 
 
-@pytest.mark.parametrize("content", [b"", b" \n\t\r\n"], ids=["empty", "whitespace"])
+# The last was kept as a document: only ASCII whitespace was stripped.
+@pytest.mark.parametrize("content", [b"", b" \n\t\r\n", "\u3000\n\u00a0".encode()],
+                         ids=["empty", "whitespace", "unicode-whitespace"])
 def test_empty_file(tmp_path, content):
     path = _write(tmp_path / "empty.txt", content)
     with pytest.raises(ValueError, match=rf"the corpus file '{re.escape(str(path))}' is empty"):

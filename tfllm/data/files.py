@@ -67,7 +67,7 @@ def read_documents(path):
     named_directly = len(files) == 1 and files[0] == pathlib.Path(os.path.expanduser(os.fspath(path)))
     documents = []
     for file in files:
-        documents.extend(document for document in _read_file(file, named_directly) if document.strip())
+        documents.extend(document for document in _read_file(file, named_directly) if _has_text(document))
     if not documents:
         if len(files) == 1:
             raise ValueError(f"the corpus file {os.fspath(files[0])!r} is empty: it holds no text")
@@ -153,6 +153,11 @@ def jsonl_objects(path, text):
         if not isinstance(record, dict):
             raise ValueError(f"{path}, line {number}: a JSON {type(record).__name__}; expected an object")
         yield number, record
+
+
+def _has_text(document):
+    """Whether a document (bytes) holds more than whitespace, Unicode's included (an ideographic space, U+3000)."""
+    return bool(document.decode("utf-8", errors="replace").strip())
 
 
 def _read_file(file, named_directly=False):
