@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tests.helpers import assert_config_round_trip
@@ -148,6 +149,21 @@ def assert_survives_seeding_and_clear_session(tokenizer, texts, tmp_path):
 
 
 # Each takes (tokenizer, texts, tmp_path); `texts` is a list of at least two str/bytes.
+def assert_python_lists_come_back_and_bad_shapes_are_named(tokenizer, texts, tmp_path):
+    """`detokenize` reads a batch's `to_list()` (rows of any lengths) as the ragged ids; floats, ids of rank 3 and
+    texts of rank 2 are refused by name (floats were cut to ids; the shapes failed deep inside TensorFlow)."""
+    ids, detokenized = eager_results(tokenizer, texts)
+    assert tokenizer.detokenize(ids).numpy().tolist() == detokenized
+    with pytest.raises(ValueError, match=r"ids hold 3.5: expected integer token ids"):
+        tokenizer.detokenize([[3.5]])
+    with pytest.raises(ValueError, match=r"ids of dtype float32: expected integer token ids"):
+        tokenizer.detokenize(np.array([[3.0]], np.float32))
+    with pytest.raises(ValueError, match=r"ids of shape \(1, 1, 2\): expected \(T,\) for one text or \(B, T\)"):
+        tokenizer.detokenize(np.zeros((1, 1, 2), np.int32))
+    with pytest.raises(ValueError, match=r"texts of shape \(1, 2\): expected one string or a vector \(B,\) of them"):
+        tokenizer.tokenize([["a", "b"]])
+
+
 INTERFACE_CHECKS = [
     assert_specials,
     assert_extra_special_tokens_are_single_ids,
@@ -157,4 +173,5 @@ INTERFACE_CHECKS = [
     assert_keras_file_round_trip,
     assert_saved_model_round_trip,
     assert_survives_seeding_and_clear_session,
+    assert_python_lists_come_back_and_bad_shapes_are_named,
 ]

@@ -1,5 +1,7 @@
 """The interface every tfllm tokenizer implements: text to token ids and back, in graph code."""
 
+import numbers
+
 import keras
 import tensorflow as tf
 
@@ -132,6 +134,8 @@ class Tokenizer(keras.layers.Layer):
         texts = tf.convert_to_tensor(texts, dtype=tf.string)
         if texts.shape.rank == 0:
             return self.tokenize(tf.reshape(texts, [1]))[0]  # (T,)
+        if texts.shape.rank is not None and texts.shape.rank > 1:
+            raise ValueError(f"texts of shape {texts.shape}: expected one string or a vector (B,) of them.")
         if not self.extra_special_tokens:
             return self._tokenize(texts)  # (B, None)
         tokens = self.extra_special_tokens
@@ -140,14 +144,22 @@ class Tokenizer(keras.layers.Layer):
 
     @tf.autograph.experimental.do_not_convert
     def detokenize(self, ids, skip_special_tokens=True):
-        """The text of token ids: (B, None) ragged or (B, T) dense gives (B,) strings; (T,) gives one string.
+        """The text of token ids: (B, None) ragged (or Python lists of any lengths) or (B, T) dense gives (B,)
+        strings; (T,) gives one string.
 
         With `skip_special_tokens` (the default) every special id but unk is dropped and the rest is detokenized as
         one sequence; without it each special id is written as its token string (`<pad>` included), so text with
         extra special tokens comes back as it was tokenized. Ids outside the vocabulary are an error.
         """
-        if not isinstance(ids, tf.RaggedTensor):
-            ids = tf.convert_to_tensor(ids)
+        if isinstance(ids, (list, tuple)) and ids and all(isinstance(row, (list, tuple)) for row in ids):
+            _require_integers(ids)
+            ids = tf.ragged.constant(ids, dtype=tf.int32, ragged_rank=1)  # rows of any lengths: a batch's to_list()
+        elif not isinstance(ids, tf.RaggedTensor):
+            ids = tf.convert_to_tensor(ids, tf.int32 if isinstance(ids, (list, tuple)) and not ids else None)  # []
+        if not ids.dtype.is_integer:
+            raise ValueError(f"ids of dtype {ids.dtype.name}: expected integer token ids.")
+        if ids.shape.rank not in (None, 1, 2):
+            raise ValueError(f"ids of shape {ids.shape}: expected (T,) for one text or (B, T) for a batch.")
         ids = tf.cast(ids, tf.int32)
         if ids.shape.rank == 1:
             return self.detokenize(ids[tf.newaxis], skip_special_tokens)[0]
@@ -196,3 +208,10 @@ class Tokenizer(keras.layers.Layer):
     def _detokenize(self, ids):
         raise NotImplementedError
 
+
+def _require_integers(rows):
+    """Refuses Python rows of ids that hold something other than integers (a float would be cut to an id)."""
+    for row in rows:
+        for token in row:
+            if isinstance(token, bool) or not isinstance(token, numbers.Integral):
+                raise ValueError(f"ids hold {token!r}: expected integer token ids.")
