@@ -135,6 +135,25 @@ def test_a_hugging_face_size_or_epsilon_out_of_range(hugging_face, change, expec
     assert refused(hugging_face) == expected
 
 
+
+# GPT2Backbone's config holds no layer-norm epsilon (KerasHub fixes it at 1e-5), so only its sizes can be out of range.
+@pytest.mark.parametrize("change, expected", [
+    ({"num_heads": 3}, "DIR/config.json: hidden_dim=32 is not divisible by num_heads=3"),
+    ({"num_heads": 0}, "DIR/config.json: num_heads=0 is invalid: expected a positive integer"),
+    ({"num_layers": -1}, "DIR/config.json: num_layers=-1 is invalid: expected a positive integer"),
+    ({"hidden_dim": -32}, "DIR/config.json: hidden_dim=-32 is invalid: expected a positive integer"),
+    ({"intermediate_dim": 0}, "DIR/config.json: intermediate_dim=0 is invalid: expected a positive integer"),
+    ({"vocabulary_size": 0}, "DIR/config.json: vocabulary_size=0 is invalid: expected a positive integer"),
+    ({"max_sequence_length": 64.0}, "DIR/config.json: max_sequence_length=64.0 is invalid: expected a positive "
+                                    "integer"),
+])
+def test_a_keras_hub_size_out_of_range(preset, change, expected):
+    config = json.loads((preset / "config.json").read_text())
+    config["config"].update(change)
+    (preset / "config.json").write_text(json.dumps(config))
+    assert refused(preset) == expected
+
+
 def test_a_corrupt_safetensors_file_is_named_and_convert_exits_2(hugging_face, tmp_path, capsys):
     from tfllm import cli
 

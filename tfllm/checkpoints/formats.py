@@ -95,3 +95,19 @@ def require_file(path, name):
     if not os.path.isfile(file_path):
         raise CheckpointError(f"{path} has no {name}: the checkpoint is incomplete")
     return file_path
+
+
+def require_setting(config_path, check, *arguments):
+    """`check(*arguments)`, a rule of `tfllm.checks`, whose `ValueError` becomes a `CheckpointError` naming
+    `config_path`: how both readers check a config's settings.
+
+    >>> from tfllm.checks import require_positive_int
+    >>> require_setting("preset/config.json", require_positive_int, "num_heads", 0)
+    Traceback (most recent call last):
+    ...
+    tfllm.checkpoints.formats.CheckpointError: preset/config.json: num_heads=0 is invalid: expected a positive integer
+    """
+    try:
+        return check(*arguments)
+    except ValueError as error:
+        raise CheckpointError(f"{config_path}: {str(error).rstrip('.')}") from None

@@ -19,7 +19,7 @@ value projections side by side, (D, 3 D), each then split into heads (D, H, Dh).
 import json
 import os
 
-from tfllm.checkpoints.formats import CONFIG, CheckpointError, read_config, require_file
+from tfllm.checkpoints.formats import CONFIG, CheckpointError, read_config, require_file, require_setting
 from tfllm.checkpoints.gpt2_checkpoint import (
     GPT2Checkpoint, gpt2_weight_shapes, require_shape, require_vocabulary_size)
 from tfllm.checks import require_divisible, require_positive_int, require_positive_number
@@ -101,8 +101,8 @@ def model_arguments(config, path):
     config = {**DEFAULTS, **config}
     config_path = os.path.join(path, CONFIG)
     sizes = _sizes(config, config_path)
-    epsilon = _require_setting(config_path, require_positive_number, "layer_norm_epsilon",
-                               config["layer_norm_epsilon"])
+    epsilon = require_setting(config_path, require_positive_number, "layer_norm_epsilon",
+                              config["layer_norm_epsilon"])
     activation = config["activation_function"]
     if not isinstance(activation, str) or activation not in ACTIVATIONS:
         raise CheckpointError(f"{config_path} has activation_function={activation!r}: expected one of "
@@ -124,21 +124,12 @@ def _sizes(config, config_path):
     for key in SIZES:
         if config.get(key) is None:
             raise CheckpointError(f"{config_path} lacks the GPT-2 setting {key} (an integer)")
-    sizes = {key: _require_setting(config_path, require_positive_int, key, config[key]) for key in SIZES}
-    _require_setting(config_path, require_divisible, "n_embd", sizes["n_embd"], "n_head", sizes["n_head"])
+    sizes = {key: require_setting(config_path, require_positive_int, key, config[key]) for key in SIZES}
+    require_setting(config_path, require_divisible, "n_embd", sizes["n_embd"], "n_head", sizes["n_head"])
     inner = config.get("n_inner")
-    sizes["n_inner"] = 4 * sizes["n_embd"] if inner is None else _require_setting(
+    sizes["n_inner"] = 4 * sizes["n_embd"] if inner is None else require_setting(
         config_path, require_positive_int, "n_inner", inner)
     return sizes
-
-
-def _require_setting(config_path, check, *arguments):
-    """`check(*arguments)`, a rule of `tfllm.checks`, whose `ValueError` becomes a `CheckpointError` naming
-    `config_path`."""
-    try:
-        return check(*arguments)
-    except ValueError as error:
-        raise CheckpointError(f"{config_path}: {str(error).rstrip('.')}") from None
 
 
 def hugging_face_shapes(arguments):

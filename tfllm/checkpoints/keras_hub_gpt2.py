@@ -18,15 +18,18 @@ dense` hold kernels (D, H, Dh) and biases (H, Dh) and `output_dense` (H, Dh, D) 
 import os
 import re
 
-from tfllm.checkpoints.formats import CheckpointError, read_config, require_file
+from tfllm.checkpoints.formats import CONFIG, CheckpointError, read_config, require_file, require_setting
 from tfllm.checkpoints.gpt2_checkpoint import (
     GPT2_ACTIVATION, GPT2Checkpoint, gpt2_weight_shapes, require_shape, require_vocabulary_size)
+from tfllm.checks import require_divisible, require_positive_int
 from tfllm.tokenizers.byte_pair_files import read_merges, read_vocabulary
 
 WEIGHTS = "model.weights.h5"
 VOCABULARY = os.path.join("assets", "tokenizer", "vocabulary.json")
 MERGES = os.path.join("assets", "tokenizer", "merges.txt")
 KERAS_HUB_LAYER_NORM_EPSILON = 1e-5  # GPT2Backbone's, fixed: its config does not carry it
+# GPT2Backbone's config keys, each a positive integer (max_sequence_length has a default, but presets always save it)
+SIZES = ("vocabulary_size", "num_layers", "num_heads", "hidden_dim", "intermediate_dim", "max_sequence_length")
 
 # tfllm's name below a block -> the group below a `transformer_decoder` and the index of the weight in its `vars`.
 _BLOCK_WEIGHTS = {
@@ -59,8 +62,9 @@ def read_keras_hub_gpt2(path):
     """The KerasHub GPT-2 preset in the directory `path`, as a `GPT2Checkpoint`.
 
     Raises:
-        CheckpointError: a missing file (named), a backbone of another class, a vocabulary whose size differs from
-            the embedding's rows, a missing weight or one of the wrong shape (the tensor's path, expected, got).
+        CheckpointError: a missing file (named), a backbone of another class, a missing size or one that is not a
+            positive integer, a num_heads that does not divide hidden_dim, a vocabulary whose size differs from the
+            embedding's rows, a missing weight or one of the wrong shape (the tensor's path, expected, got).
 
     Example (`tests/gpt2_checkpoints.py` writes a preset with KerasHub; here only its config.json):
 
@@ -91,14 +95,18 @@ def read_keras_hub_gpt2(path):
 
 
 def model_arguments(config, path):
-    """The `TransformerLM` arguments of a `GPT2Backbone` config."""
-    keys = ("vocabulary_size", "num_layers", "num_heads", "hidden_dim", "intermediate_dim", "max_sequence_length")
-    missing = [key for key in keys if not isinstance(config.get(key), int)]
-    if missing:
-        raise CheckpointError(f"{path}/config.json lacks the GPT2Backbone setting {missing[0]} (an integer)")
-    return {"vocab_size": config["vocabulary_size"], "num_layers": config["num_layers"],
-            "num_heads": config["num_heads"], "hidden_dim": config["hidden_dim"],
-            "intermediate_dim": config["intermediate_dim"], "max_sequence_length": config["max_sequence_length"],
+    """The `TransformerLM` arguments of a `GPT2Backbone` config, every size checked before a weight is read: each a
+    positive integer, and num_heads a divisor of hidden_dim, since each head gets hidden_dim / num_heads of the
+    width."""
+    config_path = os.path.join(path, CONFIG)
+    for key in SIZES:
+        if config.get(key) is None:
+            raise CheckpointError(f"{config_path} lacks the GPT2Backbone setting {key} (an integer)")
+    sizes = {key: require_setting(config_path, require_positive_int, key, config[key]) for key in SIZES}
+    require_setting(config_path, require_divisible, "hidden_dim", sizes["hidden_dim"], "num_heads", sizes["num_heads"])
+    return {"vocab_size": sizes["vocabulary_size"], "num_layers": sizes["num_layers"],
+            "num_heads": sizes["num_heads"], "hidden_dim": sizes["hidden_dim"],
+            "intermediate_dim": sizes["intermediate_dim"], "max_sequence_length": sizes["max_sequence_length"],
             "activation": GPT2_ACTIVATION, "layer_norm_epsilon": KERAS_HUB_LAYER_NORM_EPSILON}
 
 
@@ -110,7 +118,7 @@ def _read_weights(weights_path, arguments):
     with h5py.File(weights_path, "r") as file:
         blocks = _block_groups(file, weights_path)
         if len(blocks) != arguments["num_layers"]:
-            raise CheckpointError(f"{weights_path} has {len(blocks)} transformer_decoder layers: config.json says "
+            raise CheckpointError(f"{weights_path} has {len(blocks)} transformer_decoder layers: {CONFIG} says "
                                   f"num_layers={arguments['num_layers']}")
         locations = dict(_MODEL_WEIGHTS)
         for index, block in enumerate(blocks):
