@@ -57,7 +57,8 @@ def sft_dataset(pairs, tokenizer, sequence_length, batch_size, shuffle=True, see
     batch_size = require_positive_int("batch_size", batch_size)
     require_bos_and_eos(tokenizer, "sft_dataset")
     texts, learned = _segments(pairs, template)
-    _require_stop_tokens(template, tokenizer)
+    if template is not None and template.kind == "chat":
+        template.stop_token_ids(tokenizer)  # refused now, not by model.chat after training
     dataset = tf.data.Dataset.from_tensor_slices((tf.ragged.constant(texts), tf.ragged.constant(learned, tf.bool)))
     if shuffle:
         dataset = dataset.shuffle(len(texts), seed=seed, reshuffle_each_iteration=reshuffle_each_iteration)
@@ -82,15 +83,6 @@ def sft_dataset(pairs, tokenizer, sequence_length, batch_size, shuffle=True, see
 
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     return dataset.map(encode, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
-
-
-def _require_stop_tokens(template, tokenizer):
-    """Refuses a chat template whose stop tokens (`<end>`) are not special tokens of `tokenizer`: the model would
-    learn them as plain text, and `model.chat`, which stops at them, would refuse the model only after training."""
-    missing = [token for token in getattr(template, "stop_tokens", []) if token not in tokenizer.special_tokens]
-    if missing:
-        raise ValueError(f"the chat template's stop tokens {missing} are not special tokens of the tokenizer: make it "
-                         "with special_tokens=template.special_tokens.")
 
 
 def _segments(records, template):

@@ -180,6 +180,15 @@ class ChatTemplate:
         """The markers after the assistant's content: the model learns to write them, and generation stops there."""
         return _MARKER.findall(_split_at_content(self.assistant)[1])
 
+    def stop_token_ids(self, tokenizer):
+        """The ids of `stop_tokens` in `tokenizer`, whose special tokens they must be: as text, a model would learn
+        them as several tokens, and no single id would end its reply."""
+        missing = [token for token in self.stop_tokens if token not in tokenizer.special_tokens]
+        if missing:
+            raise ValueError(f"the chat template's stop tokens {missing} are not special tokens of the tokenizer: "
+                             "make it with special_tokens=template.special_tokens")
+        return [tokenizer.special_tokens[token] for token in self.stop_tokens]
+
     def format_prompt(self, messages):
         """The text of the conversation so far, ending with the assistant's prefix: what the model continues.
 

@@ -41,13 +41,7 @@ def chat_stop_token_ids(model):
     >>> chat_stop_token_ids(LSTMLM(263, hidden_dim=8, tokenizer=tokenizer, prompt_template=template))
     [2, 262]
     """
-    template = chat_template(model)
-    special_ids = model.tokenizer.special_tokens
-    missing = [token for token in template.stop_tokens if token not in special_ids]
-    if missing:
-        raise ValueError(f"the chat template's stop tokens {missing} are not special tokens of the model's tokenizer: "
-                         "train it with special_tokens=template.special_tokens")
-    return [model.tokenizer.eos_id] + [special_ids[token] for token in template.stop_tokens]
+    return [model.tokenizer.eos_id] + chat_template(model).stop_token_ids(model.tokenizer)
 
 
 def chat_max_new_tokens(model, conversations, max_new_tokens=None):
