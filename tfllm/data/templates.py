@@ -473,6 +473,16 @@ class TranslationTemplate:
         return template_from_config(config)
 
 
+def model_translation_template(model, caller="translate"):
+    """The model's `TranslationTemplate`; a `ValueError` naming `caller` for a model that was not trained to
+    translate (the one check of `CausalLM.translate` and of the translation memory's functions)."""
+    template = getattr(model, "prompt_template", None)
+    if template is None or template.kind != "translation":
+        raise ValueError(f"{caller} needs a model trained to translate (a TranslationTemplate as its prompt_template, "
+                         f"as `tfllm train --task translate` makes); this one has {template!r}")
+    return template
+
+
 def _assert_codes_in(codes, languages, role):
     """A graph check that each of the (B,) `languages` is one of the (L,) `codes`."""
     known = tf.reduce_any(tf.equal(languages[:, None], codes[None, :]), axis=1)  # (B, L) -> (B,)

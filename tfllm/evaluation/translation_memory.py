@@ -23,9 +23,9 @@ import numpy as np
 import tensorflow as tf
 
 from tfllm.checks import require_positive_int
+from tfllm.data.templates import model_translation_template
 from tfllm.evaluation import scoring
 from tfllm.evaluation.translation_baselines import NearestNeighbourRetrieval
-from tfllm.generation.translation import translation_template
 
 K = 8  # training pairs retrieved per text
 SIMILARITY_WEIGHT = 1.0
@@ -58,7 +58,7 @@ def candidate_log_likelihoods(model, sources, candidates, target, source=None):
     >>> bool(np.all(np.abs(forward + np.log(261)) < 0.5))  # about a uniform guess over 261 ids, per token
     True
     """
-    template = translation_template(model, "candidate_log_likelihoods")
+    template = model_translation_template(model, "candidate_log_likelihoods")
     source = template.source_language(target, source)
     counts = {len(row) for row in candidates}
     if len(candidates) != len(sources) or len(counts) != 1:
@@ -120,7 +120,7 @@ def memory_translations(model, retrieval, sources, k=None, similarity_weight=Non
     >>> memory_translations(model, memory, ["Thanks a lot", "zzz"], k=2, similarity_weight=100.0)  # similarity decides
     ['谢谢！', '晚安。']
     """
-    translation_template(model, "memory_translations")  # before the retrieval's work
+    model_translation_template(model, "memory_translations")  # before the retrieval's work
     k = K if k is None else require_positive_int("k", k)
     similarity_weight = SIMILARITY_WEIGHT if similarity_weight is None else float(similarity_weight)
     forward_weight = FORWARD_WEIGHT if forward_weight is None else float(forward_weight)

@@ -19,16 +19,6 @@ _EXTRA_TOKENS = 8
 _TAG_TOKENS = 3  # bos, the source's language tag, the target's
 
 
-def translation_template(model, caller="translate"):
-    """The model's `TranslationTemplate`; a `ValueError` naming `caller` for a model that was not trained to
-    translate (the one check of `CausalLM.translate` and of the translation memory's functions)."""
-    template = getattr(model, "prompt_template", None)
-    if template is None or template.kind != "translation":
-        raise ValueError(f"{caller} needs a model trained to translate (a TranslationTemplate as its prompt_template, "
-                         f"as `tfllm train --task translate` makes); this one has {template!r}")
-    return template
-
-
 def translate(model, template, texts, target, source=None, max_new_tokens=None, **generate_arguments):
     """`CausalLM.translate` for a model with a translation template (the arguments are documented there)."""
     source = template.source_language(target, source)

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfllm.checks import require_positive_int
-from tfllm.data.templates import template_from_config, wrap_prompts
+from tfllm.data.templates import model_translation_template, template_from_config, wrap_prompts
 from tfllm.evaluation import scoring
 from tfllm.generation import chat as chat_generation
 from tfllm.generation import text_generation, translation
@@ -397,7 +397,7 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
         ...
         ValueError: target language 'fr' is not one this model translates: expected one of ['en', 'zh']
         """
-        template = translation.translation_template(self)
+        template = model_translation_template(self)
         if memory is not None:
             if max_new_tokens is not None or sampler != "greedy" or num_beams or sampling:
                 raise ValueError("memory chooses among the memory's sentences and generates nothing: drop "
