@@ -59,6 +59,12 @@ def require_bos_and_eos(tokenizer, what):
     return tokenizer
 
 
+def is_chat_message(item):
+    """Whether `item` is a chat message, `{"role": ..., "content": ...}` (what generation refuses as a prompt and a
+    chat template formats)."""
+    return isinstance(item, dict) and "role" in item
+
+
 def require_rate(name, value):
     """Returns `value` as a float if it is a rate in [0, 1), else raises a `ValueError` naming `name`."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:

@@ -14,6 +14,7 @@ import warnings
 
 import tensorflow as tf
 
+from tfllm.checks import is_chat_message
 from tfllm.utf8 import utf8_bytes
 
 KINDS = ("fields", "chat", "translation")
@@ -523,7 +524,7 @@ def wrap_prompts(template, prompts):
     if template is None:
         return prompts
     is_conversation = template.kind == "chat" and isinstance(prompts, list) and bool(prompts) and all(
-        isinstance(message, dict) and "role" in message for message in prompts)
+        is_chat_message(message) for message in prompts)
     if isinstance(prompts, (str, dict)) or is_conversation:
         return template.format_prompt(prompts)
     if isinstance(prompts, (list, tuple)) and prompts and all(isinstance(prompt, (str, dict)) for prompt in prompts):

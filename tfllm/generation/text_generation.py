@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from tfllm.checks import require_int32, require_positive_int, require_token_ids
+from tfllm.checks import is_chat_message, require_int32, require_positive_int, require_token_ids
 from tfllm.generation.beam_search import BeamSampler
 from tfllm.generation.decode_loop import decode_steps
 from tfllm.generation.sampler_settings import get_sampler
@@ -419,18 +419,13 @@ def _as_token_lists(prompts):
     if isinstance(prompts, (tf.Tensor, np.ndarray)):
         return np.asarray(prompts).tolist()
     for index, ids in enumerate(prompts):
-        if _is_message(ids) or (isinstance(ids, (list, tuple)) and ids and _is_message(ids[0])):
+        if is_chat_message(ids) or (isinstance(ids, (list, tuple)) and ids and is_chat_message(ids[0])):
             raise ValueError("prompts hold a conversation (chat messages, dicts with a role and content): prompts are "
                              "text or token ids; a conversation goes to model.chat(messages), one at a time.")
         if not isinstance(ids, (list, tuple, np.ndarray)):
             raise ValueError(f"prompts[{index}] is {ids!r:.40}, not a prompt's token ids: token ids go in a list of "
                              "lists, one list per prompt ([[5, 6]] for one prompt).")
     return [list(ids) for ids in prompts]
-
-
-def _is_message(item):
-    """Whether `item` is a chat message, `{"role": ..., "content": ...}`."""
-    return isinstance(item, dict) and "role" in item
 
 
 def _fit_context(token_lists, max_new_tokens, limit):

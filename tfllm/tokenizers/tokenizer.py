@@ -1,10 +1,9 @@
 """The interface every tfllm tokenizer implements: text to token ids and back, in graph code."""
 
-import numbers
-
 import keras
 import tensorflow as tf
 
+from tfllm.checks import require_token_ids
 from tfllm.tokenizers.special_tokens import (
     check_special_tokens,
     detokenize_with_special_tokens,
@@ -152,7 +151,8 @@ class Tokenizer(keras.layers.Layer):
         extra special tokens comes back as it was tokenized. Ids outside the vocabulary are an error.
         """
         if isinstance(ids, (list, tuple)) and ids and all(isinstance(row, (list, tuple)) for row in ids):
-            _require_integers(ids)
+            for row in ids:
+                require_token_ids("ids", row, self.vocab_size)  # a float would be cut to an id
             ids = tf.ragged.constant(ids, dtype=tf.int32, ragged_rank=1)  # rows of any lengths: a batch's to_list()
         elif not isinstance(ids, tf.RaggedTensor):
             ids = tf.convert_to_tensor(ids, tf.int32 if isinstance(ids, (list, tuple)) and not ids else None)  # []
@@ -208,10 +208,3 @@ class Tokenizer(keras.layers.Layer):
     def _detokenize(self, ids):
         raise NotImplementedError
 
-
-def _require_integers(rows):
-    """Refuses Python rows of ids that hold something other than integers (a float would be cut to an id)."""
-    for row in rows:
-        for token in row:
-            if isinstance(token, bool) or not isinstance(token, numbers.Integral):
-                raise ValueError(f"ids hold {token!r}: expected integer token ids.")
