@@ -376,20 +376,6 @@ def test_finetune_takes_its_required_keys_by_flag_or_by_set(capsys):
                                  "finetune.KEY=VALUE)\n")
 
 
-def test_data_paths_are_recorded_absolute_and_names_stay_names(tmp_path, monkeypatch):
-    # A run recorded --corpus docs as typed: `tfllm evaluate RUN` from another directory then read another folder
-    # named docs, or none.
-    (tmp_path / "docs").mkdir()
-    (tmp_path / "notes.txt").write_text("x")
-    (tmp_path / "kjv").write_text("a local file named like the embedded corpus")
-    monkeypatch.chdir(tmp_path)
-    for typed, recorded in [("docs", tmp_path / "docs"), ("./notes.txt", tmp_path / "notes.txt"),
-                            ("docs/*.txt", tmp_path / "docs" / "*.txt"), ("./kjv", tmp_path / "kjv")]:
-        assert cli._absolute_data_path(typed) == os.fspath(recorded), typed
-    for name in ["kjv", "shakespeare", "hsk", "chatterbot", "qa", "missing.txt"]:
-        assert cli._absolute_data_path(name) == name
-
-
 def _train_until_checkpoint(config, run, at_least, send):
     """Starts `tfllm train` and sends `send` once its checkpoint reaches `at_least` steps; returns the exit code, the
     output, the error output and the command."""

@@ -38,7 +38,7 @@ import yaml
 import tfllm
 from tfllm.checks import require_int32, require_int_at_least, require_number_at_least, require_probability
 from tfllm.choices import STRATEGIES
-from tfllm.training.config import QUESTION_ANSWER_DATA, FinetuneConfig, RunConfig
+from tfllm.training.config import FinetuneConfig, RunConfig, absolute_data_path
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -496,7 +496,7 @@ def _train(args):
             raise BadInput(f"{name}={sections[name]!r} in {args.config} is invalid: expected a mapping of keys")
         sections[name] = {**sections.get(name, {}), **changes}
     if isinstance(sections.get("data"), dict) and "corpus" in sections["data"]:
-        sections["data"]["corpus"] = _absolute_data_path(sections["data"]["corpus"])
+        sections["data"]["corpus"] = absolute_data_path(sections["data"]["corpus"])
     config = RunConfig.from_dict(sections, fill_defaults=True)
     strategy = get_strategy(args.strategy, logical_cpus=args.logical_cpus)  # before any op: it may split the CPU
     config.validate(num_replicas=strategy.num_replicas_in_sync)
@@ -892,7 +892,7 @@ def _finetune(args):
     values = _command_line_values(args, {"finetune": FinetuneConfig}).get("finetune", {})
     _require_keys(values, "finetune", FinetuneConfig)
     if "data" in values:
-        values["data"] = _absolute_data_path(values["data"])
+        values["data"] = absolute_data_path(values["data"])
     config = FinetuneConfig.from_dict(values)
     strategy = get_strategy(args.strategy, logical_cpus=args.logical_cpus)
     parent = _existing_run(args.run_dir)
@@ -1055,22 +1055,6 @@ def _read_config_file(path):
     if not isinstance(values, dict):
         raise BadInput(f"--config {path} holds a {type(values).__name__}: expected sections model, data and train")
     return {name: dict(section) if isinstance(section, dict) else section for name, section in values.items()}
-
-
-def _absolute_data_path(value):
-    """A corpus or data path given on the command line (or in --config) as an absolute path, so that the run records
-    where its data is and later commands find it from any directory; names of tfllm's own data stay names (a local
-    file of such a name is `./NAME`, as `load_corpus` reads it)."""
-    from tfllm.data import CORPUS_NAMES, DIALOG_CORPUS_NAMES, PARALLEL_CORPUS_NAMES
-    from tfllm.data.files import has_glob_pattern
-
-    names = (*CORPUS_NAMES, *PARALLEL_CORPUS_NAMES, *DIALOG_CORPUS_NAMES, QUESTION_ANSWER_DATA)
-    if not isinstance(value, str) or value in names:
-        return value
-    expanded = os.path.expanduser(value)
-    if os.path.exists(expanded) or has_glob_pattern(value):
-        return os.path.abspath(expanded)
-    return value  # refused later, by name, as the path it is not
 
 
 def _corpus_name(corpus):

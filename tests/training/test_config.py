@@ -1,10 +1,19 @@
 import dataclasses
 import json
+import os
 
 import pytest
 
 from tfllm import choices
-from tfllm.training.config import DEFAULTS, DataConfig, FinetuneConfig, ModelConfig, RunConfig, TrainConfig
+from tfllm.training.config import (
+    DEFAULTS,
+    DataConfig,
+    FinetuneConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+    absolute_data_path,
+)
 
 
 @pytest.mark.parametrize("architecture", ["transformer", "lstm", "rnn"])
@@ -214,3 +223,17 @@ def test_a_config_written_before_later_keys_loads_as_it_ran():
     del recorded["train"]["steps"]
     with pytest.raises(ValueError, match="the config has no train.steps"):
         RunConfig.from_dict(recorded)
+
+
+def test_data_paths_are_recorded_absolute_and_names_stay_names(tmp_path, monkeypatch):
+    # A run recorded --corpus docs as typed: `tfllm evaluate RUN` from another directory then read another folder
+    # named docs, or none.
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "kjv").write_text("a local file named like the embedded corpus")
+    monkeypatch.chdir(tmp_path)
+    for typed, recorded in [("docs", tmp_path / "docs"), ("./notes.txt", tmp_path / "notes.txt"),
+                            ("docs/*.txt", tmp_path / "docs" / "*.txt"), ("./kjv", tmp_path / "kjv")]:
+        assert absolute_data_path(typed) == os.fspath(recorded), typed
+    for name in ["kjv", "shakespeare", "hsk", "chatterbot", "qa", "missing.txt"]:
+        assert absolute_data_path(name) == name

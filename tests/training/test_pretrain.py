@@ -290,11 +290,15 @@ def test_mixed_bfloat16_trains_and_restores_the_global_policy(verses, tmp_path):
     assert keras.config.dtype_policy().name == "float32"
 
 
-def test_gradient_accumulation_applies_one_update_per_two_steps(verses, tmp_path):
-    config = tiny_config(verses, "rnn", gradient_accumulation_steps=2, eval_every=6)
+def test_gradient_accumulation_applies_one_update_per_two_steps(verses, tmp_path, monkeypatch):
+    # The corpus is named relative to the working directory, as a user in its folder would name it: the run records
+    # its absolute path, so that `tfllm evaluate` finds it from anywhere (it recorded "verses.jsonl").
+    monkeypatch.chdir(os.path.dirname(verses))
+    config = tiny_config(os.path.basename(verses), "rnn", gradient_accumulation_steps=2, eval_every=6)
     result = pretrain(config, tmp_path / "run", verbose=0, peak_flops=PEAK_FLOPS)
     assert result.metrics["steps"] == 6 and result.history["steps"] == [1, 2, 3, 4, 5, 6]
     assert int(result.model.optimizer.iterations) == 3 == result.metrics["optimizer_updates"]
+    assert RunConfig.from_json(tmp_path / "run" / "config.json").data.corpus == os.fspath(verses)
 
 
 def test_mirrored_strategy_splits_the_global_batch_over_two_replicas(verses, tmp_path):

@@ -675,6 +675,27 @@ class FinetuneConfig(_Section):
                              "run trains a new head, so drop --lora-rank")
 
 
+def absolute_data_path(value):
+    """A corpus or data path as an absolute path, so that a run records where its data is and later commands find it
+    from any directory; names of tfllm's own data stay names (a local file of such a name is `./NAME`, as
+    `load_corpus` reads it), and a path that does not exist stays as given, to be refused by name.
+
+    >>> import os
+    >>> absolute_data_path("kjv"), absolute_data_path("qa"), absolute_data_path(".") == os.getcwd()
+    ('kjv', 'qa', True)
+    """
+    from tfllm.data import CORPUS_NAMES, DIALOG_CORPUS_NAMES, PARALLEL_CORPUS_NAMES
+    from tfllm.data.files import has_glob_pattern
+
+    names = (*CORPUS_NAMES, *PARALLEL_CORPUS_NAMES, *DIALOG_CORPUS_NAMES, QUESTION_ANSWER_DATA)
+    if not isinstance(value, str) or value in names:
+        return value
+    expanded = os.path.expanduser(value)
+    if os.path.exists(expanded) or has_glob_pattern(value):
+        return os.path.abspath(expanded)
+    return value
+
+
 def _data_defaults(values):
     """`values` with the missing data keys filled from `DEFAULTS`; the vocabulary size follows the tokenizer."""
     values = {**DEFAULTS["data"], **values}

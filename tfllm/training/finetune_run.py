@@ -37,7 +37,7 @@ from tfllm.data import QUESTION_ANSWER_TEMPLATE, PromptTemplate, load_texts, que
 from tfllm.data.records import read_records
 from tfllm.evaluation import evaluate_texts
 from tfllm.models.lora import merge_lora, parameter_counts
-from tfllm.training.config import QUESTION_ANSWER_DATA, FinetuneConfig
+from tfllm.training.config import QUESTION_ANSWER_DATA, FinetuneConfig, absolute_data_path
 from tfllm.training.finetune import continue_pretraining, supervised_finetune, train_classifier
 from tfllm.training.run_directory import HISTORY, METRICS, SAMPLES, RunDirectory, RunDirectoryError, load_run
 from tfllm.training.strategies import barrier, is_chief
@@ -65,7 +65,7 @@ def finetune_run(parent_dir, config, run_dir, overwrite=False, verbose=1, strate
 
     Args:
         parent_dir: a complete run directory (pretraining, or an earlier "continue" or "sft" fine-tuning).
-        config: a `FinetuneConfig`.
+        config: a `FinetuneConfig`. A data path relative to the working directory is recorded as an absolute path.
         run_dir: where the fine-tuned run goes; it must not exist (or be empty) unless `overwrite`.
         overwrite: replace a run already in `run_dir`.
         verbose: 0 silent, 1 progress bars.
@@ -100,6 +100,7 @@ def finetune_run(parent_dir, config, run_dir, overwrite=False, verbose=1, strate
     """
     started = time.perf_counter()
     strategy = strategy or tf.distribute.get_strategy()
+    config = dataclasses.replace(config, data=absolute_data_path(config.data))  # the run records where its data is
     config.validate(num_replicas=strategy.num_replicas_in_sync)
     writer = is_chief(strategy)
     run = RunDirectory(run_dir, "finetune")

@@ -56,7 +56,7 @@ from tfllm.training.callbacks import (
     StepCheckpoint,
     ThroughputCallback,
 )
-from tfllm.training.config import RunConfig
+from tfllm.training.config import RunConfig, absolute_data_path
 from tfllm.training.loss_curve import plot_loss_curve
 from tfllm.training.run_directory import HISTORY, METRICS, RunDirectory, RunDirectoryError
 from tfllm.training.tasks import task_of
@@ -123,7 +123,8 @@ def pretrain(config, run_dir, strategy=None, overwrite=False, verbose=1, callbac
     `train_run` and `write_results`.
 
     Args:
-        config: a `RunConfig`.
+        config: a `RunConfig`. A corpus path relative to the working directory is recorded as an absolute path
+            (`absolute_data_path`), so later commands find the corpus from any directory.
         run_dir: the run directory (see `tfllm.training.run_directory`).
         strategy: a `tf.distribute.Strategy`; the model, its optimizer and its variables are made in its scope and
             `fit` splits each global batch among its replicas. None uses the current strategy (the default one,
@@ -178,6 +179,8 @@ def pretrain(config, run_dir, strategy=None, overwrite=False, verbose=1, callbac
     tfllm.training.run_directory.RunDirectoryError: ...run holds a complete run: use overwrite=True (--overwrite) ...
     """
     started = time.perf_counter()
+    if absolute_data_path(config.data.corpus) != config.data.corpus:  # the run records where its corpus is
+        config = config.replace(data={"corpus": absolute_data_path(config.data.corpus)})
     opened = open_run(config, run_dir, strategy, overwrite, verbose)
     with _dtype_policy(config.train.precision):
         try:
