@@ -115,6 +115,8 @@ def require_texts(name, values):
     """
     if isinstance(values, str):
         raise ValueError(f"{name} is one string: expected a list of texts (wrap a single one as [{name}]).")
+    if not isinstance(values, Iterable):
+        raise ValueError(f"{name} is {values!r:.40}: expected a list of texts.")
     values = list(values)
     for index, value in enumerate(values):
         if not isinstance(value, str):
@@ -157,3 +159,14 @@ def require_directory_path(what, path):
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ValueError(f"{what} {path} cannot be written: {existing} is not writable.")
     return path
+
+
+def json_kind(value):
+    """The JSON name of a value `json.loads` gave, for errors about a file's content: "object", "array", "string",
+    "number", "boolean" or "null".
+
+    >>> [json_kind(value) for value in ({}, [], "", 1, 1.5, True, None)]
+    ['object', 'array', 'string', 'number', 'number', 'boolean', 'null']
+    """
+    kinds = ((bool, "boolean"), (dict, "object"), (list, "array"), (str, "string"), (numbers.Number, "number"))
+    return "null" if value is None else next(kind for python_type, kind in kinds if isinstance(value, python_type))

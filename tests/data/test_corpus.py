@@ -67,8 +67,40 @@ def test_load_texts_returns_a_fresh_list():
 def test_txt_file_in_a_folder_is_one_document_with_its_bytes_unchanged(tmp_path):
     data = b"  First line.\r\n\r\n\tSecond paragraph, caf\xc3\xa9.\n\n\n"
     _write(tmp_path / "notes" / "notes.txt", data)
-    assert _documents(load_corpus(str(tmp_path / "notes"))) == [data]
-    assert _documents(load_corpus(tmp_path / "notes")) == [data]  # a pathlib.Path works too
+    _write(tmp_path / "notes" / "other.txt", "Another note.")
+    assert _documents(load_corpus(str(tmp_path / "notes"))) == [data, b"Another note."]
+    assert _documents(load_corpus(tmp_path / "notes")) == [data, b"Another note."]  # a pathlib.Path works too
+
+
+def test_the_only_file_of_a_folder_or_glob_is_the_whole_corpus_and_is_cut_into_its_paragraphs(tmp_path):
+    # It was one document, so its validation split was empty, and the error's advice (a file is cut at blank
+    # lines) was false for it.
+    _write(tmp_path / "notes" / "notes.txt", "First paragraph.\n\nSecond paragraph.\n")
+    expected = [b"First paragraph.", b"Second paragraph.\n"]
+    assert load_texts(tmp_path / "notes") == expected
+    assert load_texts(str(tmp_path / "notes" / "*.txt")) == expected
+
+
+def test_lines_may_end_in_cr_lf_or_a_lone_cr(tmp_path):
+    # A file of lone CRs (classic Mac OS) was one paragraph: blank lines were found only between LFs.
+    for name, newline in (("lf", "\n"), ("crlf", "\r\n"), ("cr", "\r")):
+        data = newline.join(["One.", "Still one.", "", "Two.", " \t", "", "Three."])
+        assert load_texts(_write(tmp_path / f"{name}.txt", data)) == [
+            f"One.{newline}Still one.".encode(), b"Two.", b"Three."], name
+        jsonl = newline.join(['{"text": "a"}', '{"text": "b"}', "", '{"text": "c"}'])
+        assert load_texts(_write(tmp_path / f"{name}.jsonl", jsonl)) == [b"a", b"b", b"c"], name
+
+
+def test_a_glob_reads_each_file_once_and_skips_links_to_nothing(tmp_path):
+    # `notes/**` matched the folders and the files in them: each file was read twice or more, and a link to a
+    # missing file failed with a bare FileNotFoundError.
+    _write(tmp_path / "notes" / "a.txt", "A doc")
+    _write(tmp_path / "notes" / "deep" / "b.txt", "B doc")
+    (tmp_path / "notes" / "link.txt").symlink_to(tmp_path / "notes" / "a.txt")
+    (tmp_path / "notes" / "gone.txt").symlink_to(tmp_path / "missing.txt")
+    assert load_texts(str(tmp_path / "notes" / "**")) == [b"A doc", b"B doc"]
+    assert load_texts(str(tmp_path / "notes" / "*.txt")) == [b"A doc"]
+    assert load_texts(tmp_path / "notes") == [b"A doc", b"B doc"]  # a folder skips the link to nothing too
 
 
 def test_a_file_named_as_the_corpus_is_cut_into_its_paragraphs_so_it_splits(tmp_path):
@@ -97,9 +129,10 @@ def test_file_in_a_folder_of_exactly_1_mib_stays_one_document_one_byte_more_is_c
     data = (b"x" * 1022 + b"\n\n") * 1024
     assert len(data) == files.LARGE_FILE_BYTES
     _write(tmp_path / "folder" / "edge.txt", data)
-    assert load_texts(tmp_path / "folder") == [data]
+    _write(tmp_path / "folder" / "other.txt", "other")  # not alone: the only file is cut whatever its size
+    assert load_texts(tmp_path / "folder") == [data, b"other"]
     _write(tmp_path / "folder" / "edge.txt", data + b"y")
-    assert load_texts(tmp_path / "folder") == [b"x" * 1022] * 1024 + [b"y"]
+    assert load_texts(tmp_path / "folder") == [b"x" * 1022] * 1024 + [b"y", b"other"]
 
 
 def test_folder_is_read_recursively_in_sorted_order(tmp_path):

@@ -1,12 +1,14 @@
 """Dialogs: the chatterbot-corpus in English and Chinese, the user's JSONL and CSV files, one split rule, errors."""
 
 import json
+import re
 
 import pytest
 
 from tfllm.data.cleaning import clean_text
 from tfllm.data.dialogs import detect_language, dialog_exchanges, dialog_texts, load_dialogs
 from tfllm.data.splits import SPLITS, split_of
+from tfllm.evaluation import reply_language
 
 
 def _roles(dialog):
@@ -44,7 +46,7 @@ def test_chatterbot_counts_languages_and_alternation():
         assert all(m["content"] == m["content"].strip() and m["content"] for m in dialog["messages"])
     # Multi-turn conversations are kept whole, and every Chinese dialog holds Chinese characters.
     assert max(len(d["messages"]) for d in both) == 26
-    assert all(detect_language(_first_user_turn(d) + d["messages"][1]["content"]) == "zh" for d in chinese)
+    assert all(re.search("[\u4e00-\u9fff]", _first_user_turn(d) + d["messages"][1]["content"]) for d in chinese)
 
 
 def test_chatterbot_results_are_fresh_copies():
@@ -73,7 +75,7 @@ def test_jsonl_messages_round_trip_with_system_and_detected_language(tmp_path):
         {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": " Hi "},
                       {"role": "assistant", "content": "Hello!"}], "language": "en"},
         _chat("天气如何？", "今天天气很好。", "谢谢！"),
-        _chat("How do you say 谢谢?", "Thank you."),
+        _chat("How do you say 谢谢?", "Thank you."),  # English, asking about a Chinese word
         _chat("What is 2+2?", "4"),
     ]
     path = _jsonl(tmp_path, *records)
@@ -81,10 +83,51 @@ def test_jsonl_messages_round_trip_with_system_and_detected_language(tmp_path):
     assert dialogs[0]["messages"][1] == {"role": "user", "content": "Hi"}
     assert _roles(dialogs[0]) == ["system", "user", "assistant"]
     assert dialogs[1] == {"messages": records[1]["messages"], "language": "zh"}
-    assert [d["language"] for d in dialogs] == ["en", "zh", "zh", "en"]
-    assert load_dialogs(str(path), languages="en") == [dialogs[0], dialogs[3]]
+    assert [d["language"] for d in dialogs] == ["en", "zh", "en", "en"]
+    assert load_dialogs(str(path), languages="en") == [dialogs[0], dialogs[2], dialogs[3]]
     kept = {d["messages"][1]["content"] for name in SPLITS for d in _or_empty(path, name)}
     assert kept == {d["messages"][1]["content"] for d in dialogs}
+
+
+def test_a_dialog_is_labelled_with_the_language_the_metric_reads_in_its_user_turns(tmp_path):
+    # Any ideograph made a dialog Chinese, so the reference replies of "What does 你好 mean?" were scored as replies
+    # in the wrong language by chat_scores, whose reply_language goes by the majority.
+    questions = ["What does 你好 mean?", "我用 Python", "今天天气很好", "OK 好", "42"]
+    dialogs = load_dialogs(_jsonl(tmp_path, *[_chat(question, "Answer.") for question in questions]))
+    assert [d["language"] for d in dialogs] == ["en", "zh", "zh", "zh", "en"]
+    assert [reply_language(question) for question in questions[:3]] == ["en", "zh", "zh"]
+    assert detect_language("OK 好") == "zh" and reply_language("OK 好") is None  # an even mix: any ideograph
+
+
+def test_dialogs_that_share_any_user_turn_land_in_one_split(tmp_path):
+    # Only the first user turns were kept apart: a question asked second in a test dialog could open a training one.
+    follow_up = "How are you?"
+    openings = [f"Question {index}" for index in range(40)]
+    by_own_hash = {split: [q for q in openings if split_of(q) == split] for split in SPLITS}
+    held_out = (by_own_hash["validation"] + by_own_hash["test"])[0]
+    trained = by_own_hash["train"][0]
+    records = [_chat(opening, "Fine.") for opening in openings] + [
+        _chat(held_out, "Hello.", follow_up, "Fine."), _chat(follow_up, "Good, thanks."), _chat(trained, "Yes.")]
+    path = _jsonl(tmp_path, *records)
+    splits = {split: _or_empty(path, split) for split in SPLITS}
+    questions = {split: {m["content"] for d in dialogs for m in d["messages"] if m["role"] == "user"}
+                 for split, dialogs in splits.items()}
+    assert not questions["train"] & (questions["validation"] | questions["test"])
+    assert not questions["validation"] & questions["test"]
+    assert sum(map(len, splits.values())) == len(records)
+    # The group's split is that of its smallest first user turn ("How are you?" < "Question ..."), not held_out's own.
+    assert split_of(held_out) != split_of(follow_up) and {held_out, follow_up} <= questions[split_of(follow_up)]
+    assert trained in questions["train"]  # a dialog that shares nothing keeps the split of its first turn
+    # The split of every dialog is the same whatever the languages asked and the order of the lines.
+    assert _or_empty(_jsonl(tmp_path, *records[::-1], name="reversed.jsonl"), "train")[::-1] == splits["train"]
+
+
+def test_a_lone_surrogate_is_named_with_its_file_and_line(tmp_path):
+    # A JSON escape "\ud800" is half a character, which no UTF-8 text holds: the split's hash failed on it with a
+    # UnicodeEncodeError naming neither.
+    path = _write(tmp_path / "dialogs.jsonl", json.dumps(_chat("a", "b")) + "\n" + json.dumps(_chat("Hi \ud800", "b")))
+    with pytest.raises(ValueError, match=r"dialogs\.jsonl, line 2: message 0 \(user\) holds a lone surrogate"):
+        load_dialogs(path, split="train")
 
 
 def _or_empty(path, split):
@@ -124,7 +167,7 @@ def test_question_answer_files_become_two_turn_dialogs(tmp_path):
      r", line 3: the language 'fr' is not one of \('en', 'zh'\)"),
     ('{"question": "a"}', r", line 3: the fields are \['question'\]; expected 'messages'"),
     ('{"question": "a", "answer": ""}', r", line 3: the answer is ''; expected a non-empty string"),
-    ('["a", "b"]', r", line 3: a JSON list; expected an object"),
+    ('["a", "b"]', r", line 3: a JSON array; expected an object"),
 ])
 def test_jsonl_errors_name_the_file_and_line(tmp_path, line, match):
     path = _write(tmp_path / "dialogs.jsonl", json.dumps(_chat("a", "b")) + "\n\n" + line + "\n")

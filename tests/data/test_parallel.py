@@ -155,6 +155,19 @@ def test_a_pair_of_line_aligned_files(tmp_path):
     assert parallel_texts(load_parallel_corpus([str(english), str(chinese)]), "zh") == ["我是学生。", "他在这儿。"]
 
 
+def test_lines_may_end_in_cr_lf_or_a_lone_cr(tmp_path):
+    # Lone CRs were not line breaks: three pairs of a TSV became one ("嗨。\rGo." on the Chinese side), silently.
+    for name, newline in (("lf", "\n"), ("crlf", "\r\n"), ("cr", "\r")):
+        table = tmp_path / f"{name}.tsv"
+        table.write_bytes(newline.join(["Hi.\t嗨。", "Go.\t走。", "", "Thanks.\t谢谢。", ""]).encode())
+        assert [(p["en"], p["zh"], p["ref"]) for p in load_parallel_corpus(table)] == [
+            ("Hi.", "嗨。", f"{table}:1"), ("Go.", "走。", f"{table}:2"), ("Thanks.", "谢谢。", f"{table}:4")], name
+        english, chinese = tmp_path / f"{name}.en", tmp_path / f"{name}.zh"
+        english.write_bytes(newline.join(["Hi.", "Go."]).encode())
+        chinese.write_bytes(newline.join(["嗨。", "走。", ""]).encode())
+        assert parallel_texts(load_parallel_corpus((english, chinese)), "zh") == ["嗨。", "走。"], name
+
+
 def _bad_inputs(tmp_path):
     """(call arguments, exception, message pattern) for each kind of bad input."""
     good = _write_lines(tmp_path / "good.tsv", ["Hi.\t嗨。"])
@@ -166,6 +179,8 @@ def _bad_inputs(tmp_path):
     english = _write_lines(tmp_path / "a.en", ["Hi.", "Run!", "Wait."])
     chinese = _write_lines(tmp_path / "a.zh", ["嗨。", "跑！"])
     gap = _write_lines(tmp_path / "gap.zh", ["嗨。", "", "等等。"])
+    surrogate = _write_lines(tmp_path / "surrogate.jsonl",
+                             ['{"en": "Hi.", "zh": "嗨。"}', '{"en": "Hi \\ud800", "zh": "嗨"}'])  # a JSON escape
     not_utf8 = tmp_path / "latin1.tsv"
     not_utf8.write_bytes("Hi.\t嗨。\n".encode() + b"Caf\xe9\t\xe5\x92\x96\n")  # a Latin-1 "é" on line 2
     esc = re.escape
@@ -180,6 +195,7 @@ def _bad_inputs(tmp_path):
         (((english, chinese),), ValueError, r"a\.en' has 3 lines, '.*a\.zh' has 2"),
         (((english, gap),), ValueError, rf"{esc(str(gap))}, line 2: empty, but line 2 of .*a\.en is not"),
         ((not_utf8,), ValueError, rf"{esc(str(not_utf8))}, line 2: not valid UTF-8"),
+        ((surrogate,), ValueError, rf"{esc(str(surrogate))}, line 2: the English side holds a lone surrogate"),
         ((tmp_path,), ValueError, r"is a folder"),
         ((good,), ValueError, r"split='dev' is not one of", {"split": "dev"}),
         ((good,), ValueError, r"include_glosses=True needs the corpus 'hsk'", {"include_glosses": True}),

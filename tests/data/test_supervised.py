@@ -84,6 +84,15 @@ def test_bad_jsonl_names_the_file_and_line(tmp_path, content, message):
         sft_dataset(str(path), TOKENIZER, 8, 2)
 
 
+def test_a_csv_error_names_the_line_of_the_file_whatever_its_suffix_case(tmp_path):
+    # The line was counted in rows: blank lines and a cell of two lines put it 2 lines early; "PAIRS.CSV" was
+    # read as JSON lines.
+    path = tmp_path / "PAIRS.CSV"
+    path.write_text('prompt,completion\n\na,b\n"two\nlines",c\n\nd\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"PAIRS\.CSV, line 7: the field 'completion' is missing"):
+        sft_dataset(str(path), TOKENIZER, 8, 2)
+
+
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere.jsonl does not exist"):
         sft_dataset(str(tmp_path / "nowhere.jsonl"), TOKENIZER, 8, 2)

@@ -88,6 +88,12 @@ def test_chat_scores_errors_name_what_was_wrong():
         chat_scores("a", ["a"], ["en"])
     with pytest.raises(ValueError, match=r"references\[0\] is a NoneType: expected a str"):
         chat_scores(["a"], [None], ["en"])
+    # These were TypeErrors from deep inside ("'NoneType' object is not iterable").
+    for languages in (None, "en"):
+        with pytest.raises(ValueError, match=r"languages is .*: expected the language of each question, a list of"):
+            chat_scores(["a"], ["a"], languages)
+    with pytest.raises(ValueError, match=r"^references is None: expected a list of texts"):
+        chat_scores(["a"], None, ["en"])
 
 
 def test_exact_match_normalizes_whitespace_and_accepts_any_taught_answer():
@@ -106,6 +112,8 @@ def test_exact_match_refuses_a_bare_string_for_a_list_of_accepted_answers():
         exact_match(["b"], "b")
     with pytest.raises(ValueError, match=r"^replies is one string"):
         exact_match("b", [["b"]])
+    with pytest.raises(ValueError, match=r"^accepted\[0\] is None: expected a list of texts"):
+        exact_match(["b"], [None])
     assert exact_match(["b"], [["abc"]]) == 0.0 and exact_match(["abc"], [("abc",)]) == 1.0
 
 

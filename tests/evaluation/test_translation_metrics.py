@@ -48,6 +48,8 @@ def test_errors_name_what_was_wrong():
         translation_scores([], [], "en")
     with pytest.raises(ValueError, match=r"target_language='fr' is invalid: expected one of 'en', 'zh'"):
         translation_scores(ENGLISH_HYPOTHESES, ENGLISH_REFERENCES, "fr")
+    with pytest.raises(ValueError, match=r"target_language=\['zh'\] is invalid"):  # was "unhashable type: 'list'"
+        translation_scores(ENGLISH_HYPOTHESES, ENGLISH_REFERENCES, ["zh"])
     with pytest.raises(ValueError, match="references is one string"):
         translation_scores(["Hello."], "Hello.", "en")
     with pytest.raises(ValueError, match=r"hypotheses\[1\] is a NoneType: expected a str"):

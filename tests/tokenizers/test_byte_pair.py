@@ -259,7 +259,7 @@ def test_from_files_skips_the_version_header_and_blank_lines_only(tmp_path):
     [
         (None, "a b\n", "vocabulary file .*missing.json does not exist"),
         ("{\"a\": 0,", "a b\n", r"vocabulary file .*vocab.json is not valid JSON: line 1 column 9"),
-        ("[\"a\", \"b\"]", "a b\n", r"vocab.json holds a JSON list: expected an object"),
+        ("[\"a\", \"b\"]", "a b\n", r"vocab.json holds a JSON array: expected an object"),
         ("TOY", "#version: 0.2\na b\na b c\n", r"merges file .*merges.txt line 3 is 'a b c': expected two symbols"),
         ("TOY", "#version: 0.2\nab\n", r"merges.txt line 2 is 'ab': expected two symbols"),
         ("TOY", "a b\nab z\n", r"merges.txt line 2 is 'ab z', but 'abz' is not in the vocabulary"),

@@ -7,8 +7,9 @@ The built-in corpus is the PyPI package `chatterbot-corpus` (BSD 3-Clause Licens
 short conversations on general topics, 2,025 in English and 467 in Simplified Chinese. Each conversation is one
 dialog, kept whole however many turns it has; its turns alternate user and assistant, starting with the user.
 
-Every source follows one split rule: `split_of` of the first user turn's text, so a question that opens several
-dialogs never lands on both sides of a split, and every machine gets the same split.
+Every source follows one split rule: dialogs that share a user turn, directly or through a chain of such dialogs, form
+one group, and the group takes the split of its smallest first user turn (`tfllm.data.splits.linked_splits`). So no
+question is on both sides of a split, and every machine gets the same split.
 """
 
 import csv
@@ -16,13 +17,13 @@ import functools
 import importlib.resources
 import io
 import os
-import re
 
 import yaml
 
-from tfllm.data.files import jsonl_objects, read_utf8_text
+from tfllm.data.files import is_unicode_text, jsonl_objects, read_utf8_text
+from tfllm.data.languages import detect_language
 from tfllm.data.parallel import LANGUAGES
-from tfllm.data.splits import check_split, split_of
+from tfllm.data.splits import check_split, linked_splits
 
 DIALOG_CORPUS_NAMES = ("chatterbot",)
 ROLES = ("system", "user", "assistant")
@@ -31,8 +32,6 @@ DIALOG_SUFFIXES = (".jsonl", ".csv")
 QUESTION_ANSWER_FIELDS = (("question", "answer"), ("prompt", "completion"))
 
 _CHATTERBOT_FOLDERS = {"en": "english", "zh": "chinese"}
-# CJK unified ideographs: the basic block, extension A, the compatibility block and extensions B to H.
-_CJK_IDEOGRAPH = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
 
 
 def load_dialogs(name_or_path="chatterbot", languages=LANGUAGES, split=None):
@@ -50,11 +49,12 @@ def load_dialogs(name_or_path="chatterbot", languages=LANGUAGES, split=None):
               `{"prompt", "completion"}`), which becomes a dialog of one user and one assistant turn.
             - A `.csv` file of question/answer pairs: a header row with `question` and `answer` (or `prompt` and
               `completion`) columns and an optional `language` column.
-            A file's dialog without a `"language"` is `"zh"` if its user turns hold a CJK ideograph, else `"en"`.
+            A file's dialog without a `"language"` is that of its user turns (`tfllm.data.languages.detect_language`:
+            mostly Chinese ideographs or mostly words of Latin letters).
         languages: The languages to keep, a non-empty subset of `("en", "zh")` (or one of them as a string); the
             dialogs come in the order of the source, and for `"chatterbot"` language after language in this order.
-        split: None for everything, or `"train"`, `"validation"` or `"test"`: about 90/5/5 by `split_of` of each
-            dialog's first user turn.
+        split: None for everything, or `"train"`, `"validation"` or `"test"`: about 90/5/5 by the hash of each
+            dialog's first user turn, dialogs that share a user turn kept together (see the module docstring).
 
     Returns:
         A non-empty list of dialogs.
@@ -77,10 +77,16 @@ def load_dialogs(name_or_path="chatterbot", languages=LANGUAGES, split=None):
     check_split(split)
     languages = _check_languages(languages)
     if _is_name(name_or_path):
-        dialogs = [_dialog(turns, language) for language in languages for turns in _chatterbot_conversations(language)]
+        dialogs = [_dialog(turns, language) for language in LANGUAGES for turns in _chatterbot_conversations(language)]
+        order = [(language,) for language in languages]  # language after language
     else:
-        dialogs = [dialog for dialog in _read_dialogs(name_or_path) if dialog["language"] in languages]
-    chosen = [dialog for dialog in dialogs if split is None or split_of(_first_user_turn(dialog)) == split]
+        dialogs = _read_dialogs(name_or_path)
+        order = (languages,)  # the file's order
+    # The split of every dialog of the source, whatever the languages asked: a group may hold both.
+    splits = linked_splits([_first_user_turn(dialog) for dialog in dialogs],
+                           [[m["content"] for m in dialog["messages"] if m["role"] == "user"] for dialog in dialogs])
+    chosen = [dialog for kept in order for dialog, dialog_split in zip(dialogs, splits)
+              if dialog["language"] in kept and split in (None, dialog_split)]
     if not chosen:
         raise ValueError(
             f"no dialogs of {name_or_path!r} in the languages {languages} and the split {split!r}: use split=None, "
@@ -120,15 +126,6 @@ def dialog_exchanges(dialogs):
                 exchanges.append({"context": [dict(before) for before in messages[:index]],
                                   "reply": message["content"], "language": dialog["language"]})
     return exchanges
-
-
-def detect_language(text):
-    """`"zh"` if `text` holds a CJK ideograph (Chinese characters, Simplified or Traditional), else `"en"`.
-
-    >>> detect_language("今天天气很好。"), detect_language("The weather is fine."), detect_language("我用 Python")
-    ('zh', 'en', 'zh')
-    """
-    return "zh" if _CJK_IDEOGRAPH.search(text) else "en"
 
 
 def _check_languages(languages):
@@ -265,6 +262,9 @@ def _check_messages(messages):
             raise ValueError(f"message {index} ({role}) has content of type {kind}; expected a string")
         if not content.strip():
             raise ValueError(f"message {index} ({role}) has an empty content")
+        if not is_unicode_text(content):
+            raise ValueError(f"message {index} ({role}) holds a lone surrogate (half of a UTF-16 pair, as a JSON escape "
+                             "such as \\ud800 writes it), which is not text")
         checked.append({"role": role, "content": content.strip()})
     roles = [message["role"] for message in checked]
     turns = roles[1:] if roles[0] == "system" else roles

@@ -3,17 +3,19 @@
 Rules, decided once for every corpus read from disk:
 
 - A `.txt` or `.md` file in a folder or a glob is one document, its bytes as they are. A file named directly (of
-  any name), the whole corpus, and a file in a folder larger than `LARGE_FILE_BYTES` (1 MiB) are cut into
-  documents at blank lines (a line break followed by lines holding only spaces or tabs), so that a single file
-  still has train, validation and test documents (its paragraphs); the blank lines themselves are dropped,
-  everything else is kept byte for byte.
+  any name), the only file of a folder or glob (the whole corpus), and a file in a folder larger than
+  `LARGE_FILE_BYTES` (1 MiB) are cut into documents at blank lines (a line break followed by lines holding only
+  spaces or tabs; a line break is LF, CR LF or a lone CR), so that a single file still has train, validation and
+  test documents (its paragraphs); the blank lines themselves are dropped, everything else is kept byte for byte.
 - A `.jsonl` file holds one JSON object per line with a string field `"text"`: one document per line (the UTF-8
   bytes of the string). Lines that are empty or only whitespace are skipped.
 - A folder is searched recursively for `.txt`, `.md` and `.jsonl` files (case-insensitive suffix), skipping hidden
-  files and folders (names starting with "."); files are read in sorted order of their path relative to the
-  folder, compared folder by folder (`a/z.txt` comes before `a.txt`, which comes before `b.txt`).
+  files and folders (names starting with ".") and links to nothing; files are read in sorted order of their path
+  relative to the folder, compared folder by folder (`a/z.txt` comes before `a.txt`, which comes before `b.txt`),
+  each file once (a link to a file read already is skipped).
 - A glob (a path with `*`, `?` or `[`; `**` recurses) keeps the `.txt`, `.md` and `.jsonl` files it matches, and
-  the files of the folders it matches, in sorted order.
+  the files of the folders it matches, in sorted order, each file once (however many paths lead to it: a folder
+  and the files in it, links); a match that is not a file (a link to nothing) is skipped, as in a folder.
 - Bytes are never decoded or changed: a byte tokenizer must see them as they are. A file that is not valid UTF-8
   gives one `UnicodeWarning` naming the file (and where the first bad byte is) and is loaded anyway.
 - Empty documents (no bytes, or only whitespace) are dropped; a corpus left with no document is an error.
@@ -26,10 +28,15 @@ import pathlib
 import re
 import warnings
 
+from tfllm.checks import json_kind
+
 SUFFIXES = (".txt", ".md", ".jsonl")
 LARGE_FILE_BYTES = 1 << 20
 
-_BLANK_LINES = re.compile(rb"\r?\n(?:[ \t\f\v\r]*\n)+")
+_LINE_BREAK = r"(?:\r\n|\r(?!\n)|\n)"  # a CR LF is one line break, never a CR and then an LF
+_BLANK_LINES = re.compile(rf"{_LINE_BREAK}(?:[ \t\f\v]*{_LINE_BREAK})+".encode())
+_LINE_BREAKS = re.compile(_LINE_BREAK)
+_LINE_BREAKS_BYTES = re.compile(_LINE_BREAK.encode())
 _GLOB_CHARACTERS = ("*", "?", "[")
 
 
@@ -64,10 +71,10 @@ def read_documents(path):
     [b'first', b'also first', b'second']
     """
     files = _files(path)
-    named_directly = len(files) == 1 and files[0] == pathlib.Path(os.path.expanduser(os.fspath(path)))
     documents = []
     for file in files:
-        documents.extend(document for document in _read_file(file, named_directly) if _has_text(document))
+        documents.extend(document for document in _read_file(file, whole_corpus=len(files) == 1)
+                         if _has_text(document))
     if not documents:
         if len(files) == 1:
             raise ValueError(f"the corpus file {os.fspath(files[0])!r} is empty: it holds no text")
@@ -85,20 +92,30 @@ def _files(path):
         for match in map(pathlib.Path, matches):
             if match.is_dir():
                 files.extend(_folder_files(match))
-            elif match.suffix.lower() in SUFFIXES:
+            elif match.suffix.lower() in SUFFIXES and match.is_file():
                 files.append(match)
+        files = _each_once(files)
         if not files:
             raise ValueError(f"the glob {text!r} matches no {'/'.join(SUFFIXES)} file")
         return files
     path = pathlib.Path(text)
     if path.is_dir():
-        files = _folder_files(path)
+        files = _each_once(_folder_files(path))
         if not files:
             raise ValueError(f"the folder {text!r} holds no {'/'.join(SUFFIXES)} file (searched recursively)")
         return files
     if not path.exists():
         raise FileNotFoundError(f"the corpus path {text!r} does not exist")
     return [path]
+
+
+def _each_once(files):
+    """`files` without the repeats of a file reached by several paths (a folder and the files in it, links): the
+    first path to each real file."""
+    first = {}
+    for file in files:
+        first.setdefault(os.path.realpath(file), file)
+    return list(first.values())
 
 
 def _folder_files(folder):
@@ -128,8 +145,33 @@ def read_utf8_text(path):
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
+        line = len(_LINE_BREAKS_BYTES.split(data[: error.start]))
         raise ValueError(f"{path}, line {line}: not valid UTF-8 (byte {data[error.start]:#04x})") from None
+
+
+def text_lines(text):
+    """The lines of a text, split at every line break (LF, CR LF or a lone CR, as files from any system end their
+    lines), without the breaks; a last line break ends the last line rather than starting an empty one.
+
+    >>> text_lines("Hi.\\t嗨。\\r\\nGo.\\t走。\\rThanks.\\n"), text_lines("")
+    (['Hi.\\t嗨。', 'Go.\\t走。', 'Thanks.'], [])
+    """
+    lines = _LINE_BREAKS.split(text)
+    return lines[:-1] if lines[-1] == "" else lines
+
+
+def is_unicode_text(text):
+    """Whether a `str` is text that UTF-8 can write: no lone surrogate (half of a UTF-16 pair, which a JSON escape
+    such as "\\ud800" can put in a string).
+
+    >>> is_unicode_text("天气 🙂"), is_unicode_text("\\ud800")
+    (True, False)
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def jsonl_objects(path, text):
@@ -141,9 +183,9 @@ def jsonl_objects(path, text):
     >>> list(jsonl_objects("pairs.jsonl", '["Hi"]'))
     Traceback (most recent call last):
     ...
-    ValueError: pairs.jsonl, line 1: a JSON list; expected an object
+    ValueError: pairs.jsonl, line 1: a JSON array; expected an object
     """
-    for number, line in enumerate(text.split("\n"), start=1):
+    for number, line in enumerate(text_lines(text), start=1):
         if not line.strip():
             continue
         try:
@@ -151,7 +193,7 @@ def jsonl_objects(path, text):
         except json.JSONDecodeError as error:
             raise ValueError(f"{path}, line {number}: not valid JSON ({error.msg} at column {error.colno})") from None
         if not isinstance(record, dict):
-            raise ValueError(f"{path}, line {number}: a JSON {type(record).__name__}; expected an object")
+            raise ValueError(f"{path}, line {number}: a JSON {json_kind(record)}; expected an object")
         yield number, record
 
 
@@ -160,12 +202,12 @@ def _has_text(document):
     return bool(document.decode("utf-8", errors="replace").strip())
 
 
-def _read_file(file, named_directly=False):
+def _read_file(file, whole_corpus=False):
     data = file.read_bytes()
     if file.suffix.lower() == ".jsonl":
         return _jsonl_documents(file, data)
     _warn_if_not_utf8(file, data)
-    if named_directly or len(data) > LARGE_FILE_BYTES:
+    if whole_corpus or len(data) > LARGE_FILE_BYTES:
         return _BLANK_LINES.split(data)
     return [data]
 
@@ -175,7 +217,7 @@ def _jsonl_documents(file, data):
     if data.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark is not JSON
         data = data[3:]
     documents = []
-    for number, line in enumerate(data.split(b"\n"), start=1):
+    for number, line in enumerate(_LINE_BREAKS_BYTES.split(data), start=1):
         if not line.strip():
             continue
         # surrogateescape carries bytes that are not UTF-8 through json and back unchanged.

@@ -5,9 +5,9 @@ reported (with the file and the line) before any training starts.
 
 The split keeps test and validation sentences out of training on both sides. Pairs that share their English text
 or their Chinese text, directly or through a chain of such pairs, form one group, and a whole group goes to one
-split: `split_of(zh + "\\t" + en)` of the group's smallest pair (comparing `(zh, en)` by code point). So no English
-and no Chinese text of the validation or test split appears in training, and a pair's split depends only on the
-texts of its group, never on the order of the lines or on the other groups.
+split: that of the group's smallest `zh + "\\t" + en` (by code point; `tfllm.data.splits.linked_splits`). So no
+English and no Chinese text of the validation or test split appears in training, and a pair's split depends only on
+the texts of its group, never on the order of the lines or on the other groups.
 """
 
 import hashlib
@@ -15,8 +15,8 @@ import os
 
 from tfllm.checks import require_positive_int
 from tfllm.data.hsk import hsk_sentences, word_gloss
-from tfllm.data.files import jsonl_objects, read_utf8_text
-from tfllm.data.splits import check_split, split_of
+from tfllm.data.files import is_unicode_text, jsonl_objects, read_utf8_text, text_lines
+from tfllm.data.splits import check_split, linked_splits
 
 PARALLEL_CORPUS_NAMES = ("hsk",)
 LANGUAGES = ("en", "zh")
@@ -148,25 +148,8 @@ def _check_fields(fields, name_or_path):
 
 def _group_splits(pairs):
     """The split of each pair: pairs sharing a text, transitively, are one group hashed by its smallest pair."""
-    parent = list(range(len(pairs)))
-
-    def root(index):
-        while parent[index] != index:
-            parent[index] = parent[parent[index]]
-            index = parent[index]
-        return index
-
-    first_with = {}
-    for index, pair in enumerate(pairs):
-        for text in (("en", pair["en"]), ("zh", pair["zh"])):
-            other = first_with.setdefault(text, index)
-            parent[root(index)] = root(other)
-    smallest = {}
-    for index, pair in enumerate(pairs):
-        group = root(index)
-        smallest[group] = min(smallest.get(group, (pair["zh"], pair["en"])), (pair["zh"], pair["en"]))
-    keys = {group: split_of(f"{zh}\t{en}") for group, (zh, en) in smallest.items()}
-    return [keys[root(index)] for index in range(len(pairs))]
+    return linked_splits([f"{pair['zh']}\t{pair['en']}" for pair in pairs],
+                         [(("en", pair["en"]), ("zh", pair["zh"])) for pair in pairs])
 
 
 def _sample_training(pairs, splits, count):
@@ -220,9 +203,7 @@ def _existing(path):
 
 def _lines(path):
     """The lines of a UTF-8 file (without line breaks or a byte order mark), or a ValueError naming a bad byte."""
-    lines = read_utf8_text(path).split("\n")
-    if lines[-1] == "":
-        lines.pop()
+    lines = text_lines(read_utf8_text(path))
     if not any(line.strip() for line in lines):
         raise ValueError(f"the parallel corpus file {path!r} is empty: it holds no pairs")
     return lines
@@ -233,6 +214,9 @@ def _pair(path, number, en, zh):
     for name, text in (("English", en), ("Chinese", zh)):
         if not text:
             raise ValueError(f"{path}, line {number}: the {name} side is empty")
+        if not is_unicode_text(text):
+            raise ValueError(f"{path}, line {number}: the {name} side holds a lone surrogate (half of a UTF-16 pair, "
+                             "as a JSON escape such as \\ud800 writes it), which is not text")
     return {"en": en, "zh": zh, "ref": f"{path}:{number}"}
 
 

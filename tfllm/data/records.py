@@ -63,9 +63,10 @@ def _rows_from_file(path, fields):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} does not exist (or is not a file).")
     text = read_utf8_text(path)  # a file that is not UTF-8 is refused with its line
-    if path.endswith(".csv"):
-        for line, row in enumerate(csv.DictReader(io.StringIO(text, newline="")), start=2):
-            yield f"line {line}", [row.get(field) for field in fields]
+    if path.lower().endswith(".csv"):
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        for row in reader:  # the reader skips blank lines; a quoted cell may hold line breaks
+            yield f"line {reader.line_num}", [row.get(field) for field in fields]
         return
     for line, record in jsonl_objects(path, text):
         yield f"line {line}", [record.get(field) for field in fields]

@@ -44,3 +44,40 @@ def check_split(split):
     if split is not None and split not in SPLITS:
         raise ValueError(f"split={split!r} is not one of None (everything), 'train', 'validation', 'test'")
     return split
+
+
+def linked_splits(keys, links):
+    """The split of each item of a corpus whose items can share texts: items that share a link (directly or through a
+    chain of such items) form one group, and the whole group takes the split of its smallest key, so no shared text
+    is on two sides of a split. Where no two items share a link, each item's split is `split_of` its own key.
+
+    Args:
+        keys: Each item's key (`str`; the smallest of a group, by code point, is hashed).
+        links: Each item's texts that must stay on one side (any hashable values), one iterable per item.
+
+    Returns:
+        A list of `SPLITS` values, one per item.
+
+    >>> linked_splits(["Genesis 1", "Exodus 4"], [["a"], ["b"]])
+    ['train', 'validation']
+    >>> linked_splits(["Genesis 1", "Exodus 4"], [["a"], ["b", "a"]])  # linked by "a": one group, "Exodus 4" smallest
+    ['validation', 'validation']
+    """
+    parent = list(range(len(keys)))
+
+    def root(index):
+        while parent[index] != index:
+            parent[index] = parent[parent[index]]
+            index = parent[index]
+        return index
+
+    first_with = {}
+    for index, item_links in enumerate(links):
+        for link in item_links:
+            parent[root(index)] = root(first_with.setdefault(link, index))
+    smallest = {}
+    for index, key in enumerate(keys):
+        group = root(index)
+        smallest[group] = min(smallest.get(group, key), key)
+    group_splits = {group: split_of(key) for group, key in smallest.items()}
+    return [group_splits[root(index)] for index in range(len(keys))]

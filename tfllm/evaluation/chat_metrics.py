@@ -8,19 +8,20 @@ often it gives nothing. `exact_match` with `accepted_replies` asks the FAQ-bot q
 answers it was taught for that very question?
 """
 
-import unicodedata
+from collections.abc import Iterable
 
 from sacrebleu.metrics import CHRF
 
 from tfllm.checks import require_texts
 from tfllm.data import ChatTemplate
+from tfllm.data.languages import written_language
 from tfllm.data.parallel import LANGUAGES
 from tfllm.evaluation.chat_exchanges import conversation_list, training_exchanges
 
 
 def reply_language(text):
     """The language a text is written in: "zh" if mostly Chinese, "en" if mostly in Latin letters, None if it has
-    neither (or an even mix).
+    neither (or an even mix): `tfllm.data.languages.written_language`, the rule that labels the dialogs of a file.
 
     "Mostly" counts units of meaning: each CJK ideograph is one, and so is each word of Latin letters (a run of
     them), so a Chinese sentence naming "Python" stays Chinese. Other characters (digits, punctuation, other
@@ -33,25 +34,7 @@ def reply_language(text):
     """
     if not isinstance(text, str):
         raise ValueError(f"text={text!r:.40} is invalid: expected a str")
-    ideographs = words = 0
-    in_word = False
-    for character in text:
-        kind = _script(character)
-        ideographs += kind == "zh"
-        words += kind == "en" and not in_word
-        in_word = kind == "en"
-    if ideographs == words:
-        return None
-    return "zh" if ideographs > words else "en"
-
-
-def _script(character):
-    if not character.isalpha():
-        return None
-    name = unicodedata.name(character, "")
-    if name.startswith(("CJK UNIFIED IDEOGRAPH", "CJK COMPATIBILITY IDEOGRAPH")):
-        return "zh"
-    return "en" if name.startswith("LATIN") else None
+    return written_language(text)
 
 
 def chat_scores(replies, references, languages, finished=None):
@@ -84,6 +67,9 @@ def chat_scores(replies, references, languages, finished=None):
     """
     replies = require_texts("replies", replies)
     references = require_texts("references", references)
+    if isinstance(languages, str) or not isinstance(languages, Iterable):
+        raise ValueError(f"languages is {languages!r:.40}: expected the language of each question, a list of "
+                         f"{' or '.join(map(repr, LANGUAGES))}")
     languages = list(languages)
     finished = None if finished is None else [bool(value) for value in finished]
     for name, values in (("references", references), ("languages", languages), ("finished", finished)):

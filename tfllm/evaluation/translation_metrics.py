@@ -102,7 +102,7 @@ def translation_scores(hypotheses, references, target_language):
 
 
 def _bleu_tokenizer(target_language):
-    if target_language not in BLEU_TOKENIZERS:
+    if not isinstance(target_language, str) or target_language not in BLEU_TOKENIZERS:
         raise ValueError(
             f"target_language={target_language!r} is invalid: expected one of "
             f"{', '.join(map(repr, BLEU_TOKENIZERS))} (each has its BLEU tokenizer in BLEU_TOKENIZERS)."

@@ -8,6 +8,7 @@ the result of every merge in the vocabulary (each merge made one new token of th
 import json
 import os
 
+from tfllm.checks import json_kind
 from tfllm.tokenizers.byte_level import byte_to_code_point
 
 VERSION_HEADER = "#version"
@@ -22,7 +23,7 @@ def read_vocabulary(path):
         raise ValueError(f"vocabulary file {path} is not valid JSON: line {error.lineno} column {error.colno}: "
                          f"{error.msg}") from None
     if not isinstance(vocabulary, dict):
-        raise ValueError(f"vocabulary file {path} holds a JSON {type(vocabulary).__name__}: expected an object "
+        raise ValueError(f"vocabulary file {path} holds a JSON {json_kind(vocabulary)}: expected an object "
                          "mapping each token to its id")
     return vocabulary
 

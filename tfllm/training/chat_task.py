@@ -72,7 +72,8 @@ def read_dialog_texts(data_config):
     for name, dialogs in (("train", train), ("validation", validation), ("test", test)):
         if not dialogs:
             raise ValueError(f"the {name} split of the dialogs {corpus!r} is empty: a chat run needs conversations in "
-                             "every split (tfllm.data.load_dialogs splits by the first user turn)")
+                             "every split (tfllm.data.load_dialogs splits by the first user turn, keeping conversations "
+                             "that share a user turn together)")
     sentences = [text for sentence in hsk_sentences() for text in (sentence.zh, sentence.en)]
     return DialogTexts(train, validation, test, pretraining=sentences + dialog_texts(train))
 
@@ -154,15 +155,28 @@ def _dialog_tokens(tokenizer, dialogs):
 
 def training_questions(dialogs, count=TRAINING_QUESTIONS):
     """The first exchanges of `count` training conversations, a fixed sample (the smallest SHA-256 of the question),
-    half of each language where there are enough: what the report's exact match asks."""
+    half of each language where there are enough: what the report's exact match asks. A conversation's first
+    exchange is its first question (after its system message, if it has one) and the reply to it.
+
+    >>> dialogs = [{"language": "en", "messages": [{"role": "system", "content": "Be brief."},
+    ...     {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
+    ...     {"role": "user", "content": "Bye"}, {"role": "assistant", "content": "Bye!"}]}]
+    >>> [([m["role"] for m in exchange["context"]], exchange["reply"]) for exchange in training_questions(dialogs)]
+    [(['system', 'user'], 'Hello!')]
+    """
     per_language = {language: [d for d in dialogs if d["language"] == language] for language in LANGUAGES}
     chosen = []
     for index, language in enumerate(LANGUAGES):
         share = count // len(LANGUAGES) + (index < count % len(LANGUAGES))
         ranked = sorted(per_language[language], key=lambda d: hashlib.sha256(
-            d["messages"][0]["content"].encode("utf-8")).hexdigest())
+            _first_question(d["messages"]).encode("utf-8")).hexdigest())
         chosen += ranked[:share]
-    return [exchange for exchange in dialog_exchanges(chosen) if len(exchange["context"]) == 1]
+    return [exchange for exchange in dialog_exchanges(chosen)
+            if [message["role"] for message in exchange["context"]] in (["user"], ["system", "user"])]
+
+
+def _first_question(messages):
+    return next(message["content"] for message in messages if message["role"] == "user")
 
 
 def chat_report(model, texts, max_new_tokens=None):
