@@ -40,6 +40,8 @@ def require_token_ids(name, ids, vocab_size):
     ...
     ValueError: a prompt holds 10, which is not a token id of this model: expected integers in [0, 10).
     """
+    if callable(getattr(ids, "numpy", None)):  # an eager tensor: its values (its items are tensors, not integers)
+        ids = ids.numpy()
     if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
         one = f" ([{ids!r}] for one)" if isinstance(ids, numbers.Integral) else ""
         raise ValueError(f"{name}={ids!r} is invalid: expected a list of token ids{one}.")
@@ -170,3 +172,18 @@ def json_kind(value):
     """
     kinds = ((bool, "boolean"), (dict, "object"), (list, "array"), (str, "string"), (numbers.Number, "number"))
     return "null" if value is None else next(kind for python_type, kind in kinds if isinstance(value, python_type))
+
+
+def require_even_rotary_heads(position_embedding, hidden_dim, num_heads, prefix=""):
+    """Raises a `ValueError` when rotary position embeddings get heads of an odd width (they turn pairs of a head's
+    dimensions), before any layer is made; `prefix` is the names' config section ("model.").
+
+    >>> require_even_rotary_heads("rotary", hidden_dim=6, num_heads=2)
+    Traceback (most recent call last):
+    ...
+    ValueError: hidden_dim=6 over num_heads=2 gives heads of width 3: rotary position embeddings turn pairs of a head's dimensions, so the width must be even.
+    """
+    if position_embedding == "rotary" and hidden_dim // num_heads % 2:
+        raise ValueError(f"{prefix}hidden_dim={hidden_dim} over {prefix}num_heads={num_heads} gives heads of width "
+                         f"{hidden_dim // num_heads}: rotary position embeddings turn pairs of a head's dimensions, so "
+                         "the width must be even.")

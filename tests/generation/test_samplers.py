@@ -107,6 +107,19 @@ def test_low_temperature_sharpens_and_zero_temperature_is_greedy():
             RandomSampler(temperature)
 
 
+@pytest.mark.parametrize("temperature", [1e-10, 1e-20, 1e-38])
+def test_a_temperature_near_zero_draws_the_likeliest_token_in_every_mode(temperature):
+    # The logits were divided as they were: under XLA the softmax of values near 1e10 and beyond gave NaNs, which
+    # the draw took as token 0 (the padding); from the command line, --temperature 1e-20 wrote nothing.
+    logits = tf.constant(np.random.default_rng(0).normal(scale=3.0, size=(8, 259)).astype("float32"))  # (B, V)
+    expected = np.argmax(logits.numpy(), axis=-1)
+    seed = tf.constant([3, 1], tf.int32)
+    for sampler in (RandomSampler(temperature), TopPSampler(0.9, temperature), TopKSampler(5, temperature),
+                    RequestSampler(temperature, top_k=5, top_p=0.9)):
+        for mode in (sampler.__call__, tf.function(sampler.__call__, jit_compile=True)):
+            np.testing.assert_array_equal(mode(logits, seed), expected, err_msg=f"{type(sampler).__name__}")
+
+
 def test_the_same_seed_gives_the_same_draws():
     sampler = TopPSampler(0.9)
     np.testing.assert_array_equal(_draw(sampler, (3, 1)), _draw(sampler, (3, 1)))
@@ -135,6 +148,18 @@ def test_top_k_and_top_p_together_limit_the_draw_top_k_first_then_top_p():
 def test_top_k_named_with_zero_is_no_limit_and_without_a_k_keeps_40():
     assert type(get_sampler("top_k", top_k=0)) is RandomSampler  # "0 or None: no limit", as the check says
     assert get_sampler("top_k").k == 40
+
+
+def test_the_setting_of_the_sampler_not_named_still_limits_the_draw():
+    # sampler="top_p" with top_k=5 was an unlimited draw (p = 1), and sampler="top_k" with top_p=0.9 a top-40 draw
+    # without a nucleus: the other setting was dropped without a word.
+    named_top_p = get_sampler("top_p", top_k=5)
+    assert type(named_top_p) is TopKSampler and named_top_p.k == 5
+    named_top_k = get_sampler("top_k", top_p=0.9)
+    assert isinstance(named_top_k, RequestSampler) and int(named_top_k.top_k) == 40
+    assert float(named_top_k.top_p) == pytest.approx(0.9)
+    assert set(_draw(get_sampler("top_p", top_k=1))) == {1}  # top-1 is greedy, whatever sampler is named
+    assert set(_draw(get_sampler("top_k", top_p=1e-6))) == {1}  # so is the smallest nucleus
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import tensorflow as tf
 from tensorflow.python.autograph.impl import api as autograph_api
 
 from tfllm.data import PromptTemplate
+from tfllm.generation import Sampler
 from tfllm.models import LSTMLM, SimpleRNNLM, TransformerLM, WarmupCosineDecay
 from tfllm.tokenizers import ByteTokenizer
 
@@ -90,6 +91,8 @@ def test_a_row_ends_at_its_stop_token_and_the_stop_token_is_left_out():
     stop = free[5]  # the third new token
     stopped = model.generate([prompt], max_new_tokens=8, stop_token_ids=[stop])[0]
     assert stopped == free[: free.index(stop, 3)]
+    # Stop ids in a tensor, as NumPy's are taken (its items were "not a token id": tensors, not integers).
+    assert model.generate([prompt], max_new_tokens=8, stop_token_ids=tf.constant([stop]))[0] == stopped
 
 
 def test_prompts_longer_than_the_context_lose_their_beginning_with_a_warning():
@@ -268,6 +271,9 @@ def test_fit_with_the_defaults_learns_a_repeating_text(name):
         (lambda: LSTMLM(10, 8, dropout=1.5), r"dropout=1.5 is invalid"),
         (lambda: TransformerLM(10, 2, 3, 16, 32, 8), r"hidden_dim=16 is not divisible by num_heads=3"),
         (lambda: TransformerLM(10, 2, 2, 16, 32, 8, position_embedding="alibi"), r"position_embedding='alibi'"),
+        # Once an error of the first call, which Keras wraps ("Exception encountered when calling ...").
+        (lambda: TransformerLM(10, 1, 2, 6, 32, 8, position_embedding="rotary"),
+         r"^hidden_dim=6 over num_heads=2 gives heads of width 3: rotary position embeddings turn pairs"),
         (lambda: SimpleRNNLM(100, 8, tokenizer=ByteTokenizer()), r"vocab_size=100 is smaller than the tokenizer"),
     ],
 )
@@ -311,6 +317,10 @@ def test_a_sequence_longer_than_the_context_is_refused():
         ({"prompts": np.array([1, 5], "int32")}, r"token-id prompts must be \(B, T\), one row per prompt; got shape "
                                                  r"\(2,\)"),
         ({"prompts": tf.constant([["And"]])}, r"text prompts as a tensor or array must be a scalar or a vector"),
+        # Positions are int32: a recurrent model (no context) once tried to allocate 8 GiB per row, or was killed.
+        ({"max_new_tokens": 2**31 - 64}, r"max_new_tokens=2147483584 after a prompt of 4 tokens is more positions "
+                                         r"than generation counts \(int32, padded for XLA\): expected at most "
+                                         r"2147483583 in all"),
     ],
 )
 def test_bad_generation_arguments_name_the_argument(arguments, message):
@@ -373,6 +383,35 @@ def test_trying_many_sampler_settings_does_not_warn_of_retracing(caplog):
         for temperature in (0.5, 0.6, 0.7, 0.8, 0.9, 1.1, 1.2):  # each setting has its own compiled functions
             model.generate("In the", max_new_tokens=2, sampler="random", temperature=temperature, seed=0)
     assert not [record for record in caplog.records if "retracing" in record.getMessage()]
+
+
+def test_a_sampler_s_compiled_loop_is_kept_for_its_class_and_exact_settings_only():
+    # The loops were kept by the class's name and the repr of its settings: a class defined again under the same
+    # name (a notebook cell run again after an edit), or an array setting differing where its repr shows "...",
+    # ran the old sampler's loop and gave its tokens.
+    model = _model("lstm")
+
+    def constant_sampler(token):
+        class Constant(Sampler):  # the same name each time, as in a cell run twice
+            def __call__(self, logits, seed):
+                return tf.fill(tf.shape(logits)[:1], token)
+
+        return Constant()
+
+    assert model.generate([[1]], max_new_tokens=2, sampler=constant_sampler(100)) == [[1, 100, 100]]
+    assert model.generate([[1]], max_new_tokens=2, sampler=constant_sampler(200)) == [[1, 200, 200]]
+
+    class Favourite(Sampler):  # the token of the largest of 2,000 biases (modulo the vocabulary)
+        def __init__(self, biases):
+            self.biases = biases
+
+        def __call__(self, logits, seed):
+            return tf.fill(tf.shape(logits)[:1], tf.cast(tf.argmax(self.biases), tf.int32) % VOCAB)
+
+    for favourite in (700, 1200):  # both in the middle, which the repr of an array of 2,000 elides
+        biases = np.zeros(2000, np.float32)
+        biases[favourite] = 1.0
+        assert model.generate([[1]], max_new_tokens=1, sampler=Favourite(biases)) == [[1, favourite % VOCAB]]
 
 
 def test_generation_is_traced_without_autograph(monkeypatch):

@@ -66,3 +66,26 @@ def test_an_unknown_language_and_empty_input_are_named():
     with pytest.raises(ValueError, match="texts is empty"):
         model.translate([], target="zh")
     np.testing.assert_equal(TEMPLATE.languages, ("en", "zh"))
+
+
+def test_texts_as_utf8_bytes_translate_as_their_text_and_what_is_not_text_is_named():
+    # Bytes were formatted into the prompt as they were: "a translation prompt needs a dict with 'source' text ...
+    # use model.translate", said to a caller of model.translate; None was "'NoneType' object is not iterable".
+    model = _model()
+    text = model.translate("天气如何？", target="en", max_new_tokens=4)
+    assert model.translate("天气如何？".encode(), target="en", max_new_tokens=4) == text
+    assert model.translate([b"Hi", "天气如何？".encode()], target="en", max_new_tokens=4)[1] == text
+    with pytest.raises(ValueError, match=r"^texts is None: expected a list of texts"):
+        model.translate(None, target="zh")
+    with pytest.raises(ValueError, match=r"texts\[1\] is not UTF-8 text: byte 0xff"):
+        model.translate([b"Hi", b"\xff"], target="zh")
+
+
+def test_a_max_new_tokens_that_leaves_no_room_for_the_text_is_refused():
+    # Asking for more than fits gave fewer without a word: 45 new tokens of a 48-token context became 24.
+    model = _model(context=48)
+    with pytest.raises(ValueError, match=r"max_new_tokens=45 leaves no room for a text in the model's context of 48 "
+                                         r"tokens .*: expected at most 44, or None to fit each text"):
+        model.translate("Hello", target="zh", max_new_tokens=45)
+    with pytest.warns(UserWarning, match="cut to their first tokens"):  # the largest that fits keeps a token
+        assert isinstance(model.translate("Hello", target="zh", max_new_tokens=44), str)

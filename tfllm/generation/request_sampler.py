@@ -3,7 +3,7 @@
 import tensorflow as tf
 from keras import ops
 
-from tfllm.generation.samplers import Sampler, draw
+from tfllm.generation.samplers import Sampler, draw, scale_logits
 from tfllm.generation.thresholds import kth_largest_probability, nucleus_threshold
 
 
@@ -49,7 +49,7 @@ class RequestSampler(Sampler):
         temperature = self._per_row(self.temperature, logits)  # (B,)
 
         def draw():
-            scaled = logits / ops.maximum(temperature, 1e-6)[:, None]
+            scaled = scale_logits(logits, ops.where(temperature > 0, temperature, 1.0)[:, None])  # greedy rows: any
             return ops.where(temperature > 0, self._draw(self._filter(scaled), seed), greedy)  # (B,)
 
         # Conditionals, so a request pays only for what it asks: greedy decoding draws nothing and cuts nothing.

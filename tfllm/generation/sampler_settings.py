@@ -14,14 +14,16 @@ def get_sampler(sampler="greedy", temperature=1.0, top_k=None, top_p=None, num_b
 
     Setting `top_k` or `top_p` (below 1) chooses that sampler when `sampler` is "greedy" or "random" (a random
     draw limited to the top k, or to the nucleus); both limit the draw, top-k first, then top-p (as the SavedModel's
-    `generate` does). "top_k" named without `top_k` keeps the 40 likeliest tokens; `top_k=0` is no limit. A
-    temperature of 0 is greedy for every sampler but beam search; `num_beams` chooses beam search (4 beams when
-    "beam" is named without it). A `Sampler` passes through.
+    `generate` does), whichever of "top_k" and "top_p" is named. "top_k" named without `top_k` keeps the 40
+    likeliest tokens; `top_k=0` is no limit. A temperature of 0 is greedy for every sampler but beam search;
+    `num_beams` chooses beam search (4 beams when "beam" is named without it). A `Sampler` passes through.
 
     >>> type(get_sampler("random", temperature=0.8, top_p=0.9)).__name__, type(get_sampler(temperature=0)).__name__
     ('TopPSampler', 'GreedySampler')
     >>> type(get_sampler("random", top_k=50, top_p=0.9)).__name__  # top-k, then top-p
     'RequestSampler'
+    >>> [type(get_sampler("top_p", top_k=5)).__name__, type(get_sampler("top_k", top_p=0.9)).__name__]  # 40, then p
+    ['TopKSampler', 'RequestSampler']
     >>> get_sampler(num_beams=3).num_beams
     3
     """
@@ -41,16 +43,14 @@ def get_sampler(sampler="greedy", temperature=1.0, top_k=None, top_p=None, num_b
                 f"sampler={sampler!r}, top_k or top_p."
             )
         return BeamSampler(num_beams)
-    if sampler in ("greedy", "random") and top_k:
-        sampler = "top_k"
-    if sampler in ("greedy", "random") and top_p is not None and top_p < 1:
-        sampler = "top_p"
-    if sampler == "greedy" or temperature == 0:
+    k = 40 if sampler == "top_k" and top_k is None else top_k or None  # None: no limit
+    p = top_p if top_p is not None and top_p < 1 else None  # None: no nucleus
+    if (sampler == "greedy" and k is None and p is None) or temperature == 0:
         return GreedySampler()
-    if sampler in ("top_k", "top_p") and top_k and top_p is not None and top_p < 1:
-        return RequestSampler(temperature, top_k, top_p)
-    if sampler == "top_k":
-        return RandomSampler(temperature) if top_k == 0 else TopKSampler(40 if top_k is None else top_k, temperature)
-    if sampler == "top_p":
-        return TopPSampler(1.0 if top_p is None else top_p, temperature)
+    if k is not None and p is not None:
+        return RequestSampler(temperature, k, p)
+    if k is not None:
+        return TopKSampler(k, temperature)
+    if p is not None or sampler == "top_p":
+        return TopPSampler(1.0 if p is None else p, temperature)
     return RandomSampler(temperature)

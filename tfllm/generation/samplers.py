@@ -1,5 +1,6 @@
 """Samplers: how the next token is chosen from the model's logits. They never see the model, only logits."""
 
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
@@ -64,6 +65,9 @@ class GreedySampler(Sampler):
 class RandomSampler(Sampler):
     """A draw from softmax(logits / temperature): below 1 sharper, above 1 flatter than the model's distribution.
 
+    The logits are divided after their row's largest is taken off (`scale_logits`), so a temperature near 0 draws the
+    likeliest token, as greedy decoding does, instead of overflowing.
+
     Example:
 
     >>> logits = ops.log(ops.convert_to_tensor([[0.7, 0.3, 0.0]]))  # token 2 has probability 0
@@ -89,7 +93,25 @@ class RandomSampler(Sampler):
         return logits
 
     def __call__(self, logits, seed):
-        return draw(self.filter(ops.cast(logits, "float32") / self.temperature), seed)
+        return draw(self.filter(scale_logits(logits, self.temperature)), seed)
+
+
+def scale_logits(logits, temperature):
+    """`logits` (B, V) as float32 over `temperature` (a number, or (B, 1)), less their row's largest first: the same
+    distribution, with the largest at 0, so no temperature > 0 overflows (one below float32's smallest normal number
+    counts as that number). Divided as they were (1e9 and more for a temperature of 1e-10), XLA's softmax on CPUs
+    gave NaNs, which the draw took as token 0, the padding.
+
+    >>> ops.convert_to_numpy(scale_logits(ops.convert_to_tensor([[1.0, 3.0, 2.0]]), 0.5)).tolist()
+    [[-4.0, 0.0, -2.0]]
+    """
+    logits = ops.cast(logits, "float32")
+    # A temperature below float32's smallest normal number is 0 on CPUs that flush those to zero, and 0/0 is NaN.
+    temperature = ops.maximum(ops.cast(temperature, "float32"), SMALLEST_NORMAL_FLOAT32)
+    return (logits - ops.max(logits, axis=-1, keepdims=True)) / temperature
+
+
+SMALLEST_NORMAL_FLOAT32 = float(np.finfo(np.float32).tiny)
 
 
 class TopKSampler(RandomSampler):

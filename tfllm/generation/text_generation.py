@@ -150,9 +150,10 @@ class GenerationRequest:
         return rows
 
 
-def python_prompts(prompts):
+def python_prompts(prompts, name="prompts"):
     """`prompts` with text given as bytes, or as a string tensor or array, turned into Python strings (which a
-    prompt template wraps): a scalar into one `str`, a vector into a list of them; anything else as it is.
+    prompt template wraps): a scalar into one `str`, a vector into a list of them; anything else as it is. Bytes
+    that are not UTF-8 are a `ValueError` naming `name`, the item and the byte.
 
     >>> python_prompts(tf.constant(["In the", "And"])), python_prompts(np.array("Amen")), python_prompts([[1, 5]])
     (['In the', 'And'], 'Amen', [[1, 5]])
@@ -160,25 +161,26 @@ def python_prompts(prompts):
     ('Amen', ['In the', 'And'])
     """
     if isinstance(prompts, bytes):
-        return _as_str(0, prompts)
+        return _as_str(name, 0, prompts)
     if isinstance(prompts, (list, tuple)) and any(isinstance(prompt, bytes) for prompt in prompts):
-        return [_as_str(index, prompt) if isinstance(prompt, bytes) else prompt for index, prompt in enumerate(prompts)]
+        return [_as_str(name, index, prompt) if isinstance(prompt, bytes) else prompt
+                for index, prompt in enumerate(prompts)]
     if not isinstance(prompts, (tf.Tensor, np.ndarray)) or not _holds_text(prompts):
         return prompts
     array = np.asarray(prompts)
     if array.ndim > 1:
         raise ValueError(f"text prompts as a tensor or array must be a scalar or a vector; got shape {array.shape}.")
-    texts = [_as_str(index, text) for index, text in enumerate(array.reshape(-1).tolist())]
+    texts = [_as_str(name, index, text) for index, text in enumerate(array.reshape(-1).tolist())]
     return texts[0] if array.ndim == 0 else texts
 
 
-def _as_str(index, text):
+def _as_str(name, index, text):
     if isinstance(text, str):
         return text
     try:
         return text.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise ValueError(f"prompts[{index}] is not UTF-8 text: byte {text[error.start]:#04x} at offset "
+        raise ValueError(f"{name}[{index}] is not UTF-8 text: byte {text[error.start]:#04x} at offset "
                          f"{error.start}.") from None
 
 
@@ -216,6 +218,9 @@ def prepare(model, prompts, max_new_tokens, stop_token_ids, xla=False):
     lengths = [len(ids) for ids in token_lists]
     if min(lengths) < 1:
         raise ValueError("a prompt is empty: every prompt needs at least one token (text prompts get a bos).")
+    if max(lengths) + max_new_tokens > MAX_POSITIONS:
+        raise ValueError(f"max_new_tokens={max_new_tokens} after a prompt of {max(lengths)} tokens is more positions "
+                         f"than generation counts (int32, padded for XLA): expected at most {MAX_POSITIONS} in all.")
     length = padded_length(max(lengths) + max_new_tokens, model.max_sequence_length, xla)
     padded = np.full((len(token_lists), length), model.pad_id, np.int32)  # (B, S)
     for row, ids in enumerate(token_lists):
@@ -293,13 +298,52 @@ class TextStream:
 
 def compiled(model, sampler, stop_token_ids, jit_compile=False):
     """The compiled `prefill`, `loop` and `steps` of `model` for these settings (see the module)."""
-    # The sampler's settings by their repr: they may be eager tensors (`RequestSampler`), which do not hash.
-    key = (type(sampler).__name__, repr(sorted(vars(sampler).items())), tuple(stop_token_ids), bool(jit_compile))
+    key = (sampler_key(sampler), tuple(stop_token_ids), bool(jit_compile))
     functions = _COMPILED.setdefault(model, {})
     if key not in functions:
         model.build_eagerly()  # weights made inside a tf.function would make it trace twice
         functions[key] = _make_functions(weakref.ref(model), sampler, tuple(stop_token_ids), bool(jit_compile))
     return functions[key]
+
+
+def sampler_key(sampler):
+    """What makes two samplers draw alike, as a dict key: the class itself (a class defined again, as a notebook
+    cell run twice defines it, is another sampler) and each setting's exact value (tensors and arrays by their bytes:
+    their repr shortens long ones; an object that is neither a number, a text, a tuple nor an array by its identity).
+
+    >>> from tfllm.generation.samplers import TopPSampler
+    >>> sampler_key(TopPSampler(0.9)) == sampler_key(TopPSampler(0.9)) != sampler_key(TopPSampler(0.8))
+    True
+    >>> class Chosen(TopPSampler):
+    ...     pass
+    >>> sampler_key(Chosen(0.9)) == sampler_key(TopPSampler(0.9))
+    False
+    """
+    return type(sampler), tuple((name, _exact(value)) for name, value in sorted(vars(sampler).items()))
+
+
+def _exact(value):
+    if value is None or isinstance(value, (bool, int, float, str, bytes)):
+        return type(value), value
+    if isinstance(value, (tuple, list)):
+        return type(value), tuple(map(_exact, value))
+    if isinstance(value, (np.ndarray, np.generic)) or tf.is_tensor(value):
+        array = np.asarray(value)
+        return "array", array.dtype.str, array.shape, array.tobytes()
+    return "object", _Identity(value)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Identity:
+    """An object compared by identity, kept alive by the key that holds it (so its id is never another's)."""
+
+    value: object
+
+    def __eq__(self, other):
+        return isinstance(other, _Identity) and other.value is self.value
+
+    def __hash__(self):
+        return id(self.value)
 
 
 def use_xla(jit_compile, sampler):
@@ -329,6 +373,8 @@ def padded_length(length, max_sequence_length, xla):
 
 
 _XLA_LENGTH_MULTIPLE = 64
+# Positions are int32 in the compiled loops; XLA rounds the length up to a multiple of 64.
+MAX_POSITIONS = 2**31 - 1 - _XLA_LENGTH_MULTIPLE
 
 
 def _make_functions(model_ref, sampler, stop_token_ids, jit_compile):

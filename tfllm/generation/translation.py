@@ -10,6 +10,8 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
+from tfllm.checks import require_positive_int, require_texts
+from tfllm.generation.text_generation import python_prompts
 from tfllm.utf8 import utf8_bytes
 
 # With no `max_new_tokens`, a translation gets this many tokens per source token, plus `_EXTRA_TOKENS`: enough for
@@ -19,19 +21,33 @@ _EXTRA_TOKENS = 8
 _TAG_TOKENS = 3  # bos, the source's language tag, the target's
 
 
+def translation_texts(texts):
+    """`(single, texts)`: the texts to translate as a list of `str` (from a text, UTF-8 bytes, a list of them, or a
+    string tensor), and whether one text was given; anything else is a `ValueError` naming it.
+
+    >>> translation_texts(b"\\xe5\\xa4\\xa9\\xe6\\xb0\\x94"), translation_texts(["Hi", b"Go"])
+    ((True, ['天气']), (False, ['Hi', 'Go']))
+    """
+    texts = python_prompts(texts, name="texts")
+    single = isinstance(texts, str)
+    texts = require_texts("texts", [texts] if single else texts)
+    if not texts:
+        raise ValueError("texts is empty: expected at least one text to translate")
+    return single, texts
+
+
 def translate(model, template, texts, target, source=None, max_new_tokens=None, **generate_arguments):
     """`CausalLM.translate` for a model with a translation template (the arguments are documented there)."""
     source = template.source_language(target, source)
-    single = isinstance(texts, (str, bytes))
-    texts = [texts] if single else list(texts)
-    if not texts:
-        raise ValueError("texts is empty: expected at least one text to translate")
+    single, texts = translation_texts(texts)
     token_lists = model.tokenizer.tokenize(tf.constant(utf8_bytes(texts), tf.string)).to_list()
     longest, limit = max(len(ids) for ids in token_lists), model.max_sequence_length
     if max_new_tokens is None:  # the rule of the SavedModel's translate signature, for the longest text
         max_new_tokens = int(translation_budget(np.array([longest]), limit, longest + _TAG_TOKENS)[0][0])
-    elif limit is not None and max_new_tokens + _TAG_TOKENS >= limit:
-        max_new_tokens = limit // 2  # a long source shares the context with its translation
+    elif limit is not None and require_positive_int("max_new_tokens", max_new_tokens) + _TAG_TOKENS >= limit:
+        raise ValueError(f"max_new_tokens={max_new_tokens} leaves no room for a text in the model's context of {limit} "
+                         f"tokens (a translation's prompt holds the bos and {_TAG_TOKENS - 1} language tags): "
+                         f"expected at most {limit - _TAG_TOKENS - 1}, or None to fit each text.")
     if limit is not None:
         room = limit - max_new_tokens - _TAG_TOKENS
         if longest > room:

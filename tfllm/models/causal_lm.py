@@ -403,11 +403,7 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
                 raise ValueError("memory chooses among the memory's sentences and generates nothing: drop "
                                  "max_new_tokens, sampler, num_beams and the sampling settings")
             source = template.source_language(target, source)
-            single = isinstance(texts, (str, bytes))
-            texts = [text.decode("utf-8") if isinstance(text, bytes) else text
-                     for text in ([texts] if single else texts)]
-            if not texts:
-                raise ValueError("texts is empty: expected at least one text to translate")
+            single, texts = translation.translation_texts(texts)
             chosen = memory.translate(self, texts, target, source)
             return chosen[0] if single else chosen
         return translation.translate(self, template, texts, target, source=source, max_new_tokens=max_new_tokens,

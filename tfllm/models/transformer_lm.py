@@ -5,7 +5,13 @@ import os
 import keras
 from keras import ops
 
-from tfllm.checks import require_choice, require_divisible, require_positive_int, require_rate
+from tfllm.checks import (
+    require_choice,
+    require_divisible,
+    require_even_rotary_heads,
+    require_positive_int,
+    require_rate,
+)
 from tfllm.layers import PositionEmbedding, TokenEmbedding, TransformerBlock
 from tfllm.layers.activations import get_activation
 from tfllm.layers.fused_layer_norm import layer_norm
@@ -73,6 +79,7 @@ class TransformerLM(CausalLM):
         self._max_sequence_length = require_positive_int("max_sequence_length", max_sequence_length)
         self.dropout = require_rate("dropout", dropout)
         self.position_embedding = require_choice("position_embedding", position_embedding, POSITION_EMBEDDINGS)
+        require_even_rotary_heads(position_embedding, hidden_dim, num_heads)
         self.tie_weights = bool(tie_weights)
         get_activation(activation)  # an unknown name fails here, before any layer is made
         self.activation = activation
@@ -188,3 +195,4 @@ class TransformerLM(CausalLM):
             "activation": self.activation,
             "layer_norm_epsilon": self.layer_norm_epsilon,
         }
+
