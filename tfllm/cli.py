@@ -445,7 +445,7 @@ def _report(args, error):
     """
     from tfllm.training import TrainingDivergedError
 
-    message = str(error).splitlines()[0] if str(error) else type(error).__name__
+    message = _first_line(error)
     if isinstance(error, (ValueError, FileNotFoundError)) and _raised_by_tfllm(error):  # BadInput is a ValueError
         print(f"tfllm {args.command}: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -456,6 +456,24 @@ def _report(args, error):
     print(f"tfllm {args.command}: failed with {type(error).__name__}: {message} (the traceback is in {log})",
           file=sys.stderr)
     return EXIT_FAILED
+
+
+def _first_line(error):
+    """The first line of an error's message; for an error Keras re-raised from a layer's call ("Exception
+    encountered when calling ..."), the first line of the message it wraps, which names the problem.
+
+    >>> _first_line(ValueError("Exception encountered when calling Block.call().\\n\\n\\x1b[1mhead_dim=3 is "
+    ...                        "invalid.\\x1b[0m\\n\\nArguments received by Block.call(): ..."))
+    'head_dim=3 is invalid.'
+    >>> _first_line(KeyError()), _first_line(ValueError("one\\ntwo"))
+    ('KeyError', 'one')
+    """
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    if lines[0].startswith("Exception encountered when calling") and len(lines) > 1:
+        return re.sub(r"\x1b\[[0-9;]*m", "", lines[1])
+    return lines[0]
 
 
 def _raised_by_tfllm(error):

@@ -128,6 +128,11 @@ BAD_VALUES = [
     ("transformer", {"train": {"weight_decay": -0.1}}, r"train\.weight_decay=-0\.1 is invalid"),
     ("transformer", {"train": {"warmup_steps": -1}}, r"train\.warmup_steps=-1 is invalid"),
     ("transformer", {"train": {"seed": -1}}, r"train\.seed=-1 is invalid"),
+    ("transformer", {"model": {"position_embedding": "rotary", "hidden_dim": 6, "num_heads": 2}},
+     r"model\.hidden_dim=6 over model\.num_heads=2 gives heads of width 3"),
+    # Accepted, then trained to the end before generation's int32 seed (or Keras's, from 2**32) refused it.
+    ("transformer", {"train": {"seed": 3_000_000_000}}, r"train\.seed=3000000000 is invalid: expected an integer in "
+                                                        r"\[0, 2\*\*31\), as generation seeds are int32"),
     ("transformer", {"train": {"gradient_accumulation_steps": 0}}, r"train\.gradient_accumulation_steps=0"),
     ("transformer", {"train": {"steps": 7, "gradient_accumulation_steps": 2}},
      r"train\.steps=7 is not divisible by train\.gradient_accumulation_steps=2"),
@@ -203,7 +208,8 @@ def test_finetune_validate_names_the_field_and_the_value(tmp_path):
         (FinetuneConfig("sft", "qa", batch_size=-2), r"finetune\.batch_size=-2 is invalid"),
         (FinetuneConfig("sft", "qa", sequence_length=0), r"finetune\.sequence_length=0 is invalid: .* or None"),
         (FinetuneConfig("sft", "qa", learning_rate=float("inf")), r"finetune\.learning_rate=inf is invalid"),
-        (FinetuneConfig("sft", "qa", seed=-1), r"finetune\.seed=-1 is invalid: expected an integer >= 0"),
+        (FinetuneConfig("sft", "qa", seed=-1), r"finetune\.seed=-1 is invalid: expected an integer in \[0, 2\*\*31\)"),
+        (FinetuneConfig("sft", "qa", seed=2**31), r"finetune\.seed=2147483648 is invalid"),
         (FinetuneConfig("sft", str(tmp_path / "none.jsonl")), r"none\.jsonl' does not exist: expected a JSONL or CSV"),
         (FinetuneConfig("classify", "qa"), r"finetune\.data='qa' holds prompt/completion pairs, not labelled texts"),
     ]:

@@ -182,8 +182,10 @@ def test_the_loss_goes_down_on_a_repetitive_corpus(tmp_path):
 
 @pytest.fixture(scope="module")
 def uninterrupted(verses, tmp_path_factory):
-    """An 8-step run without interruption (its training phase), to compare resumed runs with."""
-    config = tiny_config(verses, "lstm", steps=8)
+    """An 8-step run without interruption (its training phase), to compare resumed runs with. With dropout: a
+    resumed run draws the dropout masks of an uninterrupted one (the checkpoint holds the seed generators' states,
+    which `save_weights` leaves out; without them, the resumed steps drew the first steps' masks again)."""
+    config = tiny_config(verses, "lstm", steps=8, model={"dropout": 0.2})
     built = trained_only(config, tmp_path_factory.mktemp("uninterrupted") / "run")
     return config, built.state.history.to_dict(), _weights(built.model)
 
@@ -222,6 +224,26 @@ def test_an_interrupted_run_resumes_mid_epoch_and_ends_at_the_requested_step(uni
     assert [entry["step"] for entry in finished.history["epochs"]] == [3, 6, 8]
     assert not (tmp_path / "run/.tmp-killed-while-saving.keras").exists()
     assert load_run(tmp_path / "run").config == config
+
+
+class _InterruptTheFirstValidation(keras.callbacks.Callback):
+    def on_test_batch_end(self, batch, logs=None):
+        raise KeyboardInterrupt
+
+
+def test_a_run_interrupted_during_a_validation_runs_it_when_it_resumes(uninterrupted, tmp_path):
+    # The checkpoint of an epoch's last step is saved before its validation, and a resumed run starts with the next
+    # epoch: the validation of step 3 was never run, so the history (and a task's best weights) went without it.
+    config, history, _ = uninterrupted
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(config, tmp_path / "run", verbose=0, peak_flops=PEAK_FLOPS, callbacks=[_InterruptTheFirstValidation()])
+    assert json.loads((tmp_path / "run/checkpoints/state.json").read_text())["step"] == 3
+    result = pretrain(config, tmp_path / "run", verbose=0, peak_flops=PEAK_FLOPS)
+    assert [entry["step"] for entry in result.history["epochs"]] == [entry["step"] for entry in history["epochs"]]
+    for got, want in zip(result.history["epochs"], history["epochs"]):
+        assert got["val_loss"] == pytest.approx(want["val_loss"], rel=1e-5), got["step"]
+        assert got["loss"] == pytest.approx(want["loss"], rel=1e-5), got["step"]  # the epoch's mean training loss
+    _assert_same_training(result, uninterrupted)
 
 
 _KILLED_RUN = """

@@ -25,6 +25,7 @@ import typing
 from tfllm.checks import (
     require_choice,
     require_divisible,
+    require_even_rotary_heads,
     require_int_at_least,
     require_number_at_least,
     require_positive_int,
@@ -523,6 +524,7 @@ class RunConfig:
                 require_positive_int(f"model.{name}", getattr(model, name), why=" (the Transformer needs it)")
             require_divisible("model.hidden_dim", model.hidden_dim, "model.num_heads", model.num_heads)
             require_choice("model.position_embedding", model.position_embedding, POSITION_EMBEDDINGS)
+            require_even_rotary_heads(model.position_embedding, model.hidden_dim, model.num_heads, prefix="model.")
 
     def _validate_data(self):
         data = self.data
@@ -553,7 +555,7 @@ class RunConfig:
         require_positive_number("train.learning_rate", train.learning_rate)
         require_number_at_least("train.weight_decay", train.weight_decay, 0)
         require_int_at_least("train.warmup_steps", train.warmup_steps, 0)
-        require_int_at_least("train.seed", train.seed, 0)
+        require_seed("train.seed", train.seed)
         if train.steps % train.gradient_accumulation_steps:
             raise ValueError(
                 f"train.steps={train.steps} is not divisible by train.gradient_accumulation_steps="
@@ -647,7 +649,7 @@ class FinetuneConfig(_Section):
         if self.sequence_length is not None:
             require_positive_int("finetune.sequence_length", self.sequence_length, why=" or None")
         require_positive_number("finetune.learning_rate", self.learning_rate)
-        require_int_at_least("finetune.seed", self.seed, 0)
+        require_seed("finetune.seed", self.seed)
         self._validate_lora()
         if self.task in ("sft", "classify") and self.data != QUESTION_ANSWER_DATA and not os.path.isfile(self.data):
             raise ValueError(f"finetune.data={self.data!r} does not exist: expected a JSONL or CSV file"
@@ -673,6 +675,22 @@ class FinetuneConfig(_Section):
         if self.task == "classify":
             raise ValueError("finetune.lora_rank is for the language-model tasks 'continue' and 'sft': a 'classify' "
                              "run trains a new head, so drop --lora-rank")
+
+
+def require_seed(name, value):
+    """Returns a run's seed if it is an integer in [0, 2**31): the seeds of the weights (Keras takes below 2**32),
+    of the data order and of generation (an int32), so a seed that one of them refuses stops the run before any
+    work, not after its training.
+
+    >>> require_seed("train.seed", 2**31)
+    Traceback (most recent call last):
+    ...
+    ValueError: train.seed=2147483648 is invalid: expected an integer in [0, 2**31), as generation seeds are int32.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value < 2**31:
+        raise ValueError(f"{name}={value!r} is invalid: expected an integer in [0, 2**31), as generation seeds are "
+                         "int32.")
+    return int(value)
 
 
 def absolute_data_path(value):

@@ -361,6 +361,7 @@ def train_run(opened, built, callbacks=None, peak_flops=None):
     try:
         with ctrl_c.installed():
             _set_total_steps(run_callbacks, steps, min(train.eval_every, steps))
+            _validate_interrupted_epoch_end(built, run_callbacks, checkpoint.step, steps, min(train.eval_every, steps))
             if (train.time_budget_minutes is not None and opened.budget is None
                     and steps - built.start_step > MEASURED_STEPS):
                 steps = fix_steps(opened, built, run_callbacks)
@@ -668,6 +669,31 @@ def _callbacks(opened, built, throughput, samples, callbacks):
     if opened.verbose:
         run_callbacks.append(RunProgress(opened.config.train.steps, initial_step=start_step))
     return run_callbacks
+
+
+def _validate_interrupted_epoch_end(built, run_callbacks, step, steps, eval_every):
+    """The validation of the epoch that ends at `step`, the step a run resumes from, when its history has none.
+
+    The checkpoint of an epoch's last step is saved before the epoch's validation, and a resumed run starts with the
+    next epoch: a run stopped during that validation (or after it, before the next checkpoint, whose history would
+    have held it) would never have it. It is run now and given to the callbacks that keep validations: the loss
+    history, the best weights (which would otherwise keep an earlier, worse step's) and the TensorBoard logs. The
+    epoch's training loss is the mean of its steps' losses, as Keras logs it.
+    """
+    history = built.state.history
+    if step == 0 or (step % eval_every and step != steps):
+        return  # not the end of an epoch
+    if any(entry["step"] == step and "val_loss" in entry for entry in history.epochs):
+        return
+    first = (step - 1) // eval_every * eval_every + 1
+    losses = [loss for loss_step, loss in zip(history.steps, history.losses) if first <= loss_step <= step]
+    logs = {"loss": sum(losses) / len(losses)} if losses else {}
+    logs.update({f"val_{name}": value for name, value in built.model.evaluate(
+        built.validation.batches, steps=built.validation.steps, verbose=0, return_dict=True).items()})
+    for callback in run_callbacks:
+        if isinstance(callback, (LossHistory, BestWeights, ScalarLogs)):
+            callback.set_model(built.model)
+            callback.on_epoch_end((step - 1) // eval_every, logs)
 
 
 def _final_validation(model, built, steps):

@@ -12,8 +12,10 @@ Why not `keras.callbacks.BackupAndRestore` (Keras 3.15):
   saves whatever the weights are, NaN included.
 
 This callback writes `step-<N>.weights.h5` (the model's weights and the optimizer's variables, its iteration
-count included: `model.save_weights`) and then `state.json` (the step, the weights file's name, and any extra
-state) each through a temporary file and an atomic rename; `state.json` is the commit point, so a crash at any
+count included: `model.save_weights`) and then `state.json` (the step, the weights file's name, the state of the
+model's random seed generators, which `save_weights` leaves out, and any extra state) each through a temporary file
+and an atomic rename; the seed generators draw the dropout masks, so a resumed run with dropout draws the masks of
+an uninterrupted one; `state.json` is the commit point, so a crash at any
 moment leaves the previous checkpoint intact. It refuses to save a state whose loss or weights are not finite.
 """
 
@@ -29,6 +31,7 @@ from tfllm.training.atomic import TEMPORARY_PREFIX, atomic_path, atomic_write_te
 from tfllm.training.callbacks.step_callback import StepCallback
 
 STATE_FILE = "state.json"
+SEEDS = "seed_generators"  # the key of the seed generators' states in `state.json`
 
 
 class StepCheckpoint(StepCallback):
@@ -69,8 +72,9 @@ class StepCheckpoint(StepCallback):
     >>> sorted(os.listdir(checkpoint.directory))
     ['state.json', 'step-000000100.weights.h5']
     >>> other = built_model()
-    >>> StepCheckpoint(checkpoint.directory, every=100).restore(other)
-    {'step': 100, 'weights': 'step-000000100.weights.h5'}
+    >>> state = StepCheckpoint(checkpoint.directory, every=100).restore(other)
+    >>> state["step"], state["weights"]
+    (100, 'step-000000100.weights.h5')
     >>> all(np.array_equal(a, b) for a, b in zip(other.get_weights(), model.get_weights()))
     True
     """
@@ -104,7 +108,9 @@ class StepCheckpoint(StepCallback):
         name = f"step-{step:09d}.weights.h5"
         with atomic_path(os.path.join(self.directory, name)) as temporary:
             self.model.save_weights(temporary)
-        state = {"step": step, "weights": name, **(self.extra_state() if self.extra_state else {})}
+        state = {"step": step, "weights": name, SEEDS: [ops.convert_to_numpy(variable).tolist()
+                                                         for variable in seed_states(self.model)],
+                 **(self.extra_state() if self.extra_state else {})}
         atomic_write_text(os.path.join(self.directory, STATE_FILE), json.dumps(state) + "\n")
         self.saved_step = step
         for path in glob.glob(os.path.join(self.directory, "step-*.weights.h5")):
@@ -128,6 +134,10 @@ class StepCheckpoint(StepCallback):
                 f"the checkpoint {path} (step {state['step']}) cannot be loaded: {error}. It does not match this "
                 "model, or it is damaged: start the run again with overwrite=True"
             ) from error
+        seeds, variables = state.get(SEEDS), seed_states(model)
+        if seeds is not None and len(seeds) == len(variables):  # checkpoints before they were saved have none
+            for variable, value in zip(variables, seeds):
+                variable.assign(value)
         self.step = self._epoch_start_step = self.saved_step = state["step"]
         return state
 
@@ -145,6 +155,14 @@ def read_checkpoint_state(directory):
     if not isinstance(state, dict) or not isinstance(state.get("step"), int) or "weights" not in state:
         raise ValueError(f"{path} is not a checkpoint state (expected step and weights): {state!r:.200}")
     return state
+
+
+def seed_states(model):
+    """The state variables of the model's random seed generators (its dropout layers' and cells'), in the model's
+    order: Keras keeps them in `model.variables` but not in `model.weights`, so `save_weights` does not save them."""
+    weights = {id(weight) for weight in model.weights}
+    return [variable for variable in model.variables
+            if id(variable) not in weights and variable.name == "seed_generator_state"]
 
 
 def _weights_finite(model):
