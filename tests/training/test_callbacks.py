@@ -5,7 +5,8 @@ import keras
 import numpy as np
 import pytest
 
-from tfllm.training.callbacks import LossHistory, ScalarLogs, StepCheckpoint, read_checkpoint_state
+from tfllm.training.callbacks import BestWeights, LossHistory, ScalarLogs, StepCheckpoint, read_checkpoint_state
+from tfllm.training.callbacks import best_weights
 from tfllm.training.pretrain import fit_plan
 
 
@@ -29,7 +30,8 @@ def test_checkpoint_round_trip_and_refusal_of_nan_weights(tmp_path):
         assert not checkpoint.save(step=4, loss=1.0)
     with pytest.warns(RuntimeWarning):
         assert not checkpoint.save(step=4, loss=float("inf"))
-    assert read_checkpoint_state(tmp_path) == {"step": 2, "weights": "step-000000002.weights.h5", "note": "kept"}
+    assert read_checkpoint_state(tmp_path) == {"step": 2, "weights": "step-000000002.weights.h5", "seed_generators": [],
+                                               "note": "kept"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json", "step-000000002.weights.h5"]
 
     fresh = _compiled_dense()
@@ -39,6 +41,55 @@ def test_checkpoint_round_trip_and_refusal_of_nan_weights(tmp_path):
     for want, got in zip(good, fresh.weights):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(got), want)
     assert int(fresh.optimizer.iterations) == 7  # the optimizer's state comes back with the weights
+
+
+def test_a_checkpoint_restores_the_dropout_seed_generators_state(tmp_path):
+    # `save_weights` leaves the seed generators out: a resumed run drew the dropout masks of its first steps again.
+    def dropout_model():
+        model = keras.Sequential([keras.Input((8,)), keras.layers.Dropout(0.5), keras.layers.Dense(2)])
+        model.compile(keras.optimizers.Adam(), "mse")
+        model.optimizer.build(model.trainable_variables)
+        return model
+
+    def masks(model):  # the dropout masks of two training calls
+        return [keras.ops.convert_to_numpy(model.layers[0](np.ones((4, 8), "float32"), training=True)) != 0
+                for _ in range(2)]
+
+    model = dropout_model()
+    masks(model)  # the state moves on with every draw
+    checkpoint = StepCheckpoint(tmp_path, every=1)
+    checkpoint.set_model(model)
+    checkpoint.save(step=1)
+    expected = masks(model)
+    fresh = dropout_model()
+    StepCheckpoint(tmp_path, every=1).restore(fresh)
+    np.testing.assert_array_equal(masks(fresh), expected)
+
+
+def test_the_best_weights_are_committed_by_best_json(tmp_path, monkeypatch):
+    # The weights file was written in place before best.json: a kill between the two writes left the new weights
+    # labelled with the old step and loss.
+    model = _compiled_dense()
+    best = BestWeights(tmp_path)
+    best.set_model(model)
+    best.on_train_batch_end(0, {})
+    best.on_epoch_end(0, {"val_loss": 2.0})
+    kept = [keras.ops.convert_to_numpy(weight) for weight in model.weights]
+    model.trainable_weights[0].assign(np.ones(model.trainable_weights[0].shape, "float32"))
+
+    def killed(path, text):
+        raise SystemExit("killed before best.json was written")
+
+    monkeypatch.setattr(best_weights, "atomic_write_text", killed)
+    best.on_epoch_begin(1)
+    best.on_train_batch_end(0, {})
+    with pytest.raises(SystemExit):
+        best.on_epoch_end(1, {"val_loss": 1.0})
+    fresh = _compiled_dense()
+    assert BestWeights(tmp_path).restore(fresh) == {"step": 1, "val_loss": 2.0,
+                                                    "weights": "best-step-000000001.weights.h5"}
+    for want, got in zip(kept, fresh.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(got), want)
 
 
 def test_a_damaged_checkpoint_is_named(tmp_path):

@@ -93,7 +93,8 @@ def test_pretraining_rows_learn_every_token_then_conversations_learn_the_assista
 
 def test_the_run_reports_the_model_its_memory_and_the_baselines_in_both_languages(chat_run):
     metrics = chat_run.metrics
-    assert os.path.exists(os.path.join(chat_run.run_dir, "checkpoints", "best.weights.h5"))
+    best = json.load(open(os.path.join(chat_run.run_dir, "checkpoints", "best.json")))
+    assert os.path.exists(os.path.join(chat_run.run_dir, "checkpoints", best["weights"]))
     report = metrics["chat"]
     assert metrics["train_conversations"] == len(load_dialogs(chat_run.config.data.corpus, split="train"))
     assert set(report["held_out"]) == {"model", "memory", "retrieval", "most_common"}

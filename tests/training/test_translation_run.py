@@ -61,8 +61,10 @@ def test_the_task_changes_the_defaults_and_a_byte_tokenizer_keeps_its_own():
 
 def test_the_run_keeps_its_best_validation_and_reports_both_directions_against_baselines(translation_run):
     metrics, run_dir = translation_run.metrics, translation_run.run_dir
-    assert os.path.exists(os.path.join(run_dir, "checkpoints", "best.weights.h5"))
     best = json.load(open(os.path.join(run_dir, "checkpoints", "best.json")))
+    assert best["weights"] == f"best-step-{best['step']:09d}.weights.h5"  # named in best.json, the commit point
+    assert [name for name in os.listdir(os.path.join(run_dir, "checkpoints")) if name.startswith("best-")] == [
+        best["weights"]]
     assert metrics["best_step"] == best["step"] in (4, 8) and metrics["validation_loss"] == best["val_loss"]
     report = metrics["translation"]
     assert report["test_sentences"] > 0 and set(report["directions"]) == {"en->zh", "zh->en"}

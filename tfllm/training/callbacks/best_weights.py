@@ -1,11 +1,14 @@
 """`BestWeights`: keeps the weights of the best validation so far, so a run that overfits ends with its best model.
 
 Early stopping the way a small data set needs it: training runs its planned steps, and whenever a validation
-improves on the best one so far, the weights are written (atomically) to `best.weights.h5` beside `best.json`
-(the step and the monitored value). A resumed run reads `best.json` back, so the best of every session counts.
-`restore(model)` loads the best weights at the end.
+improves on the best one so far, the weights are written (atomically) to `best-step-<N>.weights.h5` and then
+`best.json` (the step, the monitored value and the weights file's name) replaces the one before: `best.json` is the
+commit point, so a process killed between the two writes leaves the previous best whole and labelled as it was. A
+resumed run reads `best.json` back, so the best of every session counts. `restore(model)` loads the best weights
+at the end.
 """
 
+import glob
 import json
 import math
 import os
@@ -13,7 +16,7 @@ import os
 from tfllm.training.atomic import atomic_path, atomic_write_text
 from tfllm.training.callbacks.step_callback import StepCallback
 
-WEIGHTS = "best.weights.h5"
+WEIGHTS = "best.weights.h5"  # the weights file of runs written before the file was named by its step
 STATE = "best.json"
 
 
@@ -53,22 +56,29 @@ class BestWeights(StepCallback):
         self.best = {"step": self.step, self.monitor: float(value)}
         if self.write:
             os.makedirs(self.directory, exist_ok=True)
-            with atomic_path(os.path.join(self.directory, WEIGHTS)) as temporary:
+            name = f"best-step-{self.step:09d}.weights.h5"
+            with atomic_path(os.path.join(self.directory, name)) as temporary:
                 self.model.save_weights(temporary)
-            atomic_write_text(os.path.join(self.directory, STATE), json.dumps(self.best) + "\n")
+            atomic_write_text(os.path.join(self.directory, STATE), json.dumps({**self.best, "weights": name}) + "\n")
+            for path in glob.glob(os.path.join(self.directory, "best-step-*.weights.h5")):
+                if os.path.basename(path) != name:
+                    os.remove(path)
 
     def restore(self, model):
         """Loads the best weights saved into `model`; returns what `best.json` says of them (None: none saved)."""
         best = read_best(self.directory)
         if best is not None:
-            model.load_weights(os.path.join(self.directory, WEIGHTS))
+            model.load_weights(os.path.join(self.directory, best["weights"]))
         return best
 
 
 def read_best(directory):
-    """The `best.json` of `directory` (`{"step": ..., monitor: ...}`), or None when no validation was saved."""
+    """The `best.json` of `directory` (`{"step": ..., monitor: ..., "weights": file name}`), or None when no
+    validation was saved."""
     path = os.path.join(directory, STATE)
-    if not os.path.exists(path) or not os.path.exists(os.path.join(directory, WEIGHTS)):
+    if not os.path.exists(path):
         return None
     with open(path, encoding="utf-8") as file:
-        return json.load(file)
+        best = json.load(file)
+    best.setdefault("weights", WEIGHTS)
+    return best if os.path.exists(os.path.join(directory, best["weights"])) else None

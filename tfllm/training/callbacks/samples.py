@@ -1,6 +1,7 @@
 """`SampleCallback`: what the model writes, every N steps and at the end of training."""
 
 import os
+import re
 
 import tensorflow as tf
 
@@ -48,6 +49,14 @@ class SampleCallback(StepCallback):
     >>> _ = samples.sample(step=200)
     >>> os.listdir(os.path.join(samples.log_dir, "samples"))[0].startswith("events.out.tfevents")
     True
+
+    A run resumed from step 150 samples step 200 again: its block replaces the first one (and any later ones).
+
+    >>> resumed = SampleCallback(["In the beginning"], max_new_tokens=4, path=path, initial_step=150)
+    >>> resumed.set_model(samples.model)
+    >>> _ = resumed.sample(step=200)
+    >>> [line for line in open(path).read().splitlines() if line.startswith("===")]
+    ['=== step 100 ===', '=== step 200 ===']
     """
 
     def __init__(self, prompts, every=None, max_new_tokens=64, path=None, seed=0, at_train_end=True,
@@ -84,7 +93,7 @@ class SampleCallback(StepCallback):
         self.samples.extend(new)
         self._sampled_step = step
         if self.path is not None:
-            _append(self.path, format_samples(new))
+            _append(self.path, format_samples(new), step)
         if self.log_dir is not None:
             self._write_summary(new)
         return new
@@ -108,9 +117,16 @@ def format_samples(samples):
     return "\n".join(lines) + "\n\n"
 
 
-def _append(path, text):
+def _append(path, text, step):
+    """Appends the block of samples of `step`, after dropping the blocks of this step and later ones: a run resumed
+    from an earlier checkpoint samples those steps again (the same texts), and they were written twice."""
     previous = ""
     if os.path.exists(path):
         with open(path, encoding="utf-8") as file:
             previous = file.read()
+        later = [match.start() for match in _BLOCK_HEADER.finditer(previous) if int(match.group(1)) >= step]
+        previous = previous[: later[0]] if later else previous
     atomic_write_text(path, previous + text)
+
+
+_BLOCK_HEADER = re.compile(r"^=== step (\d+) ===$", re.MULTILINE)
