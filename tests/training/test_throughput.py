@@ -1,6 +1,7 @@
 """`ThroughputCallback`: tokens per second and model FLOPs utilization, also for models Keras builds inside `fit`."""
 
 import math
+import types
 
 import keras
 import numpy as np
@@ -10,6 +11,7 @@ from tfllm.data import lm_dataset
 from tfllm.models import LSTMLM, SimpleRNNLM, TransformerLM
 from tfllm.tokenizers import ByteTokenizer
 from tfllm.training import ThroughputCallback
+from tfllm.training.callbacks import throughput
 
 TEXTS = ["In the beginning God created the heaven and the earth."] * 8
 
@@ -128,3 +130,17 @@ def test_the_measured_peak_is_the_fastest_of_its_timed_products_and_is_kept_per_
     assert peak_flops.measure_peak_flops("float32", size=16, calls=2, again=True) == float32  # the faster kept
     monkeypatch.setattr(peak_flops, "matmul_flops", lambda dtype, size, calls: float32 * 2)
     assert peak_flops.measure_peak_flops("float32", size=16, calls=2, again=True) == float32 * 2
+
+
+@pytest.mark.parametrize("devices, replicas, expected", [
+    (["/job:localhost/replica:0/task:0/device:CPU:0", "/job:localhost/replica:0/task:0/device:CPU:1"], 2, 1.0),
+    (["/job:worker/replica:0/task:1/device:CPU:0"], 3, 3.0),  # three workers, a machine each
+    (["/job:localhost/replica:0/task:0/device:GPU:0", "/job:localhost/replica:0/task:0/device:GPU:1"], 2, 2.0),
+])
+def test_the_peak_of_a_strategy_counts_each_machine_once(monkeypatch, devices, replicas, expected):
+    # A multi-worker job on CPUs was divided by one worker's peak while its tokens per second counted every
+    # worker's: its MFU read as many times too high as it had workers.
+    monkeypatch.setattr(throughput, "measure_peak_flops", lambda dtype, device=None, again=False: 1.0)
+    strategy = types.SimpleNamespace(extended=types.SimpleNamespace(worker_devices=devices),
+                                     num_replicas_in_sync=replicas)
+    assert throughput._peak_flops_of(strategy, "float32") == expected

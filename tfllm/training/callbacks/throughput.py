@@ -20,7 +20,8 @@ class ThroughputCallback(keras.callbacks.Callback):
     MFU = `model.training_flops_per_token(sequence_length)` * tokens/s / peak FLOP/s. The peak is `peak_flops`
     when given; otherwise `measure_peak_flops(dtype)` (a measured matmul speed, not a datasheet number) in the
     dtype the model's products run in (its compute dtype: bfloat16 under mixed_bfloat16), times the number of
-    replicas when those are accelerators (CPU replicas share one processor). Models without
+    replicas when those are accelerators (the CPU replicas of one worker share its processor; a multi-worker job
+    counts each worker's). Models without
     `training_flops_per_token` get no `mfu`.
 
     A measured peak can read low: a shared machine has slow moments, and one at the start of training would make
@@ -144,5 +145,7 @@ def _peak_flops_of(strategy, dtype, again=False):
         return measure_peak_flops(dtype, again=again)
     peak = measure_peak_flops(dtype, device=device, again=again)
     if "CPU" in device.upper():
-        return peak  # CPU replicas (logical devices) share one processor's cores
+        # The CPU replicas of one worker (logical devices) share its processor's cores; each worker of a multi-worker
+        # job is a machine of its own, whose steps the global tokens per second count.
+        return peak * (strategy.num_replicas_in_sync // len(strategy.extended.worker_devices))
     return peak * strategy.num_replicas_in_sync
