@@ -260,19 +260,30 @@ def open_run(config, run_dir, strategy=None, overwrite=False, verbose=1):
 
 
 class _TrainingState:
-    """What a checkpoint saves beside the weights, so that the two always match: the loss history and the seconds
-    trained by this run, over all its sessions."""
+    """What a checkpoint saves beside the weights, so that the two always match: the loss history, the seconds
+    trained by this run, over all its sessions, and the training speed (`speed`)."""
 
-    def __init__(self, history, elapsed_before=0.0):
+    def __init__(self, history, elapsed_before=0.0, speed_before=None):
         self.history = history
         self.elapsed_before = elapsed_before
+        self.speed_before = dict(speed_before or {})
+        self.throughput = None  # this session's `ThroughputCallback`, once training starts
         self.session_start = time.perf_counter()
 
     def elapsed_seconds(self):
         return self.elapsed_before + time.perf_counter() - self.session_start
 
+    def speed(self):
+        """Tokens per second, MFU, the peak and the FLOPs per token measured in this session, or, when it timed no
+        step (a run resumed at its last step), in the last session that did."""
+        throughput = self.throughput
+        if throughput is None or math.isnan(throughput.tokens_per_second):
+            return dict(self.speed_before)
+        return {"tokens_per_second": throughput.tokens_per_second, "mfu": throughput.mfu,
+                "peak_flops": throughput.peak_flops, "training_flops_per_token": throughput.flops_per_token}
+
     def to_dict(self):
-        return {"history": self.history.to_dict(), "elapsed_seconds": self.elapsed_seconds()}
+        return {"history": self.history.to_dict(), "elapsed_seconds": self.elapsed_seconds(), "speed": self.speed()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -312,7 +323,7 @@ def build_run(opened):
     restored = (checkpoint.restore(model) if opened.resume else None) or {}
     start_step = restored.get("step", 0)
     state = _TrainingState(LossHistory(start_step, records=restored.get("history")),
-                           restored.get("elapsed_seconds", 0.0))
+                           restored.get("elapsed_seconds", 0.0), restored.get("speed"))
     checkpoint.extra_state = state.to_dict  # saved with each checkpoint, so the two always match its weights
     _say(
         opened.verbose,
@@ -349,6 +360,7 @@ def train_run(opened, built, callbacks=None, peak_flops=None):
     `TrainedRun`."""
     train, model, checkpoint = opened.config.train, built.model, built.checkpoint
     throughput = ThroughputCallback(train.sequence_length, train.batch_size, peak_flops=peak_flops)
+    built.state.throughput = throughput
     samples = SampleCallback(
         list(train.sample_prompts), every=train.sample_every, max_new_tokens=train.sample_tokens,
         path=opened.run.samples_path, seed=train.seed, at_train_end=False, initial_step=built.start_step,
@@ -723,7 +735,7 @@ def _metrics(opened, built, trained, exact, samples):
     """The numbers of `metrics.json`. The validation figures are exact (`evaluate_texts` on the whole validation
     split, `exact`; None leaves them out); `validation_loss_estimate` is the last periodic validation, on
     `validation_steps` batches."""
-    train, model, history, throughput = opened.config.train, built.model, built.state.history, trained.throughput
+    train, model, history, speed = opened.config.train, built.model, built.state.history, built.state.speed()
     steps = trained.steps
     window = [loss for step, loss in zip(history.steps, history.losses) if step > steps - min(train.eval_every, steps)]
     metrics = {
@@ -734,10 +746,10 @@ def _metrics(opened, built, trained, exact, samples):
         "tokens_seen": steps * train.batch_size * train.sequence_length,
         "train_loss": sum(window) / len(window) if window else math.nan,
         "validation_loss_estimate": float(trained.final["val_loss"]),
-        "tokens_per_second": throughput.tokens_per_second,
-        "mfu": throughput.mfu,
-        "peak_flops": throughput.peak_flops,
-        "training_flops_per_token": throughput.flops_per_token,
+        "tokens_per_second": speed.get("tokens_per_second", math.nan),  # of the last session that trained
+        "mfu": speed.get("mfu", math.nan),
+        "peak_flops": speed.get("peak_flops"),
+        "training_flops_per_token": speed.get("training_flops_per_token", trained.throughput.flops_per_token),
         "wall_time_seconds": built.state.elapsed_seconds(),
         "resumed_from_step": built.start_step,
         "parameters": model.count_params(),
