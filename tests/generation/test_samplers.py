@@ -107,7 +107,7 @@ def test_low_temperature_sharpens_and_zero_temperature_is_greedy():
             RandomSampler(temperature)
 
 
-@pytest.mark.parametrize("temperature", [1e-10, 1e-20, 1e-38])
+@pytest.mark.parametrize("temperature", [1e-10, 1e-38])  # NaNs under XLA; 0 where CPUs flush subnormals
 def test_a_temperature_near_zero_draws_the_likeliest_token_in_every_mode(temperature):
     # The logits were divided as they were: under XLA the softmax of values near 1e10 and beyond gave NaNs, which
     # the draw took as token 0 (the padding); from the command line, --temperature 1e-20 wrote nothing.

@@ -14,9 +14,9 @@ Why not `keras.callbacks.BackupAndRestore` (Keras 3.15):
 This callback writes `step-<N>.weights.h5` (the model's weights and the optimizer's variables, its iteration
 count included: `model.save_weights`) and then `state.json` (the step, the weights file's name, the state of the
 model's random seed generators, which `save_weights` leaves out, and any extra state) each through a temporary file
-and an atomic rename; the seed generators draw the dropout masks, so a resumed run with dropout draws the masks of
-an uninterrupted one; `state.json` is the commit point, so a crash at any
-moment leaves the previous checkpoint intact. It refuses to save a state whose loss or weights are not finite.
+and an atomic rename. The seed generators draw the dropout masks, so a resumed run with dropout draws the masks of
+an uninterrupted one. `state.json` is the commit point, so a crash at any moment leaves the previous checkpoint
+intact. It refuses to save a state whose loss or weights are not finite.
 """
 
 import glob
