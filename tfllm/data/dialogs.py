@@ -83,7 +83,7 @@ def load_dialogs(name_or_path="chatterbot", languages=LANGUAGES, split=None):
         dialogs = _read_dialogs(name_or_path)
         order = (languages,)  # the file's order
     # The split of every dialog of the source, whatever the languages asked: a group may hold both.
-    splits = linked_splits([_first_user_turn(dialog) for dialog in dialogs],
+    splits = linked_splits([first_user_turn(dialog) for dialog in dialogs],
                            [[m["content"] for m in dialog["messages"] if m["role"] == "user"] for dialog in dialogs])
     chosen = [dialog for kept in order for dialog, dialog_split in zip(dialogs, splits)
               if dialog["language"] in kept and split in (None, dialog_split)]
@@ -140,7 +140,13 @@ def _dialog(turns, language):
     return {"messages": [{"role": role, "content": turn} for role, turn in zip(roles, turns)], "language": language}
 
 
-def _first_user_turn(dialog):
+def first_user_turn(dialog):
+    """The content of a dialog's first user message (after its system message, if it has one): its question.
+
+    >>> first_user_turn({"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
+    ...                               {"role": "assistant", "content": "Hello!"}], "language": "en"})
+    'Hi'
+    """
     return next(message["content"] for message in dialog["messages"] if message["role"] == "user")
 
 

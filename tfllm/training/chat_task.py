@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfllm.data import dialog_exchanges, dialog_texts, load_dialogs
+from tfllm.data.dialogs import first_user_turn
 from tfllm.data.hsk import hsk_sentences
 from tfllm.data.templates import CHAT_TEMPLATE
 from tfllm.evaluation import (
@@ -169,14 +170,10 @@ def training_questions(dialogs, count=TRAINING_QUESTIONS):
     for index, language in enumerate(LANGUAGES):
         share = count // len(LANGUAGES) + (index < count % len(LANGUAGES))
         ranked = sorted(per_language[language], key=lambda d: hashlib.sha256(
-            _first_question(d["messages"]).encode("utf-8")).hexdigest())
+            first_user_turn(d).encode("utf-8")).hexdigest())
         chosen += ranked[:share]
     return [exchange for exchange in dialog_exchanges(chosen)
             if [message["role"] for message in exchange["context"]] in (["user"], ["system", "user"])]
-
-
-def _first_question(messages):
-    return next(message["content"] for message in messages if message["role"] == "user")
 
 
 def chat_report(model, texts, max_new_tokens=None):
