@@ -28,6 +28,22 @@ def require_int32(name, value):
     return int(value)
 
 
+def require_seed(name, value):
+    """Returns a run's seed if it is an integer in [0, 2**31): the seeds of the weights (Keras takes below 2**32),
+    of the data order and of generation (an int32), so a seed that one of them refuses stops the run before any
+    work, not after its training.
+
+    >>> require_seed("train.seed", 2**31)
+    Traceback (most recent call last):
+    ...
+    ValueError: train.seed=2147483648 is invalid: expected an integer in [0, 2**31), as generation seeds are int32.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value < 2**31:
+        raise ValueError(f"{name}={value!r} is invalid: expected an integer in [0, 2**31), as generation seeds are "
+                         "int32.")
+    return int(value)
+
+
 def require_token_ids(name, ids, vocab_size):
     """Returns `ids` as a list of ints if each is a token id of a vocabulary of `vocab_size`, else raises a
     `ValueError` naming `name` and the first that is not. (An id outside the vocabulary would read past an embedding

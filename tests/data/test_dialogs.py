@@ -6,17 +6,13 @@ import re
 import pytest
 
 from tfllm.data.cleaning import clean_text
-from tfllm.data.dialogs import detect_language, dialog_exchanges, dialog_texts, load_dialogs
+from tfllm.data.dialogs import detect_language, dialog_exchanges, dialog_texts, first_user_turn, load_dialogs
 from tfllm.data.splits import SPLITS, split_of
 from tfllm.evaluation import reply_language
 
 
 def _roles(dialog):
     return [message["role"] for message in dialog["messages"]]
-
-
-def _first_user_turn(dialog):
-    return next(message["content"] for message in dialog["messages"] if message["role"] == "user")
 
 
 def _write(path, text):
@@ -46,7 +42,7 @@ def test_chatterbot_counts_languages_and_alternation():
         assert all(m["content"] == m["content"].strip() and m["content"] for m in dialog["messages"])
     # Multi-turn conversations are kept whole, and every Chinese dialog holds Chinese characters.
     assert max(len(d["messages"]) for d in both) == 26
-    assert all(re.search("[\u4e00-\u9fff]", _first_user_turn(d) + d["messages"][1]["content"]) for d in chinese)
+    assert all(re.search("[\u4e00-\u9fff]", first_user_turn(d) + d["messages"][1]["content"]) for d in chinese)
 
 
 def test_chatterbot_results_are_fresh_copies():
@@ -63,10 +59,10 @@ def test_splits_partition_the_dialogs_by_first_user_turn():
     splits = {name: load_dialogs(split=name) for name in SPLITS}
     assert [len(splits[name]) for name in SPLITS] == [2363, 79, 50]
     assert sum(len(dialogs) for dialogs in splits.values()) == len(everything)
-    firsts = {name: {_first_user_turn(d) for d in dialogs} for name, dialogs in splits.items()}
+    firsts = {name: {first_user_turn(d) for d in dialogs} for name, dialogs in splits.items()}
     assert not firsts["train"] & firsts["validation"] and not firsts["train"] & firsts["test"]
     assert not firsts["validation"] & firsts["test"]
-    assert all(split_of(_first_user_turn(d)) == "test" for d in splits["test"])
+    assert all(split_of(first_user_turn(d)) == "test" for d in splits["test"])
     assert {d["language"] for d in splits["test"]} == {"en", "zh"}
 
 

@@ -32,6 +32,7 @@ from tfllm.checks import (
     require_positive_number,
     require_probability,
     require_rate,
+    require_seed,
     require_text,
 )
 from tfllm.choices import (
@@ -675,22 +676,6 @@ class FinetuneConfig(_Section):
         if self.task == "classify":
             raise ValueError("finetune.lora_rank is for the language-model tasks 'continue' and 'sft': a 'classify' "
                              "run trains a new head, so drop --lora-rank")
-
-
-def require_seed(name, value):
-    """Returns a run's seed if it is an integer in [0, 2**31): the seeds of the weights (Keras takes below 2**32),
-    of the data order and of generation (an int32), so a seed that one of them refuses stops the run before any
-    work, not after its training.
-
-    >>> require_seed("train.seed", 2**31)
-    Traceback (most recent call last):
-    ...
-    ValueError: train.seed=2147483648 is invalid: expected an integer in [0, 2**31), as generation seeds are int32.
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value < 2**31:
-        raise ValueError(f"{name}={value!r} is invalid: expected an integer in [0, 2**31), as generation seeds are "
-                         "int32.")
-    return int(value)
 
 
 def absolute_data_path(value):
