@@ -51,6 +51,7 @@ BENCHMARKS = {
     "export": ("export", [], ["--rounds", "3"]),
     "export_xla": ("export", ["--xla"], ["--xla", "--rounds", "3"]),  # the measurement behind export's XLA default
     "export_writing": ("export_writing", [], ["--rounds", "3"]),
+    "optimizer_update": ("optimizer_update", [], ["--rounds", "3"]),  # the measurement behind FusedAdamW
     "first_generate": ("first_generate", [], ["--rounds", "3"]),
     "xla_vector_width": ("xla_vector_width", [], ["--rounds", "7"]),  # fresh processes drift: 3 rounds were noise
     "gpt2_generation": ("gpt2_generation", [], ["--rounds", "3"]),

@@ -370,9 +370,8 @@ def _add_export(commands):
     parser.add_argument("--version", type=int, default=1, metavar="N", help="the version to write, OUT_DIR/N/ "
                         "(default: 1); it must not exist yet, or be empty")
     parser.add_argument("--xla", action=argparse.BooleanOptionalAction, default=True,
-                        help="run the decode loop under XLA (default: on, chosen by measurement on a 2-core CPU, "
-                             "benchmarks/export.py --xla: 1.0x-1.9x the plain graph's speed for the Transformer "
-                             "and LSTM, 1.04x greedy and 0.58x top-p for the SimpleRNN); "
+                        help="run the decode loop under XLA (default: on, chosen by measurement: "
+                             "benchmarks/export.py --xla, the README's 'SavedModel under XLA / plain graph' rows); "
                              "--no-xla for a server that does not take XLA (TensorFlow Serving counts it "
                              "experimental on CPUs)")
     parser.add_argument("--max-new-tokens", type=int, metavar="N", help="serving_default's new tokens "

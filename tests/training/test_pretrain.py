@@ -34,7 +34,7 @@ from tfllm.training.pretrain import build_run, open_run, train_run, write_result
 METRICS = {
     "steps", "optimizer_updates", "tokens_seen", "train_loss", "validation_loss", "validation_perplexity",
     "bits_per_byte", "validation_tokens_per_byte", "tokens_per_second", "mfu", "peak_flops", "wall_time_seconds",
-    "resumed_from_step", "parameters", "num_replicas", "precision", "samples",
+    "resumed_from_step", "parameters", "vocab_size", "num_replicas", "precision", "samples",
 }
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -87,6 +87,7 @@ def test_a_tiny_run_writes_every_file_with_sane_contents(architecture, verses, t
     assert metrics["validation_tokens"] == metrics["validation_bytes"] + metrics["validation_documents"]
     assert metrics["tokens_per_second"] > 0 and 0 < metrics["mfu"] < 1
     assert metrics["parameters"] == result.model.count_params()
+    assert metrics["vocab_size"] == result.model.vocab_size == result.model.tokenizer.vocab_size
     assert [sample["prompt"] for sample in metrics["samples"]] == list(config.train.sample_prompts)
     assert math.isnan(metrics["known_word_share"]) or 0 <= metrics["known_word_share"] <= 1
     assert "memoriz" in metrics["memorization"]["summary"]
@@ -280,6 +281,18 @@ def test_a_run_killed_with_sigkill_resumes_from_its_last_checkpoint(uninterrupte
     assert result.resumed_from_step == 6
     assert result.metrics["optimizer_updates"] == 8 == result.metrics["steps"]
     _assert_same_training(result, uninterrupted)
+    # TensorBoard draws each point once: the killed run's validation of step 6, which the resumed run ran again (its
+    # checkpoint is saved before it), was taken out of the logs.
+    logs = tmp_path / "run/logs"
+    assert _logged_steps(logs / "validation", "epoch_loss") == [3, 6, 8] == _logged_steps(logs / "train", "epoch_loss")
+    assert _logged_steps(logs / "train", "step_loss") == [5]
+
+
+def _logged_steps(folder, tag):
+    """The steps of every summary `tag` in the event files of `folder`, in the order they were written."""
+    return [event.step for name in sorted(os.listdir(folder))
+            for event in tf.compat.v1.train.summary_iterator(os.path.join(folder, name))
+            for value in event.summary.value if value.tag == tag]
 
 
 def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(verses, tmp_path):

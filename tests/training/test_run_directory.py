@@ -80,7 +80,8 @@ def test_load_run_names_what_is_missing(tmp_path):
 
 def test_load_run_refuses_a_damaged_model(tmp_path):
     _complete_run(tmp_path, RunConfig.default())
-    with pytest.raises(RunDirectoryError, match=r"model\.keras cannot be loaded .*damaged"):
+    with pytest.raises(RunDirectoryError, match=r"model\.keras cannot be loaded: it is not a \.keras archive \(a zip "
+                                                r"file\), so it is damaged or was cut short: .*\(--overwrite\)"):
         load_run(tmp_path)
 
 

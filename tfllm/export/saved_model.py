@@ -100,9 +100,8 @@ from tfllm.models.lora import merge_lora
 DEFAULT_MAX_NEW_TOKENS = 64  # serving_default's, as `CausalLM.generate`'s (within the limit)
 DEFAULT_MAX_NEW_TOKENS_LIMIT = 256
 DEFAULT_MAX_PROMPT_TOKENS = 1024  # for models without a context limit (RNNs)
-# By measurement (benchmarks/export.py --xla, 2-core x86 CPU, default model sizes, 8 prompts x 64 tokens): the
-# exported generate under XLA ran 1.92x / 1.35x the plain graph's speed for the Transformer (greedy / top-p), 1.53x /
-# 1.02x for the LSTM, 1.04x / 0.58x for the SimpleRNN.
+# By measurement: `benchmarks/export.py --xla` times the exported generate under XLA against the plain graph; its
+# figures are the README's "SavedModel under XLA / plain graph" rows.
 DEFAULT_JIT_COMPILE = True
 
 

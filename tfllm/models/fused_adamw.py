@@ -13,11 +13,9 @@ class FusedAdamW(keras.optimizers.AdamW):
     kernel reads each gradient, variable and moment once and writes them once, for all the variables together, and
     the global norm is summed by TensorFlow's `L2Loss` kernels, one pass per gradient.
 
-    On the 2-core Xeon of benchmarks/where_time_goes.py (alternating rounds in one process, medians), the update of
-    GPT-2 small's 124M parameters took 257 ms against Keras's 682 ms, and a Transformer of GPT-2 small's sizes
-    trained 1.21-1.24x as fast (batch 4 x 128, 2.00 against 2.41 s per step). For the default Transformer of
-    `tfllm train` (4.2M parameters in 68 variables), 7.1 against 15.8 ms, a gain its step does not show beyond its
-    noise (80 alternating steps: a median ratio of 1.00).
+    `benchmarks/optimizer_update.py` times one update against Keras's AdamW, in the plain graph and under XLA
+    (which fuses Keras's element-wise ops too), for the default Transformer of `tfllm train` and for GPT-2 small's
+    124M parameters; the README's Benchmarks table has its figures.
 
     The fused kernel runs outside `tf.distribute` strategies, for float32 variables (mixed precision's included)
     and without `amsgrad`, `clipnorm`, `clipvalue`, EMA or gradient accumulation; otherwise Keras's own update

@@ -56,6 +56,7 @@ from tfllm.training.callbacks import (
     StepCheckpoint,
     ThroughputCallback,
 )
+from tfllm.training.callbacks.summaries import drop_events
 from tfllm.training.config import RunConfig, absolute_data_path
 from tfllm.training.loss_curve import plot_loss_curve
 from tfllm.training.run_directory import HISTORY, METRICS, RunDirectory, RunDirectoryError
@@ -373,6 +374,8 @@ def train_run(opened, built, callbacks=None, peak_flops=None):
     try:
         with ctrl_c.installed():
             _set_total_steps(run_callbacks, steps, min(train.eval_every, steps))
+            if opened.writer and built.start_step:
+                _drop_logs_after_checkpoint(opened.run.logs, built, steps, min(train.eval_every, steps))
             _validate_interrupted_epoch_end(built, run_callbacks, checkpoint.step, steps, min(train.eval_every, steps))
             if (train.time_budget_minutes is not None and opened.budget is None
                     and steps - built.start_step > MEASURED_STEPS):
@@ -693,9 +696,7 @@ def _validate_interrupted_epoch_end(built, run_callbacks, step, steps, eval_ever
     epoch's training loss is the mean of its steps' losses, as Keras logs it.
     """
     history = built.state.history
-    if step == 0 or (step % eval_every and step != steps):
-        return  # not the end of an epoch
-    if any(entry["step"] == step and "val_loss" in entry for entry in history.epochs):
+    if not _epoch_end_without_validation(history, step, steps, eval_every):
         return
     first = (step - 1) // eval_every * eval_every + 1
     losses = [loss for loss_step, loss in zip(history.steps, history.losses) if first <= loss_step <= step]
@@ -706,6 +707,30 @@ def _validate_interrupted_epoch_end(built, run_callbacks, step, steps, eval_ever
         if isinstance(callback, (LossHistory, BestWeights, ScalarLogs)):
             callback.set_model(built.model)
             callback.on_epoch_end((step - 1) // eval_every, logs)
+
+
+def _epoch_end_without_validation(history, step, steps, eval_every):
+    """Whether `step` ends an epoch (of `eval_every` steps, or the last) whose validation `history` does not hold."""
+    if step == 0 or (step % eval_every and step != steps):
+        return False
+    return not any(entry["step"] == step and "val_loss" in entry for entry in history.epochs)
+
+
+def _drop_logs_after_checkpoint(log_dir, built, steps, eval_every):
+    """Takes out of the TensorBoard logs what a run killed after its last checkpoint logged and the resumed run logs
+    again, which TensorBoard would draw twice: every step after the checkpoint's; at its step, the validation that
+    `_validate_interrupted_epoch_end` runs again, and the final samples of a run resumed at its last step."""
+    step = built.start_step
+    validated_again = _epoch_end_without_validation(built.state.history, step, steps, eval_every)
+
+    def logged_again(folder, event_step, tag):
+        if event_step != step:
+            return event_step > step
+        if folder == "validation" or tag.startswith("epoch_"):
+            return validated_again
+        return folder == "samples" and step == steps
+
+    drop_events(log_dir, logged_again)
 
 
 def _final_validation(model, built, steps):
@@ -753,6 +778,7 @@ def _metrics(opened, built, trained, exact, samples):
         "wall_time_seconds": built.state.elapsed_seconds(),
         "resumed_from_step": built.start_step,
         "parameters": model.count_params(),
+        "vocab_size": built.tokenizer.vocab_size,  # learned: at most data.vocab_size
         "num_replicas": opened.strategy.num_replicas_in_sync,
         "precision": train.precision,
         "samples": samples,

@@ -34,6 +34,7 @@ import math
 import os
 import shutil
 import warnings
+import zipfile
 
 import keras
 
@@ -502,6 +503,9 @@ def load_run(run_dir):
 def load_model_file(path, precision):
     """The model saved at `path` (a `.keras` file), rebuilt under the dtype policy `precision` it was trained in;
     a damaged file raises `RunDirectoryError` naming it."""
+    if os.path.isfile(path) and not zipfile.is_zipfile(path):  # Keras would say "File not found"
+        raise RunDirectoryError(f"{path} cannot be loaded: it is not a .keras archive (a zip file), so it is damaged "
+                                "or was cut short: train the run again with overwrite=True (--overwrite)")
     previous_policy = keras.config.dtype_policy()
     try:
         with warnings.catch_warnings():
@@ -513,7 +517,7 @@ def load_model_file(path, precision):
     except Exception as error:  # zipfile, h5py and Keras raise many kinds for a damaged archive
         raise RunDirectoryError(
             f"{path} cannot be loaded ({type(error).__name__}: {error}); the file is damaged: train the run again "
-            "with overwrite=True"
+            "with overwrite=True (--overwrite)"
         ) from error
     finally:
         keras.config.set_dtype_policy(previous_policy)

@@ -132,7 +132,7 @@ class StepCheckpoint(StepCallback):
         except Exception as error:  # h5py and Keras raise many kinds for a missing or damaged file
             raise ValueError(
                 f"the checkpoint {path} (step {state['step']}) cannot be loaded: {error}. It does not match this "
-                "model, or it is damaged: start the run again with overwrite=True"
+                "model, or it is damaged: start the run again with overwrite=True (--overwrite)"
             ) from error
         seeds, variables = state.get(SEEDS), seed_states(model)
         if seeds is not None and len(seeds) == len(variables):  # checkpoints before they were saved have none
@@ -151,7 +151,8 @@ def read_checkpoint_state(directory):
         try:
             state = json.load(file)
         except json.JSONDecodeError as error:
-            raise ValueError(f"{path} is damaged ({error}): start the run again with overwrite=True") from None
+            raise ValueError(f"{path} is damaged ({error}): start the run again with overwrite=True "
+                             "(--overwrite)") from None
     if not isinstance(state, dict) or not isinstance(state.get("step"), int) or "weights" not in state:
         raise ValueError(f"{path} is not a checkpoint state (expected step and weights): {state!r:.200}")
     return state
