@@ -6,7 +6,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # XLA's CPU compiler in TensorFlow 2.21 hands reductions (softmax, cross-entropy, sums) to YNNPACK. Its fusion thunk
 # builds one YNNPACK executable per concurrent run of a computation, and those builds share one vector of constants:
 # when two threads first run the same computation at once, both grow it, and the process dies of a segmentation fault
-# in `xla::cpu::EmitYnnSubgraph`. That killed a notebook kernel and benchmark processes on this project's machines.
+# in `xla::cpu::EmitYnnSubgraph`. That killed notebook kernels and a benchmark on this project's machines.
 # The test run, with the subprocesses and notebook kernels it starts, has YNNPACK's fusions off (XLA emits those
 # reductions itself), unless XLA_FLAGS already chooses them. README, "A crash in TensorFlow 2.21's XLA".
 YNNPACK_FUSIONS = "--xla_cpu_experimental_ynn_fusion_type"

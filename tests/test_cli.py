@@ -530,12 +530,44 @@ def test_text_that_is_not_utf8_is_refused_before_the_run_is_read(tmp_path, capsy
     for argv, message in cases:
         code, err = _one_line_error(argv, capsys)
         assert code == 2 and err.count("\n") == 1 and message in err, (argv, err)
-    for command in (["generate", nowhere], ["translate", nowhere, "--to", "zh"]):
-        stdin = io.TextIOWrapper(io.BytesIO(b"\n\xff\nIn the\n"), encoding="utf-8", errors="surrogateescape")
-        monkeypatch.setattr(sys, "stdin", stdin)
-        code, err = _one_line_error(command, capsys)
-        assert code == 2 and "line 2 of standard input: not valid UTF-8 (byte 0xff at character 0)" in err, err
+    stdin = io.TextIOWrapper(io.BytesIO(b"\n\xff\nIn the\n"), encoding="utf-8", errors="surrogateescape")
+    monkeypatch.setattr(sys, "stdin", stdin)
+    code, err = _one_line_error(["generate", nowhere], capsys)
+    assert code == 2 and "line 2 of standard input: not valid UTF-8 (byte 0xff at character 0)" in err, err
     assert not (tmp_path / "run").exists()
+
+
+def test_standard_input_that_is_not_utf8_is_named_by_line_whatever_the_locale(tmp_path):
+    # Under a locale such as en_US.UTF-8, Python decodes standard input strictly: the read failed as a whole, with a
+    # UnicodeDecodeError (exit 1, "failed with"), and no line before the bad one was answered.
+    strict = {**ENV, "PYTHONIOENCODING": "utf-8:strict"}
+    result = subprocess.run([SCRIPT, "translate", tmp_path, "--to", "zh"], input=b"\xff\xfe bad\n", env=strict,
+                            capture_output=True, timeout=600)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.decode() == ("tfllm translate: error: line 1 of standard input: not valid UTF-8 (byte 0xff "
+                                      "at character 0)\n")
+
+
+def test_translate_checks_its_flags_and_run_directory_before_reading_standard_input(tmp_path, capsys, monkeypatch):
+    class Unread(io.StringIO):
+        def __iter__(self):
+            raise AssertionError("standard input was read")
+
+    monkeypatch.setattr(sys, "stdin", Unread())
+    cases = [(["translate", tmp_path, "--to", "zh", "--memory-candidates", "2"], "--memory-candidates is for --memory"),
+             (["translate", tmp_path / "nowhere", "--to", "zh"], "nowhere does not exist")]
+    for argv, message in cases:
+        code, err = _one_line_error(argv, capsys)
+        assert code == 2 and message in err, (argv, err)
+
+
+def test_translate_takes_every_text_after_a_double_dash_even_one_that_starts_with_a_dash():
+    parser = cli.build_parser()
+    args, extra = parser.parse_known_args(["translate", "run", "--to", "zh", "one", "--", "-5 degrees", "--to"])
+    assert cli._texts_after_the_options(args, extra) == []
+    assert args.texts == ["one", "-5 degrees", "--to"]
+    args, extra = parser.parse_known_args(["translate", "run", "--to", "zh", "--bogus", "x"])
+    assert cli._texts_after_the_options(args, extra) == ["--bogus", "x"] and args.texts == []
 
 
 def test_a_prompts_file_is_read_with_any_line_ending_and_without_its_byte_order_mark(tmp_path):
@@ -591,6 +623,27 @@ def test_generate_answers_each_line_of_standard_input_as_it_arrives(workspace, c
     finally:
         process.kill()
     assert (first + rest).decode() == expected
+
+
+def test_a_reader_that_stops_reading_ends_the_command_quietly(workspace):
+    # `tfllm generate RUN < prompts | head -1`: the next answer found no reader. It failed with a BrokenPipeError
+    # (exit 1, "failed with", and its traceback written over the run's error.log).
+    folder, _ = workspace
+    process = subprocess.Popen([SCRIPT, "generate", folder / "run", "--temperature", "0", "--max-new-tokens", "4"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV,
+                               bufsize=0)
+    try:
+        process.stdin.write(b"In the\n")
+        process.stdin.flush()
+        assert _read_within(process.stdout.fileno(), seconds=300).startswith(b"In the")
+        process.stdout.close()  # the reader goes away; the next answer has nowhere to go
+        process.stdin.write(b"And\n")
+        process.stdin.close()
+        assert process.wait(timeout=120) == 141  # 128 + SIGPIPE, as a shell reports `cat` in the same place
+        assert process.stderr.read() == b""
+    finally:
+        process.kill()
+    assert not (folder / "run" / "error.log").exists()
 
 
 def _read_within(descriptor, seconds):

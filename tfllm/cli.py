@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import dataclasses
 import inspect
+import io
 import itertools
 import json
 import os
@@ -43,6 +44,7 @@ from tfllm.training.config import FinetuneConfig, RunConfig, absolute_data_path
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command whose reader went away (`| head -1`)
 ERROR_LOG = "error.log"  # in the run directory: the traceback of a command that failed (exit status 1)
 # How `tfllm generate` draws unless its flags say otherwise.
 GENERATE_DRAW = {"temperature": 0.8, "top_p": 0.9}
@@ -289,7 +291,8 @@ def _add_translate(commands):
     parser = commands.add_parser(
         "translate", help="translate texts with a translation run's model",
         description="Translate texts with the model of a run trained with --task translate (English <-> Chinese): "
-                    "the texts given, else each line of standard input, answered as it arrives.",
+                    "the texts given, else each line of standard input, answered as it arrives: one line out per "
+                    "text, a blank one for a blank line. Texts after -- may start with a dash.",
     )
     parser.add_argument("run_dir", metavar="RUN_DIR")
     parser.add_argument("texts", nargs="*", metavar="TEXT", help="texts to translate (default: lines of stdin)")
@@ -386,19 +389,23 @@ def _add_export(commands):
 def main(argv=None):
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if args.command == "translate" and not any(arg.startswith("-") for arg in extra):
-        args.texts += extra  # texts after the options: `tfllm translate RUN --to zh "text" ...`
-    elif extra:
+    if args.command == "translate":
+        extra = _texts_after_the_options(args, extra)
+    if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command is None:
         parser.print_help()
         return EXIT_BAD_INPUT
+    _read_and_write_any_text()
     if not args.debug:
         _import_tensorflow_quietly()
     try:
         _check_flag_ranges(args)
         with contextlib.nullcontext() if args.debug else _warnings_as_lines(args.command, every_time=False):
             return args.run(args) or 0
+    except BrokenPipeError:  # whoever read the output stopped reading (`| head -1`): stop quietly, as `cat` does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the unwritten rest goes nowhere at exit
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt as interrupt:  # training says where it saved the run
         print(f"\ntfllm {args.command}: {str(interrupt) or 'interrupted'}", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -406,6 +413,27 @@ def main(argv=None):
         if args.debug:
             raise
         return _report(args, error)
+
+
+def _texts_after_the_options(args, extra):
+    """Adds to `args.texts` the texts of `tfllm translate RUN --to zh "text" ...` that argparse leaves over after
+    the options (all of them after a `--`, which lets a text start with "-"); returns what is still not understood."""
+    before, after = (extra[:extra.index("--")], extra[extra.index("--") + 1:]) if "--" in extra else (extra, [])
+    if any(arg.startswith("-") for arg in before):
+        return extra
+    args.texts += before + after
+    return []
+
+
+def _read_and_write_any_text():
+    """Standard input is read as UTF-8 whatever the locale, its bytes that are not UTF-8 kept as lone surrogates
+    (which `_utf8_text` names by line, as Python does under a C or C.UTF-8 locale), rather than failing the whole read
+    (Python's default under a locale such as en_US.UTF-8); standard output and error escape what their encoding
+    cannot write (Chinese on an ASCII terminal) rather than failing."""
+    for stream, errors in ((sys.stdin, "surrogateescape"), (sys.stdout, "backslashreplace"),
+                           (sys.stderr, "backslashreplace")):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(**({"encoding": "utf-8"} if stream is sys.stdin else {}), errors=errors)
 
 
 # The least value of each count flag, whichever command has it, and what that least value means when it is not 1.
@@ -606,14 +634,17 @@ def _evaluate_chat(args, run):
 
 
 def _translate(args):
-    texts = _prompts(args, args.texts)
+    _check_memory_flags(args, "sentences", ("--num-beams", "--max-new-tokens"))
+    _existing_run(args.run_dir)
+    # Each text as a sentence: without the spaces, carriage return or byte order mark around it. A blank line of
+    # standard input is kept, and gets a blank line out, so that the output lines up with the input.
+    texts = (text.strip().lstrip("\ufeff").strip() for text in _prompts(args, args.texts, keep_blank_lines=True))
     first = next(texts, None)
     if first is None:
         raise BadInput("no text: give the texts to translate, or lines on standard input")
-    _check_memory_flags(args, "sentences", ("--num-beams", "--max-new-tokens"))
     from tfllm.training import load_run
 
-    run = load_run(_existing_run(args.run_dir))
+    run = load_run(args.run_dir)
     template = None if run.is_classifier else run.model.prompt_template
     if template is None or template.kind != "translation":
         raise BadInput(f"{args.run_dir} does not hold a translation model: train one with tfllm train --task "
@@ -625,7 +656,7 @@ def _translate(args):
     if args.memory:
         settings = {"memory": _training_pairs_memory(run, args.memory_candidates)}
     for text in itertools.chain([first], texts):
-        translation = run.model.translate(text, target=args.target, source=args.source, **settings)
+        translation = run.model.translate(text, target=args.target, source=args.source, **settings) if text else ""
         print(_one_line(translation), flush=True)  # one line per text, whatever the model writes
     return 0
 
@@ -657,12 +688,18 @@ def _training_pairs_memory(run, k):
 
 
 def _one_line(text):
-    return " ".join(text.replace("\r", "\n").split("\n"))
+    """`text` on one line: each line break Python knows (`str.splitlines`: also form feeds, U+2028, ...) a space.
+
+    >>> _one_line("one\\r\\ntwo\\fthree\\u2028four")
+    'one two three four'
+    """
+    return " ".join(text.splitlines())
 
 
-def _prompts(args, given=None):
+def _prompts(args, given=None, keep_blank_lines=False):
     """The prompts of `generate` (--prompt and --prompts-file) or the texts of `translate` (`given`), else the lines
-    of standard input, each as it comes."""
+    of standard input, each as it comes, without its line ending (and a byte order mark before the first), blank
+    lines left out unless `keep_blank_lines`."""
     prompts = [_utf8_text(text, "a text on the command line") for text in
                (given if given is not None else args.prompt or [])]
     if getattr(args, "prompts_file", None):
@@ -670,8 +707,9 @@ def _prompts(args, given=None):
         prompts += [line for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n") if line.strip()]
     if prompts or sys.stdin.isatty():
         return iter(prompts)
-    return (_utf8_text(line.rstrip("\n"), f"line {number} of standard input")  # answered before the next is read
-            for number, line in enumerate(sys.stdin, 1) if line.strip())
+    return (_utf8_text(line.rstrip("\r\n").lstrip("\ufeff" if number == 1 else ""), f"line {number} of standard "
+                       "input")  # answered before the next is read
+            for number, line in enumerate(sys.stdin, 1) if keep_blank_lines or line.strip())
 
 
 def _read_text_file(path, flag):
@@ -893,7 +931,7 @@ def _chat_from_pipe(session):
     one when the model writes nothing, or the message is refused with an error on stderr)."""
     session.warm_up()
     for line in sys.stdin:  # a line is answered before the next is read
-        line = line.strip()
+        line = line.strip().lstrip("\ufeff").strip()  # a file's byte order mark is not part of its first message
         if line == "/exit":
             break
         if line == "/reset":

@@ -202,6 +202,24 @@ def test_chat_template_learns_each_answer_and_its_end_sentencepiece(sentencepiec
     assert learned.replace(" ", "") == "今天天气很好Rain,Ithink."
 
 
+def test_fit_prompt_tokenizes_only_the_exchanges_that_fit_however_long_the_history():
+    # It tokenized every suffix of the conversation: a chat of n messages cost the tokenizer n^2 / 4 messages' text
+    # per reply, and `tfllm chat` slowed down line after line (0.06 s a reply at line 10, 0.82 s at line 400).
+    tokenizer = ByteTokenizer(special_tokens=CHAT_TEMPLATE.special_tokens)
+    tokenized = []
+    counting = type("Counting", (), {"tokenize": lambda self, texts: tokenized.extend(texts.numpy()) or
+                                     tokenizer.tokenize(texts)})()
+    exchanges = [turn for index in range(200) for turn in ({"role": "user", "content": f"question {index}"},
+                                                           {"role": "assistant", "content": f"answer {index}"})]
+    conversation = [SYSTEM, *exchanges, {"role": "user", "content": "and now?"}]
+    prompt = CHAT_TEMPLATE.fit_prompt(conversation, counting, 120)
+    fits = [start for start in range(1, len(conversation), 2)  # the longest prompt that fits, as it was chosen
+            if len(tokenizer.tokenize(CHAT_TEMPLATE.format_prompt([SYSTEM, *conversation[start:]])).numpy()) <= 120]
+    assert prompt == CHAT_TEMPLATE.format_prompt([SYSTEM, *conversation[fits[0]:]])
+    assert 0 < fits[0] < len(exchanges) and prompt.endswith("<user>and now?<assistant>")  # some exchanges, not all
+    assert len(tokenized) == (len(conversation) - fits[0]) // 2 + 2  # each that fits, and the first that does not
+
+
 def test_fit_prompt_cuts_a_long_question_to_its_first_tokens_whatever_the_tokenizer(sentencepiece):
     question = "How about tomorrow? The weather is fine today. " * 4
     conversation = [SYSTEM, HI, YO, {"role": "user", "content": question}]

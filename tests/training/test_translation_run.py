@@ -93,6 +93,10 @@ def test_the_command_line_translates_arguments_and_standard_input(translation_ru
     assert given.stdout.split("\n") == [*expected, ""]
     piped = tfllm_main(capsys, "translate", run_dir, "--to", "zh", stdin="one two\nthree\n")
     assert piped.stdout.split("\n") == [*expected, ""]
+    # A line ending of Windows, a byte order mark and spaces around a text are not part of it; a blank line gets a
+    # blank line, so that the lines out stay beside the lines in.
+    piped = tfllm_main(capsys, "translate", run_dir, "--to", "zh", stdin="\ufeffone two\r\n \n  three \n")
+    assert piped.stdout.split("\n") == [expected[0], "", expected[1], ""]
 
 
 def test_the_command_line_translates_with_the_runs_training_pairs_as_memory(translation_run, capsys):

@@ -228,11 +228,17 @@ class ChatTemplate:
         messages = self.check_conversation(messages, last_role="user")
         first_turn = int(messages[0]["role"] == "system")
         system, turns = messages[:first_turn], messages[first_turn:]
-        # The candidates, longest first: the whole conversation, then without its oldest exchange, ...
-        prompts = [self.format_prompt(system + turns[start:]) for start in range(0, len(turns), 2)]
-        for prompt, count in zip(prompts, _token_counts(tokenizer, prompts)):
-            if count <= max_tokens:
-                return prompt
+        # The candidates, shortest first: the last message alone, then with the exchange before it, ... An exchange
+        # more never makes a prompt shorter, so the first that does not fit ends the search: a conversation of any
+        # length costs the tokenizer only the exchanges that fit, not every suffix of its history.
+        fitting = None
+        for start in range(len(turns) - 1, -1, -2):
+            prompt = self.format_prompt(system + turns[start:])
+            if _token_counts(tokenizer, [prompt])[0] > max_tokens:
+                break
+            fitting = prompt
+        if fitting is not None:
+            return fitting
         return self._cut_question(system, turns[-1]["content"], tokenizer, max_tokens)
 
     def segments(self, messages):
