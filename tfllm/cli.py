@@ -426,14 +426,14 @@ def _texts_after_the_options(args, extra):
 
 
 def _read_and_write_any_text():
-    """Standard input is read as UTF-8 whatever the locale, its bytes that are not UTF-8 kept as lone surrogates
-    (which `_utf8_text` names by line, as Python does under a C or C.UTF-8 locale), rather than failing the whole read
-    (Python's default under a locale such as en_US.UTF-8); standard output and error escape what their encoding
-    cannot write (Chinese on an ASCII terminal) rather than failing."""
+    """Standard input keeps the bytes its encoding cannot read as lone surrogates, which `_utf8_text` then names by
+    line (what Python does by itself under a C or C.UTF-8 locale), rather than failing the whole read (its default
+    under a locale such as en_US.UTF-8); standard output and error escape what their encoding cannot write (Chinese
+    on an ASCII terminal) rather than failing."""
     for stream, errors in ((sys.stdin, "surrogateescape"), (sys.stdout, "backslashreplace"),
                            (sys.stderr, "backslashreplace")):
         if isinstance(stream, io.TextIOWrapper):
-            stream.reconfigure(**({"encoding": "utf-8"} if stream is sys.stdin else {}), errors=errors)
+            stream.reconfigure(errors=errors)
 
 
 # The least value of each count flag, whichever command has it, and what that least value means when it is not 1.
@@ -636,9 +636,9 @@ def _evaluate_chat(args, run):
 def _translate(args):
     _check_memory_flags(args, "sentences", ("--num-beams", "--max-new-tokens"))
     _existing_run(args.run_dir)
-    # Each text as a sentence: without the spaces, carriage return or byte order mark around it. A blank line of
-    # standard input is kept, and gets a blank line out, so that the output lines up with the input.
-    texts = (text.strip().lstrip("\ufeff").strip() for text in _prompts(args, args.texts, keep_blank_lines=True))
+    # Each text as a sentence, without the spaces around it. A blank line of standard input is kept, and gets a
+    # blank line out, so that the output lines up with the input.
+    texts = (text.strip() for text in _prompts(args, args.texts, keep_blank_lines=True))
     first = next(texts, None)
     if first is None:
         raise BadInput("no text: give the texts to translate, or lines on standard input")
@@ -707,9 +707,18 @@ def _prompts(args, given=None, keep_blank_lines=False):
         prompts += [line for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n") if line.strip()]
     if prompts or sys.stdin.isatty():
         return iter(prompts)
-    return (_utf8_text(line.rstrip("\r\n").lstrip("\ufeff" if number == 1 else ""), f"line {number} of standard "
-                       "input")  # answered before the next is read
-            for number, line in enumerate(sys.stdin, 1) if keep_blank_lines or line.strip())
+    return _standard_input_lines(keep_blank_lines)
+
+
+def _standard_input_lines(keep_blank_lines):
+    """Each line of standard input as it arrives (answered before the next is read), without its line ending and,
+    for the first, a file's byte order mark; blank lines left out unless `keep_blank_lines`."""
+    for number, line in enumerate(sys.stdin, 1):
+        line = line.rstrip("\r\n")
+        if number == 1:
+            line = line.removeprefix("\ufeff")
+        if keep_blank_lines or line.strip():
+            yield _utf8_text(line, f"line {number} of standard input")
 
 
 def _read_text_file(path, flag):
@@ -931,7 +940,7 @@ def _chat_from_pipe(session):
     one when the model writes nothing, or the message is refused with an error on stderr)."""
     session.warm_up()
     for line in sys.stdin:  # a line is answered before the next is read
-        line = line.strip().lstrip("\ufeff").strip()  # a file's byte order mark is not part of its first message
+        line = line.removeprefix("\ufeff").strip()  # a file's byte order mark is not part of its first message
         if line == "/exit":
             break
         if line == "/reset":
