@@ -345,7 +345,16 @@ def test_export_keeps_serving_default_within_the_limit_when_the_run_sampled_long
     bodies = [shlex.split(line)[-1] for line in exported.stdout.splitlines() if line.strip().startswith("curl ")]
     assert json.loads(bodies[1])["instances"][0]["max_new_tokens"] == 16
     refused = tfllm_main(capsys, "export", run, tmp_path / "again", "--max-new-tokens", 20)
-    assert refused.returncode == 2 and "max_new_tokens=20 is above max_new_tokens_limit=16" in refused.stderr
+    assert refused.returncode == 2 and refused.stderr == (
+        "tfllm export: error: --max-new-tokens=20 is above the default --max-new-tokens-limit, 16: a request may ask "
+        "for at most 16 new tokens\n")
+    refused = tfllm_main(capsys, "export", run, tmp_path / "again", "--max-new-tokens", 12,
+                         "--max-new-tokens-limit", 10)
+    assert refused.returncode == 2 and "--max-new-tokens=12 is above --max-new-tokens-limit, 10" in refused.stderr
+    huge = tfllm_main(capsys, "export", run, tmp_path / "again", "--max-batch-size", 2**31)
+    assert huge.returncode == 2 and huge.stderr == ("tfllm export: error: --max-batch-size=2147483648 is invalid: "
+                                                    "expected an integer below 2**31\n")
+    assert not (tmp_path / "again").exists()
 
 
 def test_an_interrupt_outside_training_says_so(monkeypatch, capsys):
@@ -353,7 +362,7 @@ def test_an_interrupt_outside_training_says_so(monkeypatch, capsys):
     def interrupted(args):
         raise KeyboardInterrupt()
 
-    monkeypatch.setattr(cli, "_check_flag_ranges", interrupted)
+    monkeypatch.setattr(cli, "_generate", interrupted)
     code, err = _one_line_error(["generate", "runs/x", "--prompt", "x"], capsys)
     assert code == cli.EXIT_INTERRUPTED and err == "\ntfllm generate: interrupted\n"
 
@@ -448,6 +457,9 @@ def test_bad_input_is_one_line_and_exit_status_2(workspace, tmp_path, capsys):
     (damaged / "model.keras").write_bytes(b"not a zip file")
     cases = [
         (["evaluate", tmp_path / "nowhere"], "does not exist"),
+        (["generate", not_yaml, "--prompt", "x"], "broken.yaml is not a directory: expected a run directory"),
+        (["evaluate", folder / "run", "--num-beams", 3], "--num-beams is for a translation run, whose evaluation also "
+                                                         "scores beam search: drop it"),  # it was ignored
         (["evaluate", old_run], "written by tfllm 9.9 in run format 99"),
         (["generate", damaged, "--prompt", "x"], "model.keras cannot be loaded"),
         (["train", "--config", unknown_key], "unknown key train.stepz in the config"),
@@ -509,6 +521,16 @@ def test_number_flags_out_of_range_are_refused_before_the_run_is_read(tmp_path, 
         code, err = _one_line_error(argv, capsys)
         assert code == 2 and err.count("\n") == 1 and message in err, (argv, err)
     assert not (tmp_path / "out").exists() and not (tmp_path / "run").exists()
+
+
+def test_number_flags_out_of_range_are_refused_before_tensorflow_is_imported(tmp_path):
+    # They waited for TensorFlow's import, seconds, before their one line.
+    code = ("import sys; from tfllm import cli; status = cli.main(['generate', 'nowhere', '--prompt', 'x', '--top-p', "
+            "'2']); print(status, 'tensorflow' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, timeout=120)
+    assert result.stdout.split() == ["2", "False"], result
+    assert result.stderr == ("tfllm generate: error: --top-p=2.0 is invalid: expected a probability in (0, 1] (1 turns "
+                             "it off).\n")
 
 
 def test_text_that_is_not_utf8_is_refused_before_the_run_is_read(tmp_path, capsys, monkeypatch):

@@ -5,6 +5,7 @@ import contextlib
 import io
 import json
 import os
+import shlex
 import shutil
 import subprocess
 
@@ -65,6 +66,17 @@ def test_generate_and_evaluate_read_the_converted_run(references, converted, cap
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["corpus"] == corpus and report["documents"] == 3 and 0 < report["bits_per_byte"] < 20
+
+
+def test_the_printed_requests_of_a_converted_runs_export_are_within_its_limit(converted, capsys, tmp_path):
+    # A converted run has no sampling settings of its own: the printed generate request asked for 32 new tokens,
+    # whatever the export's limit, and the export refused it.
+    run_dir, _ = converted
+    exported = tfllm_main(capsys, "export", run_dir, tmp_path / "served", "--no-xla", "--max-new-tokens-limit", 10)
+    assert exported.returncode == 0, exported.stderr
+    bodies = [json.loads(shlex.split(line)[-1]) for line in exported.stdout.splitlines()
+              if line.strip().startswith("curl ")]
+    assert bodies[1]["signature_name"] == "generate" and bodies[1]["instances"][0]["max_new_tokens"] == 10
 
 
 @pytest.mark.parametrize("command, message", [

@@ -58,6 +58,7 @@ FLAG_NAMES = {
     "train.gradient_accumulation_steps": "gradient-accumulation",
     "train.time_budget_minutes": "time-budget",
 }
+EVALUATE_NUM_BEAMS = 4  # the beams of the beam search a translation run's evaluation scores beside greedy decoding
 
 
 class BadInput(ValueError):
@@ -251,8 +252,8 @@ def _add_evaluate(commands):
     parser.add_argument("--corpus", metavar="NAME|PATH", help="default: the corpus the run trained on")
     parser.add_argument("--split", choices=("train", "validation", "test", "all"), default="validation")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    parser.add_argument("--num-beams", type=int, default=4, metavar="N", help="a translation run: also score beam "
-                        "search with N beams (default: 4; 0 scores greedy decoding only)")
+    parser.add_argument("--num-beams", type=int, metavar="N", help="a translation run: also score beam search with "
+                        f"N beams (default: {EVALUATE_NUM_BEAMS}; 0 scores greedy decoding only)")
     _debug_flag(parser)
     parser.set_defaults(run=_evaluate)
 
@@ -381,7 +382,8 @@ def _add_export(commands):
                         "(default: the run's train.sample_tokens)")
     parser.add_argument("--max-new-tokens-limit", type=int, metavar="N", help="the most new tokens a request may "
                         "ask for (default: 256, or half a Transformer's context)")
-    parser.add_argument("--max-batch-size", type=int, default=64, metavar="N")
+    parser.add_argument("--max-batch-size", type=int, default=64, metavar="N",
+                        help="the most texts a request may hold (default: 64)")
     _debug_flag(parser)
     parser.set_defaults(run=_export)
 
@@ -397,10 +399,16 @@ def main(argv=None):
         parser.print_help()
         return EXIT_BAD_INPUT
     _read_and_write_any_text()
+    try:
+        _check_flag_ranges(args)  # before TensorFlow's import, which takes seconds
+    except ValueError as error:
+        if args.debug:
+            raise
+        print(f"tfllm {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if not args.debug:
         _import_tensorflow_quietly()
     try:
-        _check_flag_ranges(args)
         with contextlib.nullcontext() if args.debug else _warnings_as_lines(args.command, every_time=False):
             return args.run(args) or 0
     except BrokenPipeError:  # whoever read the output stopped reading (`| head -1`): stop quietly, as `cat` does
@@ -450,6 +458,8 @@ def _check_flag_ranges(args):
             minimum, meaning = 0, " (0 scores greedy decoding alone)"
         if getattr(args, dest, None) is not None:
             require_int_at_least(_flag(dest), getattr(args, dest), minimum, meaning)
+            if getattr(args, dest) >= 2**31:  # counts held as int32 in the graph
+                raise BadInput(f"{_flag(dest)}={getattr(args, dest)} is invalid: expected an integer below 2**31")
     if getattr(args, "temperature", None) is not None:
         require_number_at_least(_flag("temperature"), args.temperature, 0, " (0 is greedy)")
     if getattr(args, "top_p", None) is not None:
@@ -583,6 +593,8 @@ def _evaluate(args):
     if not run.is_classifier and run.model.prompt_template is not None and (
             run.model.prompt_template.kind == "translation"):
         return _evaluate_translation(args, run)
+    if args.num_beams is not None:  # it was ignored
+        raise BadInput("--num-beams is for a translation run, whose evaluation also scores beam search: drop it")
     if not run.is_classifier and run.model.prompt_template is not None and (
             run.model.prompt_template.kind == "chat") and run.kind == "pretrain" and run.config.data.task == "chat":
         return _evaluate_chat(args, run)
@@ -618,7 +630,8 @@ def _evaluate_translation(args, run):
 
     if args.corpus or args.split != "validation":
         raise BadInput("a translation run is evaluated on the test split of its own corpus: drop --corpus/--split")
-    report = translation_report(run.model, read_parallel_texts(run.config.data), num_beams=args.num_beams)
+    num_beams = EVALUATE_NUM_BEAMS if args.num_beams is None else args.num_beams
+    report = translation_report(run.model, read_parallel_texts(run.config.data), num_beams=num_beams)
     print(json.dumps(report, ensure_ascii=False) if args.json else "\n".join(report_lines(report)))
     return 0
 
@@ -978,7 +991,7 @@ def _export(args):
     import shlex
 
     from tfllm.export import export_saved_model, rest_request_examples
-    from tfllm.export.saved_model import default_max_new_tokens_limit
+    from tfllm.export.saved_model import DEFAULT_MAX_NEW_TOKENS, default_max_new_tokens_limit
     from tfllm.training import load_run
 
     run = load_run(_existing_run(args.run_dir))
@@ -992,6 +1005,10 @@ def _export(args):
         "max_new_tokens": min(train.sample_tokens, limit), "temperature": train.sample_temperature,
         "top_p": train.sample_top_p}
     if args.max_new_tokens is not None:
+        if args.max_new_tokens > limit:
+            given = "--max-new-tokens-limit" if args.max_new_tokens_limit else "the default --max-new-tokens-limit"
+            raise BadInput(f"--max-new-tokens={args.max_new_tokens} is above {given}, {limit}: a request may ask for "
+                           f"at most {limit} new tokens")
         sampling["max_new_tokens"] = args.max_new_tokens
     path = export_saved_model(run.model, args.out_dir, version=args.version, jit_compile=args.xla,
                               max_new_tokens_limit=args.max_new_tokens_limit, max_batch_size=args.max_batch_size,
@@ -1001,9 +1018,13 @@ def _export(args):
     chats = template is not None and template.kind == "chat"
     prompt = ("天气如何？" if translates or chats else train.sample_prompts[0] if train is not None
               else "In the beginning")
+    # The export's own serving_default length, so that the printed requests are within its limit.
     examples = rest_request_examples(run.model, prompt, target_language="en",
-                                     max_new_tokens=sampling.get("max_new_tokens", 32))
-    if not translates:
+                                     max_new_tokens=sampling.get("max_new_tokens", min(DEFAULT_MAX_NEW_TOKENS, limit)))
+    if translates:  # generate reads a translation prompt as written, its language tags included
+        examples["generate"]["instances"][0]["prompts"] = template.format_prompt(
+            {"source": prompt, "target_language": "en"})
+    else:
         examples["generate"]["instances"][0].update(
             temperature=sampling.get("temperature", 0.0), top_p=sampling.get("top_p", 1.0))
     shown = ("translate", "generate") if translates else ("chat", "generate") if chats else (
@@ -1102,7 +1123,8 @@ def _import_tensorflow_quietly():
 
 def _existing_run(run_dir):
     if not os.path.isdir(run_dir):
-        raise BadInput(f"{run_dir} does not exist: expected a run directory (tfllm train --output-dir ...)")
+        problem = "is not a directory" if os.path.exists(run_dir) else "does not exist"
+        raise BadInput(f"{run_dir} {problem}: expected a run directory (tfllm train --output-dir ...)")
     return run_dir
 
 

@@ -88,6 +88,18 @@ def test_a_vocabulary_that_does_not_fit_the_embedding(preset, hugging_face):
                                  "tokenizer does not belong to these weights")
 
 
+def test_a_vocabulary_without_gpt2s_end_of_text_token(preset, hugging_face):
+    # It converted, and the run then failed in generate, evaluate and export (a tokenizer without bos and eos).
+    for path, name in ((preset, "assets/tokenizer/vocabulary.json"), (hugging_face, "vocab.json")):
+        with open(path / name, encoding="utf-8") as file:
+            vocabulary = json.load(file)
+        vocabulary["</s>"] = vocabulary.pop("<|endoftext|>")
+        with open(path / name, "w", encoding="utf-8") as file:
+            json.dump(vocabulary, file)
+        assert refused(path) == (f"the vocabulary DIR/{name} has no <|endoftext|>, GPT-2's token that begins and ends "
+                                 "every text: this tokenizer is not GPT-2's")
+
+
 def test_a_missing_or_misshapen_hugging_face_tensor(hugging_face):
     from safetensors.numpy import load_file, save_file
 

@@ -21,7 +21,7 @@ import tensorflow as tf
 from tests.helpers import OddIdsTokenizer
 from tests.serving_process import WITHOUT_TFLLM
 from tfllm.data import PromptTemplate
-from tfllm.export import export_saved_model
+from tfllm.export import export_saved_model, saved_model
 from tfllm.generation import RequestSampler
 from tfllm.models import LSTMLM, SimpleRNNLM, TransformerLM
 from tfllm.tokenizers import ByteTokenizer, CharTokenizer, SentencePieceTokenizer, WordPieceTokenizer
@@ -299,12 +299,45 @@ def test_bad_export_arguments_are_refused_before_writing(tmp_path):
         export_saved_model(model, tmp_path / "b", max_new_tokens=8, top_p=1.5)
     with pytest.raises(ValueError, match=r"version=0 is invalid"):
         export_saved_model(model, tmp_path / "b", version=0)
+    # Limits beyond int32 failed inside TensorFlow, after the tracing.
+    with pytest.raises(ValueError, match=r"max_batch_size=2147483648 is invalid: expected a positive integer below "
+                                         r"2\*\*31"):
+        export_saved_model(model, tmp_path / "b", max_new_tokens=8, max_batch_size=2**31)
+    # A file where the version directory goes failed inside tf.saved_model.save.
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "1").write_text("mine")
+    with pytest.raises(ValueError, match=r"d/1 is a file: the version directory must not exist or be empty"):
+        export_saved_model(model, tmp_path / "d", max_new_tokens=8)
+    assert (tmp_path / "d" / "1").read_text() == "mine"
     (tmp_path / "c" / "1").mkdir(parents=True)
     (tmp_path / "c" / "1" / "x").write_text("mine")
     with pytest.raises(ValueError, match=r"c/1 exists and is not empty: choose another --version"):
         export_saved_model(model, tmp_path / "c", max_new_tokens=8)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
     assert (tmp_path / "c" / "1" / "x").read_text() == "mine"
+
+
+def test_a_version_appears_only_when_whole(tmp_path, monkeypatch):
+    # The export was written in place: TensorFlow Serving could load it half-written, and a killed export left a
+    # version directory that neither loaded nor let the export run again.
+    model = _transformer(ByteTokenizer())
+    written = []
+
+    def killed_half_way(path, *args, **kwargs):
+        written.append(os.path.basename(path))
+        os.makedirs(os.path.join(path, "variables"))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(saved_model, "write_signatures", killed_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        export_saved_model(model, tmp_path, max_new_tokens=4, jit_compile=False)
+    assert written == [f".1.partial-{os.getpid()}"] and os.listdir(tmp_path) == []  # no number: no version
+    monkeypatch.undo()
+    (tmp_path / ".1.partial-12345" / "variables").mkdir(parents=True)  # what an export killed by SIGKILL leaves
+    (tmp_path / "1").mkdir()  # an empty version directory is taken
+    path = export_saved_model(model, tmp_path, max_new_tokens=4, jit_compile=False)
+    assert sorted(os.listdir(tmp_path)) == ["1"] and path == os.path.join(tmp_path, "1")
+    assert "serving_default" in tf.saved_model.load(path).signatures
 
 
 def test_serving_default_without_a_seed_draws_each_row_apart(tmp_path):

@@ -1,12 +1,14 @@
 """Samplers on fixed logits: what they may draw, how often, and that a seed reproduces the draw."""
 
+import warnings
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from tfllm.generation import (GreedySampler, RandomSampler, RequestSampler, TopKSampler, TopPSampler, get_sampler,
                               samplers)
-from tfllm.generation.samplers import draw
+from tfllm.generation.samplers import LARGEST_FLOAT32, draw
 
 # Probabilities 0.5, 0.25, 0.125, 0.0625, 0.0625 over five tokens, in a shuffled order.
 PROBABILITIES = np.array([0.125, 0.5, 0.0625, 0.25, 0.0625])
@@ -118,6 +120,14 @@ def test_a_temperature_near_zero_draws_the_likeliest_token_in_every_mode(tempera
                     RequestSampler(temperature, top_k=5, top_p=0.9)):
         for mode in (sampler.__call__, tf.function(sampler.__call__, jit_compile=True)):
             np.testing.assert_array_equal(mode(logits, seed), expected, err_msg=f"{type(sampler).__name__}")
+
+
+def test_a_temperature_beyond_float32_draws_as_float32s_largest_without_a_warning():
+    # tfllm generate --temperature 1e300 printed NumPy's "overflow encountered in cast".
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        huge, largest = _draw(RandomSampler(1e300)), _draw(RandomSampler(LARGEST_FLOAT32))
+    np.testing.assert_array_equal(huge, largest)
 
 
 def test_the_same_seed_gives_the_same_draws():

@@ -221,3 +221,10 @@ def test_what_cannot_be_adapted_is_refused():
             enable_lora(recurrent, 2)
     with pytest.raises(ValueError, match="has no LoRA adapter to save"):
         save_adapter(_transformer(), "unused.h5")
+    # Width 32: the widest kernels' narrower side is 32 (a query kernel's is its 16-wide heads). Rank 5000 on a
+    # 32-wide model was taken: an adapter 148 times the model's size.
+    with pytest.raises(ValueError, match=r"^rank=33 is above 32, the highest rank an update of transformer_lm\w*'s "
+                                         r"projections can have \(the narrower side of its widest kernel\): a larger "
+                                         r"adapter learns nothing more$"):
+        enable_lora(_transformer(), 33)
+    assert lora_settings(enable_lora(_transformer(), 32))["rank"] == 32

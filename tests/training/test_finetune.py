@@ -98,6 +98,11 @@ def test_train_classifier_maps_labels_and_checks_its_arguments():
         train_classifier(backbone, examples, num_classes=2, label_names=["a", "b", "c"], steps=1)
     with pytest.raises(ValueError, match="log_every=3 does not divide steps=10"):
         train_classifier(backbone, examples, num_classes=3, steps=10, log_every=3)
+    # A label that only held-out records have: the error said "labels ['z'] are not in label_names=['x', 'y']", and
+    # the user had given no label_names.
+    with pytest.raises(ValueError, match=r"^validation_examples \(the held-out records\): labels \['z'\] are not in "
+                                         r"label_names=\['x', 'y'\] \(the labels of the training records\)\.$"):
+        train_classifier(backbone, [("aa", "x"), ("bb", "y")] * 2, validation_examples=[("ab", "z")], steps=1)
     with pytest.raises(ValueError, match="tokenizer"):
         supervised_finetune(LSTMLM(VOCAB, hidden_dim=8), [("a", "b")], steps=1, sequence_length=4)
 

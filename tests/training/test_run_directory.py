@@ -69,6 +69,9 @@ def test_plan_never_takes_a_folder_that_is_not_a_run(tmp_path):
 def test_load_run_names_what_is_missing(tmp_path):
     with pytest.raises(RunDirectoryError, match="does not exist"):
         load_run(tmp_path / "nothing")
+    (tmp_path / "notes.txt").write_text("a file")
+    with pytest.raises(RunDirectoryError, match="notes.txt is not a directory: expected a run directory"):
+        load_run(tmp_path / "notes.txt")
     with pytest.raises(RunDirectoryError, match="is not a run directory: it has no run.json or config.json"):
         load_run(tmp_path)
     RunDirectory(tmp_path).start(RunConfig.default(), "new")

@@ -131,4 +131,6 @@ def test_export_prints_translate_requests_for_a_translation_run(translation_run,
     assert result.returncode == 0, result.stderr
     assert '{"signature_name": "translate", "instances": [{"texts": "天气如何？", "target_language": "en"}]}' in (
         result.stdout)
+    # generate reads a translation prompt as written: its example has the tags (it had the bare text, continued).
+    assert '{"signature_name": "generate", "instances": [{"prompts": "<zh>天气如何？<en>"' in result.stdout
     assert 'served.signatures["translate"](texts=' in result.stdout

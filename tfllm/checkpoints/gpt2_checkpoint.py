@@ -13,6 +13,7 @@ import numpy as np
 from tfllm.checkpoints.formats import CheckpointError
 
 GPT2_ACTIVATION = "gelu_approximate"  # GPT-2's MLP runs the tanh approximation of GELU
+GPT2_END_OF_TEXT = "<|endoftext|>"  # the tokenizer's bos and eos (`tfllm.tokenizers.byte_pair.END_OF_TEXT`)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,10 +100,20 @@ def require_shape(name, array, expected):
     return np.asarray(array, dtype="float32")
 
 
-def require_vocabulary_size(vocabulary, vocab_size, where):
-    """Checks that the tokenizer's vocabulary (read from `where`) has one id per embedding row."""
+def require_gpt2_vocabulary(vocabulary, vocab_size, where):
+    """Checks that the tokenizer's vocabulary (read from `where`) has one id per embedding row, and GPT-2's
+    `<|endoftext|>`, which a converted run's prompts start with and its generation stops at (its bos and eos).
+
+    >>> require_gpt2_vocabulary({"a": 0, "</s>": 1}, 2, "vocab.json")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    tfllm.checkpoints.formats.CheckpointError: the vocabulary vocab.json has no <|endoftext|>, GPT-2's token that ...
+    """
     if len(vocabulary) != vocab_size:
         raise CheckpointError(
             f"the vocabulary {where} has {len(vocabulary)} tokens but the embedding has {vocab_size} rows: the "
             "tokenizer does not belong to these weights"
         )
+    if GPT2_END_OF_TEXT not in vocabulary:
+        raise CheckpointError(f"the vocabulary {where} has no {GPT2_END_OF_TEXT}, GPT-2's token that begins and ends "
+                              "every text: this tokenizer is not GPT-2's")

@@ -21,7 +21,7 @@ import os
 
 from tfllm.checkpoints.formats import CONFIG, CheckpointError, read_config, require_file, require_setting
 from tfllm.checkpoints.gpt2_checkpoint import (
-    GPT2Checkpoint, gpt2_weight_shapes, require_shape, require_vocabulary_size)
+    GPT2Checkpoint, gpt2_weight_shapes, require_shape, require_gpt2_vocabulary)
 from tfllm.checks import require_divisible, require_positive_int, require_positive_number
 from tfllm.tokenizers.byte_pair_files import read_merges, read_vocabulary
 
@@ -69,7 +69,7 @@ def read_hugging_face_gpt2(path):
     arguments = model_arguments(source_config, path)
     weights_path = require_file(path, WEIGHTS)
     vocabulary, merges, where = read_tokenizer(path)
-    require_vocabulary_size(vocabulary, arguments["vocab_size"], where)
+    require_gpt2_vocabulary(vocabulary, arguments["vocab_size"], where)
     weights = _read_weights(weights_path, arguments)
     return GPT2Checkpoint(path, "hugging_face", source_config, arguments, weights, vocabulary, merges)
 

@@ -20,7 +20,7 @@ import re
 
 from tfllm.checkpoints.formats import CONFIG, CheckpointError, read_config, require_file, require_setting
 from tfllm.checkpoints.gpt2_checkpoint import (
-    GPT2_ACTIVATION, GPT2Checkpoint, gpt2_weight_shapes, require_shape, require_vocabulary_size)
+    GPT2_ACTIVATION, GPT2Checkpoint, gpt2_weight_shapes, require_shape, require_gpt2_vocabulary)
 from tfllm.checks import require_divisible, require_positive_int
 from tfllm.tokenizers.byte_pair_files import read_merges, read_vocabulary
 
@@ -88,7 +88,7 @@ def read_keras_hub_gpt2(path):
     weights_path = require_file(path, WEIGHTS)
     vocabulary_path, merges_path = require_file(path, VOCABULARY), require_file(path, MERGES)
     vocabulary = read_vocabulary(vocabulary_path)
-    require_vocabulary_size(vocabulary, arguments["vocab_size"], vocabulary_path)
+    require_gpt2_vocabulary(vocabulary, arguments["vocab_size"], vocabulary_path)
     weights = _read_weights(weights_path, arguments)
     merges, _ = read_merges(merges_path)
     return GPT2Checkpoint(path, "keras_hub", source_config, arguments, weights, vocabulary, merges)

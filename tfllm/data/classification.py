@@ -32,7 +32,8 @@ def classification_dataset(
         sequence_length: T, tokens per text.
         batch_size: B.
         label_names: The labels in class order; every label of the data must be one of them.
-        shuffle, seed: Shuffle the examples, anew each epoch, reproducibly with a seed.
+        shuffle, seed: Shuffle the examples, anew each epoch, reproducibly with a seed (which every worker of a
+            multi-worker strategy needs, as `lm_dataset`'s does).
         drop_remainder: Drop a last batch smaller than `batch_size`.
 
     Returns:

@@ -36,7 +36,10 @@ def lm_dataset(
         sequence_length: T, tokens per example.
         batch_size: B, examples per batch (the global batch under a distribution strategy).
         shuffle: Shuffle documents and windows.
-        seed: Seed of the shuffles; the same seed gives the same batches.
+        seed: Seed of the shuffles; the same seed gives the same batches. Under a multi-worker strategy every
+            worker must shuffle alike, so give one (or call `keras.utils.set_random_seed` with the same seed on
+            every worker): unseeded, each worker draws its own order, and sharding by data then trains some
+            windows twice and others never.
         shuffle_buffer_size: Windows held in the shuffle buffer.
         documents_per_map: Documents tokenized per call of the tokenizer.
         drop_remainder: Drop a last batch smaller than `batch_size` (static shapes, as XLA and TPUs want).

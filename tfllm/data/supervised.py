@@ -27,7 +27,8 @@ def sft_dataset(pairs, tokenizer, sequence_length, batch_size, shuffle=True, see
         tokenizer: A tfllm tokenizer.
         sequence_length: T, tokens per example.
         batch_size: B.
-        shuffle, seed: Shuffle the records, anew each epoch, reproducibly with a seed.
+        shuffle, seed: Shuffle the records, anew each epoch, reproducibly with a seed (which every worker of a
+            multi-worker strategy needs, as `lm_dataset`'s does).
         reshuffle_each_iteration: With `shuffle`, draw a new order for every iteration; False keeps the seed's one
             order for every iterator (a training run that must give the same batches after a resume).
         drop_remainder: Drop a last batch smaller than `batch_size`.

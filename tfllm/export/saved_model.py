@@ -44,7 +44,7 @@ it was trained for. Its `generate` reads each prompt as a user message, as `mode
 in the model's template): the prompt is `<user>prompt<assistant>`, and decoding stops at eos or a stop token of the
 template (`model.generate(..., stop_token_ids=tfllm.generation.chat.chat_stop_token_ids(model))`, what `tfllm
 generate` does for a chat run); `text` is the message and the reply with the special tokens left out, with the
-request's own sampling settings.
+request's own sampling settings. An empty (or all-whitespace) prompt fails there as an empty message does in `chat`.
 
 A translation model's `serving_default` is `translate` (same inputs and output): a plain `:predict` on the model,
 `{"instances": [{"texts": "天气如何？", "target_language": "en"}]}`, translates, which is what it was trained for. A
@@ -70,8 +70,12 @@ loaded signature gives the same text. The loop runs in the plain graph or under 
 `DEFAULT_JIT_COMPILE` for which, and why.
 """
 
+import contextlib
+import glob
 import json
+import numbers
 import os
+import shutil
 
 import tensorflow as tf
 from keras import ops
@@ -117,7 +121,8 @@ def export_saved_model(model, path, *, version=1, max_new_tokens=None, temperatu
             exported kernels (`tfllm.models.lora.merge_lora`).
         path: the model's base directory (TensorFlow Serving's `--model_base_path`); created if needed.
         version: the version number, a positive integer: the export goes to `path/<version>/`, which must not exist
-            or be empty.
+            or be empty. It is written beside it and renamed into place once whole, so that a server watching
+            `path` never loads a half-written version (`_written_whole`).
         max_new_tokens, temperature, top_k, top_p, seed: the sampling settings of `serving_default` (strings in,
             strings out): `max_new_tokens` new tokens at most (default: 64, or `max_new_tokens_limit` if less),
             temperature 0 is greedy, top_k 0 and top_p 1.0 are off; seed None draws a new seed for each request.
@@ -183,6 +188,9 @@ def export_saved_model(model, path, *, version=1, max_new_tokens=None, temperatu
                          "infers the source language, so it takes a two-language TranslationTemplate")
     require_directory_path("the export directory", path)
     version_dir = os.path.join(os.fspath(path), str(require_positive_int("version", version)))
+    if os.path.exists(version_dir) and not os.path.isdir(version_dir):
+        raise ValueError(f"{version_dir} is a file: the version directory must not exist or be empty (choose another "
+                         "--version, or a new directory)")
     if os.path.isdir(version_dir) and os.listdir(version_dir):
         raise ValueError(f"{version_dir} exists and is not empty: choose another --version (or a new directory)")
     limits = _limits(model, max_new_tokens_limit, max_prompt_tokens, max_score_tokens, max_batch_size)
@@ -193,12 +201,34 @@ def export_saved_model(model, path, *, version=1, max_new_tokens=None, temperatu
     model = merge_lora(model)  # a LoRA adapter folded into the kernels: the export has no adapter variables
 
     endpoints = _Endpoints(model, bool(jit_compile), defaults, **limits)
-    write_signatures(version_dir, model, _signatures(endpoints), resources_of=[model.tokenizer], constants=limits,
-                     verbose=verbose)
+    with _written_whole(version_dir) as partial_dir:
+        write_signatures(partial_dir, model, _signatures(endpoints), resources_of=[model.tokenizer],
+                         constants=limits, verbose=verbose)
     if verbose:
         for name, body in rest_request_examples(model, max_new_tokens=defaults["max_new_tokens"]).items():
             print(f"REST request body for {name}: {json.dumps(body, ensure_ascii=False)}")
     return version_dir
+
+
+@contextlib.contextmanager
+def _written_whole(version_dir):
+    """A new directory beside `version_dir` to write the export into, renamed to `version_dir` once it is whole.
+
+    TensorFlow Serving loads every directory of the base path whose name is a number, as soon as it appears: an
+    export written in place can be loaded half-written, and one killed half-way left a version that neither loads
+    nor lets the export be run again. The partial directory's name (`.<version>.partial-<pid>`) is no number, so a
+    server never loads it; a killed export leaves it behind, and the next export of that version removes it.
+    """
+    base, version = os.path.split(version_dir)
+    for leftover in glob.glob(os.path.join(glob.escape(base), f".{version}.partial-*")):
+        shutil.rmtree(leftover, ignore_errors=True)
+    partial_dir = os.path.join(base, f".{version}.partial-{os.getpid()}")
+    os.makedirs(partial_dir)
+    try:
+        yield partial_dir
+        os.replace(partial_dir, version_dir)  # an empty version directory is replaced
+    finally:
+        shutil.rmtree(partial_dir, ignore_errors=True)
 
 
 def _signatures(endpoints):
@@ -277,7 +307,7 @@ def _limits(model, max_new_tokens_limit, max_prompt_tokens, max_score_tokens, ma
     context = model.max_sequence_length
     if max_new_tokens_limit is None:
         max_new_tokens_limit = default_max_new_tokens_limit(model)
-    max_new_tokens_limit = require_positive_int("max_new_tokens_limit", max_new_tokens_limit)
+    max_new_tokens_limit = _int32_limit("max_new_tokens_limit", max_new_tokens_limit)
     if context is not None and max_new_tokens_limit >= context:
         raise ValueError(
             f"max_new_tokens_limit={max_new_tokens_limit} leaves no room for a prompt in the model's "
@@ -287,10 +317,24 @@ def _limits(model, max_new_tokens_limit, max_prompt_tokens, max_score_tokens, ma
         max_prompt_tokens = DEFAULT_MAX_PROMPT_TOKENS if context is None else context - 1
     return {
         "max_new_tokens_limit": max_new_tokens_limit,
-        "max_prompt_tokens": require_positive_int("max_prompt_tokens", max_prompt_tokens),
-        "max_score_tokens": require_positive_int("max_score_tokens", max_score_tokens),
-        "max_batch_size": require_positive_int("max_batch_size", max_batch_size),
+        "max_prompt_tokens": _int32_limit("max_prompt_tokens", max_prompt_tokens),
+        "max_score_tokens": _int32_limit("max_score_tokens", max_score_tokens),
+        "max_batch_size": _int32_limit("max_batch_size", max_batch_size),
     }
+
+
+def _int32_limit(name, value):
+    """A limit of the export, a positive integer that int32 holds: the limits are compared with int32 tensors and
+    stored as int32 scalars.
+
+    >>> _int32_limit("max_batch_size", 2**31)
+    Traceback (most recent call last):
+    ...
+    ValueError: max_batch_size=2147483648 is invalid: expected a positive integer below 2**31 (an int32).
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 < value < 2**31:
+        raise ValueError(f"{name}={value!r} is invalid: expected a positive integer below 2**31 (an int32).")
+    return int(value)
 
 
 def _defaults(limit, max_new_tokens, temperature, top_k, top_p, seed):
@@ -403,6 +447,8 @@ class _Endpoints:
             tf.debugging.assert_greater(top_p, 0.0, message="top_p must be in (0, 1] (1 is off)"),
             tf.debugging.assert_less_equal(top_p, 1.0, message="top_p must be in (0, 1] (1 is off)"),
         ]
+        if self.chats:  # each prompt is a user message, which `model.generate` refuses empty, as `chat` does
+            checks.append(self._require_messages(prompts))
         template = self.model.prompt_template
         # The prompts are what the template's one field holds, as for `model.generate`; a translation prompt
         # needs its target, so a translation model's are read as written (its translate signature fills them).
@@ -435,9 +481,7 @@ class _Endpoints:
 
     def chat(self, messages):
         tokenizer = self.tokenizer
-        checks = [*self._check_batch(messages, "messages"), tf.debugging.assert_positive(
-            tf.strings.length(_strip_whitespace(messages)),
-            message="a message is empty or only whitespace: expected text for the assistant to answer")]
+        checks = [*self._check_batch(messages, "messages"), self._require_messages(messages)]
         with tf.control_dependencies(checks):
             messages = tf.identity(messages)
         # A message too long for the prompt's room keeps its first tokens, stripped first, as `chat_prompt` cuts it;
@@ -508,6 +552,13 @@ class _Endpoints:
     def _with_bos(self, ragged):
         bos = tf.fill([ragged.nrows(), 1], tf.constant(self.tokenizer.bos_id, tf.int32))
         return tf.concat([tf.RaggedTensor.from_tensor(bos), ragged], axis=1)
+
+    @staticmethod
+    def _require_messages(messages):
+        """The check that no user message of `messages` (B,) is empty or only whitespace."""
+        return tf.debugging.assert_positive(
+            tf.strings.length(_strip_whitespace(messages)),
+            message="a message is empty or only whitespace: expected text for the assistant to answer")
 
     def _check_batch(self, texts, name):
         """The checks of a request's batch of texts: at least one, at most `max_batch_size`."""

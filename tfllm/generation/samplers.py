@@ -106,12 +106,15 @@ def scale_logits(logits, temperature):
     [[-4.0, 0.0, -2.0]]
     """
     logits = ops.cast(logits, "float32")
+    if isinstance(temperature, (int, float)):  # one above float32's largest number is that number, not a cast's warning
+        temperature = min(temperature, LARGEST_FLOAT32)
     # A temperature below float32's smallest normal number is 0 on CPUs that flush those to zero, and 0/0 is NaN.
     temperature = ops.maximum(ops.cast(temperature, "float32"), SMALLEST_NORMAL_FLOAT32)
     return (logits - ops.max(logits, axis=-1, keepdims=True)) / temperature
 
 
 SMALLEST_NORMAL_FLOAT32 = float(np.finfo(np.float32).tiny)
+LARGEST_FLOAT32 = float(np.finfo(np.float32).max)
 
 
 class TopKSampler(RandomSampler):

@@ -15,6 +15,7 @@ import collections.abc
 import keras
 import numpy as np
 import tensorflow as tf
+from keras.src.utils import tracking as keras_tracking  # private: the scope Keras's compile sets its tracker in
 
 from tfllm.checks import require_positive_int
 from tfllm.data.templates import model_translation_template, template_from_config, wrap_prompts
@@ -25,7 +26,7 @@ from tfllm.layers.kernel_placement import accelerators
 from tfllm.models import lora
 from tfllm.models.build_before_tracing import PROBE_LENGTH, BuildBeforeTracing
 from tfllm.models.fused_adamw import FusedAdamW
-from tfllm.models.metrics import Perplexity
+from tfllm.models.metrics import Perplexity, TokenWeightedLoss
 from tfllm.models.multi_worker import MultiWorkerFit
 from tfllm.models.schedules import WarmupCosineDecay
 from tfllm.models.token_cross_entropy import SharedCrossEntropy
@@ -124,11 +125,13 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
         Defaults: AdamW (`FusedAdamW`, Keras's with its update in one kernel; betas 0.9 / 0.95, `weight_decay` on
         kernels and embeddings, none on biases and layer norms) following `WarmupCosineDecay(learning_rate,
         warmup_steps, decay_steps)`, gradients clipped to a global norm of `global_clipnorm`; sparse cross-entropy from
-        logits that ignores the tokenizer's pad targets; the `Perplexity` metric, fed the loss's own per-token
-        cross-entropies (computed once for both: `tfllm.models.token_cross_entropy`); `jit_compile="auto"`: Keras's rule
-        (XLA on accelerators, the plain graph on CPUs and under `tf.distribute` strategies), except for a model whose
-        whole step measures as fast or faster under XLA on CPUs (`xla_step_on_cpus`: the recurrent models in float32),
-        which gets XLA on a machine without GPUs or TPUs, outside a strategy's scope. Under `mixed_float16`, Keras adds
+        logits that ignores the tokenizer's pad targets, logged as its mean per predicted token over the epoch
+        (`TokenWeightedLoss`, where Keras weighs batches by rows); the `Perplexity` metric, fed the loss's own
+        per-token cross-entropies (computed once for both: `tfllm.models.token_cross_entropy`);
+        `jit_compile="auto"`: Keras's rule (XLA on accelerators, the plain graph on CPUs and under `tf.distribute`
+        strategies), except for a model whose whole step measures as fast or faster under XLA on CPUs
+        (`xla_step_on_cpus`: the recurrent models in float32), which gets XLA on a machine without GPUs or TPUs,
+        outside a strategy's scope. Under `mixed_float16`, Keras adds
         loss scaling. With `gradient_accumulation_steps`, the schedule counts batches, not updates (Keras passes it the
         batch count).
 
@@ -187,6 +190,10 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
             jit_compile=jit_compile,
             **kwargs,
         )
+        if self._shared_cross_entropy is not None:  # the logged loss, a mean per token as the loss is
+            # Set as Keras's `compile` sets its own tracker: not tracked as a new part of a built model.
+            with keras_tracking.DotNotTrackScope():
+                self._loss_tracker = TokenWeightedLoss(self._shared_cross_entropy)
 
     def xla_step_on_cpus(self):
         """Whether this model's training step runs as fast or faster when XLA compiles it whole than in the plain

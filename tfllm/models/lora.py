@@ -234,6 +234,11 @@ def _require_adaptable(model, rank, alpha):
     if settings is not None:
         raise ValueError(f"LoRA is already enabled on {model.name} (rank {settings['rank']}, alpha "
                          f"{settings['alpha']:g}): merge it first with tfllm.models.lora.merge_lora(model)")
+    # The update A B of a kernel read as a (inputs, outputs) matrix has at most the rank of its narrower side.
+    highest = max(min(int(np.prod(layer.kernel.shape[:-1])), int(layer.kernel.shape[-1])) for layer in layers.values())
+    if rank > highest:
+        raise ValueError(f"rank={rank} is above {highest}, the highest rank an update of {model.name}'s projections "
+                         "can have (the narrower side of its widest kernel): a larger adapter learns nothing more")
     return rank, alpha, layers
 
 

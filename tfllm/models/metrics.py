@@ -47,3 +47,35 @@ class Perplexity(keras.metrics.Metric):
 
     def get_config(self):
         return {**super().get_config(), "pad_id": self.pad_id}
+
+
+class TokenWeightedLoss(keras.metrics.Mean):
+    """The mean loss over an epoch, each batch weighted by its predicted tokens: the "loss" of the logs and of
+    `evaluate` for `CausalLM.compile()`'s default loss, which is the mean cross-entropy per predicted token.
+
+    Keras's own loss tracker weighs each batch's loss by its rows. Where batches hold different numbers of counted
+    tokens (a fine-tuning's completions, the last, shorter batch), the mean of per-batch means is then no
+    per-token mean: it changed with the batch size, and disagreed with `Perplexity` (whose log it now is). The
+    weights come from the cross-entropies the default loss computed for this step
+    (`tfllm.models.token_cross_entropy.SharedCrossEntropy`); without them (another loss), the rows, as Keras.
+
+    >>> from tfllm.models.token_cross_entropy import SharedCrossEntropy
+    >>> shared = SharedCrossEntropy(ignored_id=0)
+    >>> tracker = TokenWeightedLoss(shared)
+    >>> batches = [([[1, 1, 1]], [[[0.0, 0.0]] * 3]),  # 3 tokens guessed uniformly: log 2 = 0.6931 each
+    ...            ([[1, 0, 0]], [[[0.0, 5.0]] * 3])]  # 1 token guessed well, 0.0067 (and 2 of padding)
+    >>> for targets, logits in batches:
+    ...     tracker.update_state(shared.loss(targets, logits), sample_weight=1)  # Keras gives the rows: 1
+    >>> round(float(tracker.result()), 4)  # (3 x 0.6931 + 0.0067) / 4, where Keras's tracker gave 0.3499
+    0.5215
+    """
+
+    def __init__(self, shared_cross_entropy, name="loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.shared_cross_entropy = shared_cross_entropy
+
+    def update_state(self, values, sample_weight=None):
+        shared = self.shared_cross_entropy.peek()
+        if shared is not None:
+            sample_weight = ops.sum(shared[1])  # the counted tokens of this step (of this replica)
+        return super().update_state(values, sample_weight=sample_weight)

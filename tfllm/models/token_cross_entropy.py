@@ -71,7 +71,12 @@ class SharedCrossEntropy:
 
     def take(self):
         """The last `loss` call's `(losses, weights)` if it was made in the graph being traced now (once), else None."""
-        kept, self._kept = self._kept, None
+        kept, self._kept = self.peek(), None
+        return kept
+
+    def peek(self):
+        """What `take` returns, left for `take`: for the loss tracker, which reads the weights before the metric."""
+        kept = self._kept
         if kept is not None and getattr(kept[0], "graph", None) is not tf.compat.v1.get_default_graph():
             if hasattr(kept[0], "graph"):  # a symbolic tensor of another trace: not this step's
                 return None

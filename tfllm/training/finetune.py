@@ -30,6 +30,9 @@ def continue_pretraining(
 ):
     """Trains a pretrained `CausalLM` further on other text (domain adaptation), with the pretraining objective.
 
+    The model keeps its prompt template, if a fine-tuning gave it one: `generate` still wraps prompts in it (pass
+    `apply_template=False` for text read as written), and a later `supervised_finetune` sets its own.
+
     Args:
         model: a `tfllm.models.CausalLM` with a tokenizer; it is compiled anew (a fresh optimizer).
         texts: the new corpus: a list of strings or a `tf.data.Dataset` of documents (see `lm_dataset`).
@@ -229,15 +232,20 @@ def train_classifier(
         elif len(label_names) != num_classes:
             raise ValueError(f"num_classes={num_classes} disagrees with label_names={list(label_names)}.")
     sequence_length = _sequence_length_for(backbone, sequence_length, 256)
+    labels_learned = label_names is None
     train, label_names = classification_dataset(
         examples, backbone.tokenizer, sequence_length, batch_size, label_names=label_names, shuffle=True, seed=seed
     )
     validation = None
     if validation_examples is not None:
-        validation, _ = classification_dataset(
-            validation_examples, backbone.tokenizer, sequence_length, batch_size, label_names=label_names,
-            shuffle=False,
-        )
+        try:
+            validation, _ = classification_dataset(
+                validation_examples, backbone.tokenizer, sequence_length, batch_size, label_names=label_names,
+                shuffle=False,
+            )
+        except ValueError as error:  # which records: a label that only they have was named with no more
+            learned = " (the labels of the training records)" if labels_learned else ""
+            raise ValueError(f"validation_examples (the held-out records): {str(error).rstrip('.')}{learned}.") from None
     backbone.trainable = bool(train_backbone)
     classifier = SequenceClassifier(backbone, len(label_names), dropout, pooling, sequence_length)
     classifier.compile(learning_rate=learning_rate)

@@ -317,7 +317,7 @@ class RunDirectory:
                                     "directory, or use overwrite=True (--overwrite) to replace it")
         if self.is_complete():
             raise RunDirectoryError(
-                f"{self.path} holds a complete run: use overwrite=True (--overwrite) to train it again, or another "
+                f"{self.path} holds a complete run: use overwrite=True (--overwrite) to replace it, or another "
                 "directory"
             )
         if not self.spec.resumes:
@@ -480,7 +480,8 @@ def load_run(run_dir):
     """
     path = os.fspath(run_dir)
     if not os.path.isdir(path):
-        raise RunDirectoryError(f"{path} does not exist: expected a run directory written by tfllm")
+        problem = "is not a directory" if os.path.exists(path) else "does not exist"
+        raise RunDirectoryError(f"{path} {problem}: expected a run directory written by tfllm")
     if not RunDirectory(path).is_run():
         raise RunDirectoryError(f"{path} is not a run directory: it has no {RUN} or {CONFIG}")
     run = RunDirectory(path, read_run_kind(path))
