@@ -74,6 +74,16 @@ def test_integer_labels_are_numbered_in_numeric_order_from_a_list_or_a_csv(tmp_p
     assert classification_dataset([("a", "10"), ("b", "x")], TOKENIZER, 4, 2)[1] == ["10", "x"]  # text order
 
 
+def test_a_label_that_is_no_class_name_is_refused():
+    # 1, "1", 1.0 and true were three classes, and a list was taken as the class "['x']".
+    for label, kind in ((1.0, "float"), (True, "bool"), (["x"], "list"), ({"a": 1}, "dict")):
+        with pytest.raises(ValueError, match=rf"record 1: the label .* is a {kind}: expected a class's name, a string "
+                                             r"or an integer\.$"):
+            classification_dataset([("a", 1), ("b", label)], TOKENIZER, 4, 2)
+    with pytest.raises(ValueError, match=r"record 1: the label is empty: expected a class's name\.$"):
+        classification_dataset([("good", "pos"), ("bad", " ")], TOKENIZER, 4, 2)  # a class '' (an empty CSV cell)
+
+
 def test_a_text_that_is_not_a_string_or_a_label_named_twice_is_refused():
     with pytest.raises(ValueError, match=r"record 1: the field 'text' is 5, not text: expected a string"):
         classification_dataset([("a", "x"), (5, "y")], TOKENIZER, 4, 2)

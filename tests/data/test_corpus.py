@@ -81,6 +81,15 @@ def test_the_only_file_of_a_folder_or_glob_is_the_whole_corpus_and_is_cut_into_i
     assert load_texts(str(tmp_path / "notes" / "*.txt")) == expected
 
 
+def test_a_byte_order_mark_is_not_text(tmp_path):
+    # A .txt saved by Notepad trained U+FEFF at the start of its first document; a .jsonl's mark was dropped.
+    data = b"\xef\xbb\xbfFirst paragraph.\r\n\r\nSecond paragraph.\r\n"
+    assert load_texts(_write(tmp_path / "notes.txt", data)) == [b"First paragraph.", b"Second paragraph.\r\n"]
+    _write(tmp_path / "notes" / "a.md", data)
+    _write(tmp_path / "notes" / "b.md", "Another note.")
+    assert _documents(load_corpus(tmp_path / "notes")) == [data[3:], b"Another note."]
+
+
 def test_lines_may_end_in_cr_lf_or_a_lone_cr(tmp_path):
     # A file of lone CRs (classic Mac OS) was one paragraph: blank lines were found only between LFs.
     for name, newline in (("lf", "\n"), ("crlf", "\r\n"), ("cr", "\r")):

@@ -30,6 +30,9 @@ def test_a_sequence_longer_than_a_row_keeps_its_end_and_bad_weights_are_named():
     assert w.tolist() == [[1.0] * 7]  # the first kept token is not predicted; every one after it is
     with pytest.raises(ValueError, match="3 tokens has 2 weights"):
         pack_sequences([[1, 5, 2]], [[0.0, 1.0]], sequence_length=8, fill_id=0)
+    for length in (0, -3):  # rows of no token, or NumPy's "negative dimensions are not allowed"
+        with pytest.raises(ValueError, match=f"sequence_length={length} is invalid: expected a positive integer"):
+            pack_sequences([[1, 5, 2]], [[0.0, 1.0, 1.0]], sequence_length=length, fill_id=0)
 
 
 def test_an_empty_sequence_is_refused_by_its_index():

@@ -69,3 +69,9 @@ def test_bad_arguments_name_the_value():
     layer = PositionEmbedding(max_sequence_length=4)
     with pytest.raises(ValueError, match="start_index=3 .* runs past max_sequence_length=4"):
         layer(token_vectors(length=2), start_index=3)
+    # A NumPy int or an eager tensor failed inside a gather, and -1 inside a slice.
+    for start in (np.int64(3), tf.constant(3)):
+        with pytest.raises(ValueError, match="start_index=3 .* runs past max_sequence_length=4"):
+            layer(token_vectors(length=2), start_index=start)
+    with pytest.raises(ValueError, match="start_index=-1 is invalid: expected a position >= 0"):
+        layer(token_vectors(length=2), start_index=-1)

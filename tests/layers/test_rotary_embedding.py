@@ -37,6 +37,13 @@ def test_matches_numpy_reference(start_index, max_wavelength):
     np.testing.assert_allclose(np.asarray(got), numpy_rope(x, start_index, max_wavelength), atol=1e-5)
 
 
+def test_float64_inputs_keep_float64_precision():
+    # The angles were float32 for every dtype: 1.1e-5 from the reference at positions 1000-1049.
+    x = random_heads((2, 50, 3, 8)).astype("float64")
+    got = RotaryEmbedding(dtype="float64")(x, start_index=1000)
+    np.testing.assert_allclose(np.asarray(got), numpy_rope(x, 1000), rtol=0, atol=1e-10)
+
+
 def test_start_index_continues_the_sequence():
     x = random_heads()
     rope = RotaryEmbedding()

@@ -91,6 +91,18 @@ def test_padded_positions_do_not_reach_real_ones():
     assert not np.allclose(np.asarray(block(changed))[:, 3:], np.asarray(block(x))[:, 3:], atol=1e-4)
 
 
+def test_a_keras_mask_from_upstream_is_the_padding_mask():
+    # It was dropped ("does not support masking"): padding reached the real tokens after it.
+    token_ids = np.array([[0, 0, 0, 4, 5, 6], [0, 7, 8, 9, 1, 2]])  # 0: padding, on the left
+    embedding = keras.layers.Embedding(11, D, mask_zero=True)
+    block = TransformerBlock(num_heads=H, intermediate_dim=16)
+    explicit = np.asarray(block(embedding(token_ids), padding_mask=token_ids != 0))
+    token = keras.Input((None,), dtype="int32")
+    model = keras.Model(token, block(embedding(token)))
+    for ours in (np.asarray(block(embedding(token_ids))), np.asarray(model(token_ids))):
+        np.testing.assert_allclose(ours[token_ids != 0], explicit[token_ids != 0], atol=1e-6)
+
+
 def decode_step_by_step(model, ids, prompt_length, max_length, compiled=False):
     """Prefills `prompt_length` tokens, then feeds one token at a time; returns the logits of every position."""
     prefill = lambda ids, cache, index: model(ids, cache=cache, cache_index=index)  # noqa: E731

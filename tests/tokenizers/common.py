@@ -162,6 +162,10 @@ def assert_python_lists_come_back_and_bad_shapes_are_named(tokenizer, texts, tmp
         tokenizer.detokenize(np.zeros((1, 1, 2), np.int32))
     with pytest.raises(ValueError, match=r"texts of shape \(1, 2\): expected one string or a vector \(B,\) of them"):
         tokenizer.tokenize([["a", "b"]])
+    # Four tokenizers of five failed inside TensorFlow ("Rank of input_tensor must be statically known").
+    unknown_rank = tf.function(tokenizer.tokenize, input_signature=[tf.TensorSpec(None, tf.string)])
+    with pytest.raises(ValueError, match=r"texts of unknown rank: expected one string or a vector \(B,\) of them"):
+        unknown_rank.get_concrete_function()
 
 
 INTERFACE_CHECKS = [

@@ -1,4 +1,6 @@
+import numpy as np
 import pytest
+import tensorflow as tf
 from hypothesis import given, settings, strategies as st
 
 from tests.tokenizers import common
@@ -58,3 +60,7 @@ def test_out_of_range_ids_raise(tokenizer):
         tokenizer.detokenize([259])
     with pytest.raises(ValueError, match="token_id=259"):
         tokenizer.id_to_token(259)
+    # int64 ids beyond int32 were wrapped into the vocabulary by the cast: 2**32 + 100 came back as "a" (id 100).
+    for ids in (tf.constant([[2**32 + 100]], tf.int64), [2**32 + 100], np.array([-2**32 + 100], np.int64)):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="token id >= vocab_size|negative token id"):
+            tokenizer.detokenize(ids)

@@ -101,6 +101,7 @@ def test_verbose_training_shows_progress(capsys):
         ({"texts": ["abc"], "max_vocab_size": -1}, "max_vocab_size=-1"),
         ({"texts": ["abc"], "min_frequency": 0}, "min_frequency=0"),
         ({"texts": ["abc"], "min_frequency": 2}, "min_frequency=2"),
+        ({"texts": ["abc"], "max_vocab_size": 6, "vocab_size": 6}, "they name one setting, give one"),
     ],
 )
 def test_bad_training_input_raises(kwargs, message):
@@ -114,3 +115,9 @@ def test_bad_training_input_raises(kwargs, message):
 def test_bad_vocabulary_raises(vocabulary, message):
     with pytest.raises(ValueError, match=message):
         CharTokenizer(vocabulary)
+
+
+def test_a_special_token_that_is_a_character_of_the_vocabulary_is_refused():
+    # It was taken: "a" had two ids, and the second could never be reached.
+    with pytest.raises(ValueError, match=r"special_tokens \['a'\] are characters of the vocabulary too"):
+        CharTokenizer(["a", "b"], special_tokens=["a"])

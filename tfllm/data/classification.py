@@ -1,5 +1,6 @@
 """Fine-tuning input for classification heads: labelled texts -> padded token ids and integer labels."""
 
+import numbers
 import re
 
 import tensorflow as tf
@@ -27,7 +28,7 @@ def classification_dataset(
 
     Args:
         examples: A list of `(text, label)` tuples or of dicts with `text` and `label`, or the path of a JSONL or
-            CSV file with those fields.
+            CSV file with those fields. A label is a class's name, a string or an integer (1 and "1" name one class).
         tokenizer: A tfllm tokenizer.
         sequence_length: T, tokens per text.
         batch_size: B.
@@ -58,6 +59,12 @@ def classification_dataset(
     sequence_length = require_positive_int("sequence_length", sequence_length)
     batch_size = require_positive_int("batch_size", batch_size)
     texts, labels = read_records(examples, ("text", "label"), "labelled texts", text_fields=("text",))
+    for position, label in enumerate(labels):  # a class's name: 1.0, True or [1] beside 1 made classes of their own
+        if isinstance(label, bool) or not isinstance(label, (str, numbers.Integral)):
+            raise ValueError(f"the labelled texts, record {position}: the label {label!r:.40} is a "
+                             f"{type(label).__name__}: expected a class's name, a string or an integer.")
+        if isinstance(label, str) and not label.strip():  # an empty CSV cell made the class ''
+            raise ValueError(f"the labelled texts, record {position}: the label is empty: expected a class's name.")
     labels = [str(label) for label in labels]
     if label_names is None:
         label_names = sorted_labels(labels)

@@ -197,6 +197,9 @@ def jsonl_objects(path, text):
         yield number, record
 
 
+_BYTE_ORDER_MARK = b"\xef\xbb\xbf"  # UTF-8's
+
+
 def _has_text(document):
     """Whether a document (bytes) holds more than whitespace, Unicode's included (an ideographic space, U+3000)."""
     return bool(document.decode("utf-8", errors="replace").strip())
@@ -207,6 +210,7 @@ def _read_file(file, whole_corpus=False):
     if file.suffix.lower() == ".jsonl":
         return _jsonl_documents(file, data)
     _warn_if_not_utf8(file, data)
+    data = data.removeprefix(_BYTE_ORDER_MARK)  # an editor's mark, not text: the first document started with U+FEFF
     if whole_corpus or len(data) > LARGE_FILE_BYTES:
         return _BLANK_LINES.split(data)
     return [data]
@@ -214,8 +218,7 @@ def _read_file(file, whole_corpus=False):
 
 def _jsonl_documents(file, data):
     _warn_if_not_utf8(file, data)
-    if data.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark is not JSON
-        data = data[3:]
+    data = data.removeprefix(_BYTE_ORDER_MARK)  # not JSON
     documents = []
     for number, line in enumerate(_LINE_BREAKS_BYTES.split(data), start=1):
         if not line.strip():

@@ -10,6 +10,8 @@ afresh), as in the packed pretraining of GPT models.
 
 import numpy as np
 
+from tfllm.checks import require_positive_int
+
 
 def pack_sequences(sequences, weights, sequence_length, fill_id):
     """Packs token sequences greedily, in their order, into rows of `sequence_length + 1` tokens.
@@ -36,7 +38,7 @@ def pack_sequences(sequences, weights, sequence_length, fill_id):
     >>> w.tolist()  # the loss on each sequence's weighted tokens; 0 on the next bos and on the filling
     [[0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0], [1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0]]
     """
-    window = sequence_length + 1
+    window = require_positive_int("sequence_length", sequence_length) + 1
     rows, row_weights = [], []
     row, row_weight = [], []
     for index, (tokens, token_weights) in enumerate(zip(sequences, weights, strict=True)):

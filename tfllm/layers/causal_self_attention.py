@@ -23,8 +23,12 @@ class CausalSelfAttention(keras.layers.Layer):
     (D, H, Dh) with biases (H, Dh), and `attention_output` kernel (H, Dh, D) with bias (D,), in that order, so
     `set_weights(keras_mha.get_weights())` gives the same outputs as `keras_mha(x, x, use_causal_mask=True)`.
     The softmax runs in float32 under mixed precision, where float16 scores overflow and bfloat16 rounds small
-    probabilities away. A training call without a cache, padding or dropout computes the same attention as one
-    kernel each way that skips the scores no query may see (`fused_causal_attention`).
+    probabilities away (in float64 under a float64 policy). A training call without a cache, padding or dropout
+    computes the same attention as one kernel each way that skips the scores no query may see
+    (`fused_causal_attention`).
+
+    The weights, not the constructor, are `MultiHeadAttention`'s: it takes the arguments above, not
+    `MultiHeadAttention`'s others (`value_dim`, `output_shape`, `attention_axes`, regularizers, ...), nor its config.
 
     For generation, a key/value cache `(keys, values)` holds the keys and values of every position written so far,
     each (B H, S_max, Dh): row `b * H + h` is head h of sequence b, one contiguous (S_max, Dh) block, the layout the
@@ -57,10 +61,14 @@ class CausalSelfAttention(keras.layers.Layer):
         cache: optional pair `(keys, values)` of float tensors (B H, S_max, Dh), the keys and values of earlier
             positions (`initial_cache`).
         cache_index: int or scalar int tensor, the absolute position of the first of the T inputs; required with
-            `cache`.
+            `cache`. Positions past the cache's end are refused when the index is known as the call is traced or
+            run; a traced index (a compiled decode loop's) is not checked, and the caller keeps it within the cache
+            (a write past the end would overwrite earlier slots).
         padding_mask: optional (B, S) tensor, 1/True for real tokens and 0/False for padding, with S = T without a
             cache and S = S_max with one. Padded positions are never attended to; the outputs at padded query
             positions are unspecified.
+        mask: the (B, T) Keras mask of the inputs (`Embedding(mask_zero=True)` upstream), Keras passes it: read as
+            `padding_mask` when none is given and there is no cache, as `keras.layers.MultiHeadAttention` reads it.
         training: bool, whether dropout is active.
 
     Returns:
@@ -93,6 +101,7 @@ class CausalSelfAttention(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         self.input_spec = keras.layers.InputSpec(ndim=3)  # (B, T, D): a wrong rank is named before any op
+        self.supports_masking = True  # a Keras mask is read as the padding mask and passed on
         self.num_heads = require_positive_int("num_heads", num_heads)
         self.key_dim = None if key_dim is None else require_positive_int("key_dim", key_dim)
         self.dropout = require_rate("dropout", dropout)
@@ -144,7 +153,9 @@ class CausalSelfAttention(keras.layers.Layer):
         dtype = dtype or self.compute_dtype
         return ops.zeros(shape, dtype=dtype), ops.zeros(shape, dtype=dtype)
 
-    def call(self, inputs, cache=None, cache_index=None, padding_mask=None, training=None):
+    def call(self, inputs, cache=None, cache_index=None, padding_mask=None, training=None, mask=None):
+        if padding_mask is None and cache is None and mask is not None:  # Keras's mask of (B, T) inputs
+            padding_mask = mask
         if cache is not None and cache_index is None:
             raise ValueError("cache_index is required when a cache is given: the position of the first new token.")
         if cache is not None and not (isinstance(cache, (tuple, list)) and len(cache) == 2):
@@ -217,7 +228,8 @@ class CausalSelfAttention(keras.layers.Layer):
         """The attention probabilities (B, H, T, S) from the scores (B, H, T, S): the hidden keys masked, the softmax
         in float32, dropout in training."""
         mask = self._attention_mask(ops.shape(scores)[2], ops.shape(scores)[3], start_index, padding_mask)
-        scores = ops.where(mask, ops.cast(scores, "float32"), HIDDEN_SCORE)
+        softmax_dtype = "float64" if self.compute_dtype == "float64" else "float32"
+        scores = ops.where(mask, ops.cast(scores, softmax_dtype), HIDDEN_SCORE)
         probabilities = ops.cast(ops.softmax(scores, axis=-1), self.compute_dtype)
         return self.dropout_layer(probabilities, training=training)
 

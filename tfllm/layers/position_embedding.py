@@ -3,6 +3,7 @@
 import numbers
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from tfllm.checks import require_positive_int
@@ -76,9 +77,12 @@ class PositionEmbedding(keras.layers.Layer):
             raise ValueError(
                 f"sequence_length={sequence_length} is longer than max_sequence_length={self.max_sequence_length}."
             )
-        if isinstance(start_index, int) and start_index + sequence_length > self.max_sequence_length:
+        start = tf.get_static_value(start_index)  # a Python or NumPy int, or an eager tensor: known now
+        if start is not None and start < 0:
+            raise ValueError(f"start_index={int(start)} is invalid: expected a position >= 0.")
+        if start is not None and start + sequence_length > self.max_sequence_length:
             raise ValueError(
-                f"start_index={start_index} + sequence_length={sequence_length} runs past "
+                f"start_index={int(start)} + sequence_length={sequence_length} runs past "
                 f"max_sequence_length={self.max_sequence_length}."
             )
 

@@ -13,7 +13,8 @@ class RotaryEmbedding(keras.layers.Layer):
     Feature `i` of the first half of each head is paired with feature `i` of the second half ("rotate half", as in
     GPT-NeoX and Llama), and the pair is rotated by `position * max_wavelength ** (-2i / head_dim)`. The dot product
     of a rotated query and a rotated key then depends only on their relative distance. The angles are computed in
-    float32 and cast to the input dtype, so positions stay exact under mixed precision. The layer has no weights.
+    float32 (float64 for float64 inputs) and cast to the input dtype, so positions stay exact under mixed precision.
+    The layer has no weights.
 
     Args:
         max_wavelength: positive int, the longest wavelength of the rotations (the "base", 10000 in the paper).
@@ -50,8 +51,9 @@ class RotaryEmbedding(keras.layers.Layer):
 
     def call(self, inputs, start_index=0):
         head_dim = inputs.shape[-1]
-        positions = ops.cast(ops.arange(ops.shape(inputs)[1]), "float32") + ops.cast(start_index, "float32")  # (T,)
-        exponents = ops.arange(0, head_dim, 2, dtype="float32") / head_dim  # (Dh/2,)
+        angle_dtype = "float64" if keras.backend.standardize_dtype(inputs.dtype) == "float64" else "float32"
+        positions = ops.cast(ops.arange(ops.shape(inputs)[1]), angle_dtype) + ops.cast(start_index, angle_dtype)  # (T,)
+        exponents = ops.arange(0, head_dim, 2, dtype=angle_dtype) / head_dim  # (Dh/2,)
         inverse_frequencies = ops.power(float(self.max_wavelength), -exponents)
         angles = ops.einsum("t,f->tf", positions, inverse_frequencies)  # (T, Dh/2)
         # Both halves of a pair share an angle, matching the rotate-half split below.

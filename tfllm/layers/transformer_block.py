@@ -43,6 +43,8 @@ class TransformerBlock(keras.layers.Layer):
         cache_index: int or scalar int tensor, the absolute position of the first of the T inputs; required with
             `cache`.
         padding_mask: optional (B, S) tensor, 1 for real tokens and 0 for padding (S = T, or S_max with a cache).
+        mask: the (B, T) Keras mask of the inputs (`Embedding(mask_zero=True)` upstream), Keras passes it: read as
+            `padding_mask` when none is given and there is no cache, and passed on with the output.
         training: bool, whether dropout is active.
 
     Returns:
@@ -75,6 +77,7 @@ class TransformerBlock(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         self.input_spec = keras.layers.InputSpec(ndim=3)  # (B, T, D): a wrong rank is named before any op
+        self.supports_masking = True  # a Keras mask is read as the padding mask and passed on
         self.num_heads = require_positive_int("num_heads", num_heads)
         self.intermediate_dim = require_positive_int("intermediate_dim", intermediate_dim)
         self.dropout = require_rate("dropout", dropout)
@@ -128,14 +131,17 @@ class TransformerBlock(keras.layers.Layer):
         super().build(input_shape)
 
     def initial_cache(self, batch_size, max_length, dtype=None):
-        """Returns an empty key/value cache, zeros of shape (batch_size, 2, H, max_length, Dh)."""
+        """Returns an empty key/value cache: the pair `(keys, values)`, zeros of shape (batch_size H, max_length, Dh)
+        each (`CausalSelfAttention.initial_cache`)."""
         if not self.built:
             raise ValueError(
                 f"{self.name} does not know its hidden size yet: call it on an input or build it before initial_cache."
             )
         return self.self_attention.initial_cache(batch_size, max_length, dtype=dtype or self.compute_dtype)
 
-    def call(self, inputs, cache=None, cache_index=None, padding_mask=None, training=None):
+    def call(self, inputs, cache=None, cache_index=None, padding_mask=None, training=None, mask=None):
+        if padding_mask is None and cache is None and mask is not None:  # Keras's mask of (B, T) inputs
+            padding_mask = mask
         residual = inputs
         x = layer_norm(self.self_attention_layer_norm, inputs, training) if self.normalize_first else inputs
         x = self.self_attention(x, cache=cache, cache_index=cache_index, padding_mask=padding_mask, training=training)

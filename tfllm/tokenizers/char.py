@@ -46,6 +46,10 @@ class CharTokenizer(Tokenizer):
     def __init__(self, vocabulary, special_tokens=None, **kwargs):
         super().__init__(special_tokens=special_tokens, **kwargs)
         self.vocabulary = _check_vocabulary(vocabulary)
+        characters = sorted(set(self.extra_special_tokens) & set(self.vocabulary))
+        if characters:  # the character's second id could never be reached
+            raise ValueError(f"special_tokens {characters} are characters of the vocabulary too: a special token must "
+                             "not be a character the tokenizer knows")
         code_points = [ord(char) for char in self.vocabulary]
         first = self.num_special_tokens
         ids = range(first, first + len(code_points))
@@ -64,7 +68,8 @@ class CharTokenizer(Tokenizer):
         return self.num_role_tokens + len(self.extra_special_tokens)
 
     @classmethod
-    def train(cls, texts, max_vocab_size=None, min_frequency=1, special_tokens=None, verbose=True, **kwargs):
+    def train(cls, texts, max_vocab_size=None, min_frequency=1, special_tokens=None, verbose=True, vocab_size=None,
+              **kwargs):
         """Learns the vocabulary of `texts`: characters seen `min_frequency` times or more, most frequent first.
 
         Args:
@@ -73,10 +78,20 @@ class CharTokenizer(Tokenizer):
             min_frequency: characters seen fewer times are left out (they tokenize to `unk_id`).
             special_tokens: extra special tokens, each kept as one id; no text may contain one.
             verbose: show progress while reading `texts`.
+            vocab_size: `max_vocab_size` by the name the other tokenizers' `train` take, so that code which picks a
+                tokenizer by name trains any of them with one call; give one of the two.
             **kwargs: passed to the constructor (e.g. `name`).
 
         Ties in frequency go to the smaller code point, so the same corpus always gives the same ids.
+
+        >>> CharTokenizer.train(["abcab"], vocab_size=6, verbose=False).get_vocabulary()  # 4 special ids, a, b
+        ['<pad>', '<bos>', '<eos>', '<unk>', 'a', 'b']
         """
+        if vocab_size is not None:
+            if max_vocab_size is not None:
+                raise ValueError(f"vocab_size={vocab_size} and max_vocab_size={max_vocab_size}: they name one setting, "
+                                 "give one")
+            max_vocab_size = vocab_size
         special_tokens = check_special_tokens(special_tokens, reserved=cls.special_token_roles.values())
         num_special_tokens = cls.num_role_tokens + len(special_tokens)
         if max_vocab_size is not None:

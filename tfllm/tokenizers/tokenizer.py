@@ -133,7 +133,10 @@ class Tokenizer(keras.layers.Layer):
         texts = tf.convert_to_tensor(texts, dtype=tf.string)
         if texts.shape.rank == 0:
             return self.tokenize(tf.reshape(texts, [1]))[0]  # (T,)
-        if texts.shape.rank is not None and texts.shape.rank > 1:
+        if texts.shape.rank is None:  # a traced input of unknown rank: scalar or batch decides the output's rank
+            raise ValueError("texts of unknown rank: expected one string or a vector (B,) of them (a tf.function "
+                             "tracing tokenize needs an input_signature of shape [] or [None]).")
+        if texts.shape.rank > 1:
             raise ValueError(f"texts of shape {texts.shape}: expected one string or a vector (B,) of them.")
         if not self.extra_special_tokens:
             return self._tokenize(texts)  # (B, None)
@@ -160,15 +163,18 @@ class Tokenizer(keras.layers.Layer):
             raise ValueError(f"ids of dtype {ids.dtype.name}: expected integer token ids.")
         if ids.shape.rank not in (None, 1, 2):
             raise ValueError(f"ids of shape {ids.shape}: expected (T,) for one text or (B, T) for a batch.")
-        ids = tf.cast(ids, tf.int32)
+        # Checked before the cast to int32, which would wrap an int64 id beyond it into the vocabulary.
+        wide = tf.cast(ids.flat_values if isinstance(ids, tf.RaggedTensor) else ids, tf.int64)
+        checks = [
+            tf.debugging.assert_less(wide, tf.constant(self.vocab_size, tf.int64), message="token id >= vocab_size"),
+            tf.debugging.assert_non_negative(wide, message="negative token id"),
+        ]
+        with tf.control_dependencies(checks):
+            ids = tf.cast(ids, tf.int32)
         if ids.shape.rank == 1:
             return self.detokenize(ids[tf.newaxis], skip_special_tokens)[0]
         if not isinstance(ids, tf.RaggedTensor):
             ids = tf.RaggedTensor.from_tensor(ids)
-        checks = [
-            tf.debugging.assert_less(ids.flat_values, self.vocab_size, message="token id >= vocab_size"),
-            tf.debugging.assert_non_negative(ids.flat_values, message="negative token id"),
-        ]
         skipped = tf.constant(self.skipped_ids, tf.int32)
         with tf.control_dependencies(checks):
             if skip_special_tokens:
