@@ -353,7 +353,7 @@ def test_export_keeps_serving_default_within_the_limit_when_the_run_sampled_long
     assert refused.returncode == 2 and "--max-new-tokens=12 is above --max-new-tokens-limit, 10" in refused.stderr
     huge = tfllm_main(capsys, "export", run, tmp_path / "again", "--max-batch-size", 2**31)
     assert huge.returncode == 2 and huge.stderr == ("tfllm export: error: --max-batch-size=2147483648 is invalid: "
-                                                    "expected an integer below 2**31\n")
+                                                    "expected an integer below 2**31 (an int32).\n")
     assert not (tmp_path / "again").exists()
 
 

@@ -20,6 +20,21 @@ def require_int_at_least(name, value, minimum=1, why=""):
     return int(value)
 
 
+def require_int32_at_least(name, value, minimum=1, why=""):
+    """Returns `value` if it is an integer >= `minimum` that int32 holds (a count or limit a graph holds as int32),
+    else raises a `ValueError` naming `name` (and `why`).
+
+    >>> require_int32_at_least("max_batch_size", 2**31)
+    Traceback (most recent call last):
+    ...
+    ValueError: max_batch_size=2147483648 is invalid: expected an integer below 2**31 (an int32).
+    """
+    value = require_int_at_least(name, value, minimum, why)
+    if value >= 2**31:
+        raise ValueError(f"{name}={value!r} is invalid: expected an integer below 2**31 (an int32).")
+    return value
+
+
 def require_int32(name, value):
     """Returns `value` as an int if it is an integer that int32 holds (a seed of a compiled loop), else raises a
     `ValueError` naming `name`."""

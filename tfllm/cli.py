@@ -37,7 +37,7 @@ import warnings
 import yaml
 
 import tfllm
-from tfllm.checks import require_int32, require_int_at_least, require_number_at_least, require_probability
+from tfllm.checks import require_int32, require_int32_at_least, require_number_at_least, require_probability
 from tfllm.choices import STRATEGIES
 from tfllm.training.config import FinetuneConfig, RunConfig, absolute_data_path
 
@@ -457,9 +457,7 @@ def _check_flag_ranges(args):
         if (dest, args.command) == ("num_beams", "evaluate"):
             minimum, meaning = 0, " (0 scores greedy decoding alone)"
         if getattr(args, dest, None) is not None:
-            require_int_at_least(_flag(dest), getattr(args, dest), minimum, meaning)
-            if getattr(args, dest) >= 2**31:  # counts held as int32 in the graph
-                raise BadInput(f"{_flag(dest)}={getattr(args, dest)} is invalid: expected an integer below 2**31")
+            require_int32_at_least(_flag(dest), getattr(args, dest), minimum, meaning)
     if getattr(args, "temperature", None) is not None:
         require_number_at_least(_flag("temperature"), args.temperature, 0, " (0 is greedy)")
     if getattr(args, "top_p", None) is not None:

@@ -300,8 +300,8 @@ def test_bad_export_arguments_are_refused_before_writing(tmp_path):
     with pytest.raises(ValueError, match=r"version=0 is invalid"):
         export_saved_model(model, tmp_path / "b", version=0)
     # Limits beyond int32 failed inside TensorFlow, after the tracing.
-    with pytest.raises(ValueError, match=r"max_batch_size=2147483648 is invalid: expected a positive integer below "
-                                         r"2\*\*31"):
+    with pytest.raises(ValueError, match=r"max_batch_size=2147483648 is invalid: expected an integer below "
+                                         r"2\*\*31 \(an int32\)"):
         export_saved_model(model, tmp_path / "b", max_new_tokens=8, max_batch_size=2**31)
     # A file where the version directory goes failed inside tf.saved_model.save.
     (tmp_path / "d").mkdir()

@@ -73,7 +73,6 @@ loaded signature gives the same text. The loop runs in the plain graph or under 
 import contextlib
 import glob
 import json
-import numbers
 import os
 import shutil
 
@@ -82,6 +81,7 @@ from keras import ops
 
 from tfllm.checks import (
     require_directory_path,
+    require_int32_at_least,
     require_int_at_least,
     require_number_at_least,
     require_positive_int,
@@ -307,7 +307,7 @@ def _limits(model, max_new_tokens_limit, max_prompt_tokens, max_score_tokens, ma
     context = model.max_sequence_length
     if max_new_tokens_limit is None:
         max_new_tokens_limit = default_max_new_tokens_limit(model)
-    max_new_tokens_limit = _int32_limit("max_new_tokens_limit", max_new_tokens_limit)
+    max_new_tokens_limit = require_int32_at_least("max_new_tokens_limit", max_new_tokens_limit)
     if context is not None and max_new_tokens_limit >= context:
         raise ValueError(
             f"max_new_tokens_limit={max_new_tokens_limit} leaves no room for a prompt in the model's "
@@ -317,24 +317,10 @@ def _limits(model, max_new_tokens_limit, max_prompt_tokens, max_score_tokens, ma
         max_prompt_tokens = DEFAULT_MAX_PROMPT_TOKENS if context is None else context - 1
     return {
         "max_new_tokens_limit": max_new_tokens_limit,
-        "max_prompt_tokens": _int32_limit("max_prompt_tokens", max_prompt_tokens),
-        "max_score_tokens": _int32_limit("max_score_tokens", max_score_tokens),
-        "max_batch_size": _int32_limit("max_batch_size", max_batch_size),
+        "max_prompt_tokens": require_int32_at_least("max_prompt_tokens", max_prompt_tokens),
+        "max_score_tokens": require_int32_at_least("max_score_tokens", max_score_tokens),
+        "max_batch_size": require_int32_at_least("max_batch_size", max_batch_size),
     }
-
-
-def _int32_limit(name, value):
-    """A limit of the export, a positive integer that int32 holds: the limits are compared with int32 tensors and
-    stored as int32 scalars.
-
-    >>> _int32_limit("max_batch_size", 2**31)
-    Traceback (most recent call last):
-    ...
-    ValueError: max_batch_size=2147483648 is invalid: expected a positive integer below 2**31 (an int32).
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 < value < 2**31:
-        raise ValueError(f"{name}={value!r} is invalid: expected a positive integer below 2**31 (an int32).")
-    return int(value)
 
 
 def _defaults(limit, max_new_tokens, temperature, top_k, top_p, seed):
