@@ -238,6 +238,16 @@ def test_bad_arguments_name_the_value():
         layer(inputs(), cache=layer.initial_cache(B, 8))
     with pytest.raises(ValueError, match=r"cache must be the pair \(keys, values\) that initial_cache returns"):
         layer(inputs(), cache=np.zeros((B, 2, 2, 8, 4), "float32"), cache_index=0)  # the layout before 2026-12
+    # Padding masks of the wrong shape failed inside TensorFlow's ops ("Incompatible shapes ... [Op:LogicalAnd]").
+    for mask, length in (((B, T + 2), T), ((B + 1, T), T), ((B, T, T), T)):
+        with pytest.raises(ValueError, match=rf"padding_mask of shape \({', '.join(map(str, mask))}\): expected \(B, "
+                                             rf"S\) = \({B}, {length}\), one value per position of the inputs"):
+            layer(inputs(), padding_mask=np.ones(mask))
+    with pytest.raises(ValueError, match=rf"padding_mask of shape \({B}, 1\): expected \(B, S\) = \({B}, 8\), one "
+                                         r"value per slot of the cache"):
+        layer(inputs(1), cache=layer.initial_cache(B, 8), cache_index=0, padding_mask=np.ones((B, 1)))
+    one_row = np.asarray(layer(inputs(), padding_mask=np.ones((1, T))))  # one row broadcasts, as before
+    np.testing.assert_allclose(one_row, np.asarray(layer(inputs())), atol=1e-6)
 
 
 @pytest.mark.parametrize("concatenated", [True, False], ids=["joined", "apart"])

@@ -165,6 +165,8 @@ class CausalSelfAttention(keras.layers.Layer):
             )
         if cache is not None:
             self._require_room_in_cache(cache, cache_index, inputs.shape[1])
+        if padding_mask is not None:
+            self._require_mask_shape(padding_mask, inputs, cache)
         start_index = 0 if cache is None else ops.cast(cache_index, "int32")
         # Decoding in the plain graph, three products: joining the kernels would copy them at every step. XLA
         # joins them once before its decode loop, and runs the joined product faster.
@@ -200,6 +202,20 @@ class CausalSelfAttention(keras.layers.Layer):
         if not 0 <= int(index) <= slots - length:
             raise ValueError(f"cache_index={int(index)} with {length} new position{'s' * (length > 1)} does not fit "
                              f"the cache of {slots} slots: expected 0 <= cache_index <= {slots - length}.")
+
+    @staticmethod
+    def _require_mask_shape(padding_mask, inputs, cache):
+        """Refuses a padding mask that is not (B, S), S = T without a cache and S_max with one, where the sizes are
+        known when the call is traced or run: it failed inside TensorFlow's ops, in a broadcast or an einsum."""
+        shape = tuple(getattr(padding_mask, "shape", None) or ops.shape(ops.convert_to_tensor(padding_mask)))
+        length, what = (inputs.shape[1], "position of the inputs") if cache is None else (cache[0].shape[1],
+                                                                                          "slot of the cache")
+        batch_size = None if shape[:1] == (1,) else inputs.shape[0]  # one row of mask broadcasts to the batch
+        wrong = len(shape) != 2 or any(size is not None and want is not None and size != want
+                                       for size, want in zip(shape, (batch_size, length)))
+        if wrong:
+            raise ValueError(f"padding_mask of shape {shape}: expected (B, S) = ({inputs.shape[0]}, {length}), one "
+                             f"value per {what}.")
 
     def _attention_over_cache(self, query, key, value, cache, start_index, padding_mask, training=None):
         """Writes the T new keys and values into the cache at `start_index` and attends over all its slots:
