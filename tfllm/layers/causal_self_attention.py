@@ -207,7 +207,10 @@ class CausalSelfAttention(keras.layers.Layer):
     def _require_mask_shape(padding_mask, inputs, cache):
         """Refuses a padding mask that is not (B, S), S = T without a cache and S_max with one, where the sizes are
         known when the call is traced or run: it failed inside TensorFlow's ops, in a broadcast or an einsum."""
-        shape = tuple(getattr(padding_mask, "shape", None) or ops.shape(ops.convert_to_tensor(padding_mask)))
+        shape = ops.convert_to_tensor(padding_mask).shape
+        if shape.rank is None:  # a traced mask of unknown rank: nothing to check yet
+            return
+        shape = tuple(shape)
         length, what = (inputs.shape[1], "position of the inputs") if cache is None else (cache[0].shape[1],
                                                                                           "slot of the cache")
         batch_size = None if shape[:1] == (1,) else inputs.shape[0]  # one row of mask broadcasts to the batch

@@ -245,7 +245,8 @@ def train_classifier(
             )
         except ValueError as error:  # which records: a label that only they have was named with no more
             learned = " (the labels of the training records)" if labels_learned else ""
-            raise ValueError(f"validation_examples (the held-out records): {str(error).rstrip('.')}{learned}.") from None
+            message = f"validation_examples (the held-out records): {str(error).rstrip('.')}{learned}."
+            raise ValueError(message) from None
     backbone.trainable = bool(train_backbone)
     classifier = SequenceClassifier(backbone, len(label_names), dropout, pooling, sequence_length)
     classifier.compile(learning_rate=learning_rate)
