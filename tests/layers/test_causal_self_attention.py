@@ -250,6 +250,25 @@ def test_bad_arguments_name_the_value():
     np.testing.assert_allclose(one_row, np.asarray(layer(inputs())), atol=1e-6)
 
 
+def test_a_cache_of_another_shape_is_refused():
+    # A cache made for another batch size or another layer's heads failed inside TensorFlow's ops (a reshape or an
+    # einsum); layer is 2 heads of 4.
+    layer = CausalSelfAttention(num_heads=2)
+    layer(inputs())
+    for keys_shape, values_shape in (((B + 1) * 2, 8, 4), (B * 2, 8, 4)), ((B * 2, 8, 4), (B * 2, 8, 8)), \
+                                    ((B * 2, 8), (B * 2, 8, 4)):
+        bad = keys_shape if keys_shape != (B * 2, 8, 4) else values_shape
+        name = "keys" if bad is keys_shape else "values"
+        slots = 8 if len(keys_shape) == 3 else "S_max"
+        with pytest.raises(ValueError, match=rf"cache {name} of shape \({', '.join(map(str, bad))}\): expected "
+                                             rf"\(B \* num_heads, S_max, head size\) = \({B} \* 2, {slots}, 4\), as "
+                                             rf"{layer.name}.initial_cache\(batch_size={B}, max_length\) makes it\."):
+            layer(inputs(1), cache=(np.zeros(keys_shape, "float32"), np.zeros(values_shape, "float32")),
+                  cache_index=0)
+    output, _ = layer(inputs(1), cache=layer.initial_cache(B, 8), cache_index=0)  # the right shape still runs
+    assert output.shape == (B, 1, 8)
+
+
 @pytest.mark.parametrize("concatenated", [True, False], ids=["joined", "apart"])
 @pytest.mark.parametrize("lora", [False, True])
 @pytest.mark.parametrize("rows", [1, 3], ids=["one_row", "three_rows"])

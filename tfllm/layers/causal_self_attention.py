@@ -164,6 +164,7 @@ class CausalSelfAttention(keras.layers.Layer):
                 f"head size); got {type(cache).__name__} {getattr(cache, 'shape', '')}."
             )
         if cache is not None:
+            self._require_cache_shape(cache, inputs)
             self._require_room_in_cache(cache, cache_index, inputs.shape[1])
         if padding_mask is not None:
             self._require_mask_shape(padding_mask, inputs, cache)
@@ -191,6 +192,25 @@ class CausalSelfAttention(keras.layers.Layer):
             probabilities = self._probabilities(scores, 0, padding_mask, training)  # (B, H, T, T)
             context = ops.einsum("bhts,bhsk->bthk", probabilities, value)  # (B, T, H, Dh)
         return self._attention_output(context)  # (B, T, D)
+
+    def _require_cache_shape(self, cache, inputs):
+        """Refuses keys or values that are not (B H, S_max, Dh) for these inputs and this layer, where the sizes are
+        known when the call is traced or run: a cache of another batch size or head size failed inside TensorFlow's
+        ops."""
+        batch_size = inputs.shape[0]
+        shapes = [ops.convert_to_tensor(tensor).shape for tensor in cache]
+        slots = shapes[0][1] if shapes[0].rank == 3 else None
+        expected = (None if batch_size is None else batch_size * self.num_heads, slots, self._head_dim)
+        for name, shape in zip(("keys", "values"), shapes):
+            if shape.rank is None:
+                continue
+            if shape.rank != 3 or any(size is not None and want is not None and size != want
+                                      for size, want in zip(shape, expected)):
+                raise ValueError(
+                    f"cache {name} of shape {tuple(shape)}: expected (B * num_heads, S_max, head size) = "
+                    f"({batch_size} * {self.num_heads}, {'S_max' if slots is None else slots}, {self._head_dim}), "
+                    f"as {self.name}.initial_cache(batch_size={batch_size}, max_length) makes it."
+                )
 
     @staticmethod
     def _require_room_in_cache(cache, cache_index, length):
