@@ -252,6 +252,31 @@ def test_generate_from_flags_a_file_and_stdin_streaming_or_not(workspace, capsys
                       *greedy).stdout == from_flags.stdout
 
 
+def test_generate_prints_the_same_text_with_or_without_stream(workspace, capsys):
+    # --stream printed the prompt as given, not as the model read it: a prompt longer than the context (32) came out
+    # whole, though its beginning was dropped, and a template's text was missing.
+    folder, _ = workspace
+    long = "And God said, Let there be light: and there was light. " * 2
+    flags = ["--prompt", long, "--prompt", "In the", "--max-new-tokens", "8", "--seed", "3"]  # drawn, at 0.8
+    plain = tfllm_main(capsys, "generate", folder / "run", *flags)
+    streamed = tfllm_main(capsys, "generate", folder / "run", *flags, "--stream")
+    assert plain.returncode == streamed.returncode == 0, plain.stderr[-3000:] + streamed.stderr[-3000:]
+    assert streamed.stdout == plain.stdout
+    assert not plain.stdout.startswith("And God said") and plain.stdout.splitlines()[1].startswith("In the")
+
+
+def test_generate_refuses_more_new_tokens_than_the_context_holds_by_the_flag(workspace, capsys):
+    folder, _ = workspace
+    refused = tfllm_main(capsys, "generate", folder / "run", "--prompt", "x", "--max-new-tokens", "32")
+    assert refused.returncode == 2 and refused.stderr == (
+        "tfllm generate: error: --max-new-tokens 32 leaves no room for a prompt in the model's context of 32 tokens: "
+        "expected at most 31\n")
+    beams = tfllm_main(capsys, "generate", folder / "run", "--prompt", "x", "--max-new-tokens", "3", "--num-beams", "2")
+    assert beams.returncode == 0, beams.stderr[-3000:]  # the default temperature is no setting of beam search's
+    directory = tfllm_main(capsys, "generate", folder / "run", "--prompts-file", folder)
+    assert directory.returncode == 2 and f"--prompts-file {folder} is a directory, not a file" in directory.stderr
+
+
 def test_generate_json_prints_one_object_per_prompt_even_when_a_text_holds_line_breaks(workspace, capsys):
     folder, _ = workspace
     prompts, greedy = ["In the\nbeginning", "And"], ["--temperature", "0", "--max-new-tokens", "6"]

@@ -267,16 +267,21 @@ def _add_generate(commands):
     parser.add_argument("run_dir", metavar="RUN_DIR")
     parser.add_argument("--prompt", action="append", metavar="TEXT", help="a prompt (repeat for several)")
     parser.add_argument("--prompts-file", metavar="FILE", help="a file of prompts, one per line")
-    parser.add_argument("--max-new-tokens", type=int, default=64, metavar="N")
+    parser.add_argument("--max-new-tokens", type=int, default=64, metavar="N",
+                        help="the most tokens added to each prompt (default: 64; less than the model's context)")
     # The drawing flags default to None, so that one given beside --num-beams, which draws nothing, is refused.
     parser.add_argument("--temperature", type=float, metavar="T",
                         help=f"0 is greedy (default: {GENERATE_DRAW['temperature']})")
-    parser.add_argument("--top-k", type=int, metavar="K", help="draw among the K most likely tokens")
+    parser.add_argument("--top-k", type=int, metavar="K",
+                        help="draw among the K most likely tokens (and within --top-p's nucleus of those: --top-p 1 "
+                             "keeps all K)")
     parser.add_argument("--top-p", type=float, metavar="P",
                         help=f"nucleus sampling (default: {GENERATE_DRAW['top_p']}; 1 is off)")
     parser.add_argument("--num-beams", type=int, metavar="N",
                         help="beam search with N beams (deterministic: no --temperature, --top-k or --top-p)")
-    parser.add_argument("--seed", type=int, default=0, metavar="S", help="the same seed gives the same text")
+    parser.add_argument("--seed", type=int, default=0, metavar="S",
+                        help="the seed of the draws: the same seed gives the same text (default: 0, so a command "
+                             "repeats its text; another seed gives other text)")
     parser.add_argument("--stream", action="store_true", help="print the text as it is generated")
     parser.add_argument("--json", action="store_true",
                         help='print one JSON object per prompt, {"prompt": ..., "text": ...}, each on one line (a text '
@@ -738,7 +743,7 @@ def _read_text_file(path, flag):
     from tfllm.data.files import read_utf8_text
 
     if not os.path.isfile(path):
-        raise BadInput(f"{flag} {path} does not exist")
+        raise BadInput(f"{flag} {path} {'is a directory, not a file' if os.path.isdir(path) else 'does not exist'}")
     try:
         return read_utf8_text(path)
     except ValueError as error:
@@ -768,7 +773,8 @@ def _generate(args):
     prompts = _prompts(args)
     first = next(prompts, None)  # waits for the first line of standard input: an empty one is bad input, at once
     if first is None:
-        raise BadInput("no prompt: give --prompt TEXT, --prompts-file FILE, or prompts on standard input")
+        raise BadInput("no prompt: give --prompt TEXT, --prompts-file FILE, or prompts piped to standard input (a "
+                       "terminal is not read)")
     from tfllm.training import load_run
 
     run = load_run(_existing_run(args.run_dir))
@@ -790,11 +796,14 @@ def _generate(args):
     if args.num_beams:
         if args.stream:
             raise BadInput("--num-beams cannot stream: beam search knows its best text only at the end")
-        settings.update(sampler="beam", num_beams=args.num_beams, top_k=None, top_p=None)
+        settings.update(sampler="beam", num_beams=args.num_beams, temperature=None, top_k=None, top_p=None)
+    context = model.max_sequence_length
+    if context is not None and args.max_new_tokens >= context:
+        raise BadInput(f"--max-new-tokens {args.max_new_tokens} leaves no room for a prompt in the model's context of "
+                       f"{context} tokens: expected at most {context - 1}")
     for prompt in itertools.chain([first], prompts):
-        if args.stream:
-            print("" if replies else prompt, end="", flush=True)
-            for piece in model.stream(prompt, **settings):
+        if args.stream:  # the same text as without --stream, piece by piece
+            for piece in model.stream(prompt, strip_prompt=replies, **settings):
                 print(piece, end="", flush=True)
             print(flush=True)
         elif args.json:

@@ -145,6 +145,25 @@ def test_samplers_resolve_by_name_and_settings():
     assert get_sampler(sampler) is sampler
 
 
+def test_a_temperature_above_zero_asks_for_a_draw_as_top_k_and_top_p_do():
+    # generate(prompt, temperature=1.5, seed=1) decoded greedily without a word: the default sampler is "greedy", and
+    # unlike top_k and top_p a temperature did not change it.
+    assert isinstance(get_sampler(temperature=1.5), RandomSampler) and get_sampler(temperature=1.5).temperature == 1.5
+    assert isinstance(get_sampler("greedy", temperature=0), GreedySampler)
+    assert get_sampler("random").temperature == 1.0 and get_sampler(top_p=0.9).temperature == 1.0  # None: 1
+    assert np.asarray(get_sampler(temperature=1e9)(tf.zeros((64, 4)) + [0.0, 1.0, 0.0, 0.0], tf.constant([1, 2]))).std() > 0
+
+
+def test_beam_search_names_the_drawing_settings_it_was_given():
+    # The message blamed sampler='greedy', the default, whatever the caller had set; a temperature was ignored.
+    with pytest.raises(ValueError, match=r"num_beams=2 asks for beam search, which draws nothing: it does not "
+                                         r"combine with top_p=0\.9\.$"):
+        get_sampler(num_beams=2, top_p=0.9)
+    with pytest.raises(ValueError, match=r"combine with sampler='random', temperature=0\.8, top_k=5\.$"):
+        get_sampler("random", temperature=0.8, top_k=5, num_beams=2)
+    assert get_sampler(num_beams=2, temperature=0).num_beams == 2  # 0 draws nothing either
+
+
 def test_top_k_and_top_p_together_limit_the_draw_top_k_first_then_top_p():
     # top_p was dropped without a word when top_k was set too.
     logits = tf.constant(np.log([[0.05, 0.5, 0.3, 0.15]] * 256).astype("float32"))  # (B, V)

@@ -1,10 +1,14 @@
 """Streaming: chunks of a paused compiled loop that add up to what `generate` gives, whatever the tokenizer."""
 
+import warnings
+
 import numpy as np
 import pytest
 
-from tfllm.models import LSTMLM, TransformerLM
+from tfllm.generation import text_generation
+from tfllm.generation.sampler_settings import get_sampler
 from tfllm.generation.text_generation import TextStream, continuation_bytes
+from tfllm.models import LSTMLM, TransformerLM
 from tfllm.tokenizers import ByteTokenizer, SentencePieceTokenizer
 
 CORPUS = ["In the beginning God created the heaven and the earth.", "And God said, Let there be light."] * 20
@@ -77,12 +81,50 @@ def test_strip_prompt_keeps_what_joins_the_new_text_to_the_prompt(sentencepiece)
     assert full == "In the beginning" + new
 
 
-def test_streaming_refuses_beam_search_and_bad_chunks():
+def test_streaming_refuses_beam_search_and_bad_chunks_when_called():
+    # Checked at the first next(), not at the call, before: a generator runs nothing until then.
     model = LSTMLM(259, hidden_dim=8, tokenizer=ByteTokenizer())
     with pytest.raises(ValueError, match="cannot stream"):
-        next(model.stream("And", sampler="beam"))
+        model.stream("And", sampler="beam")
     with pytest.raises(ValueError, match="chunk_tokens=0 is invalid"):
-        next(model.stream("And", chunk_tokens=0))
+        model.stream("And", chunk_tokens=0)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["graph", "xla"])
+def test_a_new_prompt_length_costs_no_tracing(jit_compile):
+    # The shortest prompt's length went into the compiled steps as a Python int: every new length traced them again
+    # (about 1.5 s a prompt for the default Transformer; tfllm chat streams every reply).
+    model = _transformer(ByteTokenizer())
+    settings = {"max_new_tokens": 4, "chunk_tokens": 2, "jit_compile": jit_compile}
+    for prompts in ("A", ["Am", "Amen"]):  # traced for the first shapes, then for any batch size and length
+        list(model.stream(prompts, **settings))
+    steps = text_generation.compiled(model, get_sampler(), [model.tokenizer.eos_id], jit_compile)["steps"]
+    traced = steps.experimental_get_tracing_count()
+    for prompts in ("Ame", "Amen", "Amen.", ["A", "Amen, amen", "And"]):
+        list(model.stream(prompts, **settings))
+    assert steps.experimental_get_tracing_count() == traced
+
+
+def test_with_strip_prompt_false_the_pieces_add_up_to_generate_s_whole_text(sentencepiece):
+    # tfllm generate --stream printed the prompt as given, and generate the prompt as the model read it: templated,
+    # cut to the context, spelled by the tokenizer.
+    model = _transformer(sentencepiece)  # a context of 64
+    long = " ".join(["In the beginning God created the heaven and the earth."] * 8)
+    settings = {"max_new_tokens": 10, "sampler": "top_p", "top_p": 0.95, "seed": 2}
+    for prompts in (" In the", [long, "And God"], [[1, 40, 41], [1, 50]]):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the long prompt loses its beginning, with a warning
+            chunks = list(model.stream(prompts, chunk_tokens=3, strip_prompt=False, **settings))
+            whole = model.generate(prompts, strip_prompt=False, **settings)
+        if isinstance(prompts, str):
+            assert "".join(chunks) == whole and whole.startswith("In the")  # SentencePiece drops the first space
+        else:
+            assert [_joined([chunk[row] for chunk in chunks]) for row in range(2)] == whole
+            assert not isinstance(whole[0], str) or not whole[0].startswith("In the beginning")  # its end only
+
+
+def _joined(pieces):
+    return sum(pieces, []) if isinstance(pieces[0], list) else "".join(pieces)
 
 
 def test_score_gives_per_token_log_likelihoods_that_sum_to_the_total():

@@ -103,6 +103,8 @@ def test_prompts_longer_than_the_context_lose_their_beginning_with_a_warning():
     assert out[:28] == prompt[-28:] and len(out) == 32
     with pytest.raises(ValueError, match="max_new_tokens=32 leaves no room"):
         model.generate([prompt], max_new_tokens=32)
+    with pytest.warns(UserWarning, match=r"prompts longer than 1 token \(max_sequence_length=32 - max_new_tokens=31\)"):
+        model.generate([prompt], max_new_tokens=31, stop_token_ids=[])
 
 
 @pytest.mark.parametrize("name", ARCHITECTURES)
@@ -312,6 +314,11 @@ def test_a_sequence_longer_than_the_context_is_refused():
         ({"prompts": [{"role": "user", "content": "Hi"}]}, r"prompts hold a conversation \(chat messages, dicts with "
                                                            r"a role and content\): .* model.chat\(messages\)"),
         ({"prompts": [[{"role": "user", "content": "Hi"}]] * 2}, r"prompts hold a conversation"),
+        # Text and ids mixed, once "texts[1] is a list" (of an argument named prompts).
+        ({"prompts": ["And", [1, 5]]}, r"prompts\[1\] is a list, and prompts\[0\] a string: prompts are all text "
+                                       r"or all token ids"),
+        # "false" ran XLA: a string is true.
+        ({"jit_compile": "false"}, r"jit_compile='false' is invalid: expected True, False or \"auto\""),
         ({"prompts": None}, r"prompts=None is invalid: expected a string, a list of strings, or token ids"),
         ({"prompts": 7}, r"prompts=7 is invalid"),
         ({"prompts": np.array([1, 5], "int32")}, r"token-id prompts must be \(B, T\), one row per prompt; got shape "

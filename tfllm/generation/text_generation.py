@@ -6,8 +6,10 @@ contract `initial_state(batch_size, max_length)` / `decode(token_ids, state, ind
 
 `start` is the setup that `generate` and `stream` share: it checks the settings, builds the sampler, turns the
 prompts into a padded batch and reads them. The compiled functions are made once per model and per sampler
-settings, stop tokens and XLA choice, and traced once for any batch size and length (their signatures leave both
-open), so generating again costs no tracing (under XLA, a new batch size or padded length costs one compilation):
+settings, stop tokens and XLA choice. `prefill`'s signature leaves the batch size and length open, so it is traced
+once; `loop` and `steps` are traced for the shapes of their first call and, with `reduce_retracing`, again when a
+batch size or a length first differs, leaving that size open from then on. Generating again then costs no tracing
+(under XLA, a new batch size or padded length costs one compilation):
 
 - `prefill`: reads the prompts up to the shortest one's end in one decode call (always the plain graph);
 - `loop`: the whole decode loop after it, the sampler's `run` (`generate`);
@@ -53,17 +55,25 @@ def generate(model, prompts, *, max_new_tokens, sampler, temperature, top_k, top
 
 
 def stream(model, prompts, *, max_new_tokens, sampler, temperature, top_k, top_p, seed, stop_token_ids, chunk_tokens,
-           jit_compile):
-    """`CausalLM.stream` for any model with the decode contract (the arguments are documented there)."""
+           jit_compile, strip_prompt=True):
+    """`CausalLM.stream` for any model with the decode contract (the arguments are documented there): checks the
+    settings and reads the prompts now, and returns the iterator of pieces."""
     chunk_tokens = require_positive_int("chunk_tokens", chunk_tokens)
     run = start(model, prompts, max_new_tokens, seed, stop_token_ids, jit_compile, streaming=True, sampler=sampler,
                 temperature=temperature, top_k=top_k, top_p=top_p)
+    return _pieces(model, run, max_new_tokens, chunk_tokens, strip_prompt)
+
+
+def _pieces(model, run, max_new_tokens, chunk_tokens, strip_prompt):
+    """The pieces `stream` yields: the compiled `steps`, `chunk_tokens` positions at a time, until every row ends."""
     request, functions, token_ids, state = run.request, run.functions, run.token_ids, run.state
-    index = int(request.prompt_lengths.min())
+    # A tensor, not a Python number: `steps` would be traced again for every new shortest prompt length.
+    index = tf.constant(request.prompt_lengths.min(), tf.int32)
     end = tf.constant(np.minimum(request.prompt_lengths + max_new_tokens, request.token_ids.shape[1]), tf.int32)
     chunk = tf.constant(chunk_tokens, tf.int32)
     text = TextStream(model, request.prompt_ids) if request.texts_in else None
-    sent = [0] * len(request.prompt_ids)
+    prefixes = None if strip_prompt else _prompts_as_read(model, request)  # what the first pieces start with
+    sent = [0] * len(request.prompt_ids)  # token-id prompts: the new ids yielded so far
     while True:
         token_ids, state, index, end = functions["steps"](
             token_ids, run.prompt_lengths, state, index, end, run.seed, chunk
@@ -76,9 +86,18 @@ def stream(model, prompts, *, max_new_tokens, sampler, temperature, top_k, top_p
         else:
             pieces = [ids[done:] for ids, done in zip(new_ids, sent)]
             sent = [len(ids) for ids in new_ids]
+        if prefixes is not None:
+            pieces, prefixes = [prefix + piece for prefix, piece in zip(prefixes, pieces)], None
         yield pieces[0] if request.single else pieces
         if finished:
             return
+
+
+def _prompts_as_read(model, request):
+    """Each prompt as the model read it (templated, cut to the context): its text for a text prompt, else its ids."""
+    if request.texts_in:
+        return utf8_strings(detokenize(model, request.prompt_ids))
+    return [list(ids) for ids in request.prompt_ids]
 
 
 @dataclasses.dataclass
@@ -208,6 +227,10 @@ def prepare(model, prompts, max_new_tokens, stop_token_ids, xla=False):
         raise ValueError("prompts is empty: expected at least one prompt.")
     texts_in = single or (isinstance(prompts, (list, tuple)) and isinstance(prompts[0], (str, bytes)))
     if texts_in:
+        for index, prompt in enumerate([prompts] if single else prompts):
+            if not isinstance(prompt, str):
+                raise ValueError(f"prompts[{index}] is a {type(prompt).__name__}, and prompts[0] a string: prompts "
+                                 "are all text or all token ids.")
         token_lists = prompt_token_ids(model, [prompts] if single else list(prompts))
     else:
         token_lists = [require_token_ids("a prompt", ids, model.vocab_size) for ids in _as_token_lists(prompts)]
@@ -356,8 +379,10 @@ def use_xla(jit_compile, sampler):
     graph on CPUs, where XLA's top-k is slow; on GPUs and TPUs "auto" is always XLA. A sampled draw is
     reproducible for a seed within one mode: XLA's random numbers are not the plain graph's.
     """
-    if jit_compile != "auto":
+    if isinstance(jit_compile, (bool, np.bool_)):
         return bool(jit_compile)
+    if not (isinstance(jit_compile, str) and jit_compile == "auto"):
+        raise ValueError(f"jit_compile={jit_compile!r} is invalid: expected True, False or \"auto\".")
     if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
         return True
     return not isinstance(sampler, BeamSampler)
@@ -482,8 +507,8 @@ def _fit_context(token_lists, max_new_tokens, limit):
     room = limit - max_new_tokens
     if any(len(ids) > room for ids in token_lists):
         warnings.warn(
-            f"prompts longer than {room} tokens (max_sequence_length={limit} - max_new_tokens={max_new_tokens}) "
-            "lose their beginning.",
-            stacklevel=6,  # the caller of CausalLM.generate (or of next() on CausalLM.stream)
+            f"prompts longer than {room} token{'s' * (room != 1)} (max_sequence_length={limit} - max_new_tokens="
+            f"{max_new_tokens}) lose their beginning.",
+            stacklevel=6,  # the caller of CausalLM.generate or CausalLM.stream
         )
     return [ids[-room:] for ids in token_lists]

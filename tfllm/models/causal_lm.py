@@ -275,7 +275,7 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
         prompts,
         max_new_tokens=64,
         sampler="greedy",
-        temperature=1.0,
+        temperature=None,
         top_k=None,
         top_p=None,
         seed=None,
@@ -301,7 +301,8 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
                 [0, vocab_size)).
             max_new_tokens: at most this many new tokens per prompt.
             sampler: "greedy", "random", "top_k", "top_p", "beam", or a `tfllm.generation.Sampler`.
-            temperature: divides the logits before a random draw; 0 means greedy.
+            temperature: divides the logits before a random draw (None: 1); 0 means greedy, and a temperature above
+                0 with the default sampler draws at random.
             top_k, top_p: limit the draw to the k most likely tokens, or to the nucleus of probability p; setting
                 either picks that sampler, setting both limits it to the top k, then to their nucleus.
             seed: an int32; the same seed gives the same text for the same prompts in the same batch (a draw is one
@@ -309,8 +310,8 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
             stop_token_ids: the ids that end a row (each in [0, vocab_size)); None means the tokenizer's eos.
             strip_prompt: return only the new text (what follows the prompt's text).
             num_beams: beam search with this many beams (see `tfllm.generation.BeamSampler`).
-            jit_compile: run the loop under XLA: True, False, or "auto" (where it measures faster: greedy and
-                plain random draws on CPUs, everything on GPUs and TPUs). A seed's draws differ between XLA and the
+            jit_compile: run the loop under XLA: True, False, or "auto" (where it measures faster: every sampler
+                but beam search on CPUs, everything on GPUs and TPUs). A seed's draws differ between XLA and the
                 plain graph.
             apply_template: wrap string prompts in the model's `prompt_template`; False reads them as they are.
 
@@ -334,7 +335,7 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
         prompts,
         max_new_tokens=64,
         sampler="greedy",
-        temperature=1.0,
+        temperature=None,
         top_k=None,
         top_p=None,
         seed=None,
@@ -342,15 +343,20 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
         chunk_tokens=8,
         jit_compile="auto",
         apply_template=True,
+        strip_prompt=True,
     ):
-        """Generates as `generate` does, yielding the new text while it is made, `chunk_tokens` positions at a time.
+        """Generates as `generate` does, returning an iterator of the new text while it is made, `chunk_tokens`
+        positions at a time.
 
         Each chunk runs in a compiled function (the same decode loop as `generate`, paused every `chunk_tokens`
         positions), then hands Python what each prompt gained: a string for one string prompt, a list of strings
         (one per prompt, "" where nothing came) for a list, lists of new ids for token-id prompts. The pieces of a
-        row joined give `generate(..., strip_prompt=True)` for the same settings and seed; a character is never
-        split between pieces. Beam search cannot stream: its best beam is known only at the end. `jit_compile` is
-        `generate`'s, and so are the prompt template and `apply_template`.
+        row joined give `generate(..., strip_prompt=strip_prompt)` for the same settings and seed: by default the
+        new text alone; with `strip_prompt=False` the first piece starts with the prompt as the model read it
+        (templated, and cut to the context). A character is never split between pieces. Beam search cannot
+        stream: its best beam is known only at the end. The settings are checked and the prompts read when
+        `stream` is called, before the first piece. `jit_compile` is `generate`'s, and so are the prompt template
+        and `apply_template`.
 
         Example:
 
@@ -361,9 +367,10 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
         >>> len(pieces), "".join(pieces) == model.generate("And", 6, stop_token_ids=[], strip_prompt=True)
         (2, True)
         """
-        yield from text_generation.stream(
-            self, self._templated(prompts, apply_template), max_new_tokens=max_new_tokens, sampler=sampler, temperature=temperature, top_k=top_k,
-            top_p=top_p, seed=seed, stop_token_ids=stop_token_ids, chunk_tokens=chunk_tokens, jit_compile=jit_compile,
+        return text_generation.stream(
+            self, self._templated(prompts, apply_template), max_new_tokens=max_new_tokens, sampler=sampler,
+            temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, stop_token_ids=stop_token_ids,
+            chunk_tokens=chunk_tokens, jit_compile=jit_compile, strip_prompt=strip_prompt,
         )
 
     def translate(self, texts, target, source=None, max_new_tokens=None, sampler="greedy", num_beams=None,
