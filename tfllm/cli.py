@@ -222,8 +222,9 @@ def _command_line_values(args, sections):
 def _add_train(commands):
     parser = commands.add_parser(
         "train", help="pretrain a language model into a run directory (resumes an unfinished one)",
-        description="Pretrain a language model on a corpus into a run directory: config.json, model.keras, "
-                    "checkpoints, TensorBoard logs, metrics.json, loss_curve.png, samples.txt. With no options: the "
+        description="Pretrain a language model on a corpus into a run directory: run.json, config.json, "
+                    "model.keras, checkpoints, TensorBoard logs, metrics.json, history.json, loss_curve.png, "
+                    "samples.txt (and template.json for a task with a prompt template). With no options: the "
                     "default Transformer on the embedded King James Bible. Running the same command again resumes "
                     "an interrupted run from its last checkpoint; a complete run is kept unless --overwrite. Every "
                     "key of the config has a flag; the flags and --set override --config.",
@@ -493,9 +494,17 @@ def _report(args, error):
         print(f"tfllm {args.command}: {error}", file=sys.stderr)
         return EXIT_FAILED
     log = _write_traceback(error, getattr(args, "error_dir", None) or getattr(args, "run_dir", None))
+    if getattr(args, "strategy", None) == "multiworker" and type(error).__name__ in _LOST_WORKER_ERRORS:
+        message = ("another worker of the job stopped or cannot be reached (its own output says why): run the same "
+                   "command again on every worker to resume the run from its last checkpoint")
     print(f"tfllm {args.command}: failed with {type(error).__name__}: {message} (the traceback is in {log})",
           file=sys.stderr)
     return EXIT_FAILED
+
+
+# What a collective op of a multi-worker job raises when another worker is gone: its message is TensorFlow's RPC
+# detail ("Socket closed", "The following tasks are unhealthy (stopped sending heartbeats):" and the list below).
+_LOST_WORKER_ERRORS = ("UnavailableError", "AbortedError")
 
 
 def _first_line(error):
@@ -541,7 +550,7 @@ def _write_traceback(error, run_dir):
 
 
 def _train(args):
-    from tfllm.training import get_strategy, pretrain
+    from tfllm.training import get_strategy, is_chief, pretrain
 
     sections = _read_config_file(args.config) if args.config else {}
     given = _command_line_values(args, RunConfig.sections())
@@ -560,12 +569,15 @@ def _train(args):
     config.validate(num_replicas=strategy.num_replicas_in_sync)
     run_dir = args.output_dir or os.path.join(
         "runs", f"{config.model.architecture}-{_corpus_name(config.data.corpus)}")
-    args.error_dir = run_dir
+    chief = is_chief(strategy)
+    args.error_dir = run_dir if chief else None  # the chief's run directory holds the chief's traceback alone
     result = pretrain(config, run_dir, strategy=strategy, overwrite=args.overwrite, verbose=0 if args.quiet else 1)
     metrics = result.metrics
-    if not metrics:  # another worker than the chief of a multi-worker job: the chief reports
+    if not chief:  # the chief reports
         print(f"Trained as a worker of {strategy.num_replicas_in_sync} replicas; the chief wrote {result.run_dir}.")
         return 0
+    if os.path.exists(os.path.join(run_dir, ERROR_LOG)):  # the traceback of a session the run has since recovered from
+        os.remove(os.path.join(run_dir, ERROR_LOG))
     if config.data.task == "translate":
         from tfllm.training.translation_task import report_lines
 
@@ -971,7 +983,7 @@ def _chat_from_pipe(session):
 
 
 def _finetune(args):
-    from tfllm.training import finetune_run, get_strategy
+    from tfllm.training import finetune_run, get_strategy, is_chief
 
     values = _command_line_values(args, {"finetune": FinetuneConfig}).get("finetune", {})
     _require_keys(values, "finetune", FinetuneConfig)
@@ -982,7 +994,7 @@ def _finetune(args):
     parent = _existing_run(args.run_dir)
     suffix = config.task if config.lora_rank is None else f"{config.task}-lora"
     output = args.output_dir or f"{os.path.normpath(parent)}-{suffix}"
-    args.error_dir = output
+    args.error_dir = output if is_chief(strategy) else None  # the chief's run directory holds its traceback alone
     result = finetune_run(parent, config, output, overwrite=args.overwrite, verbose=0 if args.quiet else 1,
                           strategy=strategy)
     metrics = result.metrics

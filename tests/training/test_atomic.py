@@ -33,3 +33,12 @@ def test_the_temporary_file_keeps_the_suffix_keras_chooses_formats_by(tmp_path):
         assert temporary.endswith(".keras") and not temporary.endswith("model.keras")
         open(temporary, "w").close()
     assert sorted(os.listdir(tmp_path)) == ["model.keras", "step-1.weights.h5"]
+
+
+def test_a_written_file_has_the_permissions_of_a_file_opened_for_writing(tmp_path):
+    # Every file was 0600, as tempfile makes them: on shared storage, the other workers of a job (another user) could
+    # not read the chief's tokenizer, nor TensorBoard or a server the run's files.
+    atomic_write_text(tmp_path / "config.json", "{}")
+    with open(tmp_path / "plain.json", "w") as file:
+        file.write("{}")
+    assert os.stat(tmp_path / "config.json").st_mode & 0o777 == os.stat(tmp_path / "plain.json").st_mode & 0o777

@@ -164,9 +164,16 @@ def test_validate_checks_the_batch_against_the_replicas():
         config.validate(num_replicas=4)
 
 
-def test_recurrent_models_ignore_transformer_sizes():
-    config = RunConfig.default("rnn", model={"num_heads": 3}, train={"sequence_length": 4096, "sample_tokens": 999})
-    assert config.validate() is config  # no context limit, no heads: nothing to check against
+def test_recurrent_models_refuse_the_transformer_s_settings_and_read_any_length():
+    # A Transformer's setting was ignored by a recurrent model, and recorded in its config as if it had applied.
+    config = RunConfig.default("rnn", train={"sequence_length": 4096, "sample_tokens": 999})
+    assert config.validate() is config  # no context limit: any length
+    for name, value, what in (("num_heads", 3, "attention heads"), ("intermediate_dim", 64, "MLP"),
+                              ("max_sequence_length", 64, "context limit"),
+                              ("position_embedding", "rotary", "position embedding")):
+        with pytest.raises(ValueError, match=rf"model\.{name}={value!r} is invalid for model\.architecture='lstm', "
+                                             rf"which has no {what} \(a Transformer's setting\): expected None"):
+            RunConfig.default("lstm", model={name: value}).validate()
 
 
 def test_the_choices_of_each_field_are_tfllms_one_tuple():

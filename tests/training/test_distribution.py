@@ -1,6 +1,7 @@
 """tf.distribute: strategies by name, MirroredStrategy on two logical CPUs against one device, and a real
 MultiWorkerMirroredStrategy job of two worker processes on 127.0.0.1 (trained through Keras's `fit`)."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ import tensorflow as tf
 from tests.training.common import PEAK_FLOPS, files_under, tiny_config, trained_only, write_kjv_verses
 from tfllm.models.multi_worker import FIXED_KERAS_VERSIONS
 from tfllm.training import get_strategy, is_chief, pretrain, resolve_jit_compile
+from tfllm.training.strategies import read_tf_config
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +50,36 @@ def test_tpu_and_multiworker_without_their_hardware_or_config_fail_at_once(monke
     monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["localhost:1"]}, "task": {"type": "worker", "index": 3}}')
     with pytest.raises(ValueError, match="TF_CONFIG is not a valid multi-worker configuration"):
         get_strategy("multiworker")
+
+
+@pytest.mark.parametrize("cluster, task, message", [
+    # A string for the list failed inside TensorFlow (TypeError), and an index of 0.5 was read as 0.
+    ({"worker": "127.0.0.1:1"}, {"type": "worker", "index": 0}, r"cluster.worker is '127.0.0.1:1', expected a list "
+                                                                 r"of \"host:port\" strings"),
+    ({"worker": ["127.0.0.1:1"]}, {"type": "worker", "index": 0.5}, r"task .* is not in the cluster \{'worker': 1\}: "
+                                                                    r"expected a type of the cluster and an int index"),
+    ({"worker": ["127.0.0.1:1"]}, {"type": "worker", "index": True}, r"task .* is not in the cluster"),
+    ({"worker": []}, {"type": "worker", "index": 0}, r"the cluster lists no workers"),  # once unreachable
+    ({"worker": ["127.0.0.1:1"]}, None, r"task is None, expected \{\"type\": \"worker\", \"index\": N\}"),
+])
+def test_a_bad_tf_config_is_named(monkeypatch, cluster, task, message):
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": task}))
+    with pytest.raises(ValueError, match="TF_CONFIG is not a valid multi-worker configuration: " + message):
+        read_tf_config()
+
+
+def test_a_chief_alone_is_a_cluster_and_auto_refuses_a_cluster_of_several_tasks(monkeypatch):
+    # A chief-only cluster, valid for TensorFlow, was refused; with TF_CONFIG naming two workers and no --strategy,
+    # each process trained alone into the same run directory.
+    chief_only = {"cluster": {"chief": ["127.0.0.1:1"]}, "task": {"type": "chief", "index": 0}}
+    monkeypatch.setenv("TF_CONFIG", json.dumps(chief_only))
+    assert read_tf_config() == chief_only
+    assert not isinstance(get_strategy("auto"), tf.distribute.MultiWorkerMirroredStrategy)  # as without TF_CONFIG
+    two = {"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, "task": {"type": "worker", "index": 1}}
+    monkeypatch.setenv("TF_CONFIG", json.dumps(two))
+    with pytest.raises(ValueError, match=r"TF_CONFIG names a cluster of 2 tasks, and strategy='auto' trains in this "
+                                         r"process alone: give strategy='multiworker' \(--strategy multiworker\)"):
+        get_strategy("auto")
 
 
 def _weights(model):
@@ -103,14 +135,16 @@ def _free_ports(count):
 
 
 def _run_workers(script, config_path, run_dir, kill_at=(0, 0), timeout=300):
-    """Starts the two workers of a job on free local ports; returns their (return code, stdout, stderr)."""
+    """Starts the two workers of a job on free local ports, with one config file or a pair of them (worker 0's,
+    worker 1's); returns their (return code, stdout, stderr)."""
+    config_paths = config_path if isinstance(config_path, (list, tuple)) else (config_path, config_path)
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     processes = []
     for index in range(2):
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
                "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
-        processes.append(subprocess.Popen([sys.executable, script, config_path, run_dir, str(kill_at[index])],
+        processes.append(subprocess.Popen([sys.executable, script, config_paths[index], run_dir, str(kill_at[index])],
                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
     deadline = time.monotonic() + timeout
     results = [None, None]
@@ -167,3 +201,19 @@ def test_two_workers_train_through_fit_to_the_same_weights_and_only_the_chief_wr
     loaded = keras.saving.load_model(run / "model.keras")
     for want, got in zip(_weights(alone.model), _weights(loaded)):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_worker_whose_config_is_not_the_chief_s_is_refused(verses, tmp_path):
+    # Both workers trained, the job ended with exit status 0, and config.json recorded the chief's learning rate.
+    config = tiny_config(verses, "lstm", steps=2, eval_every=2, checkpoint_every=2, batch_size=4)
+    config.to_json(tmp_path / "chief.json")
+    dataclasses.replace(config, train=dataclasses.replace(config.train, learning_rate=0.03)).to_json(
+        tmp_path / "other.json")
+    (tmp_path / "worker.py").write_text(WORKER)
+    chief, other = _run_workers(tmp_path / "worker.py", (tmp_path / "chief.json", tmp_path / "other.json"),
+                                tmp_path / "run")
+    assert other[0] == 1 and "RunDirectoryError: this worker's config is not the chief's in " in other[2]
+    assert f"(train.learning_rate: {config.train.learning_rate!r} in the run, 0.03 now): every worker of a " \
+           "multi-worker job runs the same command" in other[2]
+    assert chief[0] != 0 and not (tmp_path / "run" / "metrics.json").exists()

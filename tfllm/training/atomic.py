@@ -1,8 +1,10 @@
 """Atomic file writes: a reader (or a resumed run) sees the old file or the new one, never half of one.
 
 Each write goes to a temporary file in the same folder (so the rename stays on one file system), is flushed to disk,
-and then replaces the target with `os.replace`, which is atomic on POSIX and Windows. A crash can leave a temporary
-file behind (its name starts with `.tmp-`), never a damaged target.
+given the permissions of a file opened for writing (0666 less the process's umask: `tempfile` makes its files
+readable by their owner alone, which other users of shared storage, the other workers of a job, TensorBoard or a
+server, then cannot read), and then replaces the target with `os.replace`, which is atomic on POSIX and Windows. A
+crash can leave a temporary file behind (its name starts with `.tmp-`), never a damaged target.
 """
 
 import contextlib
@@ -10,6 +12,17 @@ import os
 import tempfile
 
 TEMPORARY_PREFIX = ".tmp-"
+
+
+def _file_mode():
+    """0666 less the umask: the mode `open(path, "w")` gives a new file. (The umask is read by setting it, so once,
+    when the module is imported.)"""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _file_mode()
 
 
 @contextlib.contextmanager
@@ -36,6 +49,7 @@ def atomic_path(path):
     try:
         yield temporary
         _fsync(temporary)
+        os.chmod(temporary, _FILE_MODE)
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -206,6 +206,12 @@ class _Section:
             for value in [getattr(self, field.name)]
         }
 
+    def differences(self, other):
+        """The dotted keys whose values differ from `other`'s (a section of the same kind), as `(key, ours, theirs)`
+        tuples."""
+        ours, theirs = self.to_dict(), other.to_dict()
+        return [(f"{self.section}.{key}", ours[key], theirs.get(key)) for key in ours if ours[key] != theirs.get(key)]
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig(_Section):
@@ -216,7 +222,8 @@ class ModelConfig(_Section):
         num_layers: Transformer blocks or stacked recurrent layers.
         hidden_dim: D, the width of embeddings and hidden states.
         num_heads: attention heads (Transformer only; must divide `hidden_dim`; None for recurrent models).
-        intermediate_dim: width of each block's MLP (Transformer only).
+        intermediate_dim: width of each block's MLP (Transformer only; its default does not follow hidden_dim:
+            it is 4 x the default hidden_dim).
         max_sequence_length: the longest context (Transformer only; recurrent models read any length).
         dropout: rate in [0, 1).
         position_embedding: "learned" or "rotary" (Transformer only).
@@ -528,6 +535,13 @@ class RunConfig:
             require_divisible("model.hidden_dim", model.hidden_dim, "model.num_heads", model.num_heads)
             require_choice("model.position_embedding", model.position_embedding, POSITION_EMBEDDINGS)
             require_even_rotary_heads(model.position_embedding, model.hidden_dim, model.num_heads, prefix="model.")
+            return
+        for name, what in (("num_heads", "attention heads"), ("intermediate_dim", "MLP"),
+                           ("max_sequence_length", "context limit"), ("position_embedding", "position embedding")):
+            value = getattr(model, name)
+            if value is not None:  # a Transformer's setting, which a recurrent model would ignore
+                raise ValueError(f"model.{name}={value!r} is invalid for model.architecture={model.architecture!r}, "
+                                 f"which has no {what} (a Transformer's setting): expected None")
 
     def _validate_data(self):
         data = self.data

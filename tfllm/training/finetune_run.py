@@ -118,6 +118,9 @@ def finetune_run(parent_dir, config, run_dir, overwrite=False, verbose=1, strate
     barrier(strategy)  # every worker has checked the directory before the chief changes it
     if writer:
         run.start(config, plan, parent=parent)
+    barrier(strategy)  # the chief has started the directory before the others read it
+    if not writer:
+        run.require_chief_config(config)
     try:
         with strategy.scope():
             model, label_names, history = _train(config, model, parent, data, verbose if writer else 0)

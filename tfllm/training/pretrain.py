@@ -255,6 +255,9 @@ def open_run(config, run_dir, strategy=None, overwrite=False, verbose=1):
     texts = task_of(config).read_texts(config.data)
     if writer:
         run.start(config, plan)
+    barrier(strategy)  # the chief has started the directory (an overwritten run's files gone) before others read it
+    if not writer:
+        run.require_chief_config(config)
     _say(verbose, f"{'Resuming' if plan == 'resume' else 'Starting'} the run in {run.path}\n{config}")
     budget = run.recorded(TIME_BUDGET) if plan == "resume" else None
     return OpenedRun(config, run, plan == "resume", strategy, writer, verbose, texts, budget)
@@ -641,29 +644,35 @@ def _checkpoint_interrupted(model, checkpoint, total_steps):
     return f"Interrupted: the run is saved at {where}. Run the same command again to resume it."
 
 
-def _run_tokenizer(opened, timeout=600):
-    """The run's tokenizer: learned once, saved with the checkpoints, and read back when the run resumes (learning
-    it again need not give the same ids). The other workers of a multi-worker job read the chief's, waiting for it
-    up to `timeout` seconds on a fresh run."""
-    config, texts, resume, verbose = opened.config, opened.texts, opened.resume, opened.verbose
+def _run_tokenizer(opened):
+    """The run's tokenizer: learned once by the chief, saved with the checkpoints, and read back when the run resumes
+    (learning it again need not give the same ids). The other workers of a multi-worker job read the chief's once it
+    is written (a barrier: if the chief stops, say on a vocabulary size its corpus cannot give, so do they)."""
+    config, texts, verbose = opened.config, opened.texts, opened.verbose
     path = opened.run.tokenizer_path
-    if not opened.writer and config.data.tokenizer != "byte":
-        deadline = time.monotonic() + timeout
-        while not os.path.exists(path):
-            if time.monotonic() > deadline:
-                raise RunDirectoryError(f"{path} did not appear in {timeout} s: the chief writes it, on storage every "
-                                        "worker must share")
-            time.sleep(0.5)
-        resume = True
-    if resume and os.path.exists(path):
-        with open(path, encoding="utf-8") as file:
-            return keras.saving.deserialize_keras_object(json.load(file))
-    if config.data.tokenizer != "byte":
-        _say(verbose, f"Learning a {config.data.tokenizer} vocabulary from {task_of(config).tokenizer_source(texts)}")
-    tokenizer = task_of(config).build_tokenizer(config.data, texts, verbose=verbose == 1)
-    if opened.writer:
-        atomic_write_text(path, json.dumps(keras.saving.serialize_keras_object(tokenizer)))
+    learned = config.data.tokenizer != "byte"
+    tokenizer = None
+    if opened.writer and opened.resume and os.path.exists(path):
+        tokenizer = _read_tokenizer(path)
+    elif opened.writer or not learned:
+        if learned:
+            _say(verbose, f"Learning a {config.data.tokenizer} vocabulary from "
+                          f"{task_of(config).tokenizer_source(texts)}")
+        tokenizer = task_of(config).build_tokenizer(config.data, texts, verbose=verbose == 1)
+        if opened.writer:
+            atomic_write_text(path, json.dumps(keras.saving.serialize_keras_object(tokenizer)))
+    barrier(opened.strategy)  # the chief's tokenizer is written before the other workers read it
+    if tokenizer is None:
+        if not os.path.exists(path):
+            raise RunDirectoryError(f"{path}, which the chief has written, is not on this worker's storage: the run "
+                                    "directory must be on storage every worker shares")
+        tokenizer = _read_tokenizer(path)
     return tokenizer
+
+
+def _read_tokenizer(path):
+    with open(path, encoding="utf-8") as file:
+        return keras.saving.deserialize_keras_object(json.load(file))
 
 
 def _callbacks(opened, built, throughput, samples, callbacks):

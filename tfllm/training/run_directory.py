@@ -72,7 +72,7 @@ class RunKind:
 
     Attributes:
         config_file: the file of its config, written right after `run.json`.
-        config_class: the config's class (`from_dict`, `to_dict`, `validate`; `differences` if it resumes).
+        config_class: the config's class (`from_dict`, `to_dict`, `validate`, `differences`).
         final_files: the files of a complete run, in the order it writes them, `metrics.json` last.
         has_parent: it starts from another run; its config file records the parent's path, kind and config file.
         resumes: an unfinished run continues from its last checkpoint when started again; otherwise it is refused
@@ -91,6 +91,12 @@ KINDS = {
     "finetune": RunKind(FINETUNE, FinetuneConfig, (FINETUNE, MODEL, HISTORY, METRICS), has_parent=True),
     "convert": RunKind(CONVERT, ConvertConfig, (CONVERT, MODEL, METRICS)),  # a GPT-2 checkpoint, converted
 }
+
+
+def _config_differences(stored, config):
+    """The keys whose values differ between the `stored` config and `config` (both `RunConfig`s or both
+    `FinetuneConfig`s), as "key: stored in the run, given now; ...", or "" when there is none."""
+    return "; ".join(f"{key}: {ours!r} in the run, {theirs!r} now" for key, ours, theirs in stored.differences(config))
 
 
 class RunDirectoryError(ValueError):
@@ -323,14 +329,24 @@ class RunDirectory:
         if not self.spec.resumes:
             raise RunDirectoryError(f"{self.path} holds an unfinished {self.kind} run, which does not resume: use "
                                     "overwrite=True (--overwrite) to replace it, or another directory")
-        differences = self.read_config().differences(config)
+        differences = _config_differences(self.read_config(), config)
         if differences:
-            listed = "; ".join(f"{key}: {stored!r} in the run, {new!r} now" for key, stored, new in differences)
             raise RunDirectoryError(
-                f"{self.path} holds an unfinished run of another config ({listed}): resume it with its own config, "
-                "use another directory, or overwrite=True (--overwrite) to start it again"
+                f"{self.path} holds an unfinished run of another config ({differences}): resume it with its own "
+                "config, use another directory, or overwrite=True (--overwrite) to start it again"
             )
         return "resume"
+
+    def require_chief_config(self, config):
+        """Refuses, on a worker of a multi-worker job that is not the chief, a `config` other than the one the chief
+        wrote into this directory: the job would train on one config and record another. Call it after the chief
+        has started the run (a barrier)."""
+        differences = _config_differences(self.read_config(), config)
+        if differences:
+            raise RunDirectoryError(
+                f"this worker's config is not the chief's in {self.path} ({differences}): every worker of a "
+                "multi-worker job runs the same command"
+            )
 
     def start(self, config, plan, parent=None):
         """Carries out a `plan(config, ...)`: deletes an overwritten run, writes `run.json` and the config file of a

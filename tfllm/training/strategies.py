@@ -53,6 +53,8 @@ def get_strategy(spec="auto", logical_cpus=None):
     1
     """
     require_choice("strategy", spec, STRATEGIES)
+    if spec == "auto":
+        _refuse_a_cluster()
     if logical_cpus is not None:
         split_cpu(require_positive_int("logical_cpus", logical_cpus))
     if spec not in _MADE:
@@ -93,6 +95,20 @@ def _make_strategy(spec):
     return _tpu_strategy()
 
 
+def _refuse_a_cluster():
+    """Refuses "auto" in a process whose `TF_CONFIG` names a cluster of several tasks: every task would train alone,
+    all of them into the same run directory."""
+    try:
+        config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+        tasks = cluster_size(config) if _tf_config_problem(config) is None else 0
+    except json.JSONDecodeError:
+        return
+    if tasks > 1:
+        raise ValueError(f"TF_CONFIG names a cluster of {tasks} tasks, and strategy='auto' trains in this process "
+                         "alone: give strategy='multiworker' (--strategy multiworker) on every task, or unset "
+                         "TF_CONFIG")
+
+
 def split_cpu(count):
     """Splits the physical CPU into `count` logical devices (for MirroredStrategy on one CPU), once per process."""
     cpu = tf.config.list_physical_devices("CPU")[0]
@@ -110,7 +126,11 @@ def split_cpu(count):
 
 
 def read_tf_config():
-    """The parsed `TF_CONFIG` of a multi-worker job; a `ValueError` says what is missing or wrong."""
+    """The parsed `TF_CONFIG` of a multi-worker job; a `ValueError` says what is missing or wrong.
+
+    The cluster maps task types to lists of "host:port" and holds workers, a chief, or both; the task names its type
+    and its index (an int) in that type's list.
+    """
     text = os.environ.get("TF_CONFIG")
     if not text:
         raise ValueError(
@@ -119,15 +139,37 @@ def read_tf_config():
         )
     try:
         config = json.loads(text)
-        workers = config["cluster"]["worker"]
-        task = config["task"]
-        if task["type"] not in config["cluster"] or not 0 <= int(task["index"]) < len(config["cluster"][task["type"]]):
-            raise KeyError(f"task {task} is not in the cluster")
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-        raise ValueError(f"TF_CONFIG is not a valid multi-worker configuration ({error}): {text[:200]}") from None
-    if not workers:
-        raise ValueError("TF_CONFIG lists no workers: expected cluster.worker to hold each worker's host:port")
+    except json.JSONDecodeError as error:
+        raise ValueError(f"TF_CONFIG is not JSON ({error}): {text[:200]}") from None
+    problem = _tf_config_problem(config)
+    if problem:
+        raise ValueError(f"TF_CONFIG is not a valid multi-worker configuration: {problem}")
     return config
+
+
+def _tf_config_problem(config):
+    """What is wrong with a parsed `TF_CONFIG`, or None."""
+    if not isinstance(config, dict) or not isinstance(config.get("cluster"), dict):
+        return 'expected an object with "cluster" and "task"'
+    cluster, task = config["cluster"], config.get("task")
+    for name, hosts in cluster.items():
+        if not (isinstance(hosts, list) and all(isinstance(host, str) for host in hosts)):
+            return f'cluster.{name} is {hosts!r:.60}, expected a list of "host:port" strings'
+    if not cluster.get("worker") and not cluster.get("chief"):
+        return 'the cluster lists no workers: expected cluster.worker (or cluster.chief) to hold "host:port" strings'
+    if not isinstance(task, dict) or not isinstance(task.get("type"), str):
+        return f'task is {task!r:.60}, expected {{"type": "worker", "index": N}}'
+    index = task.get("index")
+    if task["type"] not in cluster or isinstance(index, bool) or not isinstance(index, int) or not (
+            0 <= index < len(cluster[task["type"]])):
+        sizes = {name: len(hosts) for name, hosts in cluster.items()}
+        return f"task {task} is not in the cluster {sizes}: expected a type of the cluster and an int index in it"
+    return None
+
+
+def cluster_size(config):
+    """The number of tasks a parsed `TF_CONFIG`'s cluster lists (chief, workers and any others)."""
+    return sum(len(hosts) for hosts in config["cluster"].values())
 
 
 def is_chief(strategy):
@@ -154,8 +196,13 @@ def barrier(strategy):
     worker reads the chief's half-written directory."""
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return
-    ones = strategy.run(lambda: tf.constant(1.0))
-    strategy.reduce(tf.distribute.ReduceOp.SUM, ones, axis=None)
+
+    @tf.function(autograph=False)  # eagerly, TensorFlow warns of the overhead on every call
+    def all_reduce_one():
+        ones = strategy.run(lambda: tf.constant(1.0))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, ones, axis=None)
+
+    all_reduce_one()
 
 
 def resolve_jit_compile(jit_compile, strategy):
