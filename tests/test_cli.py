@@ -5,6 +5,7 @@ writes, it runs `cli.main` in this process (`tfllm_main`) or several commands in
 which spares TensorFlow's start-up per command.
 """
 
+import argparse
 import contextlib
 import dataclasses
 import io
@@ -770,3 +771,20 @@ def test_a_failure_that_is_not_bad_input_is_exit_1_with_its_traceback_saved(tmp_
     monkeypatch.setattr(cli, "_evaluate", lambda args: require_positive_int("train.steps", 0))  # tfllm's own check
     code, err = _one_line_error(["evaluate", run], capsys)
     assert code == 2 and err == "tfllm evaluate: error: train.steps=0 is invalid: expected a positive integer.\n"
+
+
+@pytest.mark.parametrize("command, again", [("train", "to resume the run from its last checkpoint"),
+                                            ("finetune", "with --overwrite (a fine-tuning does not resume)")])
+def test_a_lost_worker_is_named_and_a_worker_not_the_chief_writes_no_error_log_into_a_run(command, again, tmp_path,
+                                                                                           capsys):
+    # A fine-tuning's other worker wrote its traceback into the *parent* run (error_dir None fell back to run_dir),
+    # and was told to resume a fine-tuning, which does not resume.
+    import tensorflow as tf
+
+    args = argparse.Namespace(command=command, strategy="multiworker", run_dir=str(tmp_path), error_dir=None)
+    code = cli._report(args, tf.errors.UnavailableError(None, None, "Graph execution error:\n\nSocket closed"))
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith(f"tfllm {command}: failed with UnavailableError: another worker of the job "
+                                        f"stopped or cannot be reached (its own output says why): run the same "
+                                        f"command again on every worker {again} (the traceback is in ")
+    assert not (tmp_path / "error.log").exists() and "tfllm-error-" in err

@@ -493,10 +493,13 @@ def _report(args, error):
     if isinstance(error, TrainingDivergedError):  # the last good checkpoint is kept
         print(f"tfllm {args.command}: {error}", file=sys.stderr)
         return EXIT_FAILED
-    log = _write_traceback(error, getattr(args, "error_dir", None) or getattr(args, "run_dir", None))
+    # The run directory a command writes (`error_dir`: None on a worker that is not the chief), else its input run's.
+    log = _write_traceback(error, args.error_dir if hasattr(args, "error_dir") else getattr(args, "run_dir", None))
     if getattr(args, "strategy", None) == "multiworker" and type(error).__name__ in _LOST_WORKER_ERRORS:
+        again = ("to resume the run from its last checkpoint" if args.command == "train" else
+                 "with --overwrite (a fine-tuning does not resume)")
         message = ("another worker of the job stopped or cannot be reached (its own output says why): run the same "
-                   "command again on every worker to resume the run from its last checkpoint")
+                   f"command again on every worker {again}")
     print(f"tfllm {args.command}: failed with {type(error).__name__}: {message} (the traceback is in {log})",
           file=sys.stderr)
     return EXIT_FAILED
@@ -646,7 +649,8 @@ def _evaluate_translation(args, run):
     if args.corpus or args.split != "validation":
         raise BadInput("a translation run is evaluated on the test split of its own corpus: drop --corpus/--split")
     num_beams = EVALUATE_NUM_BEAMS if args.num_beams is None else args.num_beams
-    report = translation_report(run.model, read_parallel_texts(run.config.data), num_beams=num_beams)
+    pairs = read_parallel_texts(run.pretraining.config.data)  # a fine-tuning's: its translation ancestor's pairs
+    report = translation_report(run.model, pairs, num_beams=num_beams)
     print(json.dumps(report, ensure_ascii=False) if args.json else "\n".join(report_lines(report)))
     return 0
 
@@ -707,7 +711,7 @@ def _training_pairs_memory(run, k):
     from tfllm.data import load_parallel_corpus
     from tfllm.evaluation import TranslationMemory
 
-    data = run.config.data
+    data = run.pretraining.config.data  # a fine-tuning's: its translation ancestor's pairs
     try:
         pairs = load_parallel_corpus(data.corpus, "train", train_pairs=data.train_pairs)
     except (OSError, ValueError) as error:

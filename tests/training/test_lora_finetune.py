@@ -12,6 +12,7 @@ from keras import ops
 
 from tests.training.common import write_kjv_verses
 from tfllm import cli
+from tfllm.data.templates import PromptTemplate
 from tfllm.models import LSTMLM, TransformerLM
 from tfllm.models.lora import adapter_weights, lora_settings
 from tfllm.tokenizers import ByteTokenizer
@@ -172,3 +173,20 @@ def test_bad_lora_input_is_one_line_and_exit_status_2(runs, tmp_path, capsys):
         assert code == 2, (argv, err)
         assert err.count("\n") == 1 and message in err and "Traceback" not in err, (argv, err)
     assert not output.exists()  # refused before anything was written
+
+
+def test_a_lora_run_reads_back_with_its_own_prompt_template_not_its_parent_s(runs, tmp_path):
+    # The adapted model was rebuilt from the parent's model.keras, template included: a LoRA fine-tuning on "qa" (Q/A
+    # template) generated from raw prompts, or as a chat model, like its parent, while its template.json said Q/A.
+    keras.utils.set_random_seed(0)
+    model = TransformerLM(VOCAB, num_layers=1, num_heads=2, hidden_dim=32, intermediate_dim=64,
+                          max_sequence_length=64, tokenizer=ByteTokenizer(),
+                          prompt_template=PromptTemplate("<<{prompt}>>", "{completion}"))
+    model(np.zeros((1, 2), "int32"))
+    parent = _pretrained_run(tmp_path / "parent", model)
+    qa = finetune_run(parent, FinetuneConfig("sft", "qa", steps=1, batch_size=4, sequence_length=64, lora_rank=2),
+                      tmp_path / "qa", verbose=0)
+    loaded = load_run(qa.run_dir)
+    assert loaded.template is not None and loaded.template.get_config() != model.prompt_template.get_config()
+    assert loaded.model.prompt_template.get_config() == loaded.template.get_config()  # the run's own: Q/A
+    assert loaded.model.prompt_template.format_prompt("Why?") == "Q: Why?\nA: "

@@ -1,17 +1,19 @@
 import json
 import os
 import pathlib
+import zipfile
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import tfllm
 from tfllm.data import PromptTemplate
 from tfllm.models import LSTMLM
 from tfllm.tokenizers import ByteTokenizer
 from tfllm.training import FinetuneConfig, LoadedRun, RunConfig
-from tfllm.training.run_directory import KINDS, RunDirectory, RunDirectoryError, load_run
+from tfllm.training.run_directory import KINDS, RunDirectory, RunDirectoryError, load_model_file, load_run
 
 
 def _complete_run(path, config):
@@ -208,3 +210,18 @@ def test_one_planner_for_every_kind(runs, tmp_path):
         RunDirectory(run.path).plan(RunConfig.default())
     with pytest.raises(RunDirectoryError, match="holds a complete run"):
         RunDirectory(runs[1].path, "finetune").plan(config)
+
+
+def test_a_failure_of_tensorflow_s_runtime_while_loading_is_not_called_a_damaged_file(tmp_path, monkeypatch):
+    # On a worker of a multi-worker fine-tuning whose other worker stopped, the collective ops of the model's loading
+    # failed: the message called the parent's model.keras damaged and advised training that run again.
+    path = tmp_path / "model.keras"
+    path.write_bytes(b"")  # any file: load_model is replaced below
+
+    def lost_worker(*args, **kwargs):
+        raise tf.errors.UnavailableError(None, None, "Collective ops is aborted by: Socket closed")
+
+    monkeypatch.setattr(zipfile, "is_zipfile", lambda _: True)
+    monkeypatch.setattr(keras.saving, "load_model", lost_worker)
+    with pytest.raises(tf.errors.UnavailableError, match="Socket closed"):
+        load_model_file(str(path), "float32")

@@ -77,5 +77,9 @@ class TokenWeightedLoss(keras.metrics.Mean):
     def update_state(self, values, sample_weight=None):
         shared = self.shared_cross_entropy.peek()
         if shared is not None:
-            sample_weight = ops.sum(shared[1])  # the counted tokens of this step (of this replica)
+            # This step's mean per token, weighted by its counted tokens (of this replica, under a strategy: the
+            # loss itself is then this replica's share of the global batch's mean).
+            losses, weights = shared
+            sample_weight = ops.sum(weights)
+            values = ops.divide_no_nan(ops.sum(losses * weights), sample_weight)
         return super().update_state(values, sample_weight=sample_weight)

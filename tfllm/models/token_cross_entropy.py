@@ -8,6 +8,8 @@ slices of the vocabulary (`TokenEmbedding`), the cross-entropy is computed from 
 (`tfllm.models.sliced_cross_entropy`), and the joined logits are left for whatever else reads them.
 """
 
+import threading
+
 import tensorflow as tf
 from keras import ops
 
@@ -47,15 +49,18 @@ class SharedCrossEntropy:
     """The default loss of `CausalLM.compile()`, which hands its per-token cross-entropies to the `Perplexity` metric.
 
     `loss(...)` returns what Keras's `SparseCategoricalCrossentropy(from_logits=True, ignore_class=ignored_id,
-    reduction="mean_with_sample_weight")` returns for per-token targets and weights (divided among the replicas of a
-    `tf.distribute` strategy as Keras divides a loss), and keeps the per-token values; the metric `take()`s them in
+    reduction="mean_with_sample_weight")` returns for per-token targets and weights (under a `tf.distribute` strategy,
+    each replica's share of the global batch's mean: its sum over the tokens all replicas count, which Keras then
+    sums, unlike Keras's loss, a mean of the replicas' means), and keeps the per-token values; the metric `take()`s them in
     the same traced train or test step (Keras computes the loss, then the metrics) instead of computing them again.
     A plain object, so that Keras tracks nothing in it.
     """
 
     def __init__(self, ignored_id):
         self.ignored_id = ignored_id
-        self._kept = None
+        # What `loss` kept, per thread: a `MirroredStrategy` traces each replica's step in a thread of its own, and
+        # each replica's metrics must take its own cross-entropies.
+        self._kept = {}
 
     @staticmethod
     def applies_to(targets, sample_weight):
@@ -64,19 +69,25 @@ class SharedCrossEntropy:
 
     def loss(self, targets, logits, sample_weight=None):
         losses, weights = token_cross_entropy(targets, logits, self.ignored_id, sample_weight)  # (B, T) each
-        self._kept = (losses, weights)
-        mean = ops.divide_no_nan(ops.sum(losses * weights), ops.sum(weights))
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        return mean / replicas if replicas > 1 else mean  # Keras sums the replicas' losses
+        self._kept[threading.get_ident()] = (losses, weights)
+        total, tokens = ops.sum(losses * weights), ops.sum(weights)
+        replica = tf.distribute.get_replica_context()
+        if replica is not None and replica.num_replicas_in_sync > 1:
+            # Keras sums the replicas' losses, and their gradients: each replica divides its sum by the tokens of the
+            # whole global batch, so that the sum is the global batch's mean per token, one device's loss, however
+            # the counted tokens (a fine-tuning's completions) fall among the replicas.
+            tokens = replica.all_reduce(tf.distribute.ReduceOp.SUM, tf.stop_gradient(tokens))
+        return ops.divide_no_nan(total, tokens)
 
     def take(self):
         """The last `loss` call's `(losses, weights)` if it was made in the graph being traced now (once), else None."""
-        kept, self._kept = self.peek(), None
+        kept = self.peek()
+        self._kept.pop(threading.get_ident(), None)
         return kept
 
     def peek(self):
         """What `take` returns, left for `take`: for the loss tracker, which reads the weights before the metric."""
-        kept = self._kept
+        kept = self._kept.get(threading.get_ident())
         if kept is not None and getattr(kept[0], "graph", None) is not tf.compat.v1.get_default_graph():
             if hasattr(kept[0], "graph"):  # a symbolic tensor of another trace: not this step's
                 return None

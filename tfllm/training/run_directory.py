@@ -37,6 +37,7 @@ import warnings
 import zipfile
 
 import keras
+import tensorflow as tf
 
 import tfllm
 import tfllm.models  # noqa: F401  (these two register the classes of the models and tokenizers `load_run` reads)
@@ -133,7 +134,7 @@ class LoadedRun:
         metrics: the contents of `metrics.json`; None for a `parent`.
 
     What the command line asks, answered from the kind and the config: `is_classifier`, `precision`, `corpus`,
-    `sequence_length`.
+    `sequence_length`, `pretraining`.
 
     Example (`pretrain`'s example reads back the run it trains; here a parent and its child are made by hand):
 
@@ -142,6 +143,8 @@ class LoadedRun:
     >>> run = LoadedRun("finetune", "runs/kjv-sft", FinetuneConfig("sft", "qa"), parent=parent)
     >>> run.is_classifier, run.corpus, run.precision, run.sequence_length  # what the parent trained on, and how
     (False, 'kjv', 'float32', 64)
+    >>> LoadedRun("finetune", "runs/kjv-sft-more", FinetuneConfig("continue", "notes.txt"), parent=run).pretraining.path
+    'runs/kjv'
     """
 
     kind: str
@@ -178,6 +181,15 @@ class LoadedRun:
         if self.kind == "convert":
             return self.config.corpus
         return self.config.data if self.config.task == "continue" else self.parent.corpus
+
+    @property
+    def pretraining(self):
+        """The pretraining run this run comes from: itself, or its nearest ancestor of kind "pretrain" (a fine-tuning
+        of a translation run evaluates on that run's pairs); None for a converted checkpoint and its fine-tunings."""
+        run = self
+        while run is not None and run.kind != "pretrain":
+            run = run.parent
+        return run
 
     @property
     def sequence_length(self):
@@ -531,6 +543,8 @@ def load_model_file(path, precision):
             # The layers are made under the global policy when the model is rebuilt, so set the run's precision.
             keras.config.set_dtype_policy(precision)
             return keras.saving.load_model(path)
+    except tf.errors.OpError:  # TensorFlow's runtime failed, not the file: say, another worker of a job is gone
+        raise
     except Exception as error:  # zipfile, h5py and Keras raise many kinds for a damaged archive
         raise RunDirectoryError(
             f"{path} cannot be loaded ({type(error).__name__}: {error}); the file is damaged: train the run again "
@@ -560,6 +574,7 @@ def _load_lora_model(run, parent_path):
     except ValueError as error:
         raise RunDirectoryError(f"{run.adapter_path} does not load onto the model of its parent run {parent_path}: "
                                 f"{error}") from None
+    model.prompt_template = run._read_template()  # the fine-tuning's own, not the parent's (None: it had none)
     model.compile()  # anew: the parent's optimizer was built for every weight, the adapter's are the trainable ones
     return model
 

@@ -100,7 +100,7 @@ def _refuse_a_cluster():
     all of them into the same run directory."""
     try:
         config = json.loads(os.environ.get("TF_CONFIG") or "{}")
-        tasks = cluster_size(config) if _tf_config_problem(config) is None else 0
+        tasks = _cluster_size(config) if _tf_config_problem(config) is None else 0
     except json.JSONDecodeError:
         return
     if tasks > 1:
@@ -167,7 +167,7 @@ def _tf_config_problem(config):
     return None
 
 
-def cluster_size(config):
+def _cluster_size(config):
     """The number of tasks a parsed `TF_CONFIG`'s cluster lists (chief, workers and any others)."""
     return sum(len(hosts) for hosts in config["cluster"].values())
 
