@@ -788,3 +788,28 @@ def test_a_lost_worker_is_named_and_a_worker_not_the_chief_writes_no_error_log_i
                                         f"stopped or cannot be reached (its own output says why): run the same "
                                         f"command again on every worker {again} (the traceback is in ")
     assert not (tmp_path / "error.log").exists() and "tfllm-error-" in err
+
+
+def test_logical_cpus_beside_a_strategy_that_would_not_use_them_is_refused(tmp_path, capsys):
+    # --strategy cpu --logical-cpus 2 trained on one device without a word.
+    for command in (["train", "--steps", 0], ["finetune", tmp_path, "--task", "sft", "--data", "qa"]):  # quick failures
+        code, err = _one_line_error([*command, "--strategy", "cpu", "--logical-cpus", 2], capsys)
+        assert code == 2 and err == (f"tfllm {command[0]}: error: --logical-cpus 2 splits the CPU for --strategy "
+                                     "mirrored (or auto), which it would not reach under --strategy cpu: drop it\n")
+
+
+def test_evaluate_of_a_fine_tuning_whose_parent_learned_from_a_task_s_data_asks_for_a_corpus(tmp_path, monkeypatch,
+                                                                                            capsys):
+    # An sft fine-tuning of a chat run: "unknown corpus 'chatterbot'", a name the user never typed.
+    from tfllm.training import FinetuneConfig, LoadedRun, RunConfig
+
+    parent = LoadedRun("pretrain", "runs/chat", RunConfig.default("transformer", data={"corpus": "chatterbot",
+                                                                                       "task": "chat"}))
+    run = LoadedRun("finetune", str(tmp_path), FinetuneConfig("sft", "qa"), model=argparse.Namespace(
+        prompt_template=None), parent=parent)
+    monkeypatch.setattr("tfllm.training.load_run", lambda path: run)
+    code, err = _one_line_error(["evaluate", tmp_path], capsys)
+    assert code == 2 and err == (f"tfllm evaluate: error: {tmp_path} last learned as a language model from "
+                                 "'chatterbot', which evaluate cannot read as a text corpus (unknown corpus "
+                                 "'chatterbot': expected one of 'kjv', 'shakespeare' or the path of a .txt/.md/.jsonl "
+                                 "file, a folder or a glob): give one with --corpus NAME|PATH (e.g. --corpus kjv)\n")

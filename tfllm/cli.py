@@ -470,6 +470,9 @@ def _check_flag_ranges(args):
         require_probability(_flag("top_p"), args.top_p, " (1 turns it off)")
     if getattr(args, "seed", None) is not None:
         require_int32(_flag("seed"), args.seed)
+    if getattr(args, "logical_cpus", None) is not None and args.strategy not in ("auto", "mirrored"):
+        raise BadInput(f"--logical-cpus {args.logical_cpus} splits the CPU for --strategy mirrored (or auto), which it "
+                       f"would not reach under --strategy {args.strategy}: drop it")
 
 
 def _flag(dest):
@@ -628,7 +631,16 @@ def _evaluate(args):
         raise BadInput(f"{args.run_dir} learned from no corpus tfllm knows (a converted checkpoint, or a fine-tuning "
                        "of one): give one with --corpus NAME|PATH (e.g. --corpus kjv)")
     split = None if args.split == "all" else args.split
-    result = evaluate_texts(run.model, load_texts(corpus, split))
+    try:
+        texts = load_texts(corpus, split)
+    except ValueError as error:
+        if args.corpus:
+            raise
+        # A fine-tuning of a chat or translation run: its parent learned from a task's data, not a text corpus.
+        raise BadInput(f"{args.run_dir} last learned as a language model from {corpus!r}, which evaluate cannot read "
+                       f"as a text corpus ({_first_line(error)}): give one with --corpus NAME|PATH (e.g. --corpus "
+                       "kjv)") from None
+    result = evaluate_texts(run.model, texts)
     report = {"corpus": corpus, "split": args.split, "loss": result.loss, "perplexity": result.perplexity,
               "bits_per_byte": result.bits_per_byte, "tokens": result.tokens, "bytes": result.bytes,
               "documents": result.documents}
