@@ -151,7 +151,8 @@ def test_a_temperature_above_zero_asks_for_a_draw_as_top_k_and_top_p_do():
     assert isinstance(get_sampler(temperature=1.5), RandomSampler) and get_sampler(temperature=1.5).temperature == 1.5
     assert isinstance(get_sampler("greedy", temperature=0), GreedySampler)
     assert get_sampler("random").temperature == 1.0 and get_sampler(top_p=0.9).temperature == 1.0  # None: 1
-    assert np.asarray(get_sampler(temperature=1e9)(tf.zeros((64, 4)) + [0.0, 1.0, 0.0, 0.0], tf.constant([1, 2]))).std() > 0
+    flat = tf.zeros((64, 4)) + [0.0, 1.0, 0.0, 0.0]  # a huge temperature: a near-uniform draw, not the argmax
+    assert np.asarray(get_sampler(temperature=1e9)(flat, tf.constant([1, 2]))).std() > 0
 
 
 def test_beam_search_names_the_drawing_settings_it_was_given():

@@ -55,9 +55,10 @@ class TokenWeightedLoss(keras.metrics.Mean):
 
     Keras's own loss tracker weighs each batch's loss by its rows. Where batches hold different numbers of counted
     tokens (a fine-tuning's completions, the last, shorter batch), the mean of per-batch means is then no
-    per-token mean: it changed with the batch size, and disagreed with `Perplexity` (whose log it now is). The
-    weights come from the cross-entropies the default loss computed for this step
-    (`tfllm.models.token_cross_entropy.SharedCrossEntropy`); without them (another loss), the rows, as Keras.
+    per-token mean: it changed with the batch size, and disagreed with `Perplexity` (whose log it now is). Each
+    step's mean and its weight come from the cross-entropies the default loss computed for this step (and this
+    replica: `tfllm.models.token_cross_entropy.SharedCrossEntropy`); without them (another loss), the loss Keras
+    passes, weighted by the rows, as Keras.
 
     >>> from tfllm.models.token_cross_entropy import SharedCrossEntropy
     >>> shared = SharedCrossEntropy(ignored_id=0)

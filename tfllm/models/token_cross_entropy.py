@@ -49,10 +49,11 @@ class SharedCrossEntropy:
     """The default loss of `CausalLM.compile()`, which hands its per-token cross-entropies to the `Perplexity` metric.
 
     `loss(...)` returns what Keras's `SparseCategoricalCrossentropy(from_logits=True, ignore_class=ignored_id,
-    reduction="mean_with_sample_weight")` returns for per-token targets and weights (under a `tf.distribute` strategy,
-    each replica's share of the global batch's mean: its sum over the tokens all replicas count, which Keras then
-    sums, unlike Keras's loss, a mean of the replicas' means), and keeps the per-token values; the metric `take()`s them in
-    the same traced train or test step (Keras computes the loss, then the metrics) instead of computing them again.
+    reduction="mean_with_sample_weight")` returns for per-token targets and weights, and keeps the per-token values;
+    the metric `take()`s them in the same traced train or test step (Keras computes the loss, then the metrics)
+    instead of computing them again. Under a `tf.distribute` strategy, each replica returns its share of the global
+    batch's mean: its sum over the tokens all replicas count, which Keras then sums (Keras's own loss would give the
+    mean of the replicas' means).
     A plain object, so that Keras tracks nothing in it.
     """
 
