@@ -8,19 +8,22 @@ import tfllm
 
 ROOT = pathlib.Path(tfllm.__file__).parent
 
-# What each part of tfllm may import besides itself. `checks`, `choices` and `utf8` are root-level modules that
-# import nothing of tfllm, so every package may use them; the root package `tfllm` (its `__version__`) is open to all.
-BASE = {"checks", "choices", "utf8", "tfllm"}
+# What each part of tfllm may import besides itself. `checks`, `choices`, `defaults` and `utf8` are root-level modules
+# that import nothing of tfllm, so every package may use them; the root package `tfllm` (its `__version__`) is open to
+# all.
+BASE = {"checks", "choices", "defaults", "utf8", "tfllm"}
 ALLOWED = {
     "checks": set(),
     "choices": set(),
+    "defaults": set(),
     "utf8": set(),
     "tfllm": set(),
     "layers": BASE,
     "tokenizers": BASE,
     "data": BASE | {"tokenizers"},
     "generation": BASE,  # sees a model by its decode contract and its tokenizer's methods, never their classes
-    "evaluation": BASE | {"data", "tokenizers"},  # the same: scoring asks the model's decode contract
+    # The same: scoring asks the model's decode contract; the chat memory asks generation's chat check.
+    "evaluation": BASE | {"data", "tokenizers", "generation"},
     # Reads GPT-2 checkpoint files into named arrays and the tokenizer's files; `TransformerLM.from_pretrained` builds.
     "checkpoints": BASE | {"tokenizers"},
     # `data` too: the `PromptTemplate` a model saves with it lives there (and `data` imports only tokenizers).

@@ -27,6 +27,7 @@ import itertools
 import json
 import os
 import re
+import shlex
 import sys
 import tempfile
 import traceback
@@ -39,6 +40,7 @@ import yaml
 import tfllm
 from tfllm.checks import require_int32, require_int32_at_least, require_number_at_least, require_probability
 from tfllm.choices import STRATEGIES
+from tfllm.defaults import MAX_BATCH_SIZE, MAX_NEW_TOKENS, MAX_NEW_TOKENS_LIMIT
 from tfllm.training.config import FinetuneConfig, RunConfig, absolute_data_path
 
 EXIT_FAILED = 1
@@ -46,8 +48,9 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command whose reader went away (`| head -1`)
 ERROR_LOG = "error.log"  # in the run directory: the traceback of a command that failed (exit status 1)
-# How `tfllm generate` draws unless its flags say otherwise.
-GENERATE_DRAW = {"temperature": 0.8, "top_p": 0.9}
+# How `tfllm generate` draws unless its flags say otherwise: as a run's samples do by default.
+_SAMPLES = RunConfig.default().train
+GENERATE_DRAW = {"temperature": _SAMPLES.sample_temperature, "top_p": _SAMPLES.sample_top_p}
 
 # The flags not named after their key (every other key of a section has the flag `--key-name`).
 FLAG_NAMES = {
@@ -268,8 +271,9 @@ def _add_generate(commands):
     parser.add_argument("run_dir", metavar="RUN_DIR")
     parser.add_argument("--prompt", action="append", metavar="TEXT", help="a prompt (repeat for several)")
     parser.add_argument("--prompts-file", metavar="FILE", help="a file of prompts, one per line")
-    parser.add_argument("--max-new-tokens", type=int, default=64, metavar="N",
-                        help="the most tokens added to each prompt (default: 64; less than the model's context)")
+    parser.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS, metavar="N",
+                        help=f"the most tokens added to each prompt (default: {MAX_NEW_TOKENS}; less than the model's "
+                             "context)")
     # The drawing flags default to None, so that one given beside --num-beams, which draws nothing, is refused.
     parser.add_argument("--temperature", type=float, metavar="T",
                         help=f"0 is greedy (default: {GENERATE_DRAW['temperature']})")
@@ -328,8 +332,8 @@ def _add_chat(commands):
                     "ready.",
     )
     parser.add_argument("run_dir", metavar="RUN_DIR")
-    parser.add_argument("--max-new-tokens", type=int, metavar="N", help="the longest reply, in tokens (default: 64, "
-                        "fewer when the context is short)")
+    parser.add_argument("--max-new-tokens", type=int, metavar="N", help="the longest reply, in tokens (default: "
+                        f"{MAX_NEW_TOKENS}, fewer when the context is short)")
     parser.add_argument("--temperature", type=float, metavar="T", help="draw the reply at this temperature (default: "
                         "greedy; 0 is greedy)")
     parser.add_argument("--top-k", type=int, metavar="K", help="draw among the K most likely tokens")
@@ -387,9 +391,9 @@ def _add_export(commands):
     parser.add_argument("--max-new-tokens", type=int, metavar="N", help="serving_default's new tokens "
                         "(default: the run's train.sample_tokens)")
     parser.add_argument("--max-new-tokens-limit", type=int, metavar="N", help="the most new tokens a request may "
-                        "ask for (default: 256, or half a Transformer's context)")
-    parser.add_argument("--max-batch-size", type=int, default=64, metavar="N",
-                        help="the most texts a request may hold (default: 64)")
+                        f"ask for (default: {MAX_NEW_TOKENS_LIMIT}, or half a Transformer's context)")
+    parser.add_argument("--max-batch-size", type=int, default=MAX_BATCH_SIZE, metavar="N",
+                        help=f"the most texts a request may hold (default: {MAX_BATCH_SIZE})")
     _debug_flag(parser)
     parser.set_defaults(run=_export)
 
@@ -557,6 +561,7 @@ def _write_traceback(error, run_dir):
 
 def _train(args):
     from tfllm.training import get_strategy, is_chief, pretrain
+    from tfllm.training.tasks import task_of
 
     sections = _read_config_file(args.config) if args.config else {}
     given = _command_line_values(args, RunConfig.sections())
@@ -584,24 +589,24 @@ def _train(args):
         return 0
     if os.path.exists(os.path.join(run_dir, ERROR_LOG)):  # the traceback of a session the run has since recovered from
         os.remove(os.path.join(run_dir, ERROR_LOG))
-    if config.data.task == "translate":
-        from tfllm.training.translation_task import report_lines
-
-        print("\n" + "\n".join(report_lines(metrics["translation"])))
-        print(f"\nRun directory: {result.run_dir}. Next: tfllm translate {result.run_dir} --to zh \"How is the "
-              "weather?\"")
-        return 0
-    if config.data.task == "chat":
-        from tfllm.training.chat_task import report_lines
-
-        print("\n" + "\n".join(report_lines(metrics["chat"])))
-        print(f"\nRun directory: {result.run_dir}. Next: tfllm chat {result.run_dir}")
-        return 0
-    print(f"\n{metrics['bits_per_byte']:.3f} bits per byte on the validation split "
-          f"(perplexity {metrics['validation_perplexity']:.2f}); a sample:\n")
-    print(metrics["samples"][0]["text"])
-    print(f"\nRun directory: {result.run_dir}. Next: tfllm generate {result.run_dir} --prompt \"In the beginning\"")
+    task = task_of(config)
+    if task.keeps_best_weights:  # a supervised task's report: scores on its test split beside baselines
+        print("\n" + "\n".join(task.report_lines(metrics[task.report_key])))
+    else:
+        print(f"\n{metrics['bits_per_byte']:.3f} bits per byte on the validation split "
+              f"(perplexity {metrics['validation_perplexity']:.2f}); a sample:\n")
+        print(metrics["samples"][0]["text"])
+    print(f"\nRun directory: {result.run_dir}. Next: {_next_command(config, result.run_dir)}")
     return 0
+
+
+def _next_command(config, run_dir):
+    """The command that tries a trained run of `config`'s task."""
+    if config.data.task == "translate":
+        return f"tfllm translate {run_dir} --to zh \"How is the weather?\""
+    if config.data.task == "chat":
+        return f"tfllm chat {run_dir}"
+    return f"tfllm generate {run_dir} --prompt {shlex.quote(config.train.sample_prompts[0])}"
 
 
 def _evaluate(args):
@@ -611,13 +616,11 @@ def _evaluate(args):
     from tfllm.training.finetune_run import evaluate_classifier
 
     run = load_run(_existing_run(args.run_dir))
-    if not run.is_classifier and run.model.prompt_template is not None and (
-            run.model.prompt_template.kind == "translation"):
+    if _template_kind(run) == "translation":
         return _evaluate_translation(args, run)
     if args.num_beams is not None:  # it was ignored
         raise BadInput("--num-beams is for a translation run, whose evaluation also scores beam search: drop it")
-    if not run.is_classifier and run.model.prompt_template is not None and (
-            run.model.prompt_template.kind == "chat") and run.kind == "pretrain" and run.config.data.task == "chat":
+    if run.kind == "pretrain" and run.config.data.task == "chat":  # its fine-tunings are scored as language models
         return _evaluate_chat(args, run)
     if run.is_classifier:
         if args.corpus or args.split != "validation":
@@ -689,10 +692,10 @@ def _translate(args):
     from tfllm.training import load_run
 
     run = load_run(args.run_dir)
-    template = None if run.is_classifier else run.model.prompt_template
-    if template is None or template.kind != "translation":
+    if _template_kind(run) != "translation":
         raise BadInput(f"{args.run_dir} does not hold a translation model: train one with tfllm train --task "
                        "translate")
+    template = run.model.prompt_template
     template.source_language(args.target, args.source)  # an unknown language is bad input before any work
     settings = {"max_new_tokens": args.max_new_tokens}
     if args.num_beams:
@@ -809,11 +812,11 @@ def _generate(args):
     if run.is_classifier:
         raise BadInput(f"{args.run_dir} holds a classifier, which does not generate text")
     model = run.model
-    template = model.prompt_template if args.apply_template else None
-    if template is not None and template.kind == "translation":
+    kind = _template_kind(run) if args.apply_template else None
+    if kind == "translation":
         raise BadInput(f"{args.run_dir} holds a translation model: use tfllm translate {args.run_dir} --to LANG "
                        "TEXT (or --raw to continue raw prompts such as '<en>Hello<zh>')")
-    replies = template is not None and template.kind == "chat"  # a prompt is a user message: print the reply alone
+    replies = kind == "chat"  # a prompt is a user message: print the reply alone
     settings = {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature, "top_k": args.top_k,
                 "top_p": args.top_p if args.top_p < 1 else None, "seed": args.seed,
                 "sampler": "random" if args.temperature > 0 else "greedy", "apply_template": args.apply_template}
@@ -855,15 +858,22 @@ def _chat(args):
     return _chat_from_pipe(session)
 
 
+def _template_kind(run):
+    """The kind of the prompt template of a loaded run's model ("fields", "chat" or "translation"); None for a model
+    without one and for a classifier."""
+    from tfllm.data.templates import template_kind
+
+    return None if run.is_classifier else template_kind(run.model.prompt_template)
+
+
 def _require_chat_model(run, run_dir):
     """Refuses, as bad input naming what the run holds and the command that fits it, a run without a chat model."""
-    template = None if run.is_classifier else run.model.prompt_template
-    if template is not None and template.kind == "chat":
+    if _template_kind(run) == "chat":
         return
     if run.is_classifier:
         raise BadInput(f"{run_dir} holds a classifier, not a chat model: tfllm evaluate {run_dir} reports its "
                        "accuracy (tfllm train --task chat trains a chat model)")
-    if template is not None and template.kind == "translation":
+    if _template_kind(run) == "translation":
         raise BadInput(f"{run_dir} holds a translation model, not a chat model: use tfllm translate {run_dir} --to "
                        "LANG TEXT (tfllm train --task chat trains a chat model)")
     raise BadInput(f"{run_dir} holds a language model without a chat template, not a chat model: use tfllm generate "
@@ -1023,20 +1033,27 @@ def _finetune(args):
 
 
 def _export(args):
-    import shlex
-
-    from tfllm.export import export_saved_model, rest_request_examples
-    from tfllm.export.saved_model import DEFAULT_MAX_NEW_TOKENS, default_max_new_tokens_limit
+    from tfllm.export import export_saved_model
     from tfllm.training import load_run
 
     run = load_run(_existing_run(args.run_dir))
     if run.is_classifier:
         raise BadInput(f"{args.run_dir} holds a classifier: only language models export (generate and score)")
-    # serving_default samples as the run's samples did (a fine-tuning's are its parent's).
-    train = next((config.train for config in (run.config, run.parent and run.parent.config)
-                  if hasattr(getattr(config, "train", None), "sample_tokens")), None)
-    limit = args.max_new_tokens_limit or default_max_new_tokens_limit(run.model)
-    sampling = {} if train is None else {  # the run's sample length, if the export's limit allows it
+    sampling = _export_sampling(run, args)
+    path = export_saved_model(run.model, args.out_dir, version=args.version, jit_compile=args.xla,
+                              max_new_tokens_limit=args.max_new_tokens_limit, max_batch_size=args.max_batch_size,
+                              **sampling)
+    print(_serving_instructions(run, args, path, sampling))
+    return 0
+
+
+def _export_sampling(run, args):
+    """serving_default's settings: those of the samples of the run's pretraining (none for a converted checkpoint),
+    the length cut to the export's limit, and --max-new-tokens."""
+    limit = _export_limit(run, args)
+    pretraining = run.pretraining
+    train = None if pretraining is None else pretraining.config.train
+    sampling = {} if train is None else {
         "max_new_tokens": min(train.sample_tokens, limit), "temperature": train.sample_temperature,
         "top_p": train.sample_top_p}
     if args.max_new_tokens is not None:
@@ -1045,17 +1062,30 @@ def _export(args):
             raise BadInput(f"--max-new-tokens={args.max_new_tokens} is above {given}, {limit}: a request may ask for "
                            f"at most {limit} new tokens")
         sampling["max_new_tokens"] = args.max_new_tokens
-    path = export_saved_model(run.model, args.out_dir, version=args.version, jit_compile=args.xla,
-                              max_new_tokens_limit=args.max_new_tokens_limit, max_batch_size=args.max_batch_size,
-                              **sampling)
+    return sampling
+
+
+def _export_limit(run, args):
+    """The most new tokens a request to the export may ask for."""
+    from tfllm.export.saved_model import default_max_new_tokens_limit
+
+    return args.max_new_tokens_limit or default_max_new_tokens_limit(run.model)
+
+
+def _serving_instructions(run, args, path, sampling):
+    """What `tfllm export` prints: how to serve the SavedModel at `path` and a request to each of its main
+    signatures, for the run's kind of model (a translator, a chat model or a text model)."""
+    from tfllm.export import rest_request_examples
+
     template = run.model.prompt_template
-    translates = template is not None and template.kind == "translation"
-    chats = template is not None and template.kind == "chat"
-    prompt = ("天气如何？" if translates or chats else train.sample_prompts[0] if train is not None
-              else "In the beginning")
+    translates, chats = _template_kind(run) == "translation", _template_kind(run) == "chat"
+    pretraining = run.pretraining
+    prompt = ("天气如何？" if translates or chats else pretraining.config.train.sample_prompts[0]
+              if pretraining is not None else "In the beginning")
     # The export's own serving_default length, so that the printed requests are within its limit.
-    examples = rest_request_examples(run.model, prompt, target_language="en",
-                                     max_new_tokens=sampling.get("max_new_tokens", min(DEFAULT_MAX_NEW_TOKENS, limit)))
+    examples = rest_request_examples(
+        run.model, prompt, target_language="en",
+        max_new_tokens=sampling.get("max_new_tokens", min(MAX_NEW_TOKENS, _export_limit(run, args))))
     if translates:  # generate reads a translation prompt as written, its language tags included
         examples["generate"]["instances"][0]["prompts"] = template.format_prompt(
             {"source": prompt, "target_language": "en"})
@@ -1077,7 +1107,7 @@ def _export(args):
             f"served.signatures[\"serving_default\"](prompts=tf.constant([{prompt!r}]))[\"text\"]")
     requests = "\n".join(f"    curl -X POST {url} -d {shlex.quote(json.dumps(examples[name], ensure_ascii=False))}"
                          for name in shown)
-    print(f"""SavedModel version {args.version} written to {path} (decode loop {loop}). Serve it with TensorFlow
+    return f"""SavedModel version {args.version} written to {path} (decode loop {loop}). Serve it with TensorFlow
 Serving, whose model base path is {base}:
 
     docker run -p 8501:8501 -v {shlex.quote(base)}:/models/tfllm -e MODEL_NAME=tfllm tensorflow/serving
@@ -1092,8 +1122,7 @@ Or call it from Python (tensorflow and tensorflow-text, no tfllm needed):
     served = tf.saved_model.load({path!r})
     print({call}.numpy()[0].decode())
 
-`saved_model_cli show --dir {path} --all` lists the signatures.""")
-    return 0
+`saved_model_cli show --dir {path} --all` lists the signatures."""
 
 
 def _add_convert(commands):

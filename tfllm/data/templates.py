@@ -480,11 +480,20 @@ class TranslationTemplate:
         return template_from_config(config)
 
 
+def template_kind(template):
+    """The kind of a prompt template, "fields", "chat" or "translation"; None for no template.
+
+    >>> template_kind(None), template_kind(CHAT_TEMPLATE)
+    (None, 'chat')
+    """
+    return None if template is None else template.kind
+
+
 def model_translation_template(model, caller="translate"):
     """The model's `TranslationTemplate`; a `ValueError` naming `caller` for a model that was not trained to
     translate (the one check of `CausalLM.translate` and of the translation memory's functions)."""
     template = getattr(model, "prompt_template", None)
-    if template is None or template.kind != "translation":
+    if template_kind(template) != "translation":
         raise ValueError(f"{caller} needs a model trained to translate (a TranslationTemplate as its prompt_template, "
                          f"as `tfllm train --task translate` makes); this one has {template!r}")
     return template

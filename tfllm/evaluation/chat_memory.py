@@ -28,6 +28,7 @@ from tfllm.checks import require_positive_int
 from tfllm.evaluation import scoring
 from tfllm.evaluation.chat_baselines import RetrievalReply
 from tfllm.evaluation.chat_exchanges import conversation_list
+from tfllm.generation.chat import chat_template
 
 K = 8  # training exchanges retrieved per conversation
 SIMILARITY_WEIGHT = 8.0  # chosen on a validation split: the module docstring
@@ -64,7 +65,7 @@ def reply_log_likelihoods(model, conversations, candidates):
     >>> bool(np.all(np.abs(np.concatenate(values) + np.log(263)) < 0.5))  # about a uniform guess over 263 ids
     True
     """
-    template = _chat_template(model)
+    template = chat_template(model, caller="the chat memory")
     conversations = conversation_list(conversations)
     candidates = [_list(f"candidates[{index}]", row) for index, row in enumerate(_list("candidates", candidates))]
     if len(candidates) != len(conversations):
@@ -85,14 +86,6 @@ def reply_log_likelihoods(model, conversations, candidates):
     values = iter(scoring.token_log_likelihoods(model, sequences) if sequences else [])  # each token's, after bos
     return [np.asarray([np.mean(next(values)[len(prompt_ids[index]):]) for _ in row], np.float64)
             for index, row in enumerate(rows)]
-
-
-def _chat_template(model):
-    template = getattr(model, "prompt_template", None)
-    if template is None or template.kind != "chat":
-        raise ValueError("the chat memory needs a model trained to chat (a ChatTemplate as its prompt_template, as "
-                         f"`tfllm train --task chat` makes); this one has {template!r}")
-    return template
 
 
 def _prompt(model, template, messages, reply_room):

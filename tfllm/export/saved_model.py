@@ -87,6 +87,7 @@ from tfllm.checks import (
     require_positive_int,
     require_probability,
 )
+from tfllm.defaults import MAX_BATCH_SIZE, MAX_NEW_TOKENS, MAX_NEW_TOKENS_LIMIT
 from tfllm.evaluation.scoring import (
     CHUNK_LENGTH,
     decode_log_likelihoods,
@@ -101,8 +102,6 @@ from tfllm.generation.translation import translation_budget
 from tfllm.models import CausalLM
 from tfllm.models.lora import merge_lora
 
-DEFAULT_MAX_NEW_TOKENS = 64  # serving_default's, as `CausalLM.generate`'s (within the limit)
-DEFAULT_MAX_NEW_TOKENS_LIMIT = 256
 DEFAULT_MAX_PROMPT_TOKENS = 1024  # for models without a context limit (RNNs)
 # By measurement: `benchmarks/export.py --xla` times the exported generate under XLA against the plain graph; its
 # figures are the README's "SavedModel under XLA / plain graph" rows.
@@ -111,7 +110,7 @@ DEFAULT_JIT_COMPILE = True
 
 def export_saved_model(model, path, *, version=1, max_new_tokens=None, temperature=0.0, top_k=0, top_p=1.0, seed=None,
                        jit_compile=DEFAULT_JIT_COMPILE, max_new_tokens_limit=None, max_prompt_tokens=None,
-                       max_score_tokens=4096, max_batch_size=64, verbose=False):
+                       max_score_tokens=4096, max_batch_size=MAX_BATCH_SIZE, verbose=False):
     """Writes `model` (a `CausalLM` with a tokenizer) as version `version` of a SavedModel served by TensorFlow
     Serving's conventions: `path/<version>/`, with the signatures `serving_default`, `generate` and `score`,
     `translate` for a model that translates and `chat` for a chat model (see the module).
@@ -180,10 +179,11 @@ def export_saved_model(model, path, *, version=1, max_new_tokens=None, temperatu
     if model.tokenizer is None:
         raise ValueError("the model has no tokenizer: an export serves strings, so make it with tokenizer=...")
     template = model.prompt_template
-    if template is not None and template.kind == "fields" and len(template.prompt_fields) != 1:
+    kind = None if template is None else template.kind
+    if kind == "fields" and len(template.prompt_fields) != 1:
         raise ValueError(f"the model's prompt template {template.prompt!r} has the fields "
                          f"{list(template.prompt_fields)}: an export fills one field from each prompt string")
-    if template is not None and template.kind == "translation" and len(template.languages) != 2:
+    if kind == "translation" and len(template.languages) != 2:
         raise ValueError(f"the model translates between {list(template.languages)}: an export's translate signature "
                          "infers the source language, so it takes a two-language TranslationTemplate")
     require_directory_path("the export directory", path)
@@ -195,7 +195,7 @@ def export_saved_model(model, path, *, version=1, max_new_tokens=None, temperatu
         raise ValueError(f"{version_dir} exists and is not empty: choose another --version (or a new directory)")
     limits = _limits(model, max_new_tokens_limit, max_prompt_tokens, max_score_tokens, max_batch_size)
     defaults = _defaults(limits["max_new_tokens_limit"], max_new_tokens, temperature, top_k, top_p, seed)
-    if template is not None and template.kind == "chat":
+    if kind == "chat":
         _chat_message_room(model, defaults["max_new_tokens"], limits["max_prompt_tokens"])  # refuses no room
     model.build_eagerly()
     model = merge_lora(model)  # a LoRA adapter folded into the kernels: the export has no adapter variables
@@ -258,7 +258,7 @@ def _signatures(endpoints):
 
 
 def rest_request_examples(model, prompt="In the beginning", target_language=None,
-                          max_new_tokens=DEFAULT_MAX_NEW_TOKENS):
+                          max_new_tokens=MAX_NEW_TOKENS):
     """A TensorFlow Serving `:predict` request body (row format) for each signature of `model`'s export, by name.
 
     Args:
@@ -287,11 +287,12 @@ def rest_request_examples(model, prompt="In the beginning", target_language=None
         "score": {"signature_name": "score", "instances": [{"texts": prompt}]},
     }
     template = model.prompt_template
-    if template is not None and template.kind == "translation":
+    kind = None if template is None else template.kind
+    if kind == "translation":
         translation = {"texts": prompt, "target_language": target_language or template.languages[-1]}
         examples["serving_default"] = {"instances": [translation]}
         examples["translate"] = {"signature_name": "translate", "instances": [translation]}
-    if template is not None and template.kind == "chat":
+    if kind == "chat":
         examples["serving_default"] = {"instances": [{"messages": prompt}]}
         examples["chat"] = {"signature_name": "chat", "instances": [{"messages": prompt}]}
     return examples
@@ -300,7 +301,7 @@ def rest_request_examples(model, prompt="In the beginning", target_language=None
 def default_max_new_tokens_limit(model):
     """`export_saved_model`'s default `max_new_tokens_limit` for `model`: 256, or half its context if less."""
     context = model.max_sequence_length
-    return DEFAULT_MAX_NEW_TOKENS_LIMIT if context is None else min(DEFAULT_MAX_NEW_TOKENS_LIMIT, context // 2)
+    return MAX_NEW_TOKENS_LIMIT if context is None else min(MAX_NEW_TOKENS_LIMIT, context // 2)
 
 
 def _limits(model, max_new_tokens_limit, max_prompt_tokens, max_score_tokens, max_batch_size):
@@ -326,7 +327,7 @@ def _limits(model, max_new_tokens_limit, max_prompt_tokens, max_score_tokens, ma
 def _defaults(limit, max_new_tokens, temperature, top_k, top_p, seed):
     """serving_default's settings, checked: `max_new_tokens` (None: 64 or the limit), ..., `seed` (None: drawn)."""
     if max_new_tokens is None:
-        max_new_tokens = min(DEFAULT_MAX_NEW_TOKENS, limit)
+        max_new_tokens = min(MAX_NEW_TOKENS, limit)
     max_new_tokens = require_positive_int("max_new_tokens", max_new_tokens)
     if max_new_tokens > limit:
         raise ValueError(f"max_new_tokens={max_new_tokens} is above max_new_tokens_limit={limit}: expected at most "
@@ -379,9 +380,8 @@ class _Endpoints:
         self.max_prompt_tokens = max_prompt_tokens
         self.max_score_tokens = max_score_tokens
         self.max_batch_size = max_batch_size
-        template = model.prompt_template
-        self.translates = template is not None and template.kind == "translation"
-        self.chats = template is not None and template.kind == "chat"
+        kind = None if model.prompt_template is None else model.prompt_template.kind
+        self.translates, self.chats = kind == "translation", kind == "chat"
         # A chat model's replies end at its template's stop tokens too (`<end>`), in every signature.
         self.stop_token_ids = tuple(chat_stop_token_ids(model)) if self.chats else (model.tokenizer.eos_id,)
         if self.chats:

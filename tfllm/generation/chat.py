@@ -11,11 +11,11 @@ question's start says most of what it asks.
 import typing
 
 from tfllm.checks import require_positive_int
+from tfllm.defaults import MAX_NEW_TOKENS
 from tfllm.generation.text_generation import continuation_bytes, prompt_token_ids
 from tfllm.utf8 import utf8_strings
 
 # The longest reply by default, in tokens; less when the prompt and the reply would not fit in the context.
-DEFAULT_MAX_NEW_TOKENS = 64
 
 
 class ChatReply(typing.NamedTuple):
@@ -48,8 +48,8 @@ def chat_max_new_tokens(model, conversations, max_new_tokens=None):
     """The reply budget, in tokens, of a batch of conversations (lists of messages, or strings).
 
     `max_new_tokens` when given (it must leave room for a prompt in a Transformer's context); else
-    `DEFAULT_MAX_NEW_TOKENS`, lowered so that the longest prompt and the reply fit in the context, but never below
-    half of it (a longer prompt loses its oldest turns instead).
+    `tfllm.defaults.MAX_NEW_TOKENS`, lowered so that the longest prompt and the reply fit in the context, but never
+    below half of it (a longer prompt loses its oldest turns instead).
 
     >>> from tfllm.data import ChatTemplate
     >>> from tfllm.models import TransformerLM
@@ -78,10 +78,10 @@ def chat_max_new_tokens(model, conversations, max_new_tokens=None):
                              f"the template's and one of the message), so expected at most {limit - shortest}")
         return max_new_tokens
     if limit is None:
-        return DEFAULT_MAX_NEW_TOKENS
+        return MAX_NEW_TOKENS
     prompts = [template.format_prompt(messages) for messages in conversations]
     longest = max(len(ids) for ids in prompt_token_ids(model, prompts))  # with the bos
-    return min(DEFAULT_MAX_NEW_TOKENS, max(limit - longest, limit // 2))
+    return min(MAX_NEW_TOKENS, max(limit - longest, limit // 2))
 
 
 def chat_prompt(model, messages, max_new_tokens):
@@ -171,17 +171,19 @@ def stream_chat_reply(model, messages, max_new_tokens=None, **sampling):
     return _stripped(model.stream(prompt, max_new_tokens=budget, apply_template=False, **sampling))
 
 
-def chat_template(model):
-    """The model's `ChatTemplate`; a `ValueError` for a model without one says which method fits it instead."""
+def chat_template(model, caller="chat"):
+    """The model's `ChatTemplate`; a `ValueError` naming `caller` for a model without one, which says what fits the
+    model instead, or without a tokenizer (the one check of `CausalLM.chat` and of the chat memory's functions)."""
     template = model.prompt_template
-    if template is not None and template.kind == "chat":
-        if model.tokenizer is None:
-            raise ValueError("chat needs a tokenizer: attach one with tokenizer=... when making the model")
-        return template
-    instead = ("it translates: use model.translate (tfllm translate)" if template is not None and
-               template.kind == "translation" else "use model.generate (tfllm generate) to continue a text")
-    raise ValueError(f"chat needs a model trained to chat (a ChatTemplate as its prompt_template, as `tfllm train "
-                     f"--task chat` makes); this one has prompt_template={template!r}: {instead}")
+    kind = None if template is None else template.kind
+    if kind != "chat":
+        instead = ("it translates: use model.translate (tfllm translate)" if kind == "translation" else
+                   "use model.generate (tfllm generate) to continue a text")
+        raise ValueError(f"{caller} needs a model trained to chat (a ChatTemplate as its prompt_template, as `tfllm "
+                         f"train --task chat` makes); this one has prompt_template={template!r}: {instead}")
+    if model.tokenizer is None:
+        raise ValueError(f"{caller} needs a tokenizer: attach one with tokenizer=... when making the model")
+    return template
 
 
 def _stripped(pieces):

@@ -19,6 +19,7 @@ from keras.src.utils import tracking as keras_tracking  # private: the scope Ker
 
 from tfllm.checks import require_positive_int
 from tfllm.data.templates import model_translation_template, template_from_config, wrap_prompts
+from tfllm.defaults import MAX_NEW_TOKENS
 from tfllm.evaluation import scoring
 from tfllm.generation import chat as chat_generation
 from tfllm.generation import text_generation, translation
@@ -273,7 +274,7 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
     def generate(
         self,
         prompts,
-        max_new_tokens=64,
+        max_new_tokens=MAX_NEW_TOKENS,
         sampler="greedy",
         temperature=None,
         top_k=None,
@@ -333,7 +334,7 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
     def stream(
         self,
         prompts,
-        max_new_tokens=64,
+        max_new_tokens=MAX_NEW_TOKENS,
         sampler="greedy",
         temperature=None,
         top_k=None,

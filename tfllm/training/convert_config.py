@@ -59,6 +59,9 @@ class ConvertConfig:
         """Checks every value; returns the config."""
         require_choice("format", self.format, FORMATS)
         require_positive_int("sequence_length", self.sequence_length)
-        if not isinstance(self.source, str) or not isinstance(self.checkpoint_config, dict):
-            raise ValueError("source must be a path and checkpoint_config a JSON object")
+        if not isinstance(self.source, str):
+            raise ValueError(f"source={self.source!r} is invalid: expected the checkpoint's path, a string")
+        if not isinstance(self.checkpoint_config, dict):
+            raise ValueError(f"checkpoint_config is a {type(self.checkpoint_config).__name__}: expected the "
+                             "checkpoint's config, a JSON object")
         return self

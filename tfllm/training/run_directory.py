@@ -73,7 +73,8 @@ class RunKind:
 
     Attributes:
         config_file: the file of its config, written right after `run.json`.
-        config_class: the config's class (`from_dict`, `to_dict`, `validate`, `differences`).
+        config_class: the config's class (`from_dict`, `to_dict`, `validate`; and `differences` for a kind that
+            resumes, or whose workers compare their config with the chief's).
         final_files: the files of a complete run, in the order it writes them, `metrics.json` last.
         has_parent: it starts from another run; its config file records the parent's path, kind and config file.
         resumes: an unfinished run continues from its last checkpoint when started again; otherwise it is refused
@@ -441,7 +442,8 @@ class RunDirectory:
         try:
             return _recorded_run(self.kind, self.path, record)
         except ValueError as error:
-            raise RunDirectoryError(f"{self.config_path} is damaged: {error}") from None
+            raise RunDirectoryError(f"{self.config_path} is damaged: {error} (restore the file, or train the run "
+                                    "again with overwrite=True, --overwrite)") from None
 
     def _read_template(self):
         if not os.path.exists(self.template_path):
@@ -450,7 +452,8 @@ class RunDirectory:
         try:
             return template_from_config(config)
         except ValueError as error:
-            raise RunDirectoryError(f"{self.template_path} is damaged: {error}") from None
+            raise RunDirectoryError(f"{self.template_path} is damaged: {error} (restore the file, or train the "
+                                    "run again with overwrite=True, --overwrite)") from None
 
 
 def write_run_marker(path, kind):
