@@ -24,7 +24,7 @@ from tfllm.generation import chat as chat_generation
 from tfllm.generation import text_generation, translation
 from tfllm.layers.kernel_placement import accelerators
 from tfllm.models import lora
-from tfllm.models.build_before_tracing import PROBE_LENGTH, BuildBeforeTracing
+from tfllm.models.build_before_tracing import BuildBeforeTracing
 from tfllm.models.fused_adamw import FusedAdamW
 from tfllm.models.metrics import Perplexity, TokenWeightedLoss
 from tfllm.models.multi_worker import MultiWorkerFit
@@ -101,7 +101,7 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
     # What the base class gives.
 
     def _probe_target_shape(self):
-        return (1, PROBE_LENGTH)  # next-token ids (B, T)
+        return (1, self._probe_length())  # next-token ids (B, T)
 
     def call(self, token_ids, training=None):
         return self.logits(self.hidden_states(token_ids, training=training))  # (B, T, V)
