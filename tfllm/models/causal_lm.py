@@ -71,7 +71,8 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
         self._default_compile_arguments = None  # what compile() was given, when it made the defaults itself
         self._shared_cross_entropy = None  # the default loss and metric, from one cross-entropy
 
-    # The architecture: subclasses implement these four.
+    # The architecture: subclasses implement these five, and override `max_sequence_length` when their context is
+    # bounded.
 
     def hidden_states(self, token_ids, training=None):
         """The last layer's representation of every position, (B, T) -> (B, T, D), before the output logits."""
