@@ -139,10 +139,9 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
         A model compiled with the defaults saves how it was compiled in its `.keras` file and is compiled the same
         way when loaded.
         """
-        pad_id = self.ignored_target_id
         defaults_only = optimizer == "auto" and loss == "auto" and metrics == "auto" and not kwargs
         self._default_compile_arguments = None
-        if defaults_only:
+        if defaults_only:  # saved with the model, which is compiled the same way when loaded
             self._default_compile_arguments = {
                 "learning_rate": learning_rate,
                 "warmup_steps": warmup_steps,
@@ -158,31 +157,15 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
             jit_compile = True
         self._schedule = None
         if optimizer == "auto":
-            schedule = self._schedule = WarmupCosineDecay(learning_rate, warmup_steps, max(decay_steps, warmup_steps + 1))
-            optimizer = FusedAdamW(
-                learning_rate=schedule,
-                weight_decay=weight_decay,
-                beta_2=0.95,
-                global_clipnorm=global_clipnorm,
-                gradient_accumulation_steps=gradient_accumulation_steps,
-            )
-            optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+            optimizer = self._default_optimizer(learning_rate, warmup_steps, decay_steps, weight_decay,
+                                                global_clipnorm, gradient_accumulation_steps)
         default_loss = loss == "auto"
         if default_loss:
-            # The mean over the tokens that count: padding and zero-weight tokens (an SFT prompt) are left out of
-            # the denominator too, so the loss is the mean per predicted token.
-            loss = keras.losses.SparseCategoricalCrossentropy(
-                from_logits=True, ignore_class=pad_id, reduction="mean_with_sample_weight"
-            )
+            loss = self._default_loss()
         weighted_metrics = kwargs.pop("weighted_metrics", None)
         self._shared_cross_entropy = None
         if metrics == "auto":
-            metrics = None
-            # Weighted, so that sample weights (SFT's completion mask) apply to it as they do to the loss.
-            perplexity = Perplexity(pad_id=pad_id)
-            weighted_metrics = [perplexity]
-            if default_loss:
-                self._shared_cross_entropy = perplexity.shared_cross_entropy = SharedCrossEntropy(pad_id)
+            metrics, weighted_metrics = None, [self._default_perplexity(shares_the_loss=default_loss)]
         super().compile(
             optimizer=optimizer,
             loss=loss,
@@ -195,6 +178,38 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
             # Set as Keras's `compile` sets its own tracker: not tracked as a new part of a built model.
             with keras_tracking.DotNotTrackScope():
                 self._loss_tracker = TokenWeightedLoss(self._shared_cross_entropy)
+
+    def _default_optimizer(self, learning_rate, warmup_steps, decay_steps, weight_decay, global_clipnorm,
+                           gradient_accumulation_steps):
+        """`compile()`'s AdamW on a warmup-cosine schedule (kept as `self._schedule`), with no weight decay on
+        biases and layer norms."""
+        schedule = self._schedule = WarmupCosineDecay(learning_rate, warmup_steps, max(decay_steps, warmup_steps + 1))
+        optimizer = FusedAdamW(
+            learning_rate=schedule,
+            weight_decay=weight_decay,
+            beta_2=0.95,
+            global_clipnorm=global_clipnorm,
+            gradient_accumulation_steps=gradient_accumulation_steps,
+        )
+        optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+        return optimizer
+
+    def _default_loss(self):
+        """`compile()`'s sparse cross-entropy from logits, the mean over the tokens that count: padding and
+        zero-weight tokens (an SFT prompt) are left out of the denominator too, so the loss is the mean per
+        predicted token."""
+        return keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True, ignore_class=self.ignored_target_id, reduction="mean_with_sample_weight"
+        )
+
+    def _default_perplexity(self, shares_the_loss):
+        """`compile()`'s `Perplexity`, a weighted metric so that sample weights (SFT's completion mask) apply to it
+        as they do to the loss. `shares_the_loss`: it and the default loss read one computation of the
+        cross-entropies (kept as `self._shared_cross_entropy`)."""
+        perplexity = Perplexity(pad_id=self.ignored_target_id)
+        if shares_the_loss:
+            self._shared_cross_entropy = perplexity.shared_cross_entropy = SharedCrossEntropy(self.ignored_target_id)
+        return perplexity
 
     def xla_step_on_cpus(self):
         """Whether this model's training step runs as fast or faster when XLA compiles it whole than in the plain
