@@ -3,7 +3,7 @@
 import pytest
 
 from tests.tokenizers import common
-from tfllm.tokenizers import ByteTokenizer, CharTokenizer, SentencePieceTokenizer, WordPieceTokenizer
+from tfllm.tokenizers import ByteTokenizer, CharTokenizer, SentencePieceTokenizer, Tokenizer, WordPieceTokenizer
 
 SPECIAL = ["<en>", "<zh>", "<|user|>"]
 CORPUS = ["The weather is very nice today.", "今天天气很好。", "How is the weather?", "天气如何？"] * 10
@@ -64,3 +64,19 @@ def test_bad_special_tokens_are_named(kind, special_tokens, message):
 def test_a_role_token_is_not_an_extra_one():
     with pytest.raises(ValueError, match="already this tokenizer's own special token"):
         ByteTokenizer(special_tokens=["<eos>"])
+
+
+def test_a_tokenizer_that_gives_a_special_token_no_id_is_told_what_is_expected():
+    class ForgetfulTokenizer(Tokenizer):  # its vocabulary leaves out the extra special tokens
+        special_token_roles = {"pad": "<pad>", "eos": "<eos>"}
+
+        def get_vocabulary(self):
+            return ["<pad>", "<eos>", "a"]
+
+    with pytest.raises(ValueError) as error:
+        ForgetfulTokenizer(special_tokens=["<en>"]).special_tokens
+    assert str(error.value) == (
+        "special tokens ['<en>'] are not in the vocabulary of this ForgetfulTokenizer: expected each token of "
+        "`special_token_roles` and each extra special token in `get_vocabulary()`, one id each (a tokenizer gives "
+        "the extra ones their ids, as `CharTokenizer` does after its role tokens)"
+    )

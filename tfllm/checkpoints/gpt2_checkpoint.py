@@ -11,9 +11,9 @@ import dataclasses
 import numpy as np
 
 from tfllm.checkpoints.formats import CheckpointError
+from tfllm.tokenizers.byte_pair import END_OF_TEXT, BytePairTokenizer
 
 GPT2_ACTIVATION = "gelu_approximate"  # GPT-2's MLP runs the tanh approximation of GELU
-GPT2_END_OF_TEXT = "<|endoftext|>"  # the tokenizer's bos and eos (`tfllm.tokenizers.byte_pair.END_OF_TEXT`)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,15 +29,17 @@ class GPT2Checkpoint:
         vocabulary: the tokenizer's `{token: id}`.
         merges: the tokenizer's merges, `"a b"` strings, first merged first.
 
-    Example:
+    Example (a toy checkpoint: the 256 byte symbols, one merge and `<|endoftext|>`; the weights left out):
 
-    >>> arguments = dict(vocab_size=10, num_layers=1, num_heads=2, hidden_dim=4, intermediate_dim=16,
-    ...                  max_sequence_length=8, activation="gelu_approximate", layer_norm_epsilon=1e-5)
-    >>> shapes = gpt2_weight_shapes(arguments)
-    >>> checkpoint = GPT2Checkpoint("gpt2", "hugging_face", {}, arguments,
-    ...                             {name: np.zeros(shape, "float32") for name, shape in shapes.items()}, {}, [])
-    >>> checkpoint.num_parameters  # 10*4 + 8*4, per block 4*(4*4 + 4) + 2*2*4 + (4*16 + 16) + (16*4 + 4), 2*4
-    324
+    >>> from tfllm.tokenizers.byte_level import byte_to_code_point
+    >>> symbols = [chr(code_point) for code_point in byte_to_code_point()]
+    >>> vocabulary = {token: token_id for token_id, token in enumerate([*symbols, "ab", END_OF_TEXT])}
+    >>> checkpoint = GPT2Checkpoint("gpt2", "hugging_face", {}, {}, {}, vocabulary, ["a b"])
+    >>> tokenizer = checkpoint.tokenizer()
+    >>> tokenizer.tokenize(["abba"]).to_list()  # "ab" merged, then the bytes b and a
+    [[256, 98, 97]]
+    >>> tokenizer.bos_id == tokenizer.eos_id == vocabulary[END_OF_TEXT]
+    True
     """
 
     path: str
@@ -48,14 +50,8 @@ class GPT2Checkpoint:
     vocabulary: dict
     merges: list
 
-    @property
-    def num_parameters(self):
-        return int(sum(array.size for array in self.weights.values()))
-
     def tokenizer(self):
         """The checkpoint's `BytePairTokenizer` (`<|endoftext|>` its bos and eos)."""
-        from tfllm.tokenizers import BytePairTokenizer
-
         return BytePairTokenizer(self.vocabulary, list(self.merges))
 
 
@@ -114,6 +110,6 @@ def require_gpt2_vocabulary(vocabulary, vocab_size, where):
             f"the vocabulary {where} has {len(vocabulary)} tokens but the embedding has {vocab_size} rows: the "
             "tokenizer does not belong to these weights"
         )
-    if GPT2_END_OF_TEXT not in vocabulary:
-        raise CheckpointError(f"the vocabulary {where} has no {GPT2_END_OF_TEXT}, GPT-2's token that begins and ends "
+    if END_OF_TEXT not in vocabulary:
+        raise CheckpointError(f"the vocabulary {where} has no {END_OF_TEXT}, GPT-2's token that begins and ends "
                               "every text: this tokenizer is not GPT-2's")

@@ -253,10 +253,10 @@ class CausalSelfAttention(keras.layers.Layer):
         values = ops.slice_update(values, [0, start_index, 0], rows(value))
         slots = ops.shape(keys)[1]
         scores = ops.einsum("ntk,nsk->nts", self._scaled(rows(query)), keys)  # (B H, T, S_max)
-        scores = ops.reshape(scores, (batch_size, self.num_heads, length, slots))
+        scores = ops.reshape(scores, (batch_size, self.num_heads, length, slots))  # (B, H, T, S_max)
         probabilities = self._probabilities(scores, start_index, padding_mask, training)  # (B, H, T, S_max)
         context = ops.einsum("nts,nsk->ntk", ops.reshape(probabilities, (-1, length, slots)), values)  # (B H, T, Dh)
-        context = ops.reshape(context, (batch_size, self.num_heads, length, self._head_dim))
+        context = ops.reshape(context, (batch_size, self.num_heads, length, self._head_dim))  # (B, H, T, Dh)
         return ops.transpose(context, (0, 2, 1, 3)), (keys, values)  # (B, T, H, Dh)
 
     def _scaled(self, query):
@@ -294,7 +294,8 @@ class CausalSelfAttention(keras.layers.Layer):
                                    None if dense.bias is None else ops.reshape(dense.bias, (-1,))), head_shape)
                 for dense in denses
             )
-        kernel = ops.concatenate([ops.reshape(dense.kernel, (hidden_dim, -1)) for dense in denses], axis=-1)
+        kernels = [ops.reshape(dense.kernel, (hidden_dim, -1)) for dense in denses]  # Wq, Wk, Wv: 3 x (D, H Dh)
+        kernel = ops.concatenate(kernels, axis=-1)  # (D, 3 H Dh), side by side
         bias = None
         if self.use_bias:
             bias = ops.concatenate([ops.reshape(dense.bias, (-1,)) for dense in denses], axis=-1)  # (3 H Dh,)

@@ -50,7 +50,7 @@ def _lstm_over_time(projected, h0, c0, recurrent_kernel):
         i, f, g, o = _activate(z, units)
         c = f * c + i * g
         h = o * tf.tanh(c)
-        gates = tf.concat([i, f, g, o], axis=-1)
+        gates = tf.concat([i, f, g, o], axis=-1)  # (B, 4 units)
         return t + 1, h, c, gates_ta.write(t, gates), carry_ta.write(t, c), outputs_ta.write(t, h)
 
     _, h, c, gates_ta, carry_ta, outputs_ta = tf.while_loop(
@@ -107,5 +107,7 @@ def _backward(d_outputs, d_h, d_c, gates, carries, outputs, h0, c0, recurrent_ke
     previous_outputs = tf.concat([h0[None], outputs[:-1]], axis=0)  # h_{t-1}: (T, B, units)
     units = recurrent_kernel.shape[0]
     # dL/dU = sum over t of h_{t-1}^T dz_t, as one product over all timesteps.
-    d_kernel = tf.matmul(tf.reshape(previous_outputs, (-1, units)), tf.reshape(d_z, (-1, 4 * units)), transpose_a=True)
+    every_previous_output = tf.reshape(previous_outputs, (-1, units))  # (T B, units)
+    every_d_z = tf.reshape(d_z, (-1, 4 * units))  # (T B, 4 units)
+    d_kernel = tf.matmul(every_previous_output, every_d_z, transpose_a=True)  # (units, 4 units), as U
     return d_z, d_h0, d_c0, d_kernel

@@ -29,7 +29,7 @@ class PositionEmbedding(keras.layers.Layer):
         in the compute dtype.
 
     A static T longer than `max_sequence_length`, or a Python-int `start_index` that runs past the end, raises a
-    `ValueError`. A tensor `start_index` cannot be checked while tracing; keep it below `max_sequence_length - T`.
+    `ValueError`. A tensor `start_index` cannot be checked while tracing; keep it at most `max_sequence_length - T`.
 
     Example:
 

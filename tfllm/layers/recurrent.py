@@ -151,6 +151,15 @@ def run_over_time(
     if go_backwards:
         time_major = tf.reverse(time_major, [0])
         time_mask = None if time_mask is None else tf.reverse(time_mask, [0])
+    masked_step = _masked(step, zero_output_for_mask)
+    run = _run_unrolled if unroll else _run_in_while_loop
+    last_output, outputs, final_states = run(masked_step, time_major, time_mask, initial_states, return_sequences)
+    return last_output, (outputs if return_sequences else last_output), final_states
+
+
+def _masked(step, zero_output_for_mask):
+    """`step` as `masked_step(inputs_t, mask_t, previous_output, states) -> (output, states)`: where `mask_t` (B,)
+    is false, the previous states are kept and the previous output (or zeros) emitted; a None mask masks nothing."""
 
     def masked_step(inputs_t, mask_t, previous_output, states):
         output, new_states = step(inputs_t, states)
@@ -161,22 +170,32 @@ def run_over_time(
         fallback = tf.zeros_like(output) if zero_output_for_mask else previous_output
         return tf.where(keep, output, fallback), new_states
 
+    return masked_step
+
+
+def _first_previous_output(initial_states):
     # The cells here emit their first state (h_t) as output, so it also gives the output's shape and dtype.
-    previous_output = tf.zeros_like(initial_states[0])
-    num_steps = inputs.shape[0]
+    return tf.zeros_like(initial_states[0])
 
-    if unroll:
-        outputs = []
-        states = initial_states
-        for t in range(num_steps):
-            mask_t = None if time_mask is None else time_mask[t]
-            previous_output, states = masked_step(time_major[t], mask_t, previous_output, states)
-            outputs.append(previous_output)
-        stacked = tf.stack(outputs, axis=1)  # (B, T, units)
-        return previous_output, (stacked if return_sequences else previous_output), states
 
+def _run_unrolled(masked_step, time_major, time_mask, initial_states, return_sequences):
+    """`run_over_time`'s loop as Python code, one copy of the step per timestep (a static T): `(last_output,
+    outputs (B, T, units) or None, final_states)`."""
+    previous_output, states, outputs = _first_previous_output(initial_states), initial_states, []
+    for t in range(time_major.shape[0]):
+        mask_t = None if time_mask is None else time_mask[t]
+        previous_output, states = masked_step(time_major[t], mask_t, previous_output, states)
+        outputs.append(previous_output)
+    return previous_output, (tf.stack(outputs, axis=1) if return_sequences else None), states  # (B, T, units)
+
+
+def _run_in_while_loop(masked_step, time_major, time_mask, initial_states, return_sequences):
+    """`run_over_time`'s loop as a `tf.while_loop` (T may be dynamic): `(last_output, outputs (B, T, units) or None,
+    final_states)`."""
+    num_steps = time_major.shape[0]
     if num_steps is None:
         num_steps = tf.shape(time_major)[0]
+    previous_output = _first_previous_output(initial_states)
     inputs_ta = tf.TensorArray(time_major.dtype, size=num_steps).unstack(time_major)
     mask_ta = None if time_mask is None else tf.TensorArray(tf.bool, size=num_steps).unstack(time_mask)
     # Without return_sequences nothing but the last output is kept, so no TensorArray of outputs is carried.
@@ -196,9 +215,8 @@ def run_over_time(
         swap_memory=True,  # on a GPU, long sequences keep their activations in host memory for the backward pass
     )
     if not return_sequences:
-        return last_output, last_output, final_states
-    outputs = tf.transpose(outputs_ta[0].stack(), [1, 0, 2])  # (B, T, units)
-    return last_output, outputs, final_states
+        return last_output, None, final_states
+    return last_output, tf.transpose(outputs_ta[0].stack(), [1, 0, 2]), final_states  # (B, T, units)
 
 
 def masked_product(x, kernel, mask=None):

@@ -67,5 +67,7 @@ def _backward(d_outputs, d_h, outputs, h0, recurrent_kernel):
     previous_outputs = tf.concat([h0[None], outputs[:-1]], axis=0)  # h_{t-1}: (T, B, units)
     units = recurrent_kernel.shape[0]
     # dL/dU = sum over t of h_{t-1}^T dz_t, as one product over all timesteps.
-    d_kernel = tf.matmul(tf.reshape(previous_outputs, (-1, units)), tf.reshape(d_z, (-1, units)), transpose_a=True)
+    every_previous_output = tf.reshape(previous_outputs, (-1, units))  # (T B, units)
+    every_d_z = tf.reshape(d_z, (-1, units))  # (T B, units)
+    d_kernel = tf.matmul(every_previous_output, every_d_z, transpose_a=True)  # (units, units), as U
     return d_z, d_h0, d_kernel

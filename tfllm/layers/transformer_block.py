@@ -1,10 +1,8 @@
 """Decoder-only Transformer block: causal self-attention and a feed-forward network, each with a residual."""
 
-import numbers
-
 import keras
 
-from tfllm.checks import require_positive_int, require_rate
+from tfllm.checks import require_positive_int, require_positive_number, require_rate
 from tfllm.layers.activations import gelu_approximate, get_activation
 from tfllm.layers.causal_self_attention import CausalSelfAttention
 from tfllm.layers.fused_gelu import fused_gelu
@@ -82,10 +80,7 @@ class TransformerBlock(keras.layers.Layer):
         self.intermediate_dim = require_positive_int("intermediate_dim", intermediate_dim)
         self.dropout = require_rate("dropout", dropout)
         self.activation = get_activation(activation)
-        is_number = isinstance(layer_norm_epsilon, numbers.Real) and not isinstance(layer_norm_epsilon, bool)
-        if not is_number or layer_norm_epsilon <= 0:
-            raise ValueError(f"layer_norm_epsilon={layer_norm_epsilon!r} is invalid: expected a positive float.")
-        self.layer_norm_epsilon = float(layer_norm_epsilon)
+        self.layer_norm_epsilon = require_positive_number("layer_norm_epsilon", layer_norm_epsilon)
         self.normalize_first = bool(normalize_first)
         self.rotary = bool(rotary)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)

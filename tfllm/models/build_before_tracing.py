@@ -24,20 +24,25 @@ class BuildBeforeTracing:
     shape of one example's target in `_probe_target_shape`."""
 
     def _probe_target_shape(self):
-        """The shape of the targets `y` of a (1, PROBE_LENGTH) batch of token ids."""
+        """The shape of the targets `y` of a (1, `_probe_length()`) batch of token ids."""
         raise NotImplementedError
+
+    def _probe_length(self):
+        """PROBE_LENGTH tokens, or fewer for a model whose `max_sequence_length` is shorter (a context of 1)."""
+        longest = getattr(self, "max_sequence_length", None)
+        return PROBE_LENGTH if longest is None else min(PROBE_LENGTH, longest)
 
     def build_eagerly(self):
         """Builds every layer of an unbuilt model by one eager call on a probe of token ids, with the weights a
         traced call would have made; does nothing to a built one."""
         if not all(layer.built for layer in self._flatten_layers()):
-            self(ops.zeros((1, PROBE_LENGTH), "int32"))  # (B, T) token ids
+            self(ops.zeros((1, self._probe_length()), "int32"))  # (B, T) token ids
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         if self._distribute_strategy is not None:  # Keras builds outside the trace itself
             return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
         self.build_eagerly()
         if data_batch is None:
-            probe = ops.zeros((1, PROBE_LENGTH), "int32")
+            probe = ops.zeros((1, self._probe_length()), "int32")
             data_batch = (probe, ops.zeros(self._probe_target_shape(), "int32"))
         self._symbolic_build(data_batch=data_batch)

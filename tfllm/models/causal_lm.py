@@ -25,7 +25,7 @@ from tfllm.generation import chat as chat_generation
 from tfllm.generation import text_generation, translation
 from tfllm.layers.kernel_placement import accelerators
 from tfllm.models import lora
-from tfllm.models.build_before_tracing import PROBE_LENGTH, BuildBeforeTracing
+from tfllm.models.build_before_tracing import BuildBeforeTracing
 from tfllm.models.fused_adamw import FusedAdamW
 from tfllm.models.metrics import Perplexity, TokenWeightedLoss
 from tfllm.models.multi_worker import MultiWorkerFit
@@ -72,7 +72,8 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
         self._default_compile_arguments = None  # what compile() was given, when it made the defaults itself
         self._shared_cross_entropy = None  # the default loss and metric, from one cross-entropy
 
-    # The architecture: subclasses implement these four.
+    # The architecture: subclasses implement these five, and override `max_sequence_length` when their context is
+    # bounded.
 
     def hidden_states(self, token_ids, training=None):
         """The last layer's representation of every position, (B, T) -> (B, T, D), before the output logits."""
@@ -102,7 +103,7 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
     # What the base class gives.
 
     def _probe_target_shape(self):
-        return (1, PROBE_LENGTH)  # next-token ids (B, T)
+        return (1, self._probe_length())  # next-token ids (B, T)
 
     def call(self, token_ids, training=None):
         return self.logits(self.hidden_states(token_ids, training=training))  # (B, T, V)
@@ -139,10 +140,9 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
         A model compiled with the defaults saves how it was compiled in its `.keras` file and is compiled the same
         way when loaded.
         """
-        pad_id = self.ignored_target_id
         defaults_only = optimizer == "auto" and loss == "auto" and metrics == "auto" and not kwargs
         self._default_compile_arguments = None
-        if defaults_only:
+        if defaults_only:  # saved with the model, which is compiled the same way when loaded
             self._default_compile_arguments = {
                 "learning_rate": learning_rate,
                 "warmup_steps": warmup_steps,
@@ -158,31 +158,15 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
             jit_compile = True
         self._schedule = None
         if optimizer == "auto":
-            schedule = self._schedule = WarmupCosineDecay(learning_rate, warmup_steps, max(decay_steps, warmup_steps + 1))
-            optimizer = FusedAdamW(
-                learning_rate=schedule,
-                weight_decay=weight_decay,
-                beta_2=0.95,
-                global_clipnorm=global_clipnorm,
-                gradient_accumulation_steps=gradient_accumulation_steps,
-            )
-            optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+            optimizer = self._default_optimizer(learning_rate, warmup_steps, decay_steps, weight_decay,
+                                                global_clipnorm, gradient_accumulation_steps)
         default_loss = loss == "auto"
         if default_loss:
-            # The mean over the tokens that count: padding and zero-weight tokens (an SFT prompt) are left out of
-            # the denominator too, so the loss is the mean per predicted token.
-            loss = keras.losses.SparseCategoricalCrossentropy(
-                from_logits=True, ignore_class=pad_id, reduction="mean_with_sample_weight"
-            )
+            loss = self._default_loss()
         weighted_metrics = kwargs.pop("weighted_metrics", None)
         self._shared_cross_entropy = None
         if metrics == "auto":
-            metrics = None
-            # Weighted, so that sample weights (SFT's completion mask) apply to it as they do to the loss.
-            perplexity = Perplexity(pad_id=pad_id)
-            weighted_metrics = [perplexity]
-            if default_loss:
-                self._shared_cross_entropy = perplexity.shared_cross_entropy = SharedCrossEntropy(pad_id)
+            metrics, weighted_metrics = None, [self._default_perplexity(shares_the_loss=default_loss)]
         super().compile(
             optimizer=optimizer,
             loss=loss,
@@ -195,6 +179,38 @@ class CausalLM(MultiWorkerFit, BuildBeforeTracing, keras.Model):
             # Set as Keras's `compile` sets its own tracker: not tracked as a new part of a built model.
             with keras_tracking.DotNotTrackScope():
                 self._loss_tracker = TokenWeightedLoss(self._shared_cross_entropy)
+
+    def _default_optimizer(self, learning_rate, warmup_steps, decay_steps, weight_decay, global_clipnorm,
+                           gradient_accumulation_steps):
+        """`compile()`'s AdamW on a warmup-cosine schedule (kept as `self._schedule`), with no weight decay on
+        biases and layer norms."""
+        schedule = self._schedule = WarmupCosineDecay(learning_rate, warmup_steps, max(decay_steps, warmup_steps + 1))
+        optimizer = FusedAdamW(
+            learning_rate=schedule,
+            weight_decay=weight_decay,
+            beta_2=0.95,
+            global_clipnorm=global_clipnorm,
+            gradient_accumulation_steps=gradient_accumulation_steps,
+        )
+        optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+        return optimizer
+
+    def _default_loss(self):
+        """`compile()`'s sparse cross-entropy from logits, the mean over the tokens that count: padding and
+        zero-weight tokens (an SFT prompt) are left out of the denominator too, so the loss is the mean per
+        predicted token."""
+        return keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True, ignore_class=self.ignored_target_id, reduction="mean_with_sample_weight"
+        )
+
+    def _default_perplexity(self, shares_the_loss):
+        """`compile()`'s `Perplexity`, a weighted metric so that sample weights (SFT's completion mask) apply to it
+        as they do to the loss. `shares_the_loss`: it and the default loss read one computation of the
+        cross-entropies (kept as `self._shared_cross_entropy`)."""
+        perplexity = Perplexity(pad_id=self.ignored_target_id)
+        if shares_the_loss:
+            self._shared_cross_entropy = perplexity.shared_cross_entropy = SharedCrossEntropy(self.ignored_target_id)
+        return perplexity
 
     def xla_step_on_cpus(self):
         """Whether this model's training step runs as fast or faster when XLA compiles it whole than in the plain

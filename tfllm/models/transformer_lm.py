@@ -3,7 +3,6 @@
 import os
 
 import keras
-from keras import ops
 
 from tfllm.checks import (
     require_choice,
@@ -12,12 +11,12 @@ from tfllm.checks import (
     require_positive_int,
     require_rate,
 )
+from tfllm.checkpoints import read_gpt2_checkpoint
+from tfllm.choices import POSITION_EMBEDDINGS
 from tfllm.layers import PositionEmbedding, TokenEmbedding, TransformerBlock
 from tfllm.layers.activations import get_activation
 from tfllm.layers.fused_layer_norm import layer_norm
 from tfllm.models.causal_lm import CausalLM
-
-POSITION_EMBEDDINGS = ("learned", "rotary")
 
 
 @keras.saving.register_keras_serializable(package="tfllm")
@@ -112,8 +111,6 @@ class TransformerLM(CausalLM):
         model.generate(["The meaning of life is"], max_new_tokens=20, sampler="greedy")
         ```
         """
-        from tfllm.checkpoints import read_gpt2_checkpoint
-
         checkpoint = read_gpt2_checkpoint(os.path.expanduser(os.fspath(path)))
         model = cls(**checkpoint.model_arguments, tokenizer=checkpoint.tokenizer())
         model.load_named_weights(checkpoint.weights)
@@ -123,12 +120,16 @@ class TransformerLM(CausalLM):
         """Assigns `weights`, `{name: array}` named by each variable's path below the model
         (`block_0/self_attention/query/kernel`, as `tfllm.checkpoints.gpt2_weight_shapes` lists them); every
         variable must be given, with its shape."""
-        if not self.built:
-            self(ops.zeros((1, min(2, self.max_sequence_length)), "int32"))
+        self.build_eagerly()
         variables = {variable.path.split("/", 1)[1]: variable for variable in self.weights}
         missing, unknown = sorted(set(variables) - set(weights)), sorted(set(weights) - set(variables))
         if missing or unknown:
-            raise ValueError(f"the weights do not match the model: missing {missing[:3]}, unknown {unknown[:3]}")
+            raise ValueError(
+                f"the weights do not match the model: {len(missing)} of its variables are not given (e.g. "
+                f"{missing[:3]}) and {len(unknown)} given names are none of its variables (e.g. {unknown[:3]}): "
+                "expected one array for each variable, named by its path below the model "
+                "(`tfllm.checkpoints.gpt2_weight_shapes` lists them)"
+            )
         for name, variable in variables.items():
             if tuple(weights[name].shape) != tuple(variable.shape):
                 raise ValueError(f"the weight {name} has the shape {tuple(weights[name].shape)}: expected "
@@ -160,9 +161,7 @@ class TransformerLM(CausalLM):
         return self.token_embedding(hidden_states, reverse=True)  # (B, T, V)
 
     def initial_state(self, batch_size, max_length):
-        if not self.built:
-            # Two positions: over one, Keras warns that a softmax of one element is always 1.
-            self(ops.zeros((1, min(2, self.max_sequence_length)), "int32"))
+        self.build_eagerly()
         return [block.initial_cache(batch_size, max_length) for block in self.blocks]
 
     def decode(self, token_ids, state, index):

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from tfllm.tokenizers.regex_split import regex_split
 
+
 def check_special_tokens(tokens, reserved=()):
     """The extra special tokens as a tuple of distinct non-empty strings, none of them one of `reserved`.
 
@@ -32,17 +33,6 @@ def check_special_tokens(tokens, reserved=()):
             raise ValueError(f"special_tokens repeats {token!r}: expected each special token once")
         seen.add(token)
     return tokens
-
-
-def find_special_token(text, tokens):
-    """The first of `tokens` that `text` (str or UTF-8 bytes) contains, or None.
-
-    >>> find_special_token("say <zh> here", ("<en>", "<zh>"))
-    '<zh>'
-    """
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", errors="replace")
-    return next((token for token in tokens if token in text), None)
 
 
 def split_pattern(tokens):

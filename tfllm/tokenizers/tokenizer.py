@@ -81,7 +81,11 @@ class Tokenizer(keras.layers.Layer):
                 index.setdefault(token, token_id)
             missing = [token for token in wanted if token not in index]
             if missing:
-                raise ValueError(f"special tokens {missing} are not in the vocabulary of this {type(self).__name__}")
+                raise ValueError(
+                    f"special tokens {missing} are not in the vocabulary of this {type(self).__name__}: expected "
+                    "each token of `special_token_roles` and each extra special token in `get_vocabulary()`, one id "
+                    "each (a tokenizer gives the extra ones their ids, as `CharTokenizer` does after its role tokens)"
+                )
             self._special_token_ids = {token: index[token] for token in wanted}
         return dict(self._special_token_ids)
 

@@ -47,7 +47,16 @@ from tfllm.training.strategies import barrier, is_chief
 class FinetuneResult:
     """What `finetune_run` returns: the run directory, its config, the fine-tuned model and the metrics.
 
-    Example (made by hand here; `finetune_run`'s example gets one from a run):
+    Attributes:
+        run_dir: the fine-tuned run's directory (`load_run(run_dir)` reads it back).
+        config: the `FinetuneConfig` it ran, its data path made absolute.
+        model: the fine-tuned model.
+        metrics: the contents of `metrics.json`: the task, steps, records and train loss, and the task's own
+            (held-out loss, perplexity and bits per byte for "continue"; exact match for "sft"; accuracy and the
+            majority baseline for "classify"). Empty on the other workers of a multi-worker job.
+
+    A pretraining run and its fine-tuning take some ten seconds, so real ones are made in
+    tests/training/test_finetune.py; this one is made by hand:
 
     >>> result = FinetuneResult("runs/kjv-qa", FinetuneConfig("sft", "qa"), model=None, metrics={"exact_match": 0.25})
     >>> result.config.task, result.metrics["exact_match"]
@@ -184,7 +193,8 @@ def evaluate_classifier(run):
     """The held-out accuracy of a classifier run (a `LoadedRun`) and the majority baseline, computed anew from its
     data."""
     if not run.is_classifier:
-        raise ValueError(f"{run.path} holds a {run.kind} run that is not a classifier")
+        raise ValueError(f"{run.path} holds a {run.kind} run, not a classifier: expected a run fine-tuned with the "
+                         "task 'classify' (tfllm finetune RUN_DIR --task classify --data PATH)")
     heldout = _split(run.config).heldout
     return {"data": run.config.data, "heldout_records": len(heldout),
             **_classifier_report(run.model, run.metrics["label_names"], heldout)}

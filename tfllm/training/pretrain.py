@@ -80,15 +80,26 @@ class PretrainResult:
         resumed_from_step: the step the run was resumed from (0 for a fresh run).
         history: the loss history (`LossHistory.to_dict()`: every step's loss, every validation's logs).
 
-    `pretrain`'s example returns one from a run; here one is made from a config and its untrained model, to show
-    where the files of a run are:
+    Example (a two-step run; `pretrain`'s example reads the run directory it leaves):
 
-    >>> from tfllm.tokenizers import ByteTokenizer
-    >>> config = RunConfig.default("lstm", model={"hidden_dim": 8}, data={"tokenizer": "byte"})
-    >>> model = build_model(config.model, ByteTokenizer())
-    >>> result = PretrainResult("runs/first", config, model, metrics={}, resumed_from_step=0, history={})
-    >>> result.paths["model"], result.paths["checkpoints"]
-    ('runs/first/model.keras', 'runs/first/checkpoints')
+    >>> import json, os, tempfile
+    >>> from tfllm.data import kjv_chapters
+    >>> folder = tempfile.mkdtemp()
+    >>> corpus = os.path.join(folder, "verses.txt")  # the 80 verses of Genesis 1-3, a paragraph each
+    >>> with open(corpus, "w") as file:
+    ...     file.writelines(verse + "\\n\\n" for chapter in kjv_chapters()[:3] for verse in chapter.text.splitlines())
+    >>> config = RunConfig.default(
+    ...     "lstm", model={"hidden_dim": 8}, data={"corpus": corpus, "tokenizer": "byte"},
+    ...     train={"steps": 2, "batch_size": 2, "sequence_length": 8, "eval_every": 2, "validation_steps": 1,
+    ...            "sample_prompts": ["In"], "sample_tokens": 1})
+    >>> result = pretrain(config, os.path.join(folder, "run"), verbose=0, peak_flops=1e11)
+    >>> result.history["steps"], result.resumed_from_step  # a loss per step of a fresh run
+    ([1, 2], 0)
+    >>> with open(RunDirectory(result.run_dir).metrics_path) as file:  # the metrics are metrics.json's
+    ...     result.metrics == json.load(file)
+    True
+    >>> result.model.count_params() == result.metrics["parameters"]  # the trained model, ready to use
+    True
     """
 
     run_dir: str
@@ -97,21 +108,6 @@ class PretrainResult:
     metrics: dict
     resumed_from_step: int
     history: dict
-
-    @property
-    def paths(self):
-        """The files of the run, by name: config, model, metrics, loss_curve, samples, history, checkpoints, logs."""
-        run = RunDirectory(self.run_dir)
-        return {
-            "config": run.config_path,
-            "model": run.model_path,
-            "metrics": run.metrics_path,
-            "loss_curve": run.loss_curve_path,
-            "samples": run.samples_path,
-            "history": run.history_path,
-            "checkpoints": run.checkpoints,
-            "logs": run.logs,
-        }
 
 
 def pretrain(config, run_dir, strategy=None, overwrite=False, verbose=1, callbacks=None, peak_flops=None):
