@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from tfllm.models import TransformerLM
+from tfllm.models import SequenceClassifier, TransformerLM
 
 
 def _transformer(max_sequence_length):
@@ -36,7 +36,19 @@ def test_load_named_weights_names_what_is_missing_and_unknown_and_what_was_expec
     with pytest.raises(ValueError) as error:
         model.load_named_weights(weights)
     assert str(error.value) == (
-        "the weights do not match the model: 1 of its variables are not given (e.g. ['final_norm/gamma']) and 1 "
-        "given names are none of its variables (e.g. ['block_0/typo/kernel']): expected one array for each "
-        "variable, named by its path below the model (`tfllm.checkpoints.gpt2_weight_shapes` lists them)"
+        "the weights do not match the model (its variables not given: 1, e.g. ['final_norm/gamma']; given names of "
+        "no variable: 1, e.g. ['block_0/typo/kernel']): expected one array for each variable, named by its path below "
+        "the model (`tfllm.checkpoints.gpt2_weight_shapes` lists them)"
     )
+    del weights["block_0/typo/kernel"]
+    with pytest.raises(ValueError, match=r"^the weights do not match the model \(its variables not given: 1, e\.g\. "
+                                         r"\['final_norm/gamma'\]\): expected"):
+        model.load_named_weights(weights)
+
+
+@pytest.mark.filterwarnings("ignore:You are using a softmax")
+def test_a_classifier_on_a_backbone_with_a_context_of_one_token_builds():
+    classifier = SequenceClassifier(_transformer(1), num_classes=2)
+    classifier.build_eagerly()  # probes with one token, as the backbone does
+    assert classifier.max_sequence_length == 1
+    assert classifier(np.ones((3, 1), "int32")).shape == (3, 2)

@@ -6,7 +6,7 @@ import tensorflow as tf
 from keras import ops
 
 from tfllm.checks import require_choice, require_int_at_least, require_positive_int, require_rate
-from tfllm.models.build_before_tracing import PROBE_LENGTH, BuildBeforeTracing
+from tfllm.models.build_before_tracing import BuildBeforeTracing
 from tfllm.models.causal_lm import CausalLM
 from tfllm.models.fused_adamw import FusedAdamW
 from tfllm.models.multi_worker import MultiWorkerFit
@@ -70,13 +70,18 @@ class SequenceClassifier(MultiWorkerFit, BuildBeforeTracing, keras.Model):
     def build(self, input_shape=None):
         # The backbone's hidden size shows once it has read something.
         self.backbone.build_eagerly()
-        probe = ops.zeros((1, PROBE_LENGTH), "int32")
+        probe = ops.zeros((1, self._probe_length()), "int32")  # (B, T) token ids
         self.head.build((None, self.backbone.hidden_states(probe).shape[-1]))
         self.built = True
 
     @property
     def pad_id(self):
         return self.backbone.pad_id
+
+    @property
+    def max_sequence_length(self):
+        """The backbone's context (None for a recurrent backbone): the longest sequence the classifier reads."""
+        return self.backbone.max_sequence_length
 
     def _probe_target_shape(self):
         return (1,)  # class ids (B,)

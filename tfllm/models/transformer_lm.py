@@ -124,11 +124,11 @@ class TransformerLM(CausalLM):
         variables = {variable.path.split("/", 1)[1]: variable for variable in self.weights}
         missing, unknown = sorted(set(variables) - set(weights)), sorted(set(weights) - set(variables))
         if missing or unknown:
+            problems = [f"{what}: {len(names)}, e.g. {names[:3]}" for what, names in
+                        (("its variables not given", missing), ("given names of no variable", unknown)) if names]
             raise ValueError(
-                f"the weights do not match the model: {len(missing)} of its variables are not given (e.g. "
-                f"{missing[:3]}) and {len(unknown)} given names are none of its variables (e.g. {unknown[:3]}): "
-                "expected one array for each variable, named by its path below the model "
-                "(`tfllm.checkpoints.gpt2_weight_shapes` lists them)"
+                f"the weights do not match the model ({'; '.join(problems)}): expected one array for each variable, "
+                "named by its path below the model (`tfllm.checkpoints.gpt2_weight_shapes` lists them)"
             )
         for name, variable in variables.items():
             if tuple(weights[name].shape) != tuple(variable.shape):
