@@ -13,7 +13,7 @@ the texts of its group, never on the order of the lines or on the other groups.
 import hashlib
 import os
 
-from tfllm.checks import require_positive_int
+from tfllm.checks import require_choice, require_positive_int
 from tfllm.data.hsk import hsk_sentences, word_gloss
 from tfllm.data.files import is_unicode_text, jsonl_objects, names_a_path, read_utf8_text, text_lines
 from tfllm.data.splits import check_split, linked_splits
@@ -112,8 +112,7 @@ def parallel_texts(pairs, language):
     >>> parallel_texts(pairs, "zh")
     ['你好！', '谢谢。']
     """
-    if language not in LANGUAGES:
-        raise ValueError(f"language={language!r} is not one of {', '.join(map(repr, LANGUAGES))}")
+    require_choice("language", language, LANGUAGES)
     return [pair[language] for pair in pairs]
 
 
