@@ -7,17 +7,37 @@ from collections.abc import Iterable
 
 
 def require_positive_int(name, value, why=""):
-    """Returns `value` if it is an integer > 0, else raises a `ValueError` naming `name` (and `why`)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"{name}={value!r} is invalid: expected a positive integer{why}.")
-    return int(value)
+    """Returns `value` if it is an integer > 0, else raises a `ValueError` naming `name` (and `why`).
+
+    >>> require_positive_int("num_layers", 0)
+    Traceback (most recent call last):
+    ...
+    ValueError: num_layers=0 is invalid: expected a positive integer.
+    """
+    return _require_integer(name, value, lambda integer: integer > 0, "a positive integer", why)
 
 
 def require_int_at_least(name, value, minimum=1, why=""):
-    """Returns `value` if it is an integer >= `minimum`, else raises a `ValueError` naming `name` (and `why`)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name}={value!r} is invalid: expected an integer >= {minimum}{why}")
-    return int(value)
+    """Returns `value` if it is an integer >= `minimum`, else raises a `ValueError` naming `name` (and `why`).
+
+    >>> require_int_at_least("top_k", -1, 0, " (0: no limit)")
+    Traceback (most recent call last):
+    ...
+    ValueError: top_k=-1 is invalid: expected an integer >= 0 (0: no limit).
+    """
+    return _require_integer(name, value, lambda integer: integer >= minimum, f"an integer >= {minimum}", why)
+
+
+def require_int_in_range(name, value, minimum, maximum, why=""):
+    """Returns `value` if it is an integer in [`minimum`, `maximum`], else raises a `ValueError` naming `name`.
+
+    >>> require_int_in_range("stride", 65, 1, 64, " (at most max_sequence_length)")
+    Traceback (most recent call last):
+    ...
+    ValueError: stride=65 is invalid: expected an integer in [1, 64] (at most max_sequence_length).
+    """
+    return _require_integer(
+        name, value, lambda integer: minimum <= integer <= maximum, f"an integer in [{minimum}, {maximum}]", why)
 
 
 def require_int32_at_least(name, value, minimum=1, why=""):
@@ -38,9 +58,8 @@ def require_int32_at_least(name, value, minimum=1, why=""):
 def require_int32(name, value):
     """Returns `value` as an int if it is an integer that int32 holds (a seed of a compiled loop), else raises a
     `ValueError` naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not -(2**31) <= value < 2**31:
-        raise ValueError(f"{name}={value!r} is invalid: expected an integer in [-2**31, 2**31), an int32.")
-    return int(value)
+    return _require_integer(name, value, lambda integer: -(2**31) <= integer < 2**31,
+                            "an integer in [-2**31, 2**31), an int32")
 
 
 def require_seed(name, value):
@@ -53,10 +72,8 @@ def require_seed(name, value):
     ...
     ValueError: train.seed=2147483648 is invalid: expected an integer in [0, 2**31), as generation seeds are int32.
     """
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value < 2**31:
-        raise ValueError(f"{name}={value!r} is invalid: expected an integer in [0, 2**31), as generation seeds are "
-                         "int32.")
-    return int(value)
+    return _require_integer(name, value, lambda integer: 0 <= integer < 2**31,
+                            "an integer in [0, 2**31), as generation seeds are int32")
 
 
 def require_token_ids(name, ids, vocab_size):
@@ -100,31 +117,29 @@ def is_chat_message(item):
 
 def require_rate(name, value):
     """Returns `value` as a float if it is a rate in [0, 1), else raises a `ValueError` naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:
-        raise ValueError(f"{name}={value!r} is invalid: expected a rate in [0, 1).")
-    return float(value)
+    return _require_real(name, value, lambda number: 0.0 <= number < 1.0, "a rate in [0, 1)")
 
 
-def require_positive_number(name, value):
-    """Returns `value` as a float if it is a finite number > 0, else raises a `ValueError` naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name}={value!r} is invalid: expected a number > 0.")
-    return float(value)
+def require_positive_number(name, value, why=""):
+    """Returns `value` as a float if it is a finite number > 0, else raises a `ValueError` naming `name` (and `why`).
+
+    >>> require_positive_number("temperature", True)
+    Traceback (most recent call last):
+    ...
+    ValueError: temperature=True is invalid: expected a number > 0.
+    """
+    return _require_real(name, value, lambda number: math.isfinite(number) and number > 0, "a number > 0", why)
 
 
 def require_number_at_least(name, value, minimum, why=""):
     """Returns `value` as a float if it is a finite number >= `minimum`, else raises a `ValueError` naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
-            math.isfinite(value) and value >= minimum):
-        raise ValueError(f"{name}={value!r} is invalid: expected a number >= {minimum}{why}.")
-    return float(value)
+    return _require_real(
+        name, value, lambda number: math.isfinite(number) and number >= minimum, f"a number >= {minimum}", why)
 
 
 def require_probability(name, value, why=""):
     """Returns `value` as a float if it is a probability in (0, 1], else raises a `ValueError` naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 < value <= 1.0:
-        raise ValueError(f"{name}={value!r} is invalid: expected a probability in (0, 1]{why}.")
-    return float(value)
+    return _require_real(name, value, lambda number: 0.0 < number <= 1.0, "a probability in (0, 1]", why)
 
 
 def require_text(name, value, expected):
@@ -218,3 +233,19 @@ def require_even_rotary_heads(position_embedding, hidden_dim, num_heads, prefix=
         raise ValueError(f"{prefix}hidden_dim={hidden_dim} over {prefix}num_heads={num_heads} gives heads of width "
                          f"{hidden_dim // num_heads}: rotary position embeddings turn pairs of a head's dimensions, so "
                          "the width must be even.")
+
+
+def _require_integer(name, value, fits, expected, why=""):
+    """`value` as an int if it is an integer (a bool is not) that `fits`, else a `ValueError` naming `name`, the value
+    and what was `expected` (and `why`)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not fits(value):
+        raise ValueError(f"{name}={value!r} is invalid: expected {expected}{why}.")
+    return int(value)
+
+
+def _require_real(name, value, fits, expected, why=""):
+    """`value` as a float if it is a real number (a bool is not) that `fits` (NaN fits no comparison), else a
+    `ValueError` naming `name`, the value and what was `expected` (and `why`)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not fits(value):
+        raise ValueError(f"{name}={value!r} is invalid: expected {expected}{why}.")
+    return float(value)

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from tfllm.data import PARALLEL_CORPUS_NAMES, load_parallel_corpus, parallel_texts
+from tfllm.data.parallel import GLOSS_PREFIX, is_gloss
 from tfllm.data.hsk import hsk_placeholders, hsk_sentences
 
 SPLITS = ("train", "validation", "test")
@@ -98,6 +99,16 @@ def test_glosses_come_from_training_words_only():
     assert [pair for pair in everything if pair["ref"].startswith("gloss:")] == glosses
     for split in ("validation", "test"):
         assert load_parallel_corpus("hsk", split=split, include_glosses=True) == held_out[split]
+
+
+def test_is_gloss_tells_the_added_glosses_from_the_sentence_pairs(tmp_path):
+    train = load_parallel_corpus("hsk", split="train", include_glosses=True)
+    glosses = [pair for pair in train if is_gloss(pair)]
+    assert [pair for pair in train if not is_gloss(pair)] == load_parallel_corpus("hsk", split="train")
+    assert len(glosses) == 4603 and all(pair["ref"] == GLOSS_PREFIX + pair["zh"] for pair in glosses)
+    table = tmp_path / "pairs.tsv"
+    table.write_text("Hello.\t你好。\n", encoding="utf-8")
+    assert not any(map(is_gloss, load_parallel_corpus(table)))
 
 
 def test_a_smaller_training_sample_is_nested_and_brings_only_its_own_glosses():
@@ -209,7 +220,7 @@ def test_each_bad_input_is_named(tmp_path):
     for args, error, pattern, *kwargs in _bad_inputs(tmp_path):
         with pytest.raises(error, match=pattern):
             load_parallel_corpus(*args, **(kwargs[0] if kwargs else {}))
-    with pytest.raises(ValueError, match=r"language='fr' is not one of 'en', 'zh'"):
+    with pytest.raises(ValueError, match=r"^language='fr' is invalid: expected one of 'en', 'zh'\.$"):
         parallel_texts([], "fr")
 
 

@@ -64,3 +64,11 @@ def test_evaluation_reuses_its_compiled_functions_without_keeping_the_model_aliv
     del model
     gc.collect()
     assert reference() is None
+
+
+@pytest.mark.parametrize("stride", [0, 33, True, "8", 8.0])
+def test_a_stride_outside_the_context_or_not_an_integer_is_refused_naming_the_context(stride):
+    # True passed as a stride of 1, and "8" raised a TypeError that named no argument.
+    with pytest.raises(ValueError, match=rf"^stride={stride!r} is invalid: expected an integer in \[1, 32\] \(at "
+                                         r"most the model's max_sequence_length\)\.$"):
+        scoring.token_log_likelihoods(transformer(context=32), [byte_ids("In the beginning")], stride=stride)

@@ -160,7 +160,8 @@ def test_validate_names_the_field_and_the_value():
 def test_validate_checks_the_batch_against_the_replicas():
     config = RunConfig.default("lstm", train={"batch_size": 6})
     assert config.validate(num_replicas=2) is config
-    with pytest.raises(ValueError, match=r"train\.batch_size=6 is not divisible by the number of replicas \(4\)"):
+    with pytest.raises(ValueError, match=r"train\.batch_size=6 is not divisible by the number of replicas \(4\): "
+                                         r"expected a multiple of 4, so that every replica gets the same share"):
         config.validate(num_replicas=4)
 
 
@@ -222,7 +223,8 @@ def test_finetune_validate_names_the_field_and_the_value(tmp_path):
     ]:
         with pytest.raises(ValueError, match=message):
             config.validate()
-    with pytest.raises(ValueError, match=r"finetune\.batch_size=16 is not divisible by the number of replicas \(3\)"):
+    with pytest.raises(ValueError, match=r"finetune\.batch_size=16 is not divisible by the number of replicas \(3\): "
+                                         r"expected a multiple of 3, so that every replica gets the same share"):
         FinetuneConfig("sft", "qa").validate(num_replicas=3)
 
 

@@ -10,7 +10,7 @@ import os
 
 import tensorflow as tf
 
-from tfllm.data.files import SUFFIXES, read_documents
+from tfllm.data.files import SUFFIXES, names_a_path, read_documents
 from tfllm.data.kjv import kjv_chapters
 from tfllm.data.shakespeare import fetch_shakespeare
 from tfllm.data.splits import check_split, split_of
@@ -70,7 +70,7 @@ def load_texts(name_or_path="kjv", split=None):
             texts = [chapter.text.encode("utf-8") for chapter in kjv_chapters(split)]
             return _non_empty(texts, label, split)
         documents = read_documents(fetch_shakespeare())
-    elif _looks_like_path(name_or_path):
+    elif names_a_path(name_or_path, globs=True):
         label = os.fspath(name_or_path)
         documents = read_documents(name_or_path)
     else:
@@ -119,19 +119,6 @@ def corpus_stats(corpus):
         return CorpusStats(int(documents), int(size))
     texts = utf8_bytes(list(corpus))
     return CorpusStats(len(texts), sum(map(len, texts)))
-
-
-def _looks_like_path(value):
-    if isinstance(value, os.PathLike):
-        return True
-    if not isinstance(value, str) or not value:
-        return False
-    return (
-        os.path.exists(os.path.expanduser(value))
-        or any(separator in value for separator in ("/", os.sep))
-        or os.path.splitext(value)[1] != ""
-        or any(character in value for character in "*?[")
-    )
 
 
 def _non_empty(texts, label, split):

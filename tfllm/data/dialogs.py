@@ -20,7 +20,7 @@ import os
 
 import yaml
 
-from tfllm.data.files import is_unicode_text, jsonl_objects, read_utf8_text
+from tfllm.data.files import is_unicode_text, jsonl_objects, names_a_path, read_utf8_text
 from tfllm.data.languages import detect_language
 from tfllm.data.parallel import LANGUAGES
 from tfllm.data.splits import check_split, linked_splits
@@ -170,12 +170,7 @@ def _chatterbot_conversations(language):
 def _is_name(name_or_path):
     if isinstance(name_or_path, str) and name_or_path in DIALOG_CORPUS_NAMES:
         return True
-    if isinstance(name_or_path, os.PathLike):
-        return False
-    if isinstance(name_or_path, str) and name_or_path and (
-        os.path.exists(os.path.expanduser(name_or_path)) or "/" in name_or_path or os.sep in name_or_path
-        or os.path.splitext(name_or_path)[1]
-    ):
+    if names_a_path(name_or_path):
         return False
     raise ValueError(
         f"unknown dialog corpus {name_or_path!r}: expected one of {', '.join(map(repr, DIALOG_CORPUS_NAMES))} or "

@@ -49,6 +49,30 @@ def has_glob_pattern(path):
     return any(character in os.fspath(path) for character in _GLOB_CHARACTERS)
 
 
+def names_a_path(value, globs=False):
+    """Whether `value`, where a corpus is given by name or by path, is a path: an `os.PathLike`, or a non-empty
+    string that exists (`~` expanded), holds a folder separator or ends in a suffix (`.tsv`). Anything else is a
+    name, to be refused by the caller when it is not one of its corpora. A glob pattern counts as a path only for
+    a caller that reads globs (`globs=True`, as `read_documents` does); elsewhere `"hsk*"` is an unknown name,
+    which the caller's error lists the known names and path forms for, rather than a file that does not exist.
+
+    >>> names_a_path("hsk"), names_a_path("pairs.tsv"), names_a_path("data/pairs"), names_a_path("")
+    (False, True, True, False)
+    >>> names_a_path("chapters*"), names_a_path("chapters*", globs=True)
+    (False, True)
+    """
+    if isinstance(value, os.PathLike):
+        return True
+    if not isinstance(value, str) or not value:
+        return False
+    return (
+        os.path.exists(os.path.expanduser(value))
+        or any(separator in value for separator in ("/", os.sep))
+        or os.path.splitext(value)[1] != ""
+        or (globs and has_glob_pattern(value))
+    )
+
+
 def read_documents(path):
     """All documents under `path` (a file, a folder or a glob), as a list of `bytes`, in a deterministic order.
 

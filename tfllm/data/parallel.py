@@ -13,15 +13,16 @@ the texts of its group, never on the order of the lines or on the other groups.
 import hashlib
 import os
 
-from tfllm.checks import require_positive_int
+from tfllm.checks import require_choice, require_positive_int
 from tfllm.data.hsk import hsk_sentences, word_gloss
-from tfllm.data.files import is_unicode_text, jsonl_objects, read_utf8_text, text_lines
+from tfllm.data.files import is_unicode_text, jsonl_objects, names_a_path, read_utf8_text, text_lines
 from tfllm.data.splits import check_split, linked_splits
 
 PARALLEL_CORPUS_NAMES = ("hsk",)
 LANGUAGES = ("en", "zh")
 TABLE_SUFFIXES = (".tsv", ".txt")
 JSONL_SUFFIX = ".jsonl"
+GLOSS_PREFIX = "gloss:"  # a word gloss's `ref` is "gloss:WORD" (`include_glosses`)
 
 
 def load_parallel_corpus(name_or_path="hsk", split=None, include_glosses=False, fields=LANGUAGES, train_pairs=None):
@@ -67,7 +68,7 @@ def load_parallel_corpus(name_or_path="hsk", split=None, include_glosses=False, 
     (4274, {'en': 'The weather is very nice today.', 'zh': '今天天气很好。', 'ref': 'hsk1-0141'})
     >>> [len(load_parallel_corpus(split=split)) for split in ("train", "validation", "test")]
     [3853, 222, 199]
-    >>> load_parallel_corpus(split="train", include_glosses=True)[-1]["ref"].startswith("gloss:")
+    >>> is_gloss(load_parallel_corpus(split="train", include_glosses=True)[-1])
     True
     >>> len(load_parallel_corpus(split="train", train_pairs=1000)), len(load_parallel_corpus(train_pairs=1000))
     (1000, 1421)
@@ -111,22 +112,25 @@ def parallel_texts(pairs, language):
     >>> parallel_texts(pairs, "zh")
     ['你好！', '谢谢。']
     """
-    if language not in LANGUAGES:
-        raise ValueError(f"language={language!r} is not one of {', '.join(map(repr, LANGUAGES))}")
+    require_choice("language", language, LANGUAGES)
     return [pair[language] for pair in pairs]
+
+
+def is_gloss(pair):
+    """Whether `pair` (from `load_parallel_corpus`) is a word gloss added by `include_glosses`, not a sentence pair.
+
+    >>> is_gloss({"en": "weather", "zh": "天气", "ref": "gloss:天气"})
+    True
+    >>> is_gloss({"en": "Hello!", "zh": "你好！", "ref": "pairs.tsv:1"})
+    False
+    """
+    return pair["ref"].startswith(GLOSS_PREFIX)
 
 
 def _is_name(name_or_path):
     if isinstance(name_or_path, str) and name_or_path in PARALLEL_CORPUS_NAMES:
         return True
-    if isinstance(name_or_path, (tuple, list, os.PathLike)):
-        return False
-    if isinstance(name_or_path, str) and name_or_path and (
-        os.path.exists(os.path.expanduser(name_or_path))
-        or os.sep in name_or_path
-        or "/" in name_or_path
-        or os.path.splitext(name_or_path)[1]
-    ):
+    if isinstance(name_or_path, (tuple, list)) or names_a_path(name_or_path):  # a pair of files, or one
         return False
     raise ValueError(
         f"unknown parallel corpus {name_or_path!r}: expected one of {', '.join(map(repr, PARALLEL_CORPUS_NAMES))}, "
@@ -171,7 +175,7 @@ def _gloss_pairs(training, words, held_out):
             gloss = word_gloss(gloss_en)
             if gloss and word not in glosses and word not in held_out_texts and gloss not in held_out_texts:
                 glosses[word] = gloss
-    return [{"en": gloss, "zh": word, "ref": f"gloss:{word}"} for word, gloss in glosses.items()]
+    return [{"en": gloss, "zh": word, "ref": f"{GLOSS_PREFIX}{word}"} for word, gloss in glosses.items()]
 
 
 def _read_pairs(source, fields):

@@ -28,11 +28,10 @@ from tfllm.checks import require_positive_int
 from tfllm.evaluation import scoring
 from tfllm.evaluation.chat_baselines import RetrievalReply
 from tfllm.evaluation.chat_exchanges import conversation_list
+from tfllm.evaluation.translation_memory import K, SMALLEST_SIMILARITY
 from tfllm.generation.chat import chat_template
 
-K = 8  # training exchanges retrieved per conversation
 SIMILARITY_WEIGHT = 8.0  # chosen on a validation split: the module docstring
-_SMALLEST_SIMILARITY = 1e-6  # log(0) of a question sharing no n-gram
 KNOWN_QUESTION = 1 - 1e-6  # a similarity this high is the same question: only its own replies are candidates
 
 
@@ -176,7 +175,7 @@ class ChatMemory:
         likelihoods = reply_log_likelihoods(model, [conversations[index] for index in undecided],
                                             [candidates[index] for index in undecided])
         for index, values in zip(undecided, likelihoods):
-            scores = values + self.similarity_weight * np.log(np.maximum(similarities[index], _SMALLEST_SIMILARITY))
+            scores = values + self.similarity_weight * np.log(np.maximum(similarities[index], SMALLEST_SIMILARITY))
             chosen[index] = candidates[index][int(np.argmax(scores))]
         return [reply if reply is not None else self.retrieval.replies([conversation])[0]
                 for reply, conversation in zip(chosen, conversations)]

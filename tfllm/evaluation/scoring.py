@@ -16,13 +16,12 @@ token for token; the SavedModel's `score` signature (`tfllm.export`) runs the sa
   compiled function, traced once per model.
 """
 
-import numbers
 import weakref
 
 import numpy as np
 import tensorflow as tf
 
-from tfllm.checks import require_positive_int
+from tfllm.checks import require_int_in_range, require_positive_int
 from tfllm.utf8 import utf8_bytes
 
 CHUNK_LENGTH = 256  # tokens a recurrent model reads per decode call
@@ -70,9 +69,8 @@ def token_log_likelihoods(model, token_lists, batch_size=32, stride=None, chunk_
         return _streamed(model, token_lists, batch_size, chunk_length)
     if stride is None:
         stride = default_stride(context)
-    if isinstance(stride, bool) or not isinstance(stride, numbers.Integral) or not 1 <= stride <= context:
-        raise ValueError(f"stride={stride!r} is invalid: expected an integer in [1, max_sequence_length={context}].")
-    return _windowed(model, token_lists, batch_size, int(stride))
+    stride = require_int_in_range("stride", stride, 1, context, " (at most the model's max_sequence_length)")
+    return _windowed(model, token_lists, batch_size, stride)
 
 
 def sliding_windows(length, context, stride):

@@ -43,7 +43,7 @@ class MostCommonTarget:
     def __init__(self, pairs, source, target):
         self.source = source
         self.target = target
-        _, targets = parallel_texts(pairs, source, target)
+        _, targets = _source_and_target_texts(pairs, source, target)
         counts = collections.Counter(targets)
         self.answer = min(counts, key=lambda text: (-counts[text], len(text), text))
         self.count = counts[self.answer]
@@ -96,7 +96,7 @@ class NearestNeighbourRetrieval:
         self.source = source
         self.target = target
         self.ngram_range = _ngram_range(ngram_range)
-        self.sources, self.targets = parallel_texts(pairs, source, target)
+        self.sources, self.targets = _source_and_target_texts(pairs, source, target)
         self.fallback = MostCommonTarget(pairs, source, target).answer
         self._build_index([collections.Counter(char_ngrams(text, self.ngram_range)) for text in self.sources])
 
@@ -183,13 +183,13 @@ def char_ngrams(text, ngram_range=(1, 3)):
     return [text[start : start + n] for n in range(min_n, max_n + 1) for start in range(len(text) - n + 1)]
 
 
-def parallel_texts(pairs, source, target):
+def _source_and_target_texts(pairs, source, target):
     """The `source` and `target` texts of the parallel `pairs` (dicts), as two tuples of `str`.
 
     Raises:
         ValueError: no pairs, `source == target`, or a pair missing a key or holding a text that is not a `str`.
 
-    >>> parallel_texts([{"en": "Thanks.", "zh": "谢谢。", "ref": 7}], source="zh", target="en")
+    >>> _source_and_target_texts([{"en": "Thanks.", "zh": "谢谢。", "ref": 7}], source="zh", target="en")
     (('谢谢。',), ('Thanks.',))
     """
     if source == target:

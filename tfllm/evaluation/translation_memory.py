@@ -30,7 +30,7 @@ from tfllm.evaluation.translation_baselines import NearestNeighbourRetrieval
 K = 8  # training pairs retrieved per text
 SIMILARITY_WEIGHT = 1.0
 FORWARD_WEIGHT = 0.0
-_SMALLEST_SIMILARITY = 1e-6  # log(0) of a pair sharing no n-gram
+SMALLEST_SIMILARITY = 1e-6  # for log(0): a pair (or a chat memory's question) sharing no n-gram
 
 
 def candidate_log_likelihoods(model, sources, candidates, target, source=None):
@@ -127,7 +127,7 @@ def memory_translations(model, retrieval, sources, k=None, similarity_weight=Non
     indices, similarities = retrieval.nearest(sources, k=min(k, len(retrieval.targets)))
     candidates = [[retrieval.targets[index] for index in row] for row in indices]
     forward, backward = candidate_log_likelihoods(model, sources, candidates, retrieval.target, retrieval.source)
-    scores = backward + similarity_weight * np.log(np.maximum(similarities, _SMALLEST_SIMILARITY))
+    scores = backward + similarity_weight * np.log(np.maximum(similarities, SMALLEST_SIMILARITY))
     if forward_weight:
         scores = scores + forward_weight * forward
     return [row[int(np.argmax(row_scores))] if similarity[0] > 0 else retrieval.fallback

@@ -3,8 +3,7 @@
 import tensorflow as tf
 from keras import ops
 
-from tfllm.generation.samplers import Sampler, draw, scale_logits
-from tfllm.generation.thresholds import kth_largest_probability, nucleus_threshold
+from tfllm.generation.samplers import Sampler, draw, scale_logits, top_k_filter, top_p_filter
 
 
 class RequestSampler(Sampler):
@@ -14,8 +13,8 @@ class RequestSampler(Sampler):
     gets its settings as inputs instead: `temperature` 0 is greedy decoding, `top_k` 0 and `top_p` 1 are off (both
     may be on: top-k first, then top-p). Each setting is a scalar for the whole batch or a vector (B,) of one value
     per row, as TensorFlow Serving's row format sends them. With the same settings and seed it draws exactly what
-    `RandomSampler`, `TopKSampler` and `TopPSampler` draw (the same scaled and filtered logits, the same stateless
-    draw).
+    `RandomSampler`, `TopKSampler` and `TopPSampler` draw: the same `scale_logits`, `top_k_filter`, `top_p_filter`
+    and stateless `draw`.
 
     Args:
         temperature: float32 >= 0, scalar or (B,).
@@ -48,12 +47,12 @@ class RequestSampler(Sampler):
         greedy = ops.cast(ops.argmax(logits, axis=-1), "int32")  # (B,)
         temperature = self._per_row(self.temperature, logits)  # (B,)
 
-        def draw():
+        def draw_or_greedy():
             scaled = scale_logits(logits, ops.where(temperature > 0, temperature, 1.0)[:, None])  # greedy rows: any
             return ops.where(temperature > 0, self._draw(self._filter(scaled), seed), greedy)  # (B,)
 
         # Conditionals, so a request pays only for what it asks: greedy decoding draws nothing and cuts nothing.
-        return ops.cond(ops.any(temperature > 0), draw, lambda: greedy)
+        return ops.cond(ops.any(temperature > 0), draw_or_greedy, lambda: greedy)
 
     def _draw(self, logits, seed):
         if self.seeds is None:
@@ -66,23 +65,13 @@ class RequestSampler(Sampler):
         return tf.map_fn(alone, (logits, self._per_row(self.seeds, logits)), fn_output_signature=tf.int32)  # (B,)
 
     def _filter(self, logits):
-        # As `TopKSampler`, then `TopPSampler` on what is left (renormalized): the same thresholds, so the same draws.
-        def top_k(logits):
-            probabilities = ops.softmax(logits, axis=-1)  # (B, V)
-            k = ops.minimum(self._per_row(self.top_k, logits), ops.shape(logits)[-1])  # (B,)
-            cut = ops.where(probabilities < kth_largest_probability(probabilities, k), float("-inf"), logits)
-            return ops.where((k > 0)[:, None], cut, logits)
-
-        def top_p(logits):
-            probabilities = ops.softmax(logits, axis=-1)
-            p = self._per_row(self.top_p, logits)  # (B,)
-            least_kept = ops.minimum(nucleus_threshold(probabilities, p), ops.max(probabilities, -1, keepdims=True))
-            return ops.where((p < 1)[:, None], ops.where(probabilities < least_kept, float("-inf"), logits), logits)
-
+        # Top-k, then top-p on what is left (renormalized), each skipped when no row asks for it.
         if self.top_k is not None:
-            logits = ops.cond(ops.any(self.top_k > 0), lambda: top_k(logits), lambda: logits)
+            k = self._per_row(self.top_k, logits)  # (B,)
+            logits = ops.cond(ops.any(k > 0), lambda: top_k_filter(logits, k), lambda: logits)
         if self.top_p is not None:
-            logits = ops.cond(ops.any(self.top_p < 1), lambda: top_p(logits), lambda: logits)
+            p = self._per_row(self.top_p, logits)  # (B,)
+            logits = ops.cond(ops.any(p < 1), lambda: top_p_filter(logits, p), lambda: logits)
         return logits
 
     @staticmethod

@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from tfllm.checks import require_int_at_least
+from tfllm.checks import require_int_at_least, require_positive_number, require_probability
 from tfllm.generation.decode_loop import decode_loop
 from tfllm.generation.thresholds import kth_largest_probability, nucleus_threshold
 
@@ -84,9 +84,7 @@ class RandomSampler(Sampler):
     """
 
     def __init__(self, temperature=1.0):
-        if not 0 < temperature < float("inf"):
-            raise ValueError(f"temperature={temperature!r} is invalid: expected a number > 0 (0 means greedy).")
-        self.temperature = temperature
+        self.temperature = require_positive_number("temperature", temperature, " (0 means greedy)")
 
     def filter(self, logits):
         """Logits of the tokens that may be drawn; the others are set to -inf."""
@@ -134,9 +132,7 @@ class TopKSampler(RandomSampler):
         self.k = require_int_at_least("top_k", k, 1)
 
     def filter(self, logits):
-        probabilities = ops.softmax(logits, axis=-1)  # (B, V)
-        kth_largest = kth_largest_probability(probabilities, min(self.k, logits.shape[-1]))  # (B, 1)
-        return ops.where(probabilities < kth_largest, float("-inf"), logits)
+        return top_k_filter(logits, self.k)
 
 
 class TopPSampler(RandomSampler):
@@ -153,15 +149,49 @@ class TopPSampler(RandomSampler):
 
     def __init__(self, p, temperature=1.0):
         super().__init__(temperature)
-        if not 0 < p <= 1:
-            raise ValueError(f"top_p={p!r} is invalid: expected a probability in (0, 1].")
-        self.p = p
+        self.p = require_probability("top_p", p)
 
     def filter(self, logits):
-        probabilities = ops.softmax(logits, axis=-1)  # (B, V)
-        # The least likely token of the nucleus; the most likely token is always in it.
-        least_kept = ops.minimum(nucleus_threshold(probabilities, self.p), ops.max(probabilities, -1, keepdims=True))
-        return ops.where(probabilities < least_kept, float("-inf"), logits)
+        return top_p_filter(logits, self.p)
+
+
+def top_k_filter(logits, k):
+    """`logits` (B, V) with all but each row's `k` most likely tokens set to -inf: what `TopKSampler` draws from.
+
+    `k` is an int for every row or an int tensor (B,) of one per row (as `RequestSampler` gets them), where 0 leaves
+    that row as it is; a `k` above the vocabulary keeps every token.
+
+    >>> logits = ops.convert_to_tensor([[1.0, 3.0, 2.0, 0.5], [1.0, 3.0, 2.0, 0.5]])
+    >>> ops.convert_to_numpy(top_k_filter(logits, ops.convert_to_tensor([1, 0]))).tolist()
+    [[-inf, 3.0, -inf, -inf], [1.0, 3.0, 2.0, 0.5]]
+    """
+    probabilities = ops.softmax(logits, axis=-1)  # (B, V)
+    k = ops.minimum(k, ops.shape(logits)[-1])  # () or (B,)
+    cut = probabilities < kth_largest_probability(probabilities, k)  # (B, V)
+    return ops.where(cut & _per_row_mask(k > 0), float("-inf"), logits)
+
+
+def top_p_filter(logits, p):
+    """`logits` (B, V) with all but each row's nucleus set to -inf: the fewest most likely tokens whose probabilities
+    sum to at least `p` (the most likely token always stays). What `TopPSampler` draws from.
+
+    `p` is a number in (0, 1] for every row or a float tensor (B,) of one per row (as `RequestSampler` gets them),
+    where 1 leaves that row as it is.
+
+    >>> logits = ops.log(ops.convert_to_tensor([[0.5, 0.3, 0.15, 0.05], [0.5, 0.3, 0.15, 0.05]]))
+    >>> ops.convert_to_numpy(ops.isfinite(top_p_filter(logits, ops.convert_to_tensor([0.75, 1.0])))).tolist()
+    [[True, True, False, False], [True, True, True, True]]
+    """
+    probabilities = ops.softmax(logits, axis=-1)  # (B, V)
+    # The least likely token of the nucleus; the most likely token is always in it.
+    least_kept = ops.minimum(nucleus_threshold(probabilities, p), ops.max(probabilities, -1, keepdims=True))  # (B, 1)
+    cut = probabilities < least_kept  # (B, V)
+    return ops.where(cut & _per_row_mask(ops.convert_to_tensor(p) < 1), float("-inf"), logits)
+
+
+def _per_row_mask(rows):
+    """A test of a setting, () for every row or (B,) for each, as a mask (1, 1) or (B, 1) over logits (B, V)."""
+    return ops.reshape(rows, (-1, 1))
 
 
 def draw(logits, seed):

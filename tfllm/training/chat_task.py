@@ -29,6 +29,7 @@ import tensorflow as tf
 from tfllm.data import dialog_exchanges, dialog_texts, load_dialogs
 from tfllm.data.dialogs import first_user_turn
 from tfllm.data.hsk import hsk_sentences
+from tfllm.data.parallel import LANGUAGES
 from tfllm.data.templates import CHAT_TEMPLATE
 from tfllm.evaluation import (
     ChatMemory,
@@ -41,7 +42,6 @@ from tfllm.evaluation import (
 from tfllm.generation.chat import chat_replies
 from tfllm.training.builders import build_packed_rows, build_record_validation_batches
 
-LANGUAGES = ("en", "zh")
 PRETRAINING_SHARE = 0.5  # the first half of the steps read plain text of both languages
 TRAINING_QUESTIONS = 100  # the training exchanges whose exact match the report gives
 # The textbook's question, and a few more anyone would ask first, answered in every report.

@@ -516,12 +516,7 @@ class RunConfig:
         self._validate_model()
         self._validate_data()
         self._validate_train()
-        num_replicas = require_positive_int("num_replicas", num_replicas)
-        if self.train.batch_size % num_replicas:
-            raise ValueError(
-                f"train.batch_size={self.train.batch_size} is not divisible by the number of replicas "
-                f"({num_replicas}): every replica must get the same share of the global batch"
-            )
+        _require_batch_shares("train.batch_size", self.train.batch_size, num_replicas)
         return self
 
     def _validate_model(self):
@@ -674,10 +669,7 @@ class FinetuneConfig(_Section):
         if self.task == "classify" and self.data == QUESTION_ANSWER_DATA:
             raise ValueError("finetune.data='qa' holds prompt/completion pairs, not labelled texts: expected a JSONL "
                              "or CSV file with text and label")
-        num_replicas = require_positive_int("num_replicas", num_replicas)
-        if self.batch_size % num_replicas:
-            raise ValueError(f"finetune.batch_size={self.batch_size} is not divisible by the number of replicas "
-                             f"({num_replicas})")
+        _require_batch_shares("finetune.batch_size", self.batch_size, num_replicas)
         return self
 
     def _validate_lora(self):
@@ -692,6 +684,22 @@ class FinetuneConfig(_Section):
         if self.task == "classify":
             raise ValueError("finetune.lora_rank is for the language-model tasks 'continue' and 'sft': a 'classify' "
                              "run trains a new head, so drop --lora-rank")
+
+
+def _require_batch_shares(name, batch_size, num_replicas):
+    """Raises a `ValueError` unless the global batch `batch_size` (the config field `name`) splits evenly over
+    `num_replicas`, the replicas of the distribution strategy: the rule of both `RunConfig.validate` and
+    `FinetuneConfig.validate`.
+
+    >>> _require_batch_shares("train.batch_size", 6, num_replicas=4)
+    Traceback (most recent call last):
+    ...
+    ValueError: train.batch_size=6 is not divisible by the number of replicas (4): expected a multiple of 4, so that every replica gets the same share of the global batch
+    """
+    num_replicas = require_positive_int("num_replicas", num_replicas)
+    if batch_size % num_replicas:
+        raise ValueError(f"{name}={batch_size} is not divisible by the number of replicas ({num_replicas}): expected "
+                         f"a multiple of {num_replicas}, so that every replica gets the same share of the global batch")
 
 
 def absolute_data_path(value):

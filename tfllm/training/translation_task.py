@@ -20,10 +20,10 @@ import dataclasses
 import tensorflow as tf
 
 from tfllm.data import TranslationTemplate, load_parallel_corpus, parallel_texts
+from tfllm.data.parallel import LANGUAGES, is_gloss
 from tfllm.evaluation import MostCommonTarget, TranslationMemory, translation_scores
 from tfllm.training.builders import build_packed_rows, build_record_validation_batches
 
-LANGUAGES = ("en", "zh")
 # The textbook's own example, both ways, translated in every report.
 EXAMPLES = ({"source": "天气如何？", "target_language": "en"}, {"source": "今天天气很好。", "target_language": "en"},
             {"source": "How is the weather?", "target_language": "zh"},
@@ -33,7 +33,7 @@ EXAMPLES = ({"source": "天气如何？", "target_language": "en"}, {"source": "
 @dataclasses.dataclass(frozen=True)
 class ParallelTexts:
     """The pairs of a translation run, by split (lists of `{"en", "zh", "ref"}` dicts); `train` holds the word
-    glosses of the HSK corpus too (their `ref` starts with "gloss:")."""
+    glosses of the HSK corpus too (`tfllm.data.parallel.is_gloss`)."""
 
     train: list
     validation: list
@@ -42,7 +42,7 @@ class ParallelTexts:
     @property
     def train_sentences(self):
         """The training pairs without the glosses: what the baselines look up."""
-        return [pair for pair in self.train if not pair["ref"].startswith("gloss:")]
+        return [pair for pair in self.train if not is_gloss(pair)]
 
 
 def translation_template():
