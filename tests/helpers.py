@@ -63,7 +63,8 @@ def assert_compiles(call, *args, atol=1e-5):
         compiled = tf.nest.flatten(tf.function(call, jit_compile=jit_compile)(*args))
         assert_same_number_of_outputs(eager, compiled, f"jit_compile={jit_compile}")
         for want, got in zip(eager, compiled):
-            np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=atol, err_msg=f"jit_compile={jit_compile}")
+            np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=atol,
+                                       err_msg=f"jit_compile={jit_compile}")
 
 
 def run_under_policy(policy, make_layer, inputs):

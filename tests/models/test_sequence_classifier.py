@@ -1,5 +1,5 @@
-"""SequenceClassifier: learns Old vs New Testament verses far above the majority class, reads the last real token or averages the real ones,
-saves with its backbone and tokenizer, and works on every backbone."""
+"""SequenceClassifier: learns Old vs New Testament verses far above the majority class, reads the last real token or
+averages the real ones, saves with its backbone and tokenizer, and works on every backbone."""
 
 import random
 
