@@ -1,5 +1,5 @@
-"""Exact evaluation: golden numbers on a uniform model, each token counted once, windows and chunks vs one full pass,
-agreement with `CausalLM.score`."""
+"""Exact evaluation: golden numbers on a uniform model, each token counted once, windows against a window-by-window
+reference, recurrent chunks against one full pass, agreement with `CausalLM.score`."""
 
 import math
 
@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from tests.evaluation.common import TEXTS, VOCAB, byte_ids, direct_nats, lstm, total_nats, transformer
-from tfllm.evaluation import EvaluationResult, evaluate_corpus, evaluate_texts
+from tfllm.evaluation import EvaluationResult, evaluate_corpus, evaluate_texts, sliding_windows
 from tfllm.models import LSTMLM, SimpleRNNLM
 from tfllm.tokenizers import ByteTokenizer
 
@@ -36,20 +36,39 @@ def test_texts_that_fit_give_the_full_pass_whatever_the_stride_and_batch():
         assert total_nats(result) == pytest.approx(expected, rel=1e-5)
 
 
-def test_a_long_text_through_windows_is_close_to_a_full_pass_with_a_longer_context():
-    # Rotary positions have no weights, so the same weights serve a model with a short and one with a long context.
-    long_model = transformer(context=256, position_embedding="rotary")
-    text = " ".join(["and the earth was without form and void"] * 5)  # 199 bytes
-    expected = direct_nats(long_model, byte_ids(text))
-    short_model = transformer(context=32, position_embedding="rotary")
-    short_model(np.ones((1, 2), np.int32))
-    short_model.set_weights(long_model.get_weights())
+def windowed_nats(model, ids, context, stride):
+    """-log p of ids[1:], each position read in its own window of `sliding_windows` (the reference, by hand)."""
+    ids = np.asarray(ids, np.int32)
+    nats = 0.0
+    for begin, first, stop in sliding_windows(len(ids), context, stride):
+        log_probs = np.asarray(tf.nn.log_softmax(model(ids[None, begin : stop - 1]))[0], np.float64)  # (W, V)
+        nats -= sum(log_probs[position - 1 - begin, ids[position]] for position in range(first, stop))
+    return nats
+
+
+def context_dependent_transformer(context):
+    """An untrained model whose every token costs about ln V whatever it reads would pass any rule of windows; with
+    its embeddings scaled up, attention is sharp and a token's loss depends on the tokens before it."""
+    model = transformer(context=context)
+    model(np.ones((1, 2), np.int32))  # builds the embeddings
+    model.token_embedding.embeddings.assign(model.token_embedding.embeddings * 30.0)
+    return model
+
+
+def test_a_long_text_is_scored_window_by_window_with_the_left_context_of_its_stride():
+    model = context_dependent_transformer(context=32)
+    text = " ".join(["and the earth was without form and void"] * 5)
+    ids = byte_ids(text)  # 201: bos, 199 bytes, eos
+    with_context = {stride: windowed_nats(model, ids, 32, stride) for stride in (32, 16, 4)}
+    # The left context changes the loss by far more than the tolerance below: other windows give other numbers.
+    for stride, other in ((32, 16), (32, 4), (16, 4)):
+        assert abs(with_context[stride] - with_context[other]) > 1e-3 * with_context[other]
     for stride in (16, 4):
-        result = evaluate_texts(short_model, [text], stride=stride)
-        assert result.tokens == 200 and np.isfinite(result.loss)
-        assert total_nats(result) == pytest.approx(expected, rel=0.01)
+        result = evaluate_texts(model, [text], stride=stride)
+        assert result.tokens == 200
+        assert total_nats(result) == pytest.approx(with_context[stride], rel=1e-5)
     with pytest.raises(ValueError, match="stride=33"):
-        evaluate_texts(short_model, [text], stride=33)
+        evaluate_texts(model, [text], stride=33)
 
 
 @pytest.mark.parametrize("make", [lstm, lambda: SimpleRNNLM(VOCAB, hidden_dim=8, num_layers=2,

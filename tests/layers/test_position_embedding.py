@@ -46,12 +46,20 @@ def test_a_tensor_start_index_is_not_compiled_in():
     np.testing.assert_array_equal(np.asarray(step(x, tf.constant(5)))[1, 0], layer.embeddings.numpy()[5])
 
 
-@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
-def test_mixed_precision_outputs_compute_dtype(policy):
+@pytest.mark.parametrize("policy, rtol", [("mixed_bfloat16", 2**-8), ("mixed_float16", 2**-11)],  # half an ulp
+                         ids=["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_gives_the_float32_rows_rounded_also_from_a_start_index(policy, rtol):
     layer, got = run_under_policy(policy, lambda: PositionEmbedding(8), token_vectors())
     assert keras.backend.standardize_dtype(got.dtype) == layer.compute_dtype
     assert layer.embeddings.dtype == "float32"
-    assert np.isfinite(np.asarray(tf.cast(got, "float32"))).all()
+    twin = PositionEmbedding(8)  # float32, the same table
+    twin(token_vectors())
+    twin.set_weights(layer.get_weights())
+    want = np.asarray(twin(token_vectors()))  # (B, 5, D)
+    np.testing.assert_allclose(np.asarray(tf.cast(got, "float32")), want, rtol=rtol)
+    step = layer(token_vectors(length=1), start_index=3)  # one decode step at position 3
+    assert keras.backend.standardize_dtype(step.dtype) == layer.compute_dtype
+    np.testing.assert_array_equal(np.asarray(tf.cast(step, "float32")), np.asarray(tf.cast(got, "float32"))[:, 3:4])
 
 
 def test_config_and_saving_round_trip(tmp_path):

@@ -138,22 +138,6 @@ def test_score_is_the_sum_of_next_token_log_probabilities():
     np.testing.assert_allclose(log_likelihood[0], expected, rtol=1e-5)
 
 
-def test_score_slides_a_window_over_text_longer_than_the_context():
-    model = _model("transformer")
-    long_text = "The words of the Preacher, the son of David, king in Jerusalem." * 2  # 126 bytes > 32
-    log_likelihood, count = model.score([long_text])
-    assert count.tolist() == [126] and np.isfinite(log_likelihood[0])
-    # The first context's worth of tokens scores as in one pass.
-    short = long_text[:20]
-    np.testing.assert_allclose(model.score([short])[0], _model_score_direct(model, short), rtol=1e-5)
-
-
-def _model_score_direct(model, text):
-    ids = [1] + [byte + 3 for byte in text.encode()]
-    log_probs = tf.nn.log_softmax(model(np.array([ids[:-1]], "int32")))[0].numpy()
-    return sum(log_probs[i, ids[i + 1]] for i in range(len(ids) - 1))
-
-
 def test_compile_defaults_train_a_language_model():
     model = _model("transformer")
     model.compile()

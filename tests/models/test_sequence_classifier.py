@@ -1,5 +1,5 @@
-"""SequenceClassifier: learns Old vs New Testament verses far above the majority class, reads the last real token,
-saves with its backbone and tokenizer, and works on every backbone."""
+"""SequenceClassifier: learns Old vs New Testament verses far above the majority class, reads the last real token or
+averages the real ones, saves with its backbone and tokenizer, and works on every backbone."""
 
 import random
 
@@ -87,6 +87,17 @@ def test_last_pooling_reads_the_hidden_state_of_the_last_real_token():
     hidden = np.asarray(classifier.backbone.hidden_states(ids))[:, 2]  # (B, D) at position 2, the last real one
     kernel, bias = classifier.head.get_weights()
     np.testing.assert_allclose(logits, hidden @ kernel + bias, atol=1e-5)
+
+
+def test_mean_pooling_averages_the_hidden_states_of_the_real_tokens():
+    keras.utils.set_random_seed(2)
+    classifier = SequenceClassifier(_backbone("lstm"), num_classes=2, pooling="mean")
+    ids = np.array([[7, 8, 9, 0, 0], [4, 5, 6, 7, 8]], np.int32)  # three real tokens, then five
+    logits = np.asarray(classifier(ids))
+    hidden = np.asarray(classifier.backbone.hidden_states(ids))  # (B, T, D)
+    pooled = np.stack([hidden[0, :3].mean(axis=0), hidden[1].mean(axis=0)])  # (B, D)
+    kernel, bias = classifier.head.get_weights()
+    np.testing.assert_allclose(logits, pooled @ kernel + bias, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", BACKBONES)

@@ -2,7 +2,6 @@
 
 import functools
 import json
-import time
 
 import keras
 import pytest
@@ -304,8 +303,8 @@ def gpt2_sized_tokenizer():
     return BytePairTokenizer(vocabulary, [f"{left} {right}" for left, right in pairs])
 
 
-def test_a_gpt2_sized_tokenizer_saves_and_loads_quickly(tmp_path):
-    start = time.perf_counter()
+def test_a_gpt2_sized_tokenizer_saves_and_loads(tmp_path):
+    # A vocabulary of GPT-2's size survives the `.keras` file (how fast belongs in benchmarks/, not in a timed test).
     tokenizer = gpt2_sized_tokenizer()
     assert tokenizer.vocab_size == 50_257 and tokenizer.eos_id == 50_256
     model = common.TokenizerHolder(tokenizer)
@@ -313,8 +312,8 @@ def test_a_gpt2_sized_tokenizer_saves_and_loads_quickly(tmp_path):
     path = tmp_path / "gpt2_sized.keras"
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
+    assert loaded.tokenizer.get_vocabulary() == tokenizer.get_vocabulary()
     assert loaded.tokenizer.tokenize("Hello").numpy().tolist() == tokenizer.tokenize("Hello").numpy().tolist()
-    assert time.perf_counter() - start < 15  # about 2 s: building, saving and loading
 
 
 def test_without_end_of_text_there_are_no_role_tokens_and_its_spelling_is_plain_text():

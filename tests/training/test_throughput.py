@@ -1,6 +1,7 @@
 """`ThroughputCallback`: tokens per second and model FLOPs utilization, also for models Keras builds inside `fit`."""
 
 import math
+import time
 import types
 
 import keras
@@ -36,16 +37,42 @@ def test_recurrent_flops_are_six_per_matmul_weight_before_and_after_building(arc
     assert before == model.training_flops_per_token(16) == 6 * matmul_weights
 
 
+class SteppingClock:
+    """A stand-in for `time.perf_counter` in the callback's module: each training batch (a call at its start, one at
+    its end) lasts the next of `durations` seconds, whatever the machine does."""
+
+    def __init__(self, durations):
+        self._durations = iter(durations)
+        self._now = 0.0
+        self._batch_running = False
+
+    def perf_counter(self):
+        if self._batch_running:
+            self._now += next(self._durations)
+        self._batch_running = not self._batch_running
+        return self._now
+
+
+def test_the_transformer_flops_per_token_are_the_palm_count():
+    # 6 per weight of a matrix product: the block's 4 D^2 + 2 D F and the tied output's V D; attention's scores and
+    # mixing add 12 L D T. D=12, F=24, V=259, L=1, T=8: 6 (576 + 576 + 3108) + 12 * 12 * 8.
+    assert _model("transformer").training_flops_per_token(8) == 6 * (576 + 576 + 3108) + 1152 == 26712
+
+
 @pytest.mark.parametrize("architecture", ["lstm", "rnn", "transformer"])
-def test_an_unbuilt_model_gets_tokens_per_second_and_mfu_logged(architecture):
+def test_an_unbuilt_model_gets_tokens_per_second_and_mfu_logged(monkeypatch, architecture):
+    # The first batch (10 s here) traces the training function and is left out: 3 batches of 2 x 8 tokens in 1.5 s.
+    clock = SteppingClock([10.0, 0.5, 0.5, 0.5])
+    monkeypatch.setattr(throughput, "time", types.SimpleNamespace(perf_counter=clock.perf_counter,
+                                                                  monotonic=time.monotonic))
     model = _model(architecture)
     model.compile()
     batches = lm_dataset(TEXTS, model.tokenizer, sequence_length=8, batch_size=2, seed=0)
-    throughput = ThroughputCallback(sequence_length=8, batch_size=2, peak_flops=1e11)
-    history = model.fit(batches, epochs=1, steps_per_epoch=4, callbacks=[throughput], shuffle=False, verbose=0)
-    assert throughput.tokens_per_second > 0 and not math.isnan(throughput.mfu)
-    assert throughput.mfu == pytest.approx(model.training_flops_per_token(8) * throughput.tokens_per_second / 1e11)
-    assert history.history["mfu"][0] > 0 and history.history["tokens_per_second"][0] > 0
+    callback = ThroughputCallback(sequence_length=8, batch_size=2, peak_flops=1e11)
+    history = model.fit(batches, epochs=1, steps_per_epoch=4, callbacks=[callback], shuffle=False, verbose=0)
+    assert callback.tokens_per_second == history.history["tokens_per_second"][0] == 3 * 16 / 1.5
+    expected_mfu = model.training_flops_per_token(8) * 32.0 / 1e11  # the counts are pinned by the tests around
+    assert callback.mfu == pytest.approx(expected_mfu) and history.history["mfu"][0] == pytest.approx(expected_mfu)
 
 
 def test_a_model_without_a_flops_count_gets_no_mfu():
