@@ -1,4 +1,5 @@
 import os
+import tempfile
 
 # Quiet TensorFlow's C++ start-up logs; tests are read by people.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -38,3 +39,14 @@ def _fresh_keras_state():
     # Fresh layer names and Keras state; Python's own collection is left to run as it does (a full gc.collect()
     # after every test cost about a second each).
     keras.backend.clear_session(free_memory=False)
+
+
+@pytest.fixture(autouse=True)
+def _temporary_files_in_a_folder_of_the_test(tmp_path_factory, monkeypatch):
+    """`tempfile` in this process, and in the subprocesses a test starts (through TMPDIR), writes into a folder of
+    this test's own (a doctest's too), which pytest deletes with its old runs: what asks `tempfile` for a folder or a
+    file and leaves it there (a README example, an error log) would otherwise stay in /tmp after every run."""
+    folder = tmp_path_factory.mktemp("tempfile")
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    monkeypatch.setenv("TMPDIR", str(folder))
+    return folder
