@@ -18,13 +18,15 @@ _STEPS = 31  # bits of a non-negative int32: after them the bisection interval h
 
 
 def kth_largest_probability(probabilities, k):
-    """The k-th largest probability of each row (B, 1) of `probabilities` (B, V) >= 0; `k` an int scalar >= 1."""
+    """The k-th largest probability of each row (B, 1) of `probabilities` (B, V) >= 0; `k` an int >= 1, for every row
+    or one per row (B,)."""
     k = ops.cast(k, "float32")
     return _largest_threshold(probabilities, lambda kept: ops.sum(ops.cast(kept, "float32"), axis=-1) >= k)
 
 
 def nucleus_threshold(probabilities, p):
-    """The smallest probability of each row's nucleus (B, 1): the fewest most likely tokens holding a mass >= p."""
+    """The smallest probability of each row's nucleus (B, 1): the fewest most likely tokens holding a mass >= p (a
+    number for every row, or one per row (B,))."""
     return _largest_threshold(
         probabilities, lambda kept: ops.sum(ops.where(kept, probabilities, 0.0), axis=-1) >= ops.cast(p, "float32")
     )
