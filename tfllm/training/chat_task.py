@@ -59,8 +59,8 @@ class DialogTexts:
     pretraining: list
 
 
-def chat_template():
-    """The template of every chat run."""
+def task_template():
+    """The prompt template of every chat run."""
     return CHAT_TEMPLATE
 
 
@@ -114,7 +114,7 @@ def train_batches(train_config, tokenizer, texts, start_step=0, steps=None, end_
 def validation_batches(train_config, tokenizer, texts):
     """The validation conversations, every one, in order, with the loss on their assistant turns (`ValidationData`)."""
     records = [{"messages": _ending_with_a_reply(dialog["messages"])} for dialog in texts.validation]
-    return build_record_validation_batches(train_config, records, tokenizer, chat_template())
+    return build_record_validation_batches(train_config, records, tokenizer, task_template())
 
 
 def _ending_with_a_reply(messages):
@@ -138,7 +138,7 @@ def _text_tokens(tokenizer, texts):
 def _dialog_tokens(tokenizer, dialogs):
     """Each conversation's ids in the chat template, `[bos, ...segments..., eos]`, and the loss weights: 1 on the
     assistant turns (their text and `<end>`) and on the final eos."""
-    template = chat_template()
+    template = task_template()
     segment_lists = [template.segments(_ending_with_a_reply(dialog["messages"])) for dialog in dialogs]
     flat = [text for segments in segment_lists for text, _ in segments]
     token_lists = iter(tokenizer.tokenize(tf.constant(flat)).to_list())

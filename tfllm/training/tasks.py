@@ -58,7 +58,7 @@ class _SupervisedTask:
 
     @property
     def template(self):
-        return self.module_template()
+        return self.module.task_template()
 
     def build_tokenizer(self, data_config, texts, verbose):
         return build_tokenizer(data_config, self.module.tokenizer_texts(texts), verbose=verbose,
@@ -82,9 +82,6 @@ class TranslationTask(_SupervisedTask):
     module = translation_task
     report_key = "translation"
 
-    def module_template(self):
-        return translation_task.translation_template()
-
     def read_texts(self, data_config):
         return translation_task.read_parallel_texts(data_config)
 
@@ -107,9 +104,6 @@ class ChatTask(_SupervisedTask):
     unit = "conversations"
     module = chat_task
     report_key = "chat"
-
-    def module_template(self):
-        return chat_task.chat_template()
 
     def read_texts(self, data_config):
         return chat_task.read_dialog_texts(data_config)

@@ -45,8 +45,8 @@ class ParallelTexts:
         return [pair for pair in self.train if not is_gloss(pair)]
 
 
-def translation_template():
-    """The template of every translation run: English and Chinese, both directions."""
+def task_template():
+    """The prompt template of every translation run: English and Chinese, both directions."""
     return TranslationTemplate(LANGUAGES)
 
 
@@ -73,7 +73,7 @@ def train_batches(train_config, tokenizer, texts, start_step=0):
     tokens), pass k over them in the order of the seed `train_config.seed * 100003 + k` (fixed, so a resumed run or
     another worker sees the same batches)."""
     config = train_config
-    sequences, weights = _record_tokens(tokenizer, translation_template().directed(texts.train))
+    sequences, weights = _record_tokens(tokenizer, task_template().directed(texts.train))
     rows = build_packed_rows(config, sequences, weights, config.steps, tokenizer.fill_id)
     x, y, weight = (part[start_step * config.batch_size:] for part in rows)
     return tf.data.Dataset.from_tensor_slices((x, y, weight)).batch(config.batch_size, drop_remainder=True)
@@ -81,7 +81,7 @@ def train_batches(train_config, tokenizer, texts, start_step=0):
 
 def _record_tokens(tokenizer, records):
     """Each record's `[bos, prompt..., target..., eos]` ids, and the loss weights: 1 on the target and eos."""
-    template = translation_template()
+    template = task_template()
     segments = [template.segments(record) for record in records]
     prompts = tokenizer.tokenize(tf.constant([segment[0][0] for segment in segments])).to_list()
     targets = tokenizer.tokenize(tf.constant([segment[1][0] for segment in segments])).to_list()
@@ -93,7 +93,7 @@ def _record_tokens(tokenizer, records):
 
 def validation_batches(train_config, tokenizer, texts):
     """The validation records of both directions, every one, in order (`ValidationData`)."""
-    template = translation_template()
+    template = task_template()
     return build_record_validation_batches(train_config, template.directed(texts.validation), tokenizer, template)
 
 
