@@ -82,8 +82,6 @@ def test_beam_settings_are_checked():
     assert isinstance(get_sampler("beam"), BeamSampler) and get_sampler("beam").num_beams == 4
     with pytest.raises(ValueError, match="num_beams=0 is invalid"):
         get_sampler(num_beams=0)
-    with pytest.raises(ValueError, match=r"num_beams=2 asks for beam search.*combine with top_p=0.9\.$"):
-        get_sampler(num_beams=2, top_p=0.9)
     with pytest.raises(ValueError, match="length_penalty=-1 is invalid"):
         BeamSampler(2, length_penalty=-1)
     with pytest.raises(TypeError, match="whole sequences"):
