@@ -13,6 +13,7 @@ import json
 import os
 import pathlib
 import pty
+import re
 import select
 import shlex
 import shutil
@@ -30,6 +31,7 @@ from tests.serving_process import WITHOUT_TFLLM
 from tests.training.common import write_kjv_verses
 from tfllm import cli
 from tfllm.training.config import FinetuneConfig, RunConfig
+from tfllm.training.run_directory import RUN_FORMAT
 
 SCRIPT = shutil.which("tfllm") or str(pathlib.Path(sys.executable).with_name("tfllm"))
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -105,23 +107,35 @@ def test_console_script_is_installed():
     assert result.stdout.strip() == f"tfllm {tfllm.__version__}"
 
 
-@pytest.mark.parametrize("command, expected", [
-    ([], ["train", "evaluate", "generate", "finetune", "export"]),
-    (["train"], ["--model", "--corpus", "--tokenizer", "--steps", "--output-dir", "--precision", "--config",
-                 "--overwrite", "--seed", "resumes"]),
-    (["evaluate"], ["RUN_DIR", "--corpus", "--split", "--json"]),
-    (["generate"], ["--prompt", "--prompts-file", "--max-new-tokens", "--temperature", "--top-k", "--top-p",
-                    "--seed", "--stream", "--num-beams", "--no-template"]),
-    (["finetune"], ["--task", "sft", "classify", "continue", "--data", "--output-dir"]),
-    (["export"], ["RUN_DIR", "OUT_DIR", "--version", "--xla", "--no-xla", "measurement", "--max-new-tokens-limit"]),
-])
-def test_help_describes_every_command_and_option(command, expected, capsys):
+def _help(capsys, *command):
     with pytest.raises(SystemExit) as exit:
         cli.main([*command, "--help"])
     assert exit.value.code == 0
-    shown = capsys.readouterr().out
-    for word in expected:
-        assert word in shown, word
+    return capsys.readouterr().out
+
+
+def _commands(parser):
+    """`{name: parser}` of the subcommands `parser` was built with."""
+    (commands,) = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+    return commands.choices
+
+
+def test_help_describes_every_command_and_option(capsys):
+    commands = _commands(cli.build_parser())
+    assert {"train", "evaluate", "generate", "translate", "chat", "finetune", "export", "convert"} <= set(commands)
+    shown = _help(capsys)
+    for name in commands:  # each listed with its one-line help
+        assert re.search(rf"^ +{name} +\S", shown, re.MULTILINE), name
+    for name, parser in commands.items():
+        shown = _help(capsys, name)
+        for action in parser._actions:
+            for word in action.option_strings or [action.metavar]:
+                assert word in shown, (name, word)
+    # What each command is for, beyond its flags' names.
+    for name, words in {"train": ["resumes"], "finetune": ["sft", "classify", "continue"],
+                        "export": ["measurement"]}.items():
+        shown = _help(capsys, name)
+        assert all(word in shown for word in words), (name, words)
 
 
 def test_help_loads_no_tensorflow():
@@ -481,41 +495,55 @@ def test_bad_input_is_one_line_and_exit_status_2(workspace, tmp_path, capsys):
     damaged = tmp_path / "damaged"
     shutil.copytree(folder / "run", damaged)
     (damaged / "model.keras").write_bytes(b"not a zip file")
-    cases = [
-        (["evaluate", tmp_path / "nowhere"], "does not exist"),
-        (["generate", not_yaml, "--prompt", "x"], "broken.yaml is not a directory: expected a run directory"),
+    train_keys = ", ".join(field.name for field in dataclasses.fields(RunConfig.sections()["train"]))
+    cases = [  # each the whole line after "tfllm COMMAND: error: "
+        (["evaluate", tmp_path / "nowhere"], f"{tmp_path / 'nowhere'} does not exist: expected a run directory "
+                                             "(tfllm train --output-dir ...)"),
+        (["generate", not_yaml, "--prompt", "x"], f"{not_yaml} is not a directory: expected a run directory (tfllm "
+                                                  "train --output-dir ...)"),
         (["evaluate", folder / "run", "--num-beams", 3], "--num-beams is for a translation run, whose evaluation also "
                                                          "scores beam search: drop it"),  # it was ignored
-        (["evaluate", old_run], "written by tfllm 9.9 in run format 99"),
-        (["generate", damaged, "--prompt", "x"], "model.keras cannot be loaded"),
-        (["train", "--config", unknown_key], "unknown key train.stepz in the config"),
+        (["evaluate", old_run], f"{old_run} was written by tfllm 9.9 in run format 99; this tfllm "
+                                f"{tfllm.__version__} reads run format {RUN_FORMAT}: use that version, or train it "
+                                "again"),
+        (["generate", damaged, "--prompt", "x"], f"{damaged / 'model.keras'} cannot be loaded: it is not a .keras "
+                                                 "archive (a zip file), so it is damaged or was cut short: train the "
+                                                 "run again with overwrite=True (--overwrite)"),
+        (["train", "--config", unknown_key], f"unknown key train.stepz in the config: expected keys of train are "
+                                             f"{train_keys}"),
         (["train", "--config", wrong_type], "train.steps='10' has the type str: expected int"),
-        (["train", "--config", not_yaml], "cannot be read"),
-        (["train", "--config", tmp_path / "missing.json"], "--config"),
-        (["train", "--steps", 0], "train.steps=0 is invalid"),
-        (["train", "--model", "transformer", "--heads", 3], "model.hidden_dim=256 is not divisible by model.num_heads=3"),
+        (["train", "--config", not_yaml], f"--config {not_yaml} cannot be read: while parsing a flow sequence"),
+        (["train", "--config", tmp_path / "missing.json"], f"--config {tmp_path / 'missing.json'} does not exist"),
+        (["train", "--steps", 0], "train.steps=0 is invalid: expected a positive integer."),
+        (["train", "--model", "transformer", "--heads", 3], "model.hidden_dim=256 is not divisible by "
+                                                            "model.num_heads=3."),
         (["train", "--set", "train.steps=ten"], "train.steps='ten' has the type str: expected int"),
-        (["train", "--set", "train.stepz=1"], "unknown key train.stepz in the config"),
+        (["train", "--set", "train.stepz=1"], f"unknown key train.stepz in the config: expected keys of train are "
+                                              f"{train_keys}"),
         (["train", "--model", "transformer", "--config", lstm], "--model transformer disagrees with "
-                                                                "model.architecture='lstm'"),
-        (["train", "--set", "train.sample_top_p=2"], "train.sample_top_p=2.0 is invalid"),
+                                                                f"model.architecture='lstm' in {lstm}"),
+        (["train", "--set", "train.sample_top_p=2"], "train.sample_top_p=2.0 is invalid: expected a probability in "
+                                                     "(0, 1] (1 is off)."),
         (["finetune", folder / "run", "--task", "sft", "--data", "qa", "--set", "finetune.steps=0"],
-         "finetune.steps=0 is invalid"),
-        (["train", "--corpus", tmp_path / "no-such-corpus.txt", "--output-dir", tmp_path / "r"], "no-such-corpus"),
-        (["finetune", folder / "run", "--task", "sft", "--data", tmp_path / "none.jsonl"], "does not exist"),
-        (["export", folder / "run", folder, "--version", 0], "version=0 is invalid"),
+         "finetune.steps=0 is invalid: expected a positive integer."),
+        (["train", "--corpus", tmp_path / "no-such-corpus.txt", "--output-dir", tmp_path / "r"],
+         f"the corpus path '{tmp_path / 'no-such-corpus.txt'}' does not exist"),
+        (["finetune", folder / "run", "--task", "sft", "--data", tmp_path / "none.jsonl"],
+         f"finetune.data='{tmp_path / 'none.jsonl'}' does not exist: expected a JSONL or CSV file (or 'qa', the "
+         "embedded question/answer pairs)"),
+        (["export", folder / "run", folder, "--version", 0], "version=0 is invalid: expected a positive integer."),
         # A file where a directory is to be written (they failed as FileExistsError, or after the export's tracing).
         (["train", "--output-dir", not_yaml, "--steps", 1], f"the run directory {not_yaml} is a file: expected a "
-                                                            "directory"),
-        (["train", "--output-dir", not_yaml / "run"], f"the run directory {not_yaml / 'run'} lies under the file"),
+                                                            "directory."),
+        (["train", "--output-dir", not_yaml / "run"], f"the run directory {not_yaml / 'run'} lies under the file "
+                                                      f"{not_yaml}: expected a directory."),
         (["finetune", folder / "run", "--task", "sft", "--data", "qa", "--output-dir", not_yaml],
-         "the run directory"),
-        (["export", folder / "run", not_yaml], f"the export directory {not_yaml} is a file: expected a directory"),
+         f"the run directory {not_yaml} is a file: expected a directory."),
+        (["export", folder / "run", not_yaml], f"the export directory {not_yaml} is a file: expected a directory."),
     ]
     for argv, message in cases:
         code, err = _one_line_error(argv, capsys)
-        assert code == 2, (argv, err)
-        assert err.count("\n") == 1 and message in err and "Traceback" not in err, (argv, err)
+        assert (code, err) == (2, f"tfllm {argv[0]}: error: {message}\n"), argv
     assert not (tmp_path / "r").exists()  # refused before anything was written
 
     for argv, message in [(["train", "--stepz", "5"], "unrecognized arguments: --stepz 5"),
