@@ -1,5 +1,6 @@
 """`CausalLM.translate`: the template's prompt, the direction's tags, long sources cut at their end, clear errors."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -28,12 +29,26 @@ def test_translate_generates_after_the_tagged_prompt_in_either_direction():
         model.translate("a", target="zh", max_new_tokens=3), model.translate("b", target="zh", max_new_tokens=3)]
 
 
+def _generated_after_the_tags(model, texts, target, source, **settings):
+    """What `translate` must give: each text between its language tags, continued by `generate`, stripped."""
+    return [model.generate(f"<{source}>{text}<{target}>", strip_prompt=True, apply_template=False, **settings).strip()
+            for text in texts]
+
+
 def test_beam_search_and_sampling_pass_through():
+    keras.utils.set_random_seed(0)  # an untrained model whose beams and draws differ from its greedy text
     model = _model()
-    beams = model.translate(["Hello", "Good night"], target="zh", max_new_tokens=4, num_beams=3)
-    assert len(beams) == 2 and all(isinstance(text, str) for text in beams)
-    drawn = model.translate("Hello", target="zh", max_new_tokens=4, sampler="top_p", top_p=0.9, seed=3)
-    assert drawn == model.translate("Hello", target="zh", max_new_tokens=4, sampler="top_p", top_p=0.9, seed=3)
+    texts = ["Hello", "Good night"]
+    greedy = model.translate(texts, target="zh", max_new_tokens=6)
+    beams = model.translate(texts, target="zh", max_new_tokens=6, num_beams=3)
+    assert beams == _generated_after_the_tags(model, texts, "zh", "en", max_new_tokens=6, num_beams=3)
+    assert beams != greedy
+    drawn = {seed: model.translate("Hello", target="zh", max_new_tokens=6, sampler="top_p", top_p=0.9, seed=seed)
+             for seed in (3, 4)}
+    for seed, text in drawn.items():
+        assert [text] == _generated_after_the_tags(model, ["Hello"], "zh", "en", max_new_tokens=6, sampler="top_p",
+                                                   top_p=0.9, seed=seed)
+    assert len({drawn[3], drawn[4], greedy[0]}) == 3  # the seed matters, and a draw is not the greedy text
 
 
 def test_a_source_longer_than_the_context_loses_its_end_not_its_tags():
