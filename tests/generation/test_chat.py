@@ -134,8 +134,15 @@ def test_chat_is_the_first_of_the_batched_replies_and_streams_them(model):
     english = model.chat("How is the weather?", max_new_tokens=6, **PLAIN)
     batch = chat_replies(model, [history, "How is the weather?"], max_new_tokens=6, **PLAIN)
     assert [r.text for r in batch] == [reply, english]  # padding in a batch changes nothing
-    sampled = dict(sampler="top_p", top_p=0.9, seed=4, max_new_tokens=6, **PLAIN)
-    assert model.chat(history, **sampled) == model.chat(history, **sampled)
+    # A drawn reply: generate's text after the fitted prompt, up to a stop token; the seed chooses it.
+    prompt, stop_ids = chat_prompt(model, history, max_new_tokens=6), chat_stop_token_ids(model)
+    drawn = {}
+    for seed in (4, 5):
+        sampled = dict(sampler="top_p", top_p=0.9, seed=seed, max_new_tokens=6, **PLAIN)
+        drawn[seed] = model.chat(history, **sampled)
+        assert drawn[seed] == model.generate(prompt, strip_prompt=True, apply_template=False, stop_token_ids=stop_ids,
+                                             **sampled).strip()
+    assert len({drawn[4], drawn[5], reply}) == 3
 
 
 def test_finished_is_false_when_the_budget_cuts_the_reply(model):
