@@ -110,5 +110,10 @@ def test_the_run_reports_the_model_its_memory_and_the_baselines_in_both_language
 def test_the_saved_model_chats_with_its_template(chat_run):
     model = load_run(chat_run.run_dir).model
     assert model.prompt_template == CHAT_TEMPLATE
-    reply = model.chat([{"role": "user", "content": "What comes after two (2)?"}], max_new_tokens=4)
-    assert isinstance(reply, str)
+    messages = [{"role": "user", "content": "What comes after two (2)?"}]
+    assert model.chat(messages, max_new_tokens=4) == chat_run.model.chat(messages, max_new_tokens=4)
+    # Ten steps leave a greedy reply that may end at once, empty: a draw that goes on past <end> shows that the
+    # trained weights came back.
+    drawn = {"sampler": "top_p", "top_p": 0.9, "seed": 3, "stop_token_ids": []}
+    reply = model.chat(messages, max_new_tokens=6, **drawn)
+    assert reply and reply == chat_run.model.chat(messages, max_new_tokens=6, **drawn)
