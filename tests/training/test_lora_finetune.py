@@ -12,7 +12,9 @@ from keras import ops
 
 from tests.training.common import write_kjv_verses
 from tfllm import cli
+from tfllm.data import load_texts
 from tfllm.data.templates import PromptTemplate
+from tfllm.evaluation import evaluate_texts
 from tfllm.models import LSTMLM, TransformerLM
 from tfllm.models.lora import adapter_weights, lora_settings
 from tfllm.tokenizers import ByteTokenizer
@@ -138,7 +140,14 @@ def test_the_command_line_fine_tunes_a_lora_run_again_and_generates_and_evaluate
     assert capsys.readouterr().out == loaded.model.generate("In the beginning", max_new_tokens=4) + "\n"
     assert cli.main(["evaluate", os.fspath(output), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["corpus"] == corpus and report["tokens"] > 0
+    # The numbers of the model with both adapters: without this run's, they are other numbers.
+    texts = load_texts(corpus, "validation")
+    expected = evaluate_texts(loaded.model, texts)
+    assert (report["corpus"], report["split"], report["tokens"], report["bytes"], report["documents"]) == (
+        corpus, "validation", expected.tokens, expected.bytes, expected.documents)
+    assert report["loss"] == pytest.approx(expected.loss, rel=1e-6)
+    assert report["bits_per_byte"] == pytest.approx(expected.bits_per_byte, rel=1e-6)
+    assert evaluate_texts(load_run(result.run_dir).model, texts).loss != pytest.approx(expected.loss, rel=1e-6)
 
 
 def test_bad_lora_input_is_one_line_and_exit_status_2(runs, tmp_path, capsys):
