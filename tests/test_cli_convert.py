@@ -15,6 +15,8 @@ from tests.gpt2_checkpoints import reference_checkpoints
 from tests.test_cli import SCRIPT, ENV, tfllm_main
 from tests.training.common import write_kjv_verses
 from tfllm import cli
+from tfllm.data import load_texts
+from tfllm.evaluation import evaluate_texts
 from tfllm.training import load_run
 
 
@@ -65,7 +67,11 @@ def test_generate_and_evaluate_read_the_converted_run(references, converted, cap
     result = tfllm_main(capsys, "evaluate", run_dir, "--corpus", corpus, "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["corpus"] == corpus and report["documents"] == 3 and 0 < report["bits_per_byte"] < 20
+    expected = evaluate_texts(load_run(run_dir).model, load_texts(corpus, "validation"))
+    assert (report["corpus"], report["split"], report["tokens"], report["bytes"], report["documents"]) == (
+        corpus, "validation", expected.tokens, expected.bytes, expected.documents) and expected.documents == 3
+    assert report["loss"] == pytest.approx(expected.loss, rel=1e-6)
+    assert report["bits_per_byte"] == pytest.approx(expected.bits_per_byte, rel=1e-6)
 
 
 def test_the_printed_requests_of_a_converted_runs_export_are_within_its_limit(converted, capsys, tmp_path):
