@@ -30,6 +30,7 @@ import tfllm
 from tests.serving_process import WITHOUT_TFLLM
 from tests.training.common import write_kjv_verses
 from tfllm import cli
+from tfllm.training import load_run
 from tfllm.training.config import FinetuneConfig, RunConfig
 from tfllm.training.run_directory import RUN_FORMAT
 
@@ -303,6 +304,87 @@ def test_generate_json_prints_one_object_per_prompt_even_when_a_text_holds_line_
     assert [entry["prompt"] for entry in objects] == prompts
     assert plain.stdout == "".join(entry["text"] + "\n" for entry in objects)
     assert len(plain.stdout.splitlines()) > len(prompts)  # plain lines cannot tell the two texts apart
+
+
+def test_generate_draws_with_the_top_k_and_seed_it_is_given(workspace, capsys):
+    # A command that dropped --top-k, or drew with seed 0 whatever --seed said, printed text all the same.
+    folder, _ = workspace
+    drawn = tfllm_main(capsys, "generate", folder / "run", "--prompt", "In the", "--max-new-tokens", 8, "--top-k", 5,
+                       "--temperature", 0.8, "--top-p", 1, "--seed", 7)
+    assert drawn.returncode == 0, drawn.stderr[-3000:]
+    model = load_run(folder / "run").model
+    settings = {"max_new_tokens": 8, "sampler": "random", "temperature": 0.8, "top_k": 5, "seed": 7}
+    assert drawn.stdout == model.generate("In the", **settings) + "\n"
+    # Without the top-k or with the default seed, the same call draws other text.
+    others = {model.generate("In the", **{**settings, "top_k": None}), model.generate("In the", **{**settings,
+                                                                                                 "seed": 0})}
+    assert drawn.stdout.rstrip("\n") not in others
+
+
+def _write_number_pairs(folder, count=240):
+    """A TSV of English and Chinese numbers, `tfllm train --task translate`'s format: `english<TAB>chinese<TAB>
+    attribution` lines."""
+    digits, words = "零一二三四五六七八九", "zero one two three four five six seven eight nine".split()
+    path = folder / "numbers.tsv"
+    path.write_text("".join(f"{' '.join(words[int(d)] for d in str(n))}\t{''.join(digits[int(d)] for d in str(n))}"
+                            f"\tCC-BY 2.0 (France) Attribution: tatoeba.org #{n}\n" for n in range(count)),
+                    encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def translation_run(tmp_path_factory):
+    """A tiny LSTM translation run on English and Chinese numbers, trained in this process: its directory and
+    model."""
+    from tfllm.training import pretrain
+
+    folder = tmp_path_factory.mktemp("translate")
+    config = RunConfig.default(
+        "lstm", model={"num_layers": 1, "hidden_dim": 16},
+        data={"task": "translate", "tokenizer": "byte", "corpus": _write_number_pairs(folder)},
+        train={"steps": 4, "batch_size": 8, "sequence_length": 32, "warmup_steps": 1, "eval_every": 4,
+               "checkpoint_every": 4, "time_budget_minutes": None, "sample_tokens": 8, "sample_every": None})
+    result = pretrain(config, str(folder / "run"), verbose=0, peak_flops=1e11)
+    return result.run_dir, load_run(result.run_dir).model
+
+
+def test_translate_passes_its_source_beams_and_length_to_the_model(translation_run, capsys):
+    run_dir, model = translation_run
+    text = "three four five"
+    given = tfllm_main(capsys, "translate", run_dir, "--to", "zh", "--from", "en", "--num-beams", 3,
+                       "--max-new-tokens", 3, text)
+    assert given.returncode == 0, given.stderr[-3000:]
+    settings = {"target": "zh", "source": "en", "num_beams": 3, "max_new_tokens": 3}
+    translation = model.translate(text, **settings)
+    assert given.stdout == " ".join(translation.splitlines()) + "\n"  # one line per text
+    # Each flag matters: without it, the model translates otherwise.
+    for dropped in ("num_beams", "max_new_tokens"):
+        assert model.translate(text, **{key: value for key, value in settings.items() if key != dropped}) != (
+            translation), dropped
+    refused = tfllm_main(capsys, "translate", run_dir, "--to", "zh", "--from", "zh", text)  # en was the default
+    assert (refused.returncode, refused.stderr) == (2, "tfllm translate: error: source and target language are both "
+                                                       "'zh': nothing to translate\n")
+
+
+def test_evaluate_of_a_translation_run_scores_the_beams_it_is_given(translation_run, capsys):
+    from tfllm.evaluation import translation_scores
+    from tfllm.training.translation_task import read_parallel_texts
+
+    run_dir, model = translation_run
+    result = tfllm_main(capsys, "evaluate", run_dir, "--num-beams", 2, "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    trained = json.loads((pathlib.Path(run_dir) / "metrics.json").read_text())["translation"]  # greedy only
+    test_pairs = read_parallel_texts(load_run(run_dir).config.data).test
+    for direction, figures in report["directions"].items():
+        systems = figures.pop("systems")
+        assert systems.pop("beam2") is not None and systems == trained["directions"][direction]["systems"]
+        assert figures == {key: value for key, value in trained["directions"][direction].items() if key != "systems"}
+    source, target = "en", "zh"
+    beams = model.translate([pair[source] for pair in test_pairs], target=target, num_beams=2)
+    scores = translation_scores(beams, [pair[target] for pair in test_pairs], target)
+    assert json.loads(result.stdout)["directions"]["en->zh"]["systems"]["beam2"] == {"chrf": scores.chrf,
+                                                                                   "bleu": scores.bleu}
 
 
 def test_finetune_sft_and_classify_make_new_runs_that_record_their_parent(workspace, capsys):
