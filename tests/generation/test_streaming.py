@@ -2,6 +2,7 @@
 
 import warnings
 
+import keras
 import numpy as np
 import pytest
 
@@ -127,9 +128,16 @@ def _joined(pieces):
     return sum(pieces, []) if isinstance(pieces[0], list) else "".join(pieces)
 
 
-def test_score_gives_per_token_log_likelihoods_that_sum_to_the_total():
+def test_score_gives_per_token_log_likelihoods_of_each_text_of_a_ragged_batch():
+    # tests/evaluation/test_scoring.py checks one text through a Transformer's windows; here the rows of a batch of
+    # two lengths through a recurrent model, each against one forward pass over its own tokens.
+    keras.utils.set_random_seed(0)
     model = LSTMLM(259, hidden_dim=8, tokenizer=ByteTokenizer())
-    totals, counts, per_token = model.score(["Amen.", "Let there be light"], per_token=True)
-    assert counts.tolist() == [5, 18] and [values.shape for values in per_token] == [(5,), (18,)]
-    np.testing.assert_allclose([values.sum() for values in per_token], totals, rtol=1e-5)
-    assert all((values < 0).all() for values in per_token)
+    texts = ["Amen.", "Let there be light"]
+    totals, counts, per_token = model.score(texts, per_token=True)
+    assert counts.tolist() == [5, 18]
+    for text, total, values in zip(texts, totals, per_token):
+        ids = np.array([1, *(byte + 3 for byte in text.encode("utf-8"))], np.int32)  # bos, bytes; no eos scored
+        log_probs = np.asarray(keras.ops.log_softmax(model(ids[None, :-1]))[0])  # (T - 1, V)
+        np.testing.assert_allclose(values, log_probs[np.arange(len(ids) - 1), ids[1:]], rtol=1e-5, atol=1e-6)
+        assert float(total) == pytest.approx(values.sum(), rel=1e-5)
