@@ -348,6 +348,18 @@ def translation_run(tmp_path_factory):
     return result.run_dir, load_run(result.run_dir).model
 
 
+def test_train_of_a_translation_run_prints_its_report_once_and_what_to_try_next(tmp_path):
+    trained = tfllm_command(
+        "train", "--task", "translate", "--corpus", _write_number_pairs(tmp_path), "--model", "lstm", "--layers", 1,
+        "--hidden-dim", 16, "--tokenizer", "byte", "--steps", 4, "--batch-size", 8, "--sequence-length", 32,
+        "--time-budget", "none", "--output-dir", tmp_path / "run", "--set", "train.warmup_steps=1",
+        "--set", "train.eval_every=4", "--set", "train.sample_tokens=8")
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    report = json.loads((tmp_path / "run" / "metrics.json").read_text())["translation"]
+    assert trained.stdout.count(f"Test split: {report['test_sentences']} sentences; chrF2 / BLEU") == 1
+    assert trained.stdout.endswith(f"Next: tfllm translate {tmp_path / 'run'} --to zh \"How is the weather?\"\n")
+
+
 def test_translate_passes_its_source_beams_and_length_to_the_model(translation_run, capsys):
     run_dir, model = translation_run
     text = "three four five"

@@ -590,8 +590,9 @@ def _train(args):
     if os.path.exists(os.path.join(run_dir, ERROR_LOG)):  # the traceback of a session the run has since recovered from
         os.remove(os.path.join(run_dir, ERROR_LOG))
     task = task_of(config)
-    if task.keeps_best_weights:  # a supervised task's report: scores on its test split beside baselines
-        print("\n" + "\n".join(task.report_lines(metrics[task.report_key])))
+    if task.keeps_best_weights:  # a supervised task's report (scores beside baselines), which only --quiet left out
+        if args.quiet:
+            print("\n".join(task.report_lines(metrics[task.report_key])))
     else:
         print(f"\n{metrics['bits_per_byte']:.3f} bits per byte on the validation split "
               f"(perplexity {metrics['validation_perplexity']:.2f}); a sample:\n")
