@@ -133,9 +133,10 @@ def _config_flags(parser, sections, defaults_filled):
             help_text = docs.get(field.name, "").replace("%", "%%") + (" (required)" if required else "")
             group.add_argument(_flag_name(key), dest=key, default=argparse.SUPPRESS, help=help_text,
                                **_flag_options(field, hints[field.name]))
+    example = ("train.sample_prompts='[In the beginning, And God said]'" if "train" in sections else
+               f"{next(iter(sections))}.seed=1")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="set any key of the config (repeatable), the value read as YAML, e.g. --set "
-                             "train.sample_prompts='[In the beginning, And God said]'")
+                        help=f"set any key of the config (repeatable), the value read as YAML, e.g. --set {example}")
 
 
 def _flag_name(key):

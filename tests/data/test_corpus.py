@@ -223,7 +223,9 @@ def test_empty_split_of_a_small_corpus_is_an_error(tmp_path):
     (own_split,) = [split for split in SPLITS if split_of(b"a single document") == split]
     other = next(split for split in SPLITS if split != own_split)
     assert load_texts(path, own_split) == [b"a single document"]
-    with pytest.raises(ValueError, match=rf"the '{other}' split of the corpus '.*one\.txt' is empty"):
+    with pytest.raises(ValueError, match=rf"the '{other}' split of the corpus '.*one\.txt' is empty.*named alone is "
+                                         r"split at its blank lines into paragraphs; in a folder or a pattern, each "
+                                         r"file is one document\)"):
         load_corpus(path, other)
 
 

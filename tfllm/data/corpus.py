@@ -125,7 +125,7 @@ def _non_empty(texts, label, split):
     if not texts:
         raise ValueError(
             f"the {split!r} split of the corpus {label!r} is empty; it has too few documents for a 90/5/5 split by "
-            "hash: use more (or smaller) documents (a text file's are its paragraphs, separated by blank lines), or, "
-            "in Python, split=None"
+            "hash: use more (or smaller) documents (a text file named alone is split at its blank lines into "
+            "paragraphs; in a folder or a pattern, each file is one document), or, in Python, split=None"
         )
     return texts
