@@ -55,12 +55,29 @@ class FinetuneResult:
             (held-out loss, perplexity and bits per byte for "continue"; exact match for "sft"; accuracy and the
             majority baseline for "classify"). Empty on the other workers of a multi-worker job.
 
-    A pretraining run and its fine-tuning take some ten seconds, so real ones are made in
-    tests/training/test_finetune.py; this one is made by hand:
+    Example (a two-step pretraining run, then two steps of supervised fine-tuning on the embedded questions):
 
-    >>> result = FinetuneResult("runs/kjv-qa", FinetuneConfig("sft", "qa"), model=None, metrics={"exact_match": 0.25})
-    >>> result.config.task, result.metrics["exact_match"]
-    ('sft', 0.25)
+    >>> import json, os, tempfile
+    >>> from tfllm.data import kjv_chapters
+    >>> from tfllm.training import RunConfig, pretrain
+    >>> folder = tempfile.mkdtemp()
+    >>> corpus = os.path.join(folder, "verses.txt")  # the 80 verses of Genesis 1-3, a paragraph each
+    >>> with open(corpus, "w") as file:
+    ...     file.writelines(verse + "\\n\\n" for chapter in kjv_chapters()[:3] for verse in chapter.text.splitlines())
+    >>> parent = pretrain(RunConfig.default(
+    ...     "lstm", model={"hidden_dim": 8}, data={"corpus": corpus, "tokenizer": "byte"},
+    ...     train={"steps": 2, "batch_size": 2, "sequence_length": 8, "eval_every": 2, "validation_steps": 1,
+    ...            "sample_prompts": ["In"], "sample_tokens": 1}), os.path.join(folder, "kjv"), verbose=0,
+    ...     peak_flops=1e11)
+    >>> result = finetune_run(parent.run_dir, FinetuneConfig("sft", "qa", steps=2, batch_size=4),
+    ...                       os.path.join(folder, "kjv-qa"), verbose=0)
+    >>> result.config.data, result.metrics["task"], result.metrics["steps"], 0 <= result.metrics["exact_match"] <= 1
+    ('qa', 'sft', 2, True)
+    >>> with open(os.path.join(result.run_dir, "metrics.json")) as file:  # the metrics are metrics.json's
+    ...     result.metrics == json.load(file)
+    True
+    >>> load_run(result.run_dir).model.count_params() == result.model.count_params()  # the model the run saved
+    True
     """
 
     run_dir: str
