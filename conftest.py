@@ -4,15 +4,12 @@ import tempfile
 # Quiet TensorFlow's C++ start-up logs; tests are read by people.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-# XLA's CPU compiler in TensorFlow 2.21 hands reductions (softmax, cross-entropy, sums) to YNNPACK. Its fusion thunk
-# builds one YNNPACK executable per concurrent run of a computation, and those builds share one vector of constants:
-# when two threads first run the same computation at once, both grow it, and the process dies of a segmentation fault
-# in `xla::cpu::EmitYnnSubgraph`. That killed notebook kernels and a benchmark on this project's machines.
-# The test run, with the subprocesses and notebook kernels it starts, has YNNPACK's fusions off (XLA emits those
-# reductions itself), unless XLA_FLAGS already chooses them. README, "A crash in TensorFlow 2.21's XLA".
-YNNPACK_FUSIONS = "--xla_cpu_experimental_ynn_fusion_type"
-if YNNPACK_FUSIONS not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {YNNPACK_FUSIONS}=".strip()
+# XLA's CPU compiler in TensorFlow 2.21 hands reductions to YNNPACK, whose fusions can crash a process that first runs
+# a computation on two threads at once (tfllm/xla_flags.py). The test run, with the subprocesses and notebook kernels
+# it starts, has them off, as the `tfllm` command has, unless XLA_FLAGS already chooses them.
+from tfllm.xla_flags import turn_off_ynnpack_fusions  # noqa: E402  (loads no TensorFlow)
+
+turn_off_ynnpack_fusions()
 
 import keras  # noqa: E402
 import pytest  # noqa: E402

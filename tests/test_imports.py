@@ -17,6 +17,7 @@ ALLOWED = {
     "choices": set(),
     "defaults": set(),
     "utf8": set(),
+    "xla_flags": set(),  # the `tfllm` command's XLA setting, made before TensorFlow loads
     "tfllm": set(),
     "layers": BASE,
     "tokenizers": BASE,
@@ -30,7 +31,7 @@ ALLOWED = {
     "models": BASE | {"layers", "tokenizers", "data", "generation", "evaluation", "checkpoints"},
     "training": BASE | {"models", "data", "evaluation", "generation", "tokenizers", "checkpoints"},
     "export": BASE | {"models", "tokenizers", "generation", "evaluation"},
-    "cli": BASE | {"layers", "tokenizers", "data", "generation", "evaluation", "models", "training", "export",
+    "cli": BASE | {"xla_flags", "layers", "tokenizers", "data", "generation", "evaluation", "models", "training", "export",
                    "checkpoints"},
 }
 

@@ -38,6 +38,7 @@ import warnings
 import yaml
 
 import tfllm
+from tfllm import xla_flags
 from tfllm.checks import require_int32, require_int32_at_least, require_number_at_least, require_probability
 from tfllm.choices import STRATEGIES
 from tfllm.defaults import MAX_BATCH_SIZE, MAX_NEW_TOKENS, MAX_NEW_TOKENS_LIMIT
@@ -400,6 +401,7 @@ def _add_export(commands):
 
 
 def main(argv=None):
+    xla_flags.turn_off_ynnpack_fusions()  # before anything is compiled: the command's computations are all tfllm's
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if args.command == "translate":
