@@ -31,8 +31,8 @@ ALLOWED = {
     "models": BASE | {"layers", "tokenizers", "data", "generation", "evaluation", "checkpoints"},
     "training": BASE | {"models", "data", "evaluation", "generation", "tokenizers", "checkpoints"},
     "export": BASE | {"models", "tokenizers", "generation", "evaluation"},
-    "cli": BASE | {"xla_flags", "layers", "tokenizers", "data", "generation", "evaluation", "models", "training", "export",
-                   "checkpoints"},
+    "cli": BASE | {"xla_flags", "layers", "tokenizers", "data", "generation", "evaluation", "models", "training",
+                   "export", "checkpoints"},
 }
 
 def module_files(root):

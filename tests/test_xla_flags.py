@@ -48,7 +48,7 @@ def test_the_tfllm_command_turns_the_fusions_off_before_its_first_computation():
     assert _ynnpack_fusions(None, before="import tfllm.cli\ntfllm.cli.main([])\n") == 0
 
 
-def test_the_tfllm_command_keeps_the_users_other_flags_and_their_own_choice(monkeypatch, capsys):
+def test_the_tfllm_command_keeps_the_users_other_flags_and_their_own_choice(monkeypatch):
     monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_prefer_vector_width=512")
     cli.main([])
     assert os.environ["XLA_FLAGS"] == f"--xla_cpu_prefer_vector_width=512 {YNNPACK_FUSIONS}="
