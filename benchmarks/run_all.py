@@ -54,7 +54,8 @@ BENCHMARKS = {
     "optimizer_update": ("optimizer_update", [], ["--rounds", "3"]),  # the measurement behind FusedAdamW
     "first_generate": ("first_generate", [], ["--rounds", "3"]),
     "xla_vector_width": ("xla_vector_width", [], ["--rounds", "7"]),  # fresh processes drift: 3 rounds were noise
-    "xla_ynn_fusions": ("xla_ynn_fusions", [], ["--rounds", "7"]),  # the cost of the test run's XLA setting
+    # the cost of the XLA setting of the tfllm command and the test run
+    "xla_ynn_fusions": ("xla_ynn_fusions", [], ["--rounds", "7"]),
     "gpt2_generation": ("gpt2_generation", [], ["--rounds", "3"]),
     "lora_finetuning": ("lora_finetuning", [], ["--rounds", "3"]),
     "where_time_goes": ("where_time_goes", [], ["--rounds", "5"]),  # the bounds behind the goals not met
